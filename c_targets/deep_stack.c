@@ -1,0 +1,28 @@
+/*
+ * deep_stack.c - a leak deep in the call stack.
+ *
+ * main calls f(20), which recurses down to f(0); f(0) leaks an 8-byte
+ * block, 20 recursive calls below the first f frame.
+ */
+#include <stdlib.h>
+
+#define ESCAPE(p) __asm__ volatile("" : : "r"(p) : "memory")
+
+// expect-exit: code=0
+
+static __attribute__((noinline)) void f(int n)
+{
+    if (n == 0) {
+        void *p = malloc(8); // expect: leak bytes=8
+        ESCAPE(p);
+        return;
+    }
+    f(n - 1);
+    __asm__ volatile("" : : : "memory"); /* no tail call */
+}
+
+int main(void)
+{
+    f(20);
+    return 0;
+}

@@ -1,0 +1,1 @@
+"""Pure-Python heart of gdb-memleak: never imports `gdb`, so it is unit-testable with plain pytest."""

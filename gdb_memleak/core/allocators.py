@@ -1,0 +1,66 @@
+"""The allocator functions gdb-memleak knows, with how to read their arguments and result.
+
+One row per entry point. The engine reads arguments by index through the ABI (see `abi.py`), so adding a function
+(the memalign family, C++ operators, mmap) is adding a row here, not code in the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Role(Enum):
+    ALLOC = "alloc"          # returns a new block of size product(size_args)
+    FREE = "free"            # releases ptr_arg
+    REALLOC = "realloc"      # releases ptr_arg (if any) and returns a new block
+    MEMPTR = "memptr"        # stores the new block through out_arg, returns 0 on success
+
+
+@dataclass(frozen=True)
+class AllocatorSpec:
+    name: str
+    role: Role
+    family: str                      # which release matches which allocation: "malloc", "new", "new[]"
+    size_args: tuple[int, ...] = ()  # the block size is the product of these arguments
+    ptr_arg: int | None = None       # argument holding the pointer to release
+    out_arg: int | None = None       # argument holding where the new pointer is stored
+
+    def size(self, args: tuple[int, ...]) -> int:
+        total = 1
+        for index in self.size_args:
+            total *= args[index]
+        return total
+
+    @property
+    def needs_return(self) -> bool:
+        return self.role is not Role.FREE
+
+    @property
+    def arg_count(self) -> int:
+        used = list(self.size_args) + [i for i in (self.ptr_arg, self.out_arg) if i is not None]
+        return max(used) + 1 if used else 0
+
+
+C_ALLOCATORS: tuple[AllocatorSpec, ...] = (
+    AllocatorSpec("malloc", Role.ALLOC, "malloc", size_args=(0,)),
+    AllocatorSpec("calloc", Role.ALLOC, "malloc", size_args=(0, 1)),
+    AllocatorSpec("realloc", Role.REALLOC, "malloc", size_args=(1,), ptr_arg=0),
+    AllocatorSpec("free", Role.FREE, "malloc", ptr_arg=0),
+)
+
+# Not hooked yet (issue 3 hooks them); rows kept so the design is visible and the engine needs no change.
+FAMILY_ALLOCATORS: tuple[AllocatorSpec, ...] = (
+    AllocatorSpec("reallocarray", Role.REALLOC, "malloc", size_args=(1, 2), ptr_arg=0),
+    AllocatorSpec("posix_memalign", Role.MEMPTR, "malloc", size_args=(2,), out_arg=0),
+    AllocatorSpec("aligned_alloc", Role.ALLOC, "malloc", size_args=(1,)),
+    AllocatorSpec("memalign", Role.ALLOC, "malloc", size_args=(1,)),
+    AllocatorSpec("valloc", Role.ALLOC, "malloc", size_args=(0,)),
+    AllocatorSpec("pvalloc", Role.ALLOC, "malloc", size_args=(0,)),
+)
+
+DEFAULT_ALLOCATORS = C_ALLOCATORS
+
+
+def by_name(specs: tuple[AllocatorSpec, ...] = DEFAULT_ALLOCATORS) -> dict[str, AllocatorSpec]:
+    return {spec.name: spec for spec in specs}

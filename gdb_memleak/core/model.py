@@ -1,0 +1,90 @@
+"""Records shared by the table, grouping and reporters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One symbolized stack entry; `pc` is the raw (return) address recorded at the allocator call."""
+
+    pc: int
+    function: str
+    file: str | None = None
+    line: int | None = None
+    object: str = "??"
+
+    @property
+    def location(self) -> str:
+        if self.file and self.line:
+            return f"{self.file}:{self.line}"
+        return self.object
+
+
+@dataclass
+class Block:
+    """A live heap block: what the allocator returned and who asked for it."""
+
+    address: int
+    size: int
+    allocator: str
+    thread: int
+    seq: int
+    time: float
+    pcs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FreedBlock:
+    """What we remember of a freed block, to explain a later double free."""
+
+    block: Block
+    free_pcs: tuple[int, ...]
+    free_thread: int
+    free_time: float
+
+
+@dataclass
+class HeapError:
+    """A bad free: `double_free` (block already freed) or `invalid_free` (never allocated)."""
+
+    type: str
+    address: int
+    thread: int
+    time: float
+    pcs: tuple[int, ...]
+    allocator: str
+    alloc_pcs: tuple[int, ...] = ()
+    free_pcs: tuple[int, ...] = ()
+    block_size: int | None = None
+
+
+@dataclass
+class Counters:
+    """Totals comparable with valgrind's HEAP SUMMARY."""
+
+    allocs: int = 0
+    frees: int = 0
+    bytes_allocated: int = 0
+    live_blocks: int = 0
+    live_bytes: int = 0
+    peak_blocks: int = 0
+    peak_bytes: int = 0
+    untracked_frees: int = 0
+    failed_allocs: int = 0
+
+
+@dataclass
+class ProcessResult:
+    """How a process ended, as reported in JSON `exit`."""
+
+    pid: int
+    argv: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    signal: str | None = None
+
+    def exit_json(self) -> dict:
+        if self.signal is not None:
+            return {"signal": self.signal}
+        return {"code": self.exit_code if self.exit_code is not None else 0}

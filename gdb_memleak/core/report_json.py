@@ -1,0 +1,41 @@
+"""The JSON report; its totals and in-use figures are comparable with valgrind's HEAP SUMMARY."""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from .. import __version__
+from .model import Frame
+from .snapshot import ProcessReport
+
+
+def frame_json(frame: Frame) -> dict:
+    return {"pc": f"0x{frame.pc:x}", "function": frame.function, "file": frame.file, "line": frame.line,
+            "object": frame.object}
+
+
+def process_json(report: ProcessReport) -> dict:
+    c = report.table.counters
+    stack = lambda pcs: [frame_json(f) for f in report.frames(pcs)]  # noqa: E731
+    return {
+        "pid": report.result.pid,
+        "argv": list(report.result.argv),
+        "exit": report.result.exit_json(),
+        "totals": {"allocs": c.allocs, "frees": c.frees, "bytes_allocated": c.bytes_allocated},
+        "in_use_at_exit": {"bytes": c.live_bytes, "blocks": c.live_blocks},
+        "leaks": [{"kind": g.kind, "bytes": g.bytes, "blocks": g.blocks, "allocator": g.allocator,
+                   "stack": stack(g.pcs)} for g in report.leak_groups()],
+        "errors": [{"type": e.type, "address": f"0x{e.address:x}", "stack": stack(e.pcs),
+                    "alloc_stack": stack(e.alloc_pcs), "free_stack": stack(e.free_pcs)}
+                   for e in report.table.errors],
+    }
+
+
+def build_json(reports: list[ProcessReport]) -> dict:
+    return {"tool": "gdb-memleak", "version": __version__, "processes": [process_json(r) for r in reports]}
+
+
+def write_json(reports: list[ProcessReport], out: TextIO) -> None:
+    json.dump(build_json(reports), out, indent=2)
+    out.write("\n")

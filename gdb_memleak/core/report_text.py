@@ -1,0 +1,133 @@
+"""Human-readable reports (valgrind-like wording), rendered into any text stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TextIO
+
+from tabulate import tabulate
+
+from .grouping import group_by_line, select
+from .model import Frame, HeapError
+from .snapshot import ProcessReport
+from .source import highlight_line, source_context
+
+
+@dataclass
+class LeakOptions:
+    top: int | None = None
+    min_bytes: int = 0
+    stack: bool = False
+    color: bool = False
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def describe(frame: Frame) -> str:
+    where = f"{frame.file}:{frame.line}" if frame.file and frame.line else frame.object
+    return f"{frame.function} ({where})"
+
+
+def render_stack(frames: list[Frame], out: TextIO, indent: str = "   ") -> None:
+    for i, frame in enumerate(frames):
+        word = "at" if i == 0 else "by"
+        out.write(f"{indent}{word} 0x{frame.pc:x}: {describe(frame)}\n")
+
+
+def render_header(report: ProcessReport, out: TextIO) -> None:
+    r = report.result
+    prog = " ".join(r.argv[:1]) or "?"
+    if r.signal:
+        how = f"killed by {r.signal}"
+    elif r.exit_code is not None:
+        how = f"exited with code {r.exit_code}"
+    else:
+        how = "still running"
+    out.write(f"gdb-memleak: process {r.pid} ({prog}) {how}\n")
+
+
+def render_summary(report: ProcessReport, out: TextIO) -> None:
+    c = report.table.counters
+    out.write("HEAP SUMMARY:\n")
+    out.write(f"    in use at exit: {c.live_bytes:,} bytes in {c.live_blocks:,} blocks\n")
+    out.write(f"  total heap usage: {c.allocs:,} allocs, {c.frees:,} frees, {c.bytes_allocated:,} bytes allocated\n")
+    if c.untracked_frees:
+        out.write(f"  untracked frees: {c.untracked_frees:,} (blocks allocated before tracking began)\n")
+
+
+def render_error(report: ProcessReport, error: HeapError, out: TextIO) -> None:
+    if error.type == "double_free":
+        out.write(f"Double free of 0x{error.address:x} ({error.block_size or 0:,}-byte block)\n")
+    else:
+        out.write(f"Invalid free of 0x{error.address:x}: no allocator returned this pointer\n")
+    render_stack(report.frames(error.pcs), out)
+    if error.free_pcs:
+        out.write(" Block was first freed at:\n")
+        render_stack(report.frames(error.free_pcs), out)
+    if error.alloc_pcs:
+        out.write(" Block was allocated at:\n")
+        render_stack(report.frames(error.alloc_pcs), out)
+
+
+def render_errors(report: ProcessReport, out: TextIO) -> None:
+    for error in report.table.errors:
+        out.write("\n")
+        render_error(report, error, out)
+
+
+def render_leaks(report: ProcessReport, out: TextIO, options: LeakOptions | None = None) -> None:
+    options = options or LeakOptions()
+    groups = report.leak_groups()
+    total_bytes = sum(g.bytes for g in groups)
+    total_blocks = sum(g.blocks for g in groups)
+    chosen = select(groups, options.top, options.min_bytes)
+    out.write(f"\nLEAKS: {plural(total_bytes, 'byte')} in {plural(total_blocks, 'block')} from "
+              f"{plural(len(groups), 'allocation stack')} still allocated")
+    out.write(f" (showing {len(chosen)})\n" if len(chosen) != len(groups) else "\n")
+    if not chosen:
+        return
+    if options.stack:
+        for group in chosen:
+            out.write(f"\n{plural(group.bytes, 'byte')} in {plural(group.blocks, 'block')} [{group.kind}] "
+                      f"allocated by {group.allocator} (first is allocation #{group.first_seq})\n")
+            render_stack(report.frames(group.pcs), out)
+        return
+    rows = []
+    for group in chosen:
+        site = report.site(group.pcs)
+        rows.append([group.bytes, group.blocks, group.allocator, f"#{group.first_seq}",
+                     describe(site) if site else "??"])
+    out.write(tabulate(rows, headers=["bytes", "blocks", "allocator", "first", "allocated at"],
+                       tablefmt="simple", intfmt=",") + "\n")
+
+
+def render_by_line(report: ProcessReport, out: TextIO, options: LeakOptions | None = None) -> None:
+    options = options or LeakOptions()
+    groups = select(group_by_line(report.table.live(), report.symbolizer, report.system),
+                    options.top, options.min_bytes)
+    out.write(f"\nLEAKS BY LINE: {plural(len(groups), 'line')}\n")
+    for group in groups:
+        frame = group.frame
+        where = f"{frame.file}:{frame.line}" if frame.file and frame.line else f"0x{frame.pc:x} ({frame.object})"
+        out.write(f"\n{where}: {plural(group.bytes, 'byte')} in {plural(group.blocks, 'block')}"
+                  f" ({', '.join(sorted(group.allocators))}) in {frame.function}\n")
+        for number, text in source_context(frame.file, frame.line):
+            shown = highlight_line(frame.file or "", text) if options.color else text
+            marker = ">" if number == frame.line else " "
+            out.write(f"  {marker}{number:5} | {shown}\n")
+
+
+def render_report(report: ProcessReport, out: TextIO, options: LeakOptions | None = None) -> None:
+    """The end-of-run report: header, heap summary, heap errors, leaks."""
+    out.write("\n")
+    render_header(report, out)
+    render_summary(report, out)
+    render_errors(report, out)
+    render_leaks(report, out, options)
+    c = report.table.counters
+    verdict = "no leaks, no heap errors" if not report.has_findings else (
+        f"{plural(len(report.table.errors), 'heap error')}, {plural(c.live_bytes, 'byte')} "
+        f"in {plural(c.live_blocks, 'block')} still allocated")
+    out.write(f"\nSUMMARY: {verdict}\n")

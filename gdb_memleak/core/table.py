@@ -1,0 +1,115 @@
+"""The allocation table: address -> live block, plus the counters valgrind prints and the heap errors seen.
+
+Every operation is O(1); freed blocks are remembered (bounded, oldest forgotten first) only to explain double frees.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from .model import Block, Counters, FreedBlock, HeapError
+
+DEFAULT_FREED_HISTORY = 100_000
+
+
+class AllocationTable:
+    """One process's heap as seen through its allocator calls.
+
+    `complete` says tracking began before the process's first allocation: only then is a free of an unknown pointer
+    an invalid free; otherwise (attached or started mid-run) it is counted as untracked.
+    """
+
+    def __init__(self, complete: bool = True, freed_history: int = DEFAULT_FREED_HISTORY) -> None:
+        self.complete = complete
+        self.blocks: dict[int, Block] = {}
+        self.freed: OrderedDict[int, FreedBlock] = OrderedDict()
+        self.freed_history = freed_history
+        self.counters = Counters()
+        self.errors: list[HeapError] = []
+        self._seq = 0
+
+    # -- events -------------------------------------------------------------------------------------------------
+    def on_alloc(self, address: int, size: int, allocator: str, thread: int, pcs: tuple[int, ...],
+                 now: float) -> Block | None:
+        """Record a block the allocator returned; a NULL result is a failed allocation, not a block."""
+        c = self.counters
+        if address == 0:
+            c.failed_allocs += 1
+            return None
+        stale = self.blocks.pop(address, None)
+        if stale is not None:  # its free was never seen (e.g. released by a path we do not hook)
+            c.live_blocks -= 1
+            c.live_bytes -= stale.size
+        self.freed.pop(address, None)
+        self._seq += 1
+        block = Block(address, size, allocator, thread, self._seq, now, pcs)
+        self.blocks[address] = block
+        c.allocs += 1
+        c.bytes_allocated += size
+        c.live_blocks += 1
+        c.live_bytes += size
+        if c.live_bytes > c.peak_bytes:
+            c.peak_bytes = c.live_bytes
+        if c.live_blocks > c.peak_blocks:
+            c.peak_blocks = c.live_blocks
+        return block
+
+    def on_free(self, address: int, allocator: str, thread: int, pcs: tuple[int, ...],
+                now: float) -> HeapError | None:
+        """Release a block; returns the heap error when the pointer was not live. free(NULL) is a no-op."""
+        if address == 0:
+            return None
+        c = self.counters
+        block = self.blocks.pop(address, None)
+        if block is not None:
+            c.frees += 1
+            c.live_blocks -= 1
+            c.live_bytes -= block.size
+            self.freed[address] = FreedBlock(block, pcs, thread, now)
+            if len(self.freed) > self.freed_history:
+                self.freed.popitem(last=False)
+            return None
+        previous = self.freed.get(address)
+        if previous is not None:
+            c.frees += 1  # valgrind counts the bad free too
+            error = HeapError("double_free", address, thread, now, pcs, allocator,
+                              alloc_pcs=previous.block.pcs, free_pcs=previous.free_pcs,
+                              block_size=previous.block.size)
+        elif self.complete:
+            c.frees += 1
+            error = HeapError("invalid_free", address, thread, now, pcs, allocator)
+        else:
+            c.untracked_frees += 1
+            return None
+        self.errors.append(error)
+        return error
+
+    def on_realloc(self, old: int, new: int, size: int, allocator: str, thread: int, pcs: tuple[int, ...],
+                   now: float) -> HeapError | None:
+        """realloc = free of `old` + allocation of `new`, as valgrind counts it.
+
+        realloc(NULL, n) is an allocation; realloc(p, 0) returning NULL freed p (glibc); any other NULL result is a
+        failure that leaves `old` live.
+        """
+        if old == 0:
+            self.on_alloc(new, size, allocator, thread, pcs, now)
+            return None
+        if new == 0:
+            if size == 0:
+                return self.on_free(old, allocator, thread, pcs, now)
+            self.counters.failed_allocs += 1
+            return None
+        error = self.on_free(old, allocator, thread, pcs, now)
+        self.on_alloc(new, size, allocator, thread, pcs, now)
+        return error
+
+    def reset(self) -> None:
+        """Forget everything (`memleak reset`): later frees of blocks allocated before are untracked."""
+        self.__init__(complete=False, freed_history=self.freed_history)
+
+    # -- queries ------------------------------------------------------------------------------------------------
+    def live(self) -> list[Block]:
+        return list(self.blocks.values())
+
+    def block_at(self, address: int) -> Block | None:
+        return self.blocks.get(address)

@@ -1,0 +1,196 @@
+"""The breakpoint engine: allocator entry breakpoints and one reused breakpoint per return address.
+
+Entry `stop()` reads the arguments (ABI registers), the caller stack and the stack pointer, and parks the call as
+pending under (thread, stack pointer after return). The return breakpoint at the caller's return address matches
+that key, reads the result register and updates the table. Nothing is deleted inside `stop()`; return breakpoints
+are created there only the first time a return address is seen (bounded by the number of call sites), and every
+breakpoint is deleted by `remove()`, which runs from commands and event handlers only.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import gdb
+
+from ..core.abi import Abi
+from ..core.allocators import AllocatorSpec, Role
+from ..core.model import HeapError
+from ..core.procmaps import read_maps
+from ..core.table import AllocationTable
+from .access import RegisterReader, StackReader, read_word
+from .resolve import Definition, locate
+from .stacks import StackCapture
+
+
+@dataclass
+class PendingCall:
+    spec: AllocatorSpec
+    args: tuple[int, ...]
+    pcs: tuple[int, ...]
+    thread: int
+    entry_sp: int
+    time: float
+    errored: bool = False
+
+
+@dataclass
+class EngineStats:
+    entry_stops: int = 0
+    return_stops: int = 0
+    nested_calls: int = 0
+    internal_errors: int = 0
+    return_breakpoints: int = 0
+
+
+class EntryBreakpoint(gdb.Breakpoint):
+    def __init__(self, engine: "Engine", definition: Definition) -> None:
+        super().__init__(f"*0x{definition.address:x}", type=gdb.BP_BREAKPOINT, internal=True)
+        self.silent = True
+        self.engine = engine
+        self.definition = definition
+
+    def stop(self) -> bool:
+        return self.engine.guarded(self.engine.on_entry, self.definition.spec)
+
+
+class ReturnBreakpoint(gdb.Breakpoint):
+    def __init__(self, engine: "Engine", address: int) -> None:
+        super().__init__(f"*0x{address:x}", type=gdb.BP_BREAKPOINT, internal=True)
+        self.silent = True
+        self.engine = engine
+
+    def stop(self) -> bool:
+        return self.engine.guarded(self.engine.on_return)
+
+
+@dataclass
+class Engine:
+    """Tracks one inferior's allocator calls into `table`."""
+
+    inferior: gdb.Inferior
+    table: AllocationTable
+    abi: Abi
+    depth: int
+    on_error: Callable[[HeapError], bool]   # returns True to stop the program at the bad free
+    specs: list[AllocatorSpec]
+    stats: EngineStats = field(default_factory=EngineStats)
+
+    def __post_init__(self) -> None:
+        self.regs = RegisterReader(self.abi)
+        self.stacks = StackCapture(self.inferior, self.depth)
+        self.entries: dict[str, EntryBreakpoint] = {}
+        self.returns: dict[int, ReturnBreakpoint] = {}
+        self.pending: dict[tuple[int, int], PendingCall] = {}
+        self.in_flight: dict[int, list[PendingCall]] = {}  # per thread, outermost first
+        self.started = time.monotonic()
+        abi = self.abi
+        self._sp, self._fp = abi.index(abi.stack_pointer), abi.index(abi.frame_pointer)
+        self._ret = abi.index(abi.return_register)
+        self._args = tuple(abi.index(r) for r in abi.arg_registers)
+        self._warned = False
+
+    # -- installation (never from stop()) -----------------------------------------------------------------------
+    def install(self) -> list[Definition]:
+        """Hook every allocator not hooked yet that the objects loaded now define; returns what was added."""
+        wanted = [s for s in self.specs if s.name not in self.entries]
+        if not wanted or not self.inferior.pid:
+            return []
+        added = locate(wanted, read_maps(self.inferior.pid))
+        for definition in added:
+            self.entries[definition.spec.name] = EntryBreakpoint(self, definition)
+        return added
+
+    @property
+    def complete(self) -> bool:
+        return all(s.name in self.entries for s in self.specs)
+
+    def remove(self) -> None:
+        for bp in list(self.entries.values()) + list(self.returns.values()):
+            if bp.is_valid():
+                bp.delete()
+        self.entries.clear()
+        self.returns.clear()
+        self.pending.clear()
+        self.in_flight.clear()
+
+    # -- stop() handlers ----------------------------------------------------------------------------------------
+    def guarded(self, handler, *args) -> bool:
+        """A stop() must never raise into GDB: count and report the first internal error, keep the program going."""
+        try:
+            return handler(*args)
+        except Exception as exc:  # noqa: BLE001 - stop() is a boundary
+            self.stats.internal_errors += 1
+            if not self._warned:
+                self._warned = True
+                print(f"gdb-memleak: internal error in breakpoint handler: {exc!r}", file=sys.stderr)
+            return False
+
+    def on_entry(self, spec: AllocatorSpec) -> bool:
+        self.stats.entry_stops += 1
+        thread = gdb.selected_thread()
+        lwp = thread.ptid[1]
+        regs = self.regs.read(lwp)
+        sp = regs[self._sp]
+        calls = self.in_flight.get(lwp)
+        if calls:
+            while calls and calls[-1].entry_sp <= sp:  # never returned through our breakpoint (longjmp): stale
+                stale = calls.pop()
+                self.pending.pop((lwp, stale.entry_sp + self.abi.word_size), None)
+            if calls:  # called from inside a tracked allocator: part of the outer call, not a block of its own
+                self.stats.nested_calls += 1
+                return False
+        args = tuple(regs[i] for i in self._args[:spec.arg_count])
+        stack = StackReader(self.inferior, sp)
+        return_address = stack.read_word(sp)
+        if return_address is None:
+            return False
+        pcs = self.stacks.capture(stack, return_address, regs[self._fp])
+        now = time.monotonic() - self.started
+        if spec.role is Role.FREE:
+            error = self.table.on_free(args[spec.ptr_arg], spec.name, thread.num, pcs, now)
+            return self.on_error(error) if error is not None else False
+        call = PendingCall(spec, args, pcs, thread.num, sp, now)
+        if spec.role is Role.REALLOC and args[spec.ptr_arg] and args[spec.ptr_arg] not in self.table.blocks:
+            # an invalid realloc is reported at the call: glibc may abort before it returns
+            error = self.table.on_free(args[spec.ptr_arg], spec.name, thread.num, pcs, now)
+            call.errored = True
+            if error is not None and self.on_error(error):
+                return True
+        self.pending[(lwp, sp + self.abi.word_size)] = call
+        self.in_flight.setdefault(lwp, []).append(call)
+        if return_address not in self.returns:
+            self.returns[return_address] = ReturnBreakpoint(self, return_address)
+            self.stats.return_breakpoints += 1
+        return False
+
+    def on_return(self) -> bool:
+        self.stats.return_stops += 1
+        lwp = gdb.selected_thread().ptid[1]
+        regs = self.regs.read(lwp)
+        call = self.pending.pop((lwp, regs[self._sp]), None)
+        if call is None:
+            return False
+        calls = self.in_flight.get(lwp)
+        if calls:
+            if calls[-1] is call:
+                calls.pop()
+            elif call in calls:
+                calls.remove(call)
+        self.record(call, regs[self._ret])
+        return False
+
+    def record(self, call: PendingCall, result: int) -> None:
+        spec, args = call.spec, call.args
+        size = spec.size(args)
+        if spec.role is Role.ALLOC:
+            self.table.on_alloc(result, size, spec.name, call.thread, call.pcs, call.time)
+        elif spec.role is Role.REALLOC:
+            old = 0 if call.errored else args[spec.ptr_arg]
+            self.table.on_realloc(old, result, size, spec.name, call.thread, call.pcs, call.time)
+        elif spec.role is Role.MEMPTR and result == 0:
+            address = read_word(self.inferior, args[spec.out_arg])
+            self.table.on_alloc(address or 0, size, spec.name, call.thread, call.pcs, call.time)

@@ -1,0 +1,17 @@
+"""Registers commands, settings and event handlers once per GDB session."""
+
+from __future__ import annotations
+
+from . import commands, session, settings
+
+_registered = False
+
+
+def register() -> None:
+    global _registered
+    if _registered:
+        return
+    settings.register()
+    commands.register()
+    session.connect()
+    _registered = True

@@ -1,0 +1,222 @@
+"""Lifecycle: which process is tracked, when breakpoints go in and out, and when the report is printed.
+
+One `Tracking` per process run. It is created when the process's first objects load (or at `memleak start` on a
+live process), finished at exit (breakpoints removed, PCs symbolized while the libraries are still loaded), and
+kept so `leaks` works after the program ended, until the next `run` replaces it.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import gdb
+
+from ..core.abi import ABIS
+from ..core.allocators import DEFAULT_ALLOCATORS
+from ..core.model import HeapError, ProcessResult
+from ..core.procmaps import Mapping, read_maps
+from ..core.report_text import LeakOptions, render_error, render_report
+from ..core.snapshot import ProcessReport
+from ..core.symbols import Symbolizer, SystemFilter
+from ..core.table import AllocationTable
+from . import settings
+from .engine import Engine
+from .symbolize import GdbResolver
+
+FATAL_SIGNALS = frozenset({"SIGSEGV", "SIGABRT", "SIGBUS", "SIGFPE", "SIGILL", "SIGSYS"})
+
+
+class GdbStream:
+    """A text stream writing through GDB (pager, styling, `to_string` capture)."""
+
+    def write(self, text: str) -> int:
+        gdb.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        gdb.flush()
+
+
+@dataclass
+class Tracking:
+    inferior_num: int
+    engine: Engine | None
+    report: ProcessReport
+    maps: list[Mapping] = field(default_factory=list)
+    reported: bool = False
+    finished: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.report.result.pid
+
+
+class Session:
+    def __init__(self) -> None:
+        self.armed = False
+        self.tracking: dict[int, Tracking] = {}
+        self.ended: list[Tracking] = []
+        self.stream: TextIO | None = None   # None: through GDB; the batch CLI points it at stderr
+        self.color: bool | None = None       # None: follow GDB's `set style enabled`
+
+    # -- output -------------------------------------------------------------------------------------------------
+    def out(self) -> TextIO:
+        return self.stream if self.stream is not None else GdbStream()
+
+    def use_color(self) -> bool:
+        if self.color is not None:
+            return self.color
+        try:
+            return bool(gdb.parameter("style enabled")) and self.stream is None
+        except RuntimeError:
+            return False
+
+    # -- tracking -----------------------------------------------------------------------------------------------
+    def current(self, inferior: gdb.Inferior | None = None) -> Tracking | None:
+        inferior = inferior or gdb.selected_inferior()
+        return self.tracking.get(inferior.num)
+
+    def by_pid(self, pid: int) -> Tracking | None:
+        for t in list(self.tracking.values()) + self.ended:
+            if t.pid == pid:
+                return t
+        return None
+
+    def begin(self, inferior: gdb.Inferior, complete: bool) -> Tracking:
+        arch = inferior.architecture().name() if inferior.pid else "i386:x86-64"
+        abi = ABIS.get(arch)
+        if abi is None:
+            raise gdb.GdbError(f"gdb-memleak: architecture {arch} is not supported yet (x86-64 only)")
+        table = AllocationTable(complete=complete)
+        result = ProcessResult(pid=inferior.pid, argv=self._argv(inferior))
+        maps: list[Mapping] = []
+        report = ProcessReport(result, table, Symbolizer(GdbResolver(maps)), SystemFilter(settings.system_objects.value))
+        tracking = Tracking(inferior.num, None, report, maps)
+        tracking.engine = Engine(inferior, table, abi, int(settings.depth.value),
+                                 lambda error: self.on_heap_error(tracking, error), list(DEFAULT_ALLOCATORS))
+        self.tracking[inferior.num] = tracking
+        return tracking
+
+    @staticmethod
+    def _argv(inferior: gdb.Inferior) -> list[str]:
+        prog = inferior.progspace.filename or ""
+        try:
+            args = gdb.parameter("args") or ""
+        except RuntimeError:
+            args = ""
+        return [prog] + (gdb.string_to_argv(args) if args else [])
+
+    def install(self, tracking: Tracking) -> None:
+        engine = tracking.engine
+        if engine is None or engine.complete:
+            return
+        engine.install()
+        self.refresh_maps(tracking)
+
+    def refresh_maps(self, tracking: Tracking) -> None:
+        try:
+            tracking.maps[:] = read_maps(tracking.pid)
+        except OSError:
+            pass
+
+    def start(self) -> str:
+        self.armed = True
+        inferior = gdb.selected_inferior()
+        if not inferior.pid:
+            return "gdb-memleak: tracking will start when the program runs."
+        tracking = self.current(inferior)
+        if tracking is not None and tracking.pid == inferior.pid and not tracking.finished and tracking.engine \
+                and tracking.engine.entries:
+            return f"gdb-memleak: already tracking process {inferior.pid}."
+        if tracking is not None and tracking.pid == inferior.pid:
+            tracking.report.table.complete = False
+        else:
+            tracking = self.begin(inferior, complete=False)
+        self.install(tracking)
+        if tracking.engine and not tracking.engine.entries:
+            tracking.report.table.complete = True  # no allocator loaded yet: nothing can have been allocated
+            return f"gdb-memleak: process {inferior.pid}: allocator not loaded yet, tracking starts when it is."
+        return (f"gdb-memleak: tracking process {inferior.pid} from now on "
+                "(blocks allocated before are unknown; their frees are counted as untracked).")
+
+    def stop(self) -> str:
+        self.armed = False
+        removed = 0
+        for tracking in self.tracking.values():
+            if tracking.engine is not None:
+                removed += len(tracking.engine.entries) + len(tracking.engine.returns)
+                tracking.engine.remove()
+        return f"gdb-memleak: tracking stopped ({removed} breakpoints removed); the table is kept."
+
+    # -- events -------------------------------------------------------------------------------------------------
+    def on_new_objfile(self, event: gdb.NewObjFileEvent) -> None:
+        if not self.armed:
+            return
+        inferior = gdb.selected_inferior()
+        if not inferior.pid:
+            return
+        tracking = self.current(inferior)
+        if tracking is None or tracking.finished or tracking.pid != inferior.pid:
+            tracking = self.begin(inferior, complete=True)
+        self.install(tracking)
+
+    def on_stop(self, event: gdb.StopEvent) -> None:
+        if not isinstance(event, gdb.SignalEvent) or event.stop_signal not in FATAL_SIGNALS:
+            return
+        tracking = self.current()
+        if tracking is None or tracking.finished:
+            return
+        tracking.report.result.signal = event.stop_signal
+        self.refresh_maps(tracking)
+        self.conclude(tracking)
+
+    def on_exited(self, event: gdb.ExitedEvent) -> None:
+        tracking = self.tracking.get(event.inferior.num)
+        if tracking is None or tracking.finished:
+            return
+        result = tracking.report.result
+        if hasattr(event, "exit_code"):
+            result.exit_code = int(event.exit_code)
+        elif result.signal is None:
+            result.signal = "SIGKILL"
+        if tracking.engine is not None:
+            tracking.engine.remove()
+        self.conclude(tracking)
+        tracking.finished = True
+        self.ended.append(tracking)
+
+    def conclude(self, tracking: Tracking) -> None:
+        """Symbolize what the report needs and print it once."""
+        tracking.report.warm()
+        if not tracking.reported and settings.report_at_exit.value:
+            render_report(tracking.report, self.out(), LeakOptions(color=self.use_color()))
+        tracking.reported = True
+
+    def on_heap_error(self, tracking: Tracking, error: HeapError) -> bool:
+        """Called from stop(): print the error now; True stops the program there (on-error stop)."""
+        out = self.out()
+        out.write("\ngdb-memleak: ")
+        render_error(tracking.report, error, out)
+        return settings.on_error.value == "stop"
+
+    def finished_reports(self) -> list[ProcessReport]:
+        return [t.report for t in self.ended]
+
+
+SESSION = Session()
+
+
+def signal_number(name: str) -> int:
+    try:
+        return int(getattr(signal, name))
+    except AttributeError:
+        return 0
+
+
+def connect() -> None:
+    gdb.events.new_objfile.connect(SESSION.on_new_objfile)
+    gdb.events.stop.connect(SESSION.on_stop)
+    gdb.events.exited.connect(SESSION.on_exited)
+

@@ -1,0 +1,129 @@
+"""`set/show memleak ...`: the user-visible knobs, as GDB parameters under one prefix."""
+
+from __future__ import annotations
+
+import re
+
+import gdb
+
+from ..core.symbols import DEFAULT_SYSTEM_OBJECTS
+
+ON_ERROR_CHOICES = ["stop", "report"]
+
+
+class SetPrefix(gdb.Command):
+    """Settings of gdb-memleak (see `show memleak`)."""
+
+    def __init__(self) -> None:
+        super().__init__("set memleak", gdb.COMMAND_DATA, prefix=True)
+
+
+class ShowPrefix(gdb.Command):
+    """Show the settings of gdb-memleak."""
+
+    def __init__(self) -> None:
+        super().__init__("show memleak", gdb.COMMAND_DATA, prefix=True)
+
+    def invoke(self, argument: str, from_tty: bool) -> None:
+        for param in ALL:
+            gdb.write(f"memleak {param.short}: {param.show_value}\n")
+
+
+class _Param(gdb.Parameter):
+    short = ""
+
+    @property
+    def show_value(self) -> str:
+        value = self.value
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return str(value)
+
+    def get_show_string(self, svalue: str) -> str:
+        return f"{self.__doc__.splitlines()[0].rstrip('.')} is {svalue}."
+
+
+class BacktraceDepth(_Param):
+    """Number of caller frames recorded per allocation.
+
+    Deeper stacks cost more per allocation when a frame has no frame pointer. Default 16."""
+
+    set_doc = "Set the number of caller frames recorded per allocation."
+    show_doc = "Show the number of caller frames recorded per allocation."
+    short = "backtrace-depth"
+
+    def __init__(self) -> None:
+        super().__init__("memleak backtrace-depth", gdb.COMMAND_DATA, gdb.PARAM_ZUINTEGER)
+        self.value = 16
+
+    def get_set_string(self) -> str:
+        if self.value < 1:
+            self.value = 1
+            raise gdb.GdbError("backtrace-depth must be at least 1")
+        return ""
+
+
+class OnError(_Param):
+    """What a heap error (double or invalid free) does.
+
+    stop: stop the program at the bad free, with the report (interactive default).
+    report: print the report and keep running (the batch CLI's choice)."""
+
+    set_doc = "Set what a heap error does: stop or report."
+    show_doc = "Show what a heap error does."
+    short = "on-error"
+
+    def __init__(self) -> None:
+        super().__init__("memleak on-error", gdb.COMMAND_DATA, gdb.PARAM_ENUM, ON_ERROR_CHOICES)
+        self.value = "stop"
+
+    def get_set_string(self) -> str:
+        return ""
+
+
+class SystemObjects(_Param):
+    """Regular expression for objects whose frames are 'system' code.
+
+    A leak is shown at its first frame outside these objects (libc, libstdc++, the loader by default)."""
+
+    set_doc = "Set the regular expression matching system objects."
+    show_doc = "Show the regular expression matching system objects."
+    short = "system-objects"
+
+    def __init__(self) -> None:
+        super().__init__("memleak system-objects", gdb.COMMAND_DATA, gdb.PARAM_STRING)
+        self.value = DEFAULT_SYSTEM_OBJECTS
+
+    def get_set_string(self) -> str:
+        try:
+            re.compile(self.value or "")
+        except re.error as exc:
+            self.value = DEFAULT_SYSTEM_OBJECTS
+            raise gdb.GdbError(f"system-objects: invalid regular expression: {exc}")
+        return ""
+
+
+class ReportAtExit(_Param):
+    """Whether the report is printed when the program exits or dies of a signal."""
+
+    set_doc = "Set whether the report is printed when the program ends."
+    show_doc = "Show whether the report is printed when the program ends."
+    short = "report-at-exit"
+
+    def __init__(self) -> None:
+        super().__init__("memleak report-at-exit", gdb.COMMAND_DATA, gdb.PARAM_BOOLEAN)
+        self.value = True
+
+    def get_set_string(self) -> str:
+        return ""
+
+
+ALL: list[_Param] = []
+
+
+def register() -> None:
+    SetPrefix()
+    ShowPrefix()
+    global depth, on_error, system_objects, report_at_exit
+    depth, on_error, system_objects, report_at_exit = BacktraceDepth(), OnError(), SystemObjects(), ReportAtExit()
+    ALL.extend([depth, on_error, system_objects, report_at_exit])

@@ -1,0 +1,48 @@
+"""Load gdb-memleak into GDB with one line: `source /path/to/gdb_memleak/load.py` (`gdb-memleak --gdbinit`).
+
+GDB embeds the system Python, not a virtualenv's. This script makes the package and its dependencies importable
+there: the checkout or site-packages holding this file, the active virtualenv (`VIRTUAL_ENV`), and any directories
+in `GDB_MEMLEAK_PYTHONPATH`. If pygments or tabulate still cannot be imported it says so in one line and loads
+nothing.
+"""
+
+import glob
+import importlib.util
+import os
+import site
+import sys
+
+REQUIRED = ("pygments", "tabulate")
+
+
+def _extend_path() -> None:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    dirs = [d for d in os.environ.get("GDB_MEMLEAK_PYTHONPATH", "").split(os.pathsep) if d]
+    venv = os.environ.get("VIRTUAL_ENV")
+    if venv:
+        dirs += sorted(glob.glob(os.path.join(venv, "lib", "python3*", "site-packages")))
+    for directory in dirs:
+        if os.path.isdir(directory) and directory not in sys.path:
+            site.addsitedir(directory)  # also runs .pth files (editable installs)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+
+
+def _load() -> None:
+    import gdb
+
+    _extend_path()
+    missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
+    if missing:
+        gdb.write(
+            f"gdb-memleak: not loaded: GDB's Python ({sys.executable or 'python'} {sys.version.split()[0]}) cannot "
+            f"import {', '.join(missing)}. Start gdb with the virtualenv where gdb-memleak is installed activated "
+            f"(VIRTUAL_ENV), or install them for that Python (e.g. `apt-get install python3-tabulate "
+            f"python3-pygments`).\n", gdb.STDERR)
+        return
+    from gdb_memleak.gdb import plugin
+
+    plugin.register()
+
+
+_load()
