@@ -7,7 +7,7 @@ nothing.
 """
 
 import glob
-import importlib.util
+import importlib
 import os
 import site
 import sys
@@ -32,7 +32,12 @@ def _load() -> None:
     import gdb
 
     _extend_path()
-    missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in REQUIRED:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         gdb.write(
             f"gdb-memleak: not loaded: GDB's Python ({sys.executable or 'python'} {sys.version.split()[0]}) cannot "

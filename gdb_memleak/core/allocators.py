@@ -49,7 +49,7 @@ C_ALLOCATORS: tuple[AllocatorSpec, ...] = (
     AllocatorSpec("free", Role.FREE, "malloc", ptr_arg=0),
 )
 
-# Not hooked yet (issue 3 hooks them); rows kept so the design is visible and the engine needs no change.
+# The rest of the C family. glibc aliases memalign and aligned_alloc (one address: the first row hooks it).
 FAMILY_ALLOCATORS: tuple[AllocatorSpec, ...] = (
     AllocatorSpec("reallocarray", Role.REALLOC, "malloc", size_args=(1, 2), ptr_arg=0),
     AllocatorSpec("posix_memalign", Role.MEMPTR, "malloc", size_args=(2,), out_arg=0),
@@ -59,7 +59,7 @@ FAMILY_ALLOCATORS: tuple[AllocatorSpec, ...] = (
     AllocatorSpec("pvalloc", Role.ALLOC, "malloc", size_args=(0,)),
 )
 
-DEFAULT_ALLOCATORS = C_ALLOCATORS
+DEFAULT_ALLOCATORS = C_ALLOCATORS + FAMILY_ALLOCATORS
 
 
 def by_name(specs: tuple[AllocatorSpec, ...] = DEFAULT_ALLOCATORS) -> dict[str, AllocatorSpec]:

@@ -83,6 +83,7 @@ class Engine:
         self.regs = RegisterReader(self.abi)
         self.stacks = StackCapture(self.inferior, self.depth)
         self.entries: dict[str, EntryBreakpoint] = {}
+        self.aliases: dict[str, Definition] = {}
         self.returns: dict[int, ReturnBreakpoint] = {}
         self.pending: dict[tuple[int, int], PendingCall] = {}
         self.in_flight: dict[int, list[PendingCall]] = {}  # per thread, outermost first
@@ -96,23 +97,32 @@ class Engine:
     # -- installation (never from stop()) -----------------------------------------------------------------------
     def install(self) -> list[Definition]:
         """Hook every allocator not hooked yet that the objects loaded now define; returns what was added."""
-        wanted = [s for s in self.specs if s.name not in self.entries]
+        wanted = [s for s in self.specs if not self.hooked(s.name)]
         if not wanted or not self.inferior.pid:
             return []
         added = locate(wanted, read_maps(self.inferior.pid))
+        hooked = {bp.definition.address for bp in self.entries.values()}
         for definition in added:
+            if definition.address in hooked:  # an alias (glibc: aligned_alloc = memalign): one breakpoint
+                self.aliases[definition.spec.name] = definition
+                continue
+            hooked.add(definition.address)
             self.entries[definition.spec.name] = EntryBreakpoint(self, definition)
         return added
 
+    def hooked(self, name: str) -> bool:
+        return name in self.entries or name in self.aliases
+
     @property
     def complete(self) -> bool:
-        return all(s.name in self.entries for s in self.specs)
+        return all(self.hooked(s.name) for s in self.specs)
 
     def remove(self) -> None:
         for bp in list(self.entries.values()) + list(self.returns.values()):
             if bp.is_valid():
                 bp.delete()
         self.entries.clear()
+        self.aliases.clear()
         self.returns.clear()
         self.pending.clear()
         self.in_flight.clear()
@@ -137,10 +147,10 @@ class Engine:
         sp = regs[self._sp]
         calls = self.in_flight.get(lwp)
         if calls:
-            while calls and calls[-1].entry_sp <= sp:  # never returned through our breakpoint (longjmp): stale
+            while calls and calls[-1].entry_sp < sp:  # never returned through our breakpoint (longjmp): stale
                 stale = calls.pop()
                 self.pending.pop((lwp, stale.entry_sp + self.abi.word_size), None)
-            if calls:  # called from inside a tracked allocator: part of the outer call, not a block of its own
+            if calls:  # called (or tail-jumped to, same sp) from inside a tracked allocator: part of that call
                 self.stats.nested_calls += 1
                 return False
         args = tuple(regs[i] for i in self._args[:spec.arg_count])

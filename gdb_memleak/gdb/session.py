@@ -60,6 +60,7 @@ class Session:
         self.ended: list[Tracking] = []
         self.stream: TextIO | None = None   # None: through GDB; the batch CLI points it at stderr
         self.color: bool | None = None       # None: follow GDB's `set style enabled`
+        self.argv: list[str] | None = None    # the batch CLI knows the exact argv; GDB only has a string
 
     # -- output -------------------------------------------------------------------------------------------------
     def out(self) -> TextIO:
@@ -90,7 +91,7 @@ class Session:
         if abi is None:
             raise gdb.GdbError(f"gdb-memleak: architecture {arch} is not supported yet (x86-64 only)")
         table = AllocationTable(complete=complete)
-        result = ProcessResult(pid=inferior.pid, argv=self._argv(inferior))
+        result = ProcessResult(pid=inferior.pid, argv=self.argv or self._argv(inferior))
         maps: list[Mapping] = []
         report = ProcessReport(result, table, Symbolizer(GdbResolver(maps)), SystemFilter(settings.system_objects.value))
         tracking = Tracking(inferior.num, None, report, maps)
@@ -166,9 +167,12 @@ class Session:
         if not isinstance(event, gdb.SignalEvent) or event.stop_signal not in FATAL_SIGNALS:
             return
         tracking = self.current()
-        if tracking is None or tracking.finished:
-            return
-        tracking.report.result.signal = event.stop_signal
+        if tracking is not None and not tracking.finished:
+            self.fatal_signal(tracking, event.stop_signal)
+
+    def fatal_signal(self, tracking: Tracking, name: str) -> None:
+        """The process is about to die of `name`: report now, while its memory and libraries are still there."""
+        tracking.report.result.signal = name
         self.refresh_maps(tracking)
         self.conclude(tracking)
 

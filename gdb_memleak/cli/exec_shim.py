@@ -1,0 +1,24 @@
+"""Stands in for GDB's startup shell in the batch CLI, so the program's arguments never pass through a shell.
+
+GDB starts programs as `$SHELL -c "exec PROG ARGS"`. The CLI points SHELL at a copy of this file, which ignores
+that string and execs the program with the exact argv from GDB_MEMLEAK_EXEC, restoring the caller's SHELL and
+giving the program the real stdout (GDB's own stdout is kept apart so its messages never mix with the program's).
+Self-contained: it runs with `python -S` and imports only the standard library.
+"""
+
+import json
+import os
+import sys
+
+spec = json.loads(os.environ.pop("GDB_MEMLEAK_EXEC"))
+if spec["shell"] is None:
+    os.environ.pop("SHELL", None)
+else:
+    os.environ["SHELL"] = spec["shell"]
+os.dup2(spec["stdout_fd"], 1)
+os.close(spec["stdout_fd"])
+try:
+    os.execv(spec["argv"][0], spec["argv"])
+except OSError as exc:
+    sys.stderr.write(f"gdb-memleak: cannot execute {spec['argv'][0]}: {exc.strerror}\n")
+    os._exit(127)

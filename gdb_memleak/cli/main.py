@@ -1,0 +1,152 @@
+"""`gdb-memleak [options] [--] PROG [ARGS...]`: run PROG under GDB in batch mode with tracking on.
+
+The program keeps its own stdin/stdout; the report goes to stderr; the exit status is the program's own unless a
+leak or heap error was found (then `--error-exitcode`, default 1). Arguments go to GDB as an argv list and GDB
+starts the program without a shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Sequence
+
+from .. import __version__
+
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOADER = os.path.join(PACKAGE_DIR, "load.py")
+DRIVER = os.path.join(PACKAGE_DIR, "cli", "driver.py")
+EXEC_SHIM = os.path.join(PACKAGE_DIR, "cli", "exec_shim.py")
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gdb-memleak",
+        description="Run a program under GDB and report its memory leaks and heap errors (valgrind-style).",
+        epilog="Example: gdb-memleak --json report.json -- ./prog arg1 arg2")
+    parser.add_argument("--json", metavar="FILE", help="write the JSON report to FILE")
+    parser.add_argument("--depth", type=_at_least_one, default=16, metavar="N",
+                        help="caller frames recorded per allocation (default 16)")
+    parser.add_argument("--error-exitcode", type=_non_negative, default=1, metavar="N",
+                        help="exit status when a leak or heap error is found (default 1; 0 keeps the program's)")
+    parser.add_argument("--gdb", default="gdb", metavar="PATH", help="the GDB to use (default: gdb on PATH)")
+    parser.add_argument("--gdbinit", action="store_true", help="print the line that loads the plugin from ~/.gdbinit")
+    parser.add_argument("--version", action="version", version=f"gdb-memleak {__version__}")
+    parser.add_argument("program", nargs="?", metavar="PROG", help="the program to run")
+    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="its arguments")
+    return parser
+
+
+def _at_least_one(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def find_program(name: str) -> str:
+    """The executable to run, resolved like a shell would (PATH only when the name has no slash)."""
+    path = name if os.sep in name else shutil.which(name)
+    if path is None or not os.path.exists(path):
+        raise LookupError(f"{name}: no such program")
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        raise LookupError(f"{name}: not an executable file")
+    return os.path.abspath(path)
+
+
+def dependency_dirs() -> list[str]:
+    """Directories this Python imports the plugin's dependencies from, for GDB's (system) Python."""
+    import pygments
+    import tabulate
+
+    dirs = []
+    for module in (pygments, tabulate):
+        directory = os.path.dirname(os.path.abspath(module.__file__))
+        if os.path.basename(module.__file__).startswith("__init__"):
+            directory = os.path.dirname(directory)
+        if directory not in dirs:
+            dirs.append(directory)
+    return dirs
+
+
+def gdb_command(gdb: str, program: str) -> list[str]:
+    return [gdb, "-nx", "-q", "-batch", "-x", DRIVER, program]
+
+
+def write_shim(directory: str) -> str:
+    """An executable copy of exec_shim.py for SHELL (package files need not keep their mode bits when installed)."""
+    path = os.path.join(directory, "gdb-memleak-exec")
+    with open(EXEC_SHIM) as src, open(path, "w") as dst:
+        dst.write(f"#!{sys.executable} -S\n{src.read()}")
+    os.chmod(path, 0o700)
+    return path
+
+
+def run_under_gdb(gdb: str, program: str, args: Sequence[str], config: dict) -> int:
+    """GDB's own stdout is discarded (the report is written to stderr); the program gets the real stdout through the shim (fd passed by number)."""
+    stdout_fd = os.dup(1)
+    try:
+        with tempfile.TemporaryDirectory(prefix="gdb-memleak-") as tmp:
+            env = dict(os.environ)
+            env.update(
+                SHELL=write_shim(tmp),
+                GDB_MEMLEAK_CLI=json.dumps(config),
+                GDB_MEMLEAK_PYTHONPATH=os.pathsep.join([os.path.dirname(PACKAGE_DIR), *dependency_dirs()]),
+                GDB_MEMLEAK_EXEC=json.dumps({"argv": [program, *args], "stdout_fd": stdout_fd,
+                                             "shell": os.environ.get("SHELL")}))
+            return subprocess.run(gdb_command(gdb, program), env=env, stdout=subprocess.DEVNULL,
+                                  pass_fds=(stdout_fd,)).returncode
+    finally:
+        os.close(stdout_fd)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    opts = parser.parse_args(argv)
+    if opts.gdbinit:
+        print(f"source {LOADER}")
+        return 0
+    if not opts.program:
+        parser.print_usage(sys.stderr)
+        print("gdb-memleak: error: a program to run is required", file=sys.stderr)
+        return EXIT_USAGE
+    args = opts.args[1:] if opts.args[:1] == ["--"] else opts.args
+    try:
+        program = find_program(opts.program)
+    except LookupError as exc:
+        print(f"gdb-memleak: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    gdb = shutil.which(opts.gdb)
+    if gdb is None:
+        print(f"gdb-memleak: error: {opts.gdb}: GDB not found (install gdb or pass --gdb PATH)", file=sys.stderr)
+        return EXIT_USAGE
+    config = {"json": os.path.abspath(opts.json) if opts.json else None, "depth": opts.depth,
+              "error_exitcode": opts.error_exitcode, "loader": LOADER, "argv": [program, *args]}
+    try:
+        return run_under_gdb(gdb, program, args, config)
+    except KeyboardInterrupt:
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
