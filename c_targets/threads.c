@@ -37,7 +37,9 @@ int main(void)
     pthread_t tids[NTHREADS];
 
     for (long i = 0; i < NTHREADS; i++)
-        if (pthread_create(&tids[i], NULL, worker, (void *)i) != 0)
+        /* glibc keeps each joined thread's TLS (DTV, 272 bytes, calloc'ed by the loader) for reuse:
+           valgrind reports it as lost at exit, and so do we. */
+        if (pthread_create(&tids[i], NULL, worker, (void *)i) != 0) // expect: leak bytes=1088 blocks=4
             return 1;
     for (int i = 0; i < NTHREADS; i++)
         pthread_join(tids[i], NULL);

@@ -64,3 +64,10 @@ DEFAULT_ALLOCATORS = C_ALLOCATORS + FAMILY_ALLOCATORS
 
 def by_name(specs: tuple[AllocatorSpec, ...] = DEFAULT_ALLOCATORS) -> dict[str, AllocatorSpec]:
     return {spec.name: spec for spec in specs}
+
+
+# Functions inside the allocator that release memory the program never saw as blocks (glibc's per-thread cache
+# flush at thread exit frees cached chunks and the cache itself). valgrind replaces the allocator and never sees
+# them; a free of an unknown pointer called from one of these is ignored rather than reported or counted.
+# (tcache_thread_shutdown is inlined: without libc debug info the caller is seen as __libc_thread_freeres.)
+INTERNAL_RELEASERS = frozenset({"tcache_thread_shutdown", "__libc_thread_freeres", "__malloc_arena_thread_freeres"})

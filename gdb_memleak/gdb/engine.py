@@ -17,13 +17,14 @@ from typing import Callable
 import gdb
 
 from ..core.abi import Abi
-from ..core.allocators import AllocatorSpec, Role
+from ..core.allocators import INTERNAL_RELEASERS, AllocatorSpec, Role
 from ..core.model import HeapError
 from ..core.procmaps import read_maps
 from ..core.table import AllocationTable
 from .access import RegisterReader, StackReader, read_word
 from .resolve import Definition, locate
 from .stacks import StackCapture
+from .symbolize import minimal_symbol
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Engine:
         self._ret = abi.index(abi.return_register)
         self._args = tuple(abi.index(r) for r in abi.arg_registers)
         self._warned = False
+        self._internal_callers: dict[int, bool] = {}
 
     # -- installation (never from stop()) -----------------------------------------------------------------------
     def install(self) -> list[Definition]:
@@ -161,6 +163,8 @@ class Engine:
         pcs = self.stacks.capture(stack, return_address, regs[self._fp])
         now = time.monotonic() - self.started
         if spec.role is Role.FREE:
+            if self._released_internally(args[spec.ptr_arg], return_address):
+                return False
             error = self.table.on_free(args[spec.ptr_arg], spec.name, thread.num, pcs, now)
             return self.on_error(error) if error is not None else False
         call = PendingCall(spec, args, pcs, thread.num, sp, now)
@@ -176,6 +180,16 @@ class Engine:
             self.returns[return_address] = ReturnBreakpoint(self, return_address)
             self.stats.return_breakpoints += 1
         return False
+
+    def _released_internally(self, address: int, return_address: int) -> bool:
+        """A free of a pointer we do not know, made by the allocator's own housekeeping (rare path: cached)."""
+        if not address or address in self.table.blocks:
+            return False
+        internal = self._internal_callers.get(return_address)
+        if internal is None:
+            symbol = minimal_symbol(return_address - 1)
+            internal = self._internal_callers[return_address] = bool(symbol and symbol[0] in INTERNAL_RELEASERS)
+        return internal
 
     def on_return(self) -> bool:
         self.stats.return_stops += 1
