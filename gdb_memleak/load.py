@@ -12,7 +12,7 @@ import os
 import site
 import sys
 
-REQUIRED = ("pygments", "tabulate")
+REQUIRED = {"pygments": (2, 0), "tabulate": (0, 9)}  # tabulate 0.9: intfmt
 
 
 def _extend_path() -> None:
@@ -33,17 +33,21 @@ def _load() -> None:
 
     _extend_path()
     missing = []
-    for name in REQUIRED:
+    for name, minimum in REQUIRED.items():
         try:
-            importlib.import_module(name)
+            module = importlib.import_module(name)
         except ImportError:
             missing.append(name)
+            continue
+        version = tuple(int(p) for p in getattr(module, "__version__", "0").split(".")[:2] if p.isdigit())
+        if version < minimum:
+            missing.append(f"{name}>={'.'.join(map(str, minimum))} (found {module.__version__})")
     if missing:
         gdb.write(
             f"gdb-memleak: not loaded: GDB's Python ({sys.executable or 'python'} {sys.version.split()[0]}) cannot "
             f"import {', '.join(missing)}. Start gdb with the virtualenv where gdb-memleak is installed activated "
-            f"(VIRTUAL_ENV), or install them for that Python (e.g. `apt-get install python3-tabulate "
-            f"python3-pygments`).\n", gdb.STDERR)
+            f"(VIRTUAL_ENV), or install them for that Python (`{sys.executable or 'python3'} -m pip install "
+            f"'tabulate>=0.9' pygments`).\n", gdb.STDERR)
         return
     from gdb_memleak.gdb import plugin
 

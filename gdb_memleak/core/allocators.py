@@ -7,6 +7,7 @@ One row per entry point. The engine reads arguments by index through the ABI (se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from enum import Enum
 
 
@@ -36,7 +37,7 @@ class AllocatorSpec:
     def needs_return(self) -> bool:
         return self.role is not Role.FREE
 
-    @property
+    @cached_property  # read on every allocator stop
     def arg_count(self) -> int:
         used = list(self.size_args) + [i for i in (self.ptr_arg, self.out_arg) if i is not None]
         return max(used) + 1 if used else 0

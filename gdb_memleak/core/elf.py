@@ -73,5 +73,5 @@ def parse_elf_symbols(data: bytes, path: str = "<bytes>") -> ElfSymbols:
                 end = data.index(b"\0", str_off + st_name, str_off + str_size)
                 table.setdefault(data[str_off + st_name:end].decode("utf-8", "replace"), st_value)
         return result
-    except (struct.error, IndexError, ValueError) as exc:
+    except (struct.error, IndexError, ValueError, OverflowError) as exc:
         raise ElfError(f"{path}: malformed ELF ({exc})") from exc

@@ -84,7 +84,10 @@ class ProcessResult:
     exit_code: int | None = None
     signal: str | None = None
 
-    def exit_json(self) -> dict:
+    def exit_json(self) -> dict | None:
+        """{"code": n}, {"signal": "SIGABRT"}, or None while the process is still running."""
         if self.signal is not None:
             return {"signal": self.signal}
-        return {"code": self.exit_code if self.exit_code is not None else 0}
+        if self.exit_code is not None:
+            return {"code": self.exit_code}
+        return None

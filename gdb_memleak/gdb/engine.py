@@ -95,6 +95,7 @@ class Engine:
         self._args = tuple(abi.index(r) for r in abi.arg_registers)
         self._warned = False
         self._internal_callers: dict[int, bool] = {}
+        self._placed: list[int] = []
 
     # -- installation (never from stop()) -----------------------------------------------------------------------
     def install(self) -> list[Definition]:
@@ -110,7 +111,13 @@ class Engine:
                 continue
             hooked.add(definition.address)
             self.entries[definition.spec.name] = EntryBreakpoint(self, definition)
+            self._placed.append(definition.address)
         return added
+
+    @property
+    def hooked_addresses(self) -> list[int]:
+        """Every address this engine has stopped at (entries and return sites), kept after `remove()`."""
+        return list(self._placed)
 
     def hooked(self, name: str) -> bool:
         return name in self.entries or name in self.aliases
@@ -178,6 +185,7 @@ class Engine:
         self.in_flight.setdefault(lwp, []).append(call)
         if return_address not in self.returns:
             self.returns[return_address] = ReturnBreakpoint(self, return_address)
+            self._placed.append(return_address)
             self.stats.return_breakpoints += 1
         return False
 

@@ -1,6 +1,5 @@
 """AllocationTable: counters as valgrind's HEAP SUMMARY counts them, heap errors, realloc semantics."""
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

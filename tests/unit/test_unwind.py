@@ -143,14 +143,14 @@ def test_walk_reads_only_the_frame_records():
 
 
 @pytest.mark.parametrize("code, expected", [
-    (bytes.fromhex("554889e54883ec10"), True),           # push %rbp; mov %rsp,%rbp; sub $0x10,%rsp
-    (bytes.fromhex("f30f1efa554889e5c3"), True),          # endbr64; push %rbp; mov %rsp,%rbp
-    (bytes.fromhex("4883ec08"), False),                   # sub $8,%rsp (-fomit-frame-pointer)
-    (bytes.fromhex("f30f1efa4883ec08"), False),           # endbr64; sub $8,%rsp
-    (bytes.fromhex("55"), False),                         # truncated read
-    (bytes.fromhex("5548"), False),
-    (b"", False),
-    (bytes.fromhex("90554889e5"), False),                 # nop first: not at function entry
+    ("554889e54883ec10", True),           # push %rbp; mov %rsp,%rbp; sub $0x10,%rsp
+    ("f30f1efa554889e5c3", True),          # endbr64; push %rbp; mov %rsp,%rbp
+    ("4883ec08", False),                   # sub $8,%rsp (-fomit-frame-pointer)
+    ("f30f1efa4883ec08", False),           # endbr64; sub $8,%rsp
+    ("55", False),                         # truncated read
+    ("5548", False),
+    ("", False),
+    ("90554889e5", False),                 # nop first: not at function entry
 ])
 def test_has_frame_pointer_prologue_with_and_without_endbr64(code, expected):
-    assert has_frame_pointer_prologue(code) is expected
+    assert has_frame_pointer_prologue(bytes.fromhex(code)) is expected
