@@ -49,7 +49,7 @@ def main() -> int:
             b = run("bare", pairs, addresses)
             t = run("tracked", pairs)
             assert t["allocs"] == pairs, t
-            assert b["stops"] == t["stops"], (b, t)
+            assert b["placed"] == len(addresses), (b, addresses)
             bare.append(b["seconds"])
             tracked.append(t["seconds"])
         rows[pairs] = (statistics.median(bare), statistics.median(tracked), t["stops"])

@@ -52,5 +52,5 @@ if mode == "tracked":
     result["stops"] = engine.stats.entry_stops + engine.stats.return_stops
     result["allocs"] = tracking.report.table.counters.allocs
 else:
-    result["stops"] = sum(bp.hit_count for bp in placed)
+    result["placed"] = len(placed)  # `if 0` breakpoints never count hits; same addresses => same stops
 print("BENCH " + json.dumps(result))

@@ -46,6 +46,8 @@ def render_header(report: ProcessReport, out: TextIO) -> None:
     else:
         how = "still running"
     out.write(f"gdb-memleak: process {r.pid} ({prog}) {how}\n")
+    for note in report.notes:
+        out.write(f"  note: {note}\n")
 
 
 def render_summary(report: ProcessReport, out: TextIO) -> None:
@@ -105,9 +107,10 @@ def render_leaks(report: ProcessReport, out: TextIO, options: LeakOptions | None
 
 def render_by_line(report: ProcessReport, out: TextIO, options: LeakOptions | None = None) -> None:
     options = options or LeakOptions()
-    groups = select(group_by_line(report.table.live(), report.symbolizer, report.system),
-                    options.top, options.min_bytes)
-    out.write(f"\nLEAKS BY LINE: {plural(len(groups), 'line')}\n")
+    every = group_by_line(report.table.live(), report.symbolizer, report.system)
+    groups = select(every, options.top, options.min_bytes)
+    out.write(f"\nLEAKS BY LINE: {plural(len(every), 'line')}")
+    out.write(f" (showing {len(groups)})\n" if len(groups) != len(every) else "\n")
     for group in groups:
         frame = group.frame
         where = f"{frame.file}:{frame.line}" if frame.file and frame.line else f"0x{frame.pc:x} ({frame.object})"

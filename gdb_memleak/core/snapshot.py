@@ -16,6 +16,7 @@ class ProcessReport:
     table: AllocationTable
     symbolizer: Symbolizer
     system: SystemFilter = field(default_factory=SystemFilter)
+    notes: list[str] = field(default_factory=list)  # caveats printed under the report header
 
     def leak_groups(self) -> list[LeakGroup]:
         return group_by_stack(self.table.live())

@@ -115,7 +115,12 @@ Usage: memleak status"""
             out.write(f"gdb-memleak: {'armed, waiting for the program to run' if SESSION.armed else 'not tracking'}.\n")
             return
         engine = tracking.engine
-        state = "ended" if tracking.finished else ("tracking" if engine and engine.entries else "not tracking")
+        if tracking.finished:
+            state = "ended"
+        elif tracking.report.result.signal:
+            state = f"reported at {tracking.report.result.signal} (the process has not ended yet)"
+        else:
+            state = "tracking" if engine and engine.entries else "not tracking"
         out.write(f"gdb-memleak: process {tracking.pid}: {state}\n")
         if engine is not None and engine.entries:
             hooked = ", ".join(f"{d.definition.spec.name} ({d.definition.object})" for d in engine.entries.values())

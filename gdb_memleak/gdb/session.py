@@ -146,9 +146,12 @@ class Session:
         self.armed = False
         removed = 0
         for tracking in self.tracking.values():
-            if tracking.engine is not None:
+            if tracking.engine is not None and tracking.engine.entries:
                 removed += len(tracking.engine.entries) + len(tracking.engine.returns)
                 tracking.engine.remove()
+                if not tracking.finished:
+                    tracking.report.notes.append("tracking was stopped (`memleak stop`) before the process ended; "
+                                                 "figures cover only the tracked part")
         return f"gdb-memleak: tracking stopped ({removed} breakpoints removed); the table is kept."
 
     # -- events -------------------------------------------------------------------------------------------------

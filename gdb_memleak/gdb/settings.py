@@ -32,6 +32,14 @@ class ShowPrefix(gdb.Command):
 class _Param(gdb.Parameter):
     short = ""
 
+    def accept(self) -> None:
+        """Remember the value as the one to return to when a later `set` is rejected."""
+        self._last_good = self.value
+
+    def reject(self, message: str) -> None:
+        self.value = self._last_good
+        raise gdb.GdbError(message)
+
     @property
     def show_value(self) -> str:
         value = self.value
@@ -55,11 +63,12 @@ class BacktraceDepth(_Param):
     def __init__(self) -> None:
         super().__init__("memleak backtrace-depth", gdb.COMMAND_DATA, gdb.PARAM_ZUINTEGER)
         self.value = 16
+        self.accept()
 
     def get_set_string(self) -> str:
         if self.value < 1:
-            self.value = 1
-            raise gdb.GdbError("backtrace-depth must be at least 1")
+            self.reject("backtrace-depth must be at least 1")
+        self.accept()
         return ""
 
 
@@ -93,13 +102,14 @@ class SystemObjects(_Param):
     def __init__(self) -> None:
         super().__init__("memleak system-objects", gdb.COMMAND_DATA, gdb.PARAM_STRING)
         self.value = DEFAULT_SYSTEM_OBJECTS
+        self.accept()
 
     def get_set_string(self) -> str:
         try:
             re.compile(self.value or "")
         except re.error as exc:
-            self.value = DEFAULT_SYSTEM_OBJECTS
-            raise gdb.GdbError(f"system-objects: invalid regular expression: {exc}")
+            self.reject(f"system-objects: invalid regular expression: {exc}")
+        self.accept()
         return ""
 
 

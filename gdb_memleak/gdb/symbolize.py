@@ -28,12 +28,15 @@ def minimal_symbol(pc: int) -> tuple[str, int] | None:
     return match.group("name"), int(match.group("offset") or 0)
 
 
-def object_of(pc: int) -> str:
+def object_of(pc: int, maps: list[Mapping]) -> str:
+    """The object file holding pc: a shared library, else whatever /proc maps says is mapped there."""
     name = gdb.solib_name(pc)
     if name:
         return name
-    progspace = gdb.current_progspace()
-    return progspace.filename or "??"
+    for mapping in maps:
+        if mapping.start <= pc < mapping.end:
+            return mapping.path or "??"
+    return (gdb.current_progspace().filename or "??") if not maps else "??"
 
 
 def function_of(pc: int) -> str | None:
@@ -54,7 +57,9 @@ class GdbResolver:
 
     def __call__(self, pc: int) -> Frame:
         look = pc - 1
-        obj = object_of(look)
+        obj = object_of(look, self.maps)
+        if obj == "[stack]":  # the return address of GDB's `call` trampoline
+            return Frame(pc, "<function called from gdb>", None, None, obj)
         sal = gdb.find_pc_line(look)
         file = sal.symtab.fullname() if sal.symtab is not None else None
         line = sal.line or None if sal.symtab is not None else None
@@ -64,6 +69,8 @@ class GdbResolver:
             if msym is not None:
                 name, offset = msym
                 function = f"{name}+0x{offset + 1:x}"
+            elif obj == "??":
+                function = f"0x{pc:x}"
             else:
                 function = f"{os.path.basename(obj)}+0x{self._object_offset(pc, obj):x}"
         return Frame(pc, function, file, line, obj)
