@@ -9,10 +9,11 @@
 #define ESCAPE(p) __asm__ volatile("" : : "r"(p) : "memory")
 
 // expect-exit: signal=SIGSEGV
+// expect-summary: definite=0/0 indirect=0/0 possible=0/0 reachable=100/1
 
 int main(void)
 {
-    char *p = malloc(100); // expect: leak bytes=100
+    char *p = malloc(100); // expect: leak bytes=100 kind=reachable
     ESCAPE(p);
 
     volatile int *volatile bad = NULL;

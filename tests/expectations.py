@@ -1,12 +1,20 @@
 """Reads the findings a C target declares about itself (`// expect: ...` comments), so adding a case is one file.
 
 Grammar (one directive per comment; the comment's line is the line it refers to):
-  // expect: leak bytes=B [blocks=N]     unfreed blocks allocated at this line
+  // expect: leak bytes=B [blocks=N] [kind=K]
+                                        unfreed blocks allocated at this line; K (valgrind's verdict on them)
+                                        is definite, indirect, possible or reachable; absent means any kind
   // expect: double_free tag=T           the bad (second) free; `// mark: alloc tag=T`, `// mark: free tag=T`
   // expect: invalid_free                free of a pointer no allocator returned
   // expect: clean                       nothing at all
   // expect-exit: code=N | signal=NAME   how the program ends natively
+  // expect-cli-exit: code=N | signal=NAME   how it ends under the CLI when that differs (the CLI skips bad frees)
   // expect-args: ARG...                 command-line arguments
+  // expect-summary: definite=B/N indirect=B/N possible=B/N reachable=B/N [suppressed=B/N]
+                                        file-level: valgrind's LEAK SUMMARY (bytes/blocks per kind) under
+                                        --leak-check=full --show-leak-kinds=all --run-libc-freeres=no
+                                        --run-cxx-freeres=no; all zero when "All heap blocks were freed".
+                                        Includes blocks no line declares (libc/libstdc++ start-up allocations).
 """
 
 from __future__ import annotations
@@ -15,19 +23,25 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DIRECTIVE = re.compile(r"//\s*(expect|mark|expect-exit|expect-args):\s*(.*)$")
+DIRECTIVE = re.compile(r"//\s*(expect|mark|expect-exit|expect-cli-exit|expect-args|expect-summary):\s*(.*)$")
+
+LEAK_KINDS = ("definite", "indirect", "possible", "reachable")
+SUMMARY_KINDS = (*LEAK_KINDS, "suppressed")
 
 
 @dataclass
 class Expected:
     source: Path
     leaks: dict[int, tuple[int, int]] = field(default_factory=dict)     # line -> (bytes, blocks)
+    leak_kinds: dict[int, str] = field(default_factory=dict)            # line -> kind, for lines that declare one
     double_frees: dict[str, int] = field(default_factory=dict)          # tag -> line of the bad free
     marks: dict[tuple[str, str], int] = field(default_factory=dict)     # (alloc|free, tag) -> line
     invalid_frees: list[int] = field(default_factory=list)
     clean: bool = False
     exit: dict[str, object] = field(default_factory=lambda: {"code": 0})
+    cli_exit: dict[str, object] | None = None                            # None: as `exit`
     args: list[str] = field(default_factory=list)
+    summary: dict[str, tuple[int, int]] | None = None                  # kind -> (bytes, blocks), LEAK SUMMARY
 
     @property
     def name(self) -> str:
@@ -37,9 +51,29 @@ class Expected:
     def has_findings(self) -> bool:
         return bool(self.leaks or self.double_frees or self.invalid_frees)
 
+    def leak_kind(self, line: int) -> str | None:
+        """The declared kind of the leak at `line`, None when the line declares none (any kind)."""
+        return self.leak_kinds.get(line)
+
+    def leaks_with_kinds(self) -> dict[int, tuple[int, int, str | None]]:
+        """line -> (bytes, blocks, kind or None)."""
+        return {line: (b, n, self.leak_kinds.get(line)) for line, (b, n) in self.leaks.items()}
+
 
 def _fields(text: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in text.split() if "=" in part)
+
+
+def _summary(source: Path, number: int, f: dict[str, str]) -> dict[str, tuple[int, int]]:
+    unknown = set(f) - set(SUMMARY_KINDS)
+    missing = set(LEAK_KINDS) - set(f)
+    if unknown or missing:
+        raise ValueError(f"{source}:{number}: expect-summary: unknown {sorted(unknown)}, missing {sorted(missing)}")
+    summary = {}
+    for kind in SUMMARY_KINDS:
+        nbytes, _, nblocks = f.get(kind, "0/0").partition("/")
+        summary[kind] = (int(nbytes), int(nblocks))
+    return summary
 
 
 def parse(source: Path) -> Expected:
@@ -53,12 +87,21 @@ def parse(source: Path) -> Expected:
         f = _fields(body)
         if kind == "expect-args":
             expected.args = words
-        elif kind == "expect-exit":
-            expected.exit = {"signal": f["signal"]} if "signal" in f else {"code": int(f["code"])}
+        elif kind in ("expect-exit", "expect-cli-exit"):
+            ending = {"signal": f["signal"]} if "signal" in f else {"code": int(f["code"])}
+            setattr(expected, "exit" if kind == "expect-exit" else "cli_exit", ending)
+        elif kind == "expect-summary":
+            if expected.summary is not None:
+                raise ValueError(f"{source}:{number}: second expect-summary")
+            expected.summary = _summary(source, number, f)
         elif kind == "mark":
             expected.marks[(words[0], f["tag"])] = number
         elif words[0] == "leak":
             expected.leaks[number] = (int(f["bytes"]), int(f.get("blocks", 1)))
+            if "kind" in f:
+                if f["kind"] not in LEAK_KINDS:
+                    raise ValueError(f"{source}:{number}: leak kind {f['kind']!r} not one of {LEAK_KINDS}")
+                expected.leak_kinds[number] = f["kind"]
         elif words[0] == "double_free":
             expected.double_frees[f["tag"]] = number
         elif words[0] == "invalid_free":

@@ -1,11 +1,15 @@
-"""The correctness oracle: valgrind memcheck's HEAP SUMMARY figures for a program."""
+"""The correctness oracle: valgrind memcheck's HEAP SUMMARY figures, LEAK SUMMARY and loss records for a program."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from pathlib import Path
 
 IN_USE = re.compile(r"in use at exit: ([\d,]+) bytes in ([\d,]+) blocks")
 TOTAL = re.compile(r"total heap usage: ([\d,]+) allocs, ([\d,]+) frees, ([\d,]+) bytes allocated")
@@ -40,3 +44,109 @@ def heap_figures(argv: list[str], timeout: int = 300) -> HeapFigures:
 def our_figures(process: dict) -> HeapFigures:
     t, u = process["totals"], process["in_use_at_exit"]
     return HeapFigures(t["allocs"], t["frees"], t["bytes_allocated"], u["bytes"], u["blocks"])
+
+
+# --- leak kinds ---------------------------------------------------------------------------------------------------
+
+LEAK_FLAGS = ["--leak-check=full", "--show-leak-kinds=all", "--run-libc-freeres=no", "--run-cxx-freeres=no"]
+SUMMARY_KEYS = ("definite", "indirect", "possible", "reachable", "suppressed")
+_SUMMARY_LINES = {
+    "definite": "definitely lost", "indirect": "indirectly lost", "possible": "possibly lost",
+    "reachable": "still reachable", "suppressed": "suppressed",
+}
+_ALL_FREED = re.compile(r"^==\d+== All heap blocks were freed -- no leaks are possible", re.M)
+_XML_KINDS = {
+    "Leak_DefinitelyLost": "definite", "Leak_IndirectlyLost": "indirect",
+    "Leak_PossiblyLost": "possible", "Leak_StillReachable": "reachable",
+}
+# "160 (16 direct, 144 indirect) bytes in 1 blocks are definitely lost in loss record 2 of 2"
+# "144 bytes in 9 blocks are indirectly lost in loss record 1 of 2"
+_RECORD = re.compile(r"^([\d,]+) (?:\(([\d,]+) direct, ([\d,]+) indirect\) )?bytes in ([\d,]+) blocks are .*"
+                     r" in loss record ([\d,]+) of ([\d,]+)$")
+
+
+def leak_summary(argv: list[str], timeout: int = 300) -> dict[str, tuple[int, int]]:
+    """valgrind's LEAK SUMMARY: kind -> (bytes, blocks) for definite, indirect, possible, reachable, suppressed.
+
+    Run with LEAK_FLAGS; all zero when valgrind says "All heap blocks were freed".  The "of which reachable via
+    heuristic" sub-lines valgrind adds when a heuristic applied are not separate keys (they are in `reachable`).
+    """
+    proc = subprocess.run(["valgrind", *LEAK_FLAGS, *argv], capture_output=True, text=True, timeout=timeout)
+    err = proc.stderr
+    head = err.rfind("LEAK SUMMARY:")
+    if head < 0:
+        assert _ALL_FREED.search(err), err[-2000:]
+        return {key: (0, 0) for key in SUMMARY_KEYS}
+    summary = {}
+    for key, label in _SUMMARY_LINES.items():
+        m = re.compile(rf"^==\d+==\s+{label}: ([\d,]+) bytes in ([\d,]+) blocks$", re.M).search(err, head)
+        assert m, err[head - 200:]
+        summary[key] = (_num(m.group(1)), _num(m.group(2)))
+    return summary
+
+
+def _executable(argv0: str) -> str:
+    found = argv0 if os.sep in argv0 else (shutil.which(argv0) or argv0)
+    return os.path.realpath(found)
+
+
+def _frame(elem: ET.Element) -> dict:
+    get = lambda tag: elem.findtext(tag)  # noqa: E731
+    directory, file, line = get("dir"), get("file"), get("line")
+    path = os.path.join(directory, file) if directory and file else file
+    return {"ip": get("ip"), "object": get("obj"), "function": get("fn"), "file": file, "path": path,
+            "line": int(line) if line else None}
+
+
+def _user_frame(stack: list[dict], executable: str, source_dir: str | None) -> dict | None:
+    """The first frame in the user's source: under `source_dir` when given, else in the program's own object
+    with a source file that is not a system header (g++ inlines std:: templates from /usr/include into it)."""
+    for frame in stack:
+        if not frame["path"] or not frame["line"]:
+            continue
+        if source_dir is not None:
+            if os.path.realpath(frame["path"]).startswith(source_dir + os.sep):
+                return frame
+        elif frame["object"] and os.path.realpath(frame["object"]) == executable \
+                and not os.path.realpath(frame["path"]).startswith("/usr/"):
+            return frame
+    return None
+
+
+def leak_records(argv: list[str], source_dir: str | Path | None = None, timeout: int = 300) -> list[dict]:
+    """valgrind's loss records (run with LEAK_FLAGS, read from --xml=yes), in valgrind's order.
+
+    Each: kind (definite|indirect|possible|reachable), bytes (the record's own blocks, the "direct" figure when
+    valgrind prints "T (D direct, I indirect) bytes"), blocks, indirect_bytes (what is lost through them, 0 unless
+    definite/possible), total_bytes, loss_record (its number), file (basename) / path / line / function of the first
+    frame in the user's source (None if none), and stack (every frame: ip, object, function, file, path, line).
+    """
+    executable = _executable(argv[0])
+    src = os.path.realpath(source_dir) if source_dir is not None else None
+    with tempfile.TemporaryDirectory(prefix="vg-leaks-") as tmp:
+        xml_path = os.path.join(tmp, "memcheck.xml")
+        proc = subprocess.run(["valgrind", *LEAK_FLAGS, "--xml=yes", f"--xml-file={xml_path}", *argv],
+                              capture_output=True, text=True, timeout=timeout)
+        assert os.path.exists(xml_path), proc.stderr[-2000:]
+        root = ET.parse(xml_path).getroot()
+    records = []
+    for error in root.iter("error"):
+        kind = _XML_KINDS.get(error.findtext("kind") or "")
+        if kind is None:  # not a leak (invalid free, uninitialised value, ...)
+            continue
+        text = error.findtext("xwhat/text") or ""
+        m = _RECORD.match(text.strip())
+        assert m, text
+        total = _num(m.group(1))
+        direct = _num(m.group(2)) if m.group(2) else total
+        indirect = _num(m.group(3)) if m.group(3) else 0
+        assert total == _num(error.findtext("xwhat/leakedbytes")), text
+        stack = [_frame(f) for f in error.findall("stack/frame")]
+        user = _user_frame(stack, executable, src) or {}
+        records.append({
+            "kind": kind, "bytes": direct, "blocks": _num(m.group(4)), "indirect_bytes": indirect,
+            "total_bytes": total, "loss_record": _num(m.group(5)),
+            "file": user.get("file"), "path": user.get("path"), "line": user.get("line"),
+            "function": user.get("function"), "stack": stack,
+        })
+    return records

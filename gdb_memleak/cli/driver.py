@@ -15,6 +15,9 @@ QUIET = ["set pagination off", "set confirm off", "set width 0",
          "unset environment GDB_MEMLEAK_CLI", "unset environment GDB_MEMLEAK_PYTHONPATH"]
 
 
+WRITERS: dict = {}
+
+
 def _quiet(command: str) -> None:
     try:
         gdb.execute(command, to_string=True)
@@ -24,18 +27,28 @@ def _quiet(command: str) -> None:
 
 def _run(config: dict) -> int:
     gdb.execute(f"source {config['loader']}")
+    global WRITERS
     try:
+        from gdb_memleak.core.kinds import parse_kinds
+        from gdb_memleak.core.report_folded import write_folded
         from gdb_memleak.core.report_json import write_json
+        from gdb_memleak.core.report_mtrace import write_mtrace
+        from gdb_memleak.core.report_sarif import write_sarif
         from gdb_memleak.gdb import settings
         from gdb_memleak.gdb.session import FATAL_SIGNALS, SESSION
     except ImportError:
         return 2  # the loader already said what is missing
+    WRITERS = {"json": write_json, "sarif": write_sarif, "folded": write_folded, "mtrace": write_mtrace}
     for command in QUIET:
         _quiet(command)
     SESSION.stream = open(os.dup(2), "w", buffering=1)
     SESSION.argv = list(config["argv"])
     settings.depth.value = int(config["depth"])
-    settings.on_error.value = "report"
+    settings.on_error.value = config["on_error"]
+    settings.default_suppressions.value = config["default_suppressions"]
+    settings.suppressions.value = ":".join(config["suppressions"])
+    SESSION.shown_kinds = parse_kinds(config["shown_kinds"])
+    SESSION.error_kinds = parse_kinds(config["error_kinds"])
     SESSION.start()
     gdb.execute(f"catch signal {' '.join(sorted(FATAL_SIGNALS))}", to_string=True)
     gdb.breakpoints()[-1].silent = True  # a silent catchpoint: the program's stdout gets no GDB chatter
@@ -53,14 +66,15 @@ def _run(config: dict) -> int:
         SESSION.stream.write(f"gdb-memleak: error: {exc}\n")
         return 2
     reports = SESSION.finished_reports()
-    if config.get("json"):
-        with open(config["json"], "w") as f:
-            write_json(reports, f)
+    for key, writer in WRITERS.items():
+        if config.get(key):
+            with open(config[key], "w") as f:
+                writer(reports, f)
     if not reports:
         return 2
     result = reports[-1].result
     status = result.exit_code if result.exit_code is not None else 128 + int(getattr(signal, result.signal, 9))
-    found = any(r.has_findings for r in reports)
+    found = any(r.findings(SESSION.error_kinds) for r in reports)
     return config["error_exitcode"] if found and config["error_exitcode"] else status
 
 

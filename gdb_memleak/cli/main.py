@@ -17,6 +17,8 @@ import tempfile
 from typing import Sequence
 
 from .. import __version__
+from ..core.kinds import parse_kinds
+from ..core.suppressions import SuppressionError, SuppressionList
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOADER = os.path.join(PACKAGE_DIR, "load.py")
@@ -35,6 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="caller frames recorded per allocation (default 16)")
     parser.add_argument("--error-exitcode", type=_non_negative, default=1, metavar="N",
                         help="exit status when a leak or heap error is found (default 1; 0 keeps the program's)")
+    parser.add_argument("--errors-for-leak-kinds", type=_kinds, default="definite,possible", metavar="K[,K]",
+                        help="leak kinds that count as errors for the exit status (default definite,possible; "
+                             "all; none); heap errors always count")
+    parser.add_argument("--show-leak-kinds", type=_kinds, default="definite,possible", metavar="K[,K]",
+                        help="leak kinds listed in the report (default definite,possible; all)")
+    parser.add_argument("--suppressions", action="append", default=[], metavar="FILE",
+                        help="LeakSanitizer-format suppression file (leak:PATTERN lines); repeatable")
+    parser.add_argument("--no-default-suppressions", action="store_true",
+                        help="do not use the built-in suppressions of libc/libstdc++ one-off allocations")
+    parser.add_argument("--on-error", choices=["skip", "report"], default="skip",
+                        help="on a double/invalid free: skip the call and run on, like valgrind (default), "
+                             "or report it and let it happen (glibc usually aborts)")
+    parser.add_argument("--sarif", metavar="FILE", help="write a SARIF 2.1.0 report to FILE")
+    parser.add_argument("--folded", metavar="FILE", help="write folded stacks of leaked bytes (flame graphs)")
+    parser.add_argument("--mtrace", metavar="FILE", help="write the live blocks as a glibc mtrace log")
     parser.add_argument("--gdb", default="gdb", metavar="PATH", help="the GDB to use (default: gdb on PATH)")
     parser.add_argument("--gdbinit", action="store_true", help="print the line that loads the plugin from ~/.gdbinit")
     parser.add_argument("--version", action="version", version=f"gdb-memleak {__version__}")
@@ -58,6 +75,14 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must not be negative")
     return value
+
+
+def _kinds(text: str) -> str:
+    try:
+        parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def find_program(name: str) -> str:
@@ -136,8 +161,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if gdb is None:
         print(f"gdb-memleak: error: {opts.gdb}: GDB not found (install gdb or pass --gdb PATH)", file=sys.stderr)
         return EXIT_USAGE
-    config = {"json": os.path.abspath(opts.json) if opts.json else None, "depth": opts.depth,
-              "error_exitcode": opts.error_exitcode, "loader": LOADER, "argv": [program, *args]}
+    for path in opts.suppressions:
+        try:
+            SuppressionList.load(path)
+        except SuppressionError as exc:
+            print(f"gdb-memleak: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    outputs = {name: os.path.abspath(path) if path else None
+               for name, path in (("json", opts.json), ("sarif", opts.sarif), ("folded", opts.folded),
+                                  ("mtrace", opts.mtrace))}
+    config = {**outputs, "depth": opts.depth, "error_exitcode": opts.error_exitcode, "loader": LOADER,
+              "argv": [program, *args], "error_kinds": opts.errors_for_leak_kinds,
+              "shown_kinds": opts.show_leak_kinds, "on_error": opts.on_error,
+              "suppressions": [os.path.abspath(p) for p in opts.suppressions],
+              "default_suppressions": not opts.no_default_suppressions}
     try:
         return run_under_gdb(gdb, program, args, config)
     except KeyboardInterrupt:

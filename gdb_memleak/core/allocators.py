@@ -16,6 +16,7 @@ class Role(Enum):
     FREE = "free"            # releases ptr_arg
     REALLOC = "realloc"      # releases ptr_arg (if any) and returns a new block
     MEMPTR = "memptr"        # stores the new block through out_arg, returns 0 on success
+    EXIT = "exit"            # the process is about to end (its memory still intact): time for the leak scan
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class AllocatorSpec:
 
     @property
     def needs_return(self) -> bool:
-        return self.role is not Role.FREE
+        return self.role not in (Role.FREE, Role.EXIT)
 
     @cached_property  # read on every allocator stop
     def arg_count(self) -> int:
@@ -59,6 +60,10 @@ FAMILY_ALLOCATORS: tuple[AllocatorSpec, ...] = (
     AllocatorSpec("valloc", Role.ALLOC, "malloc", size_args=(0,)),
     AllocatorSpec("pvalloc", Role.ALLOC, "malloc", size_args=(0,)),
 )
+
+# Not an allocator, but hooked the same way: `_exit` makes the exit_group system call after atexit handlers and
+# stdio flushing, so the reachability scan runs there, with every block and root still in memory.
+EXIT_HOOKS: tuple[AllocatorSpec, ...] = (AllocatorSpec("_exit", Role.EXIT, ""),)
 
 DEFAULT_ALLOCATORS = C_ALLOCATORS + FAMILY_ALLOCATORS
 

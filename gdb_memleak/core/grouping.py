@@ -20,6 +20,7 @@ class LeakGroup:
     blocks: int = 0
     first_seq: int = 0
     addresses: list[int] = field(default_factory=list)
+    suppressed_by: object | None = None  # the Suppression matching this group's stack, if any
 
 
 @dataclass

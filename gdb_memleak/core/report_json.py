@@ -26,6 +26,7 @@ def process_json(report: ProcessReport) -> dict:
         "in_use_at_exit": {"bytes": c.live_bytes, "blocks": c.live_blocks},
         "leaks": [{"kind": g.kind, "bytes": g.bytes, "blocks": g.blocks, "allocator": g.allocator,
                    "stack": stack(g.pcs)} for g in report.leak_groups()],
+        "leak_summary": report.leak_summary(),
         "errors": [{"type": e.type, "address": f"0x{e.address:x}", "stack": stack(e.pcs),
                     "alloc_stack": stack(e.alloc_pcs), "free_stack": stack(e.free_pcs)}
                    for e in report.table.errors],

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from tabulate import tabulate
 
 from .grouping import group_by_line, select
 from .model import Frame, HeapError
-from .snapshot import ProcessReport
+from .kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN, LABELS, ORDER, UNFREED
+from .snapshot import LeakFilter, ProcessReport
 from .source import highlight_line, source_context
 
 
@@ -19,6 +20,8 @@ class LeakOptions:
     min_bytes: int = 0
     stack: bool = False
     color: bool = False
+    where: LeakFilter | None = field(default_factory=lambda: LeakFilter(kinds=DEFAULT_SHOWN))
+    error_kinds: frozenset[str] = DEFAULT_ERROR_KINDS
 
 
 def plural(n: int, word: str) -> str:
@@ -79,35 +82,49 @@ def render_errors(report: ProcessReport, out: TextIO) -> None:
         render_error(report, error, out)
 
 
+def render_leak_summary(report: ProcessReport, out: TextIO) -> None:
+    summary = report.leak_summary()
+    out.write("\nLEAK SUMMARY:\n")
+    for key, entry in summary.items():
+        if key == UNFREED and not entry["blocks"]:
+            continue
+        out.write(f"  {LABELS[key]:>16}: {entry['bytes']:,} bytes in {entry['blocks']:,} blocks\n")
+
+
 def render_leaks(report: ProcessReport, out: TextIO, options: LeakOptions | None = None) -> None:
     options = options or LeakOptions()
-    groups = report.leak_groups()
+    groups = report.leak_groups(options.where)
     total_bytes = sum(g.bytes for g in groups)
     total_blocks = sum(g.blocks for g in groups)
     chosen = select(groups, options.top, options.min_bytes)
+    kinds = options.where.kinds if options.where is not None else None
+    shown = "all kinds" if kinds is None else ", ".join(LABELS[k] for k in sorted(kinds, key=ORDER.get))
     out.write(f"\nLEAKS: {plural(total_bytes, 'byte')} in {plural(total_blocks, 'block')} from "
-              f"{plural(len(groups), 'allocation stack')} still allocated")
+              f"{plural(len(groups), 'allocation stack')} ({shown})")
     out.write(f" (showing {len(chosen)})\n" if len(chosen) != len(groups) else "\n")
     if not chosen:
         return
     if options.stack:
         for group in chosen:
-            out.write(f"\n{plural(group.bytes, 'byte')} in {plural(group.blocks, 'block')} [{group.kind}] "
+            out.write(f"\n{plural(group.bytes, 'byte')} in {plural(group.blocks, 'block')} are {LABELS[group.kind]}, "
                       f"allocated by {group.allocator} (first is allocation #{group.first_seq})\n")
             render_stack(report.frames(group.pcs), out)
         return
     rows = []
     for group in chosen:
         site = report.site(group.pcs)
-        rows.append([group.bytes, group.blocks, group.allocator, f"#{group.first_seq}",
+        rows.append([LABELS[group.kind], group.bytes, group.blocks, group.allocator, f"#{group.first_seq}",
                      describe(site) if site else "??"])
-    out.write(tabulate(rows, headers=["bytes", "blocks", "allocator", "first", "allocated at"],
+    out.write(tabulate(rows, headers=["kind", "bytes", "blocks", "allocator", "first", "allocated at"],
                        tablefmt="simple", intfmt=",") + "\n")
 
 
 def render_by_line(report: ProcessReport, out: TextIO, options: LeakOptions | None = None) -> None:
     options = options or LeakOptions()
-    every = group_by_line(report.table.live(), report.symbolizer, report.system)
+    where = options.where
+    blocks = [b for b in report.table.live() if where is None or (where.admits(b) and (
+        where.kinds is None or report.kind_of(b) in where.kinds))]
+    every = group_by_line(blocks, report.symbolizer, report.system)
     groups = select(every, options.top, options.min_bytes)
     out.write(f"\nLEAKS BY LINE: {plural(len(every), 'line')}")
     out.write(f" (showing {len(groups)})\n" if len(groups) != len(every) else "\n")
@@ -123,14 +140,19 @@ def render_by_line(report: ProcessReport, out: TextIO, options: LeakOptions | No
 
 
 def render_report(report: ProcessReport, out: TextIO, options: LeakOptions | None = None) -> None:
-    """The end-of-run report: header, heap summary, heap errors, leaks."""
+    """The end-of-run report: header, heap summary, heap errors, leaks, leak summary."""
+    options = options or LeakOptions()
     out.write("\n")
     render_header(report, out)
     render_summary(report, out)
     render_errors(report, out)
     render_leaks(report, out, options)
-    c = report.table.counters
-    verdict = "no leaks, no heap errors" if not report.has_findings else (
-        f"{plural(len(report.table.errors), 'heap error')}, {plural(c.live_bytes, 'byte')} "
-        f"in {plural(c.live_blocks, 'block')} still allocated")
+    render_leak_summary(report, out)
+    summary = report.leak_summary()
+    counted = [k for k in summary if k in options.error_kinds and summary[k]["blocks"]]
+    if not report.table.errors and not counted:
+        verdict = "no heap errors, no leaks of the kinds that count as errors"
+    else:
+        leaks = ", ".join(f"{summary[k]['bytes']:,} bytes {LABELS[k]}" for k in counted) or "no counted leaks"
+        verdict = f"{plural(len(report.table.errors), 'heap error')}; {leaks}"
     out.write(f"\nSUMMARY: {verdict}\n")

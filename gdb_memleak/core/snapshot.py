@@ -1,13 +1,30 @@
-"""What a report is drawn from: one process's table, how it ended, and the symbolizer for its PCs."""
+"""What a report is drawn from: one process's table, how it ended, its leak kinds, and the symbolizer for its PCs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from .grouping import LeakGroup, group_by_stack
-from .model import Frame, ProcessResult
+from .kinds import KINDS, ORDER, UNFREED
+from .model import Block, Frame, ProcessResult
+from .suppressions import SuppressionList
 from .symbols import Symbolizer, SystemFilter
 from .table import AllocationTable
+
+
+@dataclass
+class LeakFilter:
+    """Which live blocks a listing shows: kinds (None = all), allocated after a snapshot, older than an age."""
+
+    kinds: frozenset[str] | None = None
+    since_seq: int = 0
+    older_than: float | None = None
+    now: float = 0.0
+
+    def admits(self, block: Block) -> bool:
+        if block.seq <= self.since_seq:
+            return False
+        return self.older_than is None or self.now - block.time >= self.older_than
 
 
 @dataclass
@@ -16,16 +33,48 @@ class ProcessReport:
     table: AllocationTable
     symbolizer: Symbolizer
     system: SystemFilter = field(default_factory=SystemFilter)
-    notes: list[str] = field(default_factory=list)  # caveats printed under the report header
+    notes: list[str] = field(default_factory=list)   # caveats printed under the report header
+    kinds: dict[int, str] | None = None               # block address -> kind, from the last reachability scan
+    suppressions: SuppressionList = field(default_factory=SuppressionList)
 
-    def leak_groups(self) -> list[LeakGroup]:
-        return group_by_stack(self.table.live())
+    def kind_of(self, block: Block) -> str:
+        return self.kinds.get(block.address, UNFREED) if self.kinds is not None else UNFREED
+
+    def _groups(self, where: LeakFilter | None) -> list[LeakGroup]:
+        blocks = self.table.live() if where is None else [b for b in self.table.live() if where.admits(b)]
+        groups = group_by_stack(blocks, self.kind_of)
+        for group in groups:
+            group.suppressed_by = self.suppressions.match(self.frames(group.pcs)) if len(self.suppressions) else None
+        return groups
+
+    def leak_groups(self, where: LeakFilter | None = None) -> list[LeakGroup]:
+        """Unsuppressed groups of the kinds asked for, by kind (valgrind's order) then size."""
+        groups = [g for g in self._groups(where) if g.suppressed_by is None
+                  and (where is None or where.kinds is None or g.kind in where.kinds)]
+        return sorted(groups, key=lambda g: (ORDER.get(g.kind, 99), -g.bytes, -g.blocks, g.first_seq))
+
+    def suppressed_groups(self) -> list[LeakGroup]:
+        return [g for g in self._groups(None) if g.suppressed_by is not None]
+
+    def leak_summary(self) -> dict[str, dict[str, int]]:
+        """valgrind's LEAK SUMMARY: bytes and blocks per kind, suppressed apart ("unfreed" only when unscanned)."""
+        summary = {k: {"bytes": 0, "blocks": 0} for k in KINDS + ("suppressed",)}
+        for group in self._groups(None):
+            key = "suppressed" if group.suppressed_by is not None else group.kind
+            entry = summary.setdefault(key, {"bytes": 0, "blocks": 0})
+            entry["bytes"] += group.bytes
+            entry["blocks"] += group.blocks
+        return summary
 
     def frames(self, pcs: tuple[int, ...]) -> list[Frame]:
         return self.symbolizer.stack(pcs)
 
     def site(self, pcs: tuple[int, ...]) -> Frame | None:
         return self.system.user_frame(self.frames(pcs))
+
+    def findings(self, error_kinds: frozenset[str]) -> bool:
+        """Heap errors always count; leaks count when their kind is in `error_kinds` and they are not suppressed."""
+        return bool(self.table.errors) or any(g.kind in error_kinds for g in self.leak_groups())
 
     @property
     def has_findings(self) -> bool:

@@ -108,6 +108,11 @@ class AllocationTable:
         self.__init__(complete=False, freed_history=self.freed_history)
 
     # -- queries ------------------------------------------------------------------------------------------------
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the latest allocation (0 before the first)."""
+        return self._seq
+
     def live(self) -> list[Block]:
         return list(self.blocks.values())
 

@@ -40,6 +40,12 @@ class RegisterReader:
         self._ptrace = None  # not our tracee (remote target, core file): use GDB from now on
         return self._read_via_gdb()
 
+    def read_thread(self, lwp: int, selected: bool) -> tuple[int, ...] | None:
+        """Registers of any thread; without ptrace only the selected thread's can be read (None otherwise)."""
+        if self._ptrace is not None and self._ptrace(PTRACE_GETREGS, lwp, None, self._buf) == 0:
+            return self._fmt.unpack(self._buf.raw)
+        return self._read_via_gdb() if selected else None
+
     def _read_via_gdb(self) -> tuple[int, ...]:
         frame = gdb.newest_frame()
         values = []

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import gdb
 
+import argparse
+
+from ..core.grouping import select
+from ..core.kinds import DEFAULT_SHOWN, parse_kinds
 from ..core.report_json import write_json
-from ..core.report_text import LeakOptions, render_by_line, render_leaks, render_summary, render_errors
+from ..core.report_text import (LeakOptions, render_by_line, render_errors, render_leak_summary, render_leaks,
+                                render_summary)
+from ..core.snapshot import LeakFilter
+from ..core.suppressions import SuppressionError, generate
+from . import settings
 from .argparsing import CommandParser, positive_int
+from .blockinfo import describe_block
 from .session import SESSION, Tracking
 
 
@@ -19,24 +28,38 @@ def _selected_tracking(pid: int | None) -> Tracking:
 
 
 class Leaks(gdb.Command):
-    """List unfreed heap blocks grouped by allocation stack, largest first.
+    """List unfreed heap blocks grouped by leak kind, then allocation stack, largest first.
 
-Usage: leaks [--by-line] [--top N] [--min-bytes N] [--stack] [--json FILE] [--pid N]
+Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes N] [--stack]
+             [--since SNAPSHOT] [--older-than SECONDS] [--gen-suppressions] [--json FILE] [--pid N]
 
-  --by-line      group by the source line of the first frame in your code and show that line
-  --top N        show only the N largest groups
-  --min-bytes N  hide groups smaller than N bytes
-  --stack        show each group's full allocation stack
-  --json FILE    also write the JSON report of this process to FILE
-  --pid N        report on process N (default: the selected inferior's process)"""
+  --by-line            group by the source line of the first frame in your code and show that line
+  --kind K[,K]         leak kinds to list: definite, indirect, possible, reachable (default: definite,possible,
+                       like valgrind; blocks not classified yet are listed as unfreed)
+  --all                every kind
+  --check              run the reachability scan now (the process must be stopped), then list
+  --top N              show only the N largest groups
+  --min-bytes N        hide groups smaller than N bytes
+  --stack              show each group's full allocation stack
+  --since SNAPSHOT     only blocks allocated after `memleak snapshot SNAPSHOT`
+  --older-than SECONDS only blocks allocated at least SECONDS ago
+  --gen-suppressions   print a suppression entry (LeakSanitizer format) for each listed leak
+  --json FILE          also write the JSON report of this process to FILE
+  --pid N              report on process N (default: the selected inferior's process)"""
 
     def __init__(self) -> None:
         super().__init__("leaks", gdb.COMMAND_DATA)
         self.parser = CommandParser("leaks", "List unfreed heap blocks.")
         self.parser.add_argument("--by-line", action="store_true")
+        self.parser.add_argument("--kind", type=kind_set)
+        self.parser.add_argument("--all", action="store_true")
+        self.parser.add_argument("--check", action="store_true")
         self.parser.add_argument("--top", type=positive_int)
         self.parser.add_argument("--min-bytes", type=positive_int, default=0)
         self.parser.add_argument("--stack", action="store_true")
+        self.parser.add_argument("--since", metavar="SNAPSHOT")
+        self.parser.add_argument("--older-than", type=seconds, metavar="SECONDS")
+        self.parser.add_argument("--gen-suppressions", action="store_true")
         self.parser.add_argument("--json", metavar="FILE")
         self.parser.add_argument("--pid", type=positive_int)
 
@@ -45,13 +68,25 @@ Usage: leaks [--by-line] [--top N] [--min-bytes N] [--stack] [--json FILE] [--pi
         if args is None:
             return
         tracking = _selected_tracking(args.pid)
+        if args.check:
+            _check(tracking)
         report = tracking.report
+        report.suppressions = _suppressions()
         out = SESSION.out()
-        options = LeakOptions(top=args.top, min_bytes=args.min_bytes, stack=args.stack, color=SESSION.use_color())
+        where = LeakFilter(kinds=None if args.all else (args.kind or DEFAULT_SHOWN),
+                           since_seq=_snapshot(args.since)[0] if args.since else 0,
+                           older_than=args.older_than, now=SESSION.now(tracking))
+        options = LeakOptions(top=args.top, min_bytes=args.min_bytes, stack=args.stack, color=SESSION.use_color(),
+                              where=where)
         if args.by_line:
             render_by_line(report, out, options)
         else:
             render_leaks(report, out, options)
+        if args.gen_suppressions:
+            out.write("\n")
+            for group in select(report.leak_groups(where), args.top, args.min_bytes):
+                out.write(f"# {group.bytes:,} bytes in {group.blocks:,} blocks ({group.kind})\n")
+                out.write(generate(report.frames(group.pcs)) + "\n")
         if args.json:
             try:
                 with open(args.json, "w") as f:
@@ -61,10 +96,51 @@ Usage: leaks [--by-line] [--top N] [--min-bytes N] [--stack] [--json FILE] [--pi
             out.write(f"JSON report written to {args.json}\n")
 
 
+def kind_set(text: str) -> frozenset[str]:
+    try:
+        return parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _suppressions():
+    try:
+        return settings.active_suppressions()
+    except SuppressionError as exc:
+        raise gdb.GdbError(f"gdb-memleak: {exc}")
+
+
+def _snapshot(name: str) -> tuple[int, float]:
+    snap = SESSION.snapshots.get(name)
+    if snap is None:
+        known = ", ".join(sorted(SESSION.snapshots)) or "none yet (use `memleak snapshot NAME`)"
+        raise gdb.GdbError(f"gdb-memleak: no snapshot named {name!r}; snapshots: {known}")
+    return snap
+
+
+def _check(tracking: Tracking) -> None:
+    inferior = gdb.selected_inferior()
+    if tracking.finished or not inferior.pid or inferior.pid != tracking.pid:
+        raise gdb.GdbError("gdb-memleak: the process is not running: the scan needs its memory "
+                           "(the report made at exit already has the leak kinds).")
+    if SESSION.scan(tracking) is None:
+        raise gdb.GdbError("gdb-memleak: the reachability scan could not run")
+
+
 class Memleak(gdb.Command):
     """Heap leak and heap error tracking (gdb-memleak).
 
-Usage: memleak start|stop|status|reset|errors
+Usage: memleak start|stop|status|reset|errors|check|break-alloc|block|snapshot
 See `help memleak SUBCOMMAND`, `leaks` for the report and `show memleak` for settings."""
 
     def __init__(self) -> None:
@@ -170,6 +246,94 @@ Usage: memleak errors"""
         render_errors(tracking.report, out)
 
 
+class MemleakCheck(gdb.Command):
+    """Run the reachability scan now and print the leak summary and leaks (like valgrind's `monitor leak_check`).
+
+Usage: memleak check
+The process must be stopped. Blocks are classified as definitely, indirectly or possibly lost, or still reachable."""
+
+    def __init__(self) -> None:
+        super().__init__("memleak check", gdb.COMMAND_DATA)
+
+    def invoke(self, argument: str, from_tty: bool) -> None:
+        _no_arguments("memleak check", argument)
+        tracking = _selected_tracking(None)
+        _check(tracking)
+        tracking.report.suppressions = _suppressions()
+        out = SESSION.out()
+        render_leaks(tracking.report, out, LeakOptions(color=SESSION.use_color()))
+        render_leak_summary(tracking.report, out)
+
+
+class MemleakBreakAlloc(gdb.Command):
+    """Stop when allocation number N is made (numbers as shown by `leaks`: #N). `off` clears it.
+
+Usage: memleak break-alloc N|off
+Allocation numbers are stable across runs of a deterministic program: find a leak's number, `run` again."""
+
+    def __init__(self) -> None:
+        super().__init__("memleak break-alloc", gdb.COMMAND_DATA)
+
+    def invoke(self, argument: str, from_tty: bool) -> None:
+        words = gdb.string_to_argv(argument)
+        if len(words) != 1:
+            raise gdb.GdbError("memleak break-alloc: expects one allocation number or `off` "
+                               "(see `help memleak break-alloc`)")
+        if words[0] == "off":
+            number = None
+        else:
+            try:
+                number = int(words[0].lstrip("#"), 0)
+            except ValueError:
+                raise gdb.GdbError(f"memleak break-alloc: not an allocation number: {words[0]!r}") from None
+            if number < 1:
+                raise gdb.GdbError("memleak break-alloc: allocation numbers start at 1")
+        SESSION.set_break_alloc(number)
+        SESSION.out().write("gdb-memleak: break-alloc cleared.\n" if number is None else
+                            f"gdb-memleak: will stop when allocation #{number} is made.\n")
+
+
+class MemleakBlock(gdb.Command):
+    """Describe the heap block containing ADDR: size, allocator, number, age, stack, kind, who points at it.
+
+Usage: memleak block ADDR
+ADDR is any expression (a pointer variable, 0x...). Referrers are found by scanning the roots and the other blocks:
+a named global, a thread's stack frame, or another block."""
+
+    def __init__(self) -> None:
+        super().__init__("memleak block", gdb.COMMAND_DATA)
+
+    def invoke(self, argument: str, from_tty: bool) -> None:
+        if not argument.strip():
+            raise gdb.GdbError("memleak block: expects an address (see `help memleak block`)")
+        try:
+            address = int(gdb.parse_and_eval(argument)) & 0xFFFFFFFFFFFFFFFF
+        except gdb.error as exc:
+            raise gdb.GdbError(f"memleak block: {exc}") from None
+        tracking = _selected_tracking(None)
+        describe_block(tracking, address, SESSION.out())
+
+
+class MemleakSnapshot(gdb.Command):
+    """Remember this moment (the last allocation number) under NAME, for `leaks --since NAME`.
+
+Usage: memleak snapshot [NAME]      (default names: s1, s2, ...)"""
+
+    def __init__(self) -> None:
+        super().__init__("memleak snapshot", gdb.COMMAND_DATA)
+
+    def invoke(self, argument: str, from_tty: bool) -> None:
+        words = gdb.string_to_argv(argument)
+        if len(words) > 1:
+            raise gdb.GdbError("memleak snapshot: takes at most one name (see `help memleak snapshot`)")
+        tracking = _selected_tracking(None)
+        name = words[0] if words else f"s{len(SESSION.snapshots) + 1}"
+        seq = tracking.report.table.last_seq
+        SESSION.snapshots[name] = (seq, SESSION.now(tracking))
+        SESSION.out().write(f"gdb-memleak: snapshot {name!r} at allocation #{seq} "
+                            f"({tracking.report.table.counters.live_blocks:,} blocks live).\n")
+
+
 def _no_arguments(name: str, argument: str) -> None:
     if argument.strip():
         raise gdb.GdbError(f"{name}: takes no arguments (see `help {name}`)")
@@ -183,3 +347,7 @@ def register() -> None:
     MemleakStatus()
     MemleakReset()
     MemleakErrors()
+    MemleakCheck()
+    MemleakBreakAlloc()
+    MemleakBlock()
+    MemleakSnapshot()

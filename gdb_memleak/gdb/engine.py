@@ -18,7 +18,7 @@ import gdb
 
 from ..core.abi import Abi
 from ..core.allocators import INTERNAL_RELEASERS, AllocatorSpec, Role
-from ..core.model import HeapError
+from ..core.model import Block, HeapError
 from ..core.procmaps import read_maps
 from ..core.table import AllocationTable
 from .access import RegisterReader, StackReader, read_word
@@ -76,8 +76,11 @@ class Engine:
     table: AllocationTable
     abi: Abi
     depth: int
-    on_error: Callable[[HeapError], bool]   # returns True to stop the program at the bad free
+    on_error: Callable[[HeapError], str]    # "stop" the program at the bad free, "report" it, or "skip" the call
     specs: list[AllocatorSpec]
+    on_exit: Callable[[], None] = lambda: None  # `_exit` reached: memory is still intact
+    on_break_alloc: Callable[[Block], None] = lambda block: None
+    break_alloc: int | None = None           # stop when the allocation with this sequence number is made
     stats: EngineStats = field(default_factory=EngineStats)
 
     def __post_init__(self) -> None:
@@ -150,6 +153,9 @@ class Engine:
 
     def on_entry(self, spec: AllocatorSpec) -> bool:
         self.stats.entry_stops += 1
+        if spec.role is Role.EXIT:
+            self.on_exit()
+            return False
         thread = gdb.selected_thread()
         lwp = thread.ptid[1]
         regs = self.regs.read(lwp)
@@ -173,20 +179,34 @@ class Engine:
             if self._released_internally(args[spec.ptr_arg], return_address):
                 return False
             error = self.table.on_free(args[spec.ptr_arg], spec.name, thread.num, pcs, now)
-            return self.on_error(error) if error is not None else False
+            return self.handle_error(error, return_address, sp) if error is not None else False
         call = PendingCall(spec, args, pcs, thread.num, sp, now)
         if spec.role is Role.REALLOC and args[spec.ptr_arg] and args[spec.ptr_arg] not in self.table.blocks:
             # an invalid realloc is reported at the call: glibc may abort before it returns
             error = self.table.on_free(args[spec.ptr_arg], spec.name, thread.num, pcs, now)
             call.errored = True
-            if error is not None and self.on_error(error):
-                return True
+            if error is not None:
+                return self.handle_error(error, return_address, sp, result=0)
         self.pending[(lwp, sp + self.abi.word_size)] = call
         self.in_flight.setdefault(lwp, []).append(call)
         if return_address not in self.returns:
             self.returns[return_address] = ReturnBreakpoint(self, return_address)
             self._placed.append(return_address)
             self.stats.return_breakpoints += 1
+        return False
+
+    def handle_error(self, error: HeapError, return_address: int, sp: int, result: int | None = None) -> bool:
+        """Apply `on-error`: True stops the program; "skip" makes the bad call return at once (as valgrind,
+        which reports a bad free and does not perform it), so glibc never sees it and the program runs on."""
+        action = self.on_error(error)
+        if action == "stop":
+            return True
+        if action == "skip":
+            abi = self.abi
+            if result is not None:
+                gdb.parse_and_eval(f"${abi.return_register} = {result}")
+            gdb.parse_and_eval(f"${abi.stack_pointer} = {sp + abi.word_size}")
+            gdb.parse_and_eval(f"$pc = {return_address}")
         return False
 
     def _released_internally(self, address: int, return_address: int) -> bool:
@@ -212,17 +232,22 @@ class Engine:
                 calls.pop()
             elif call in calls:
                 calls.remove(call)
-        self.record(call, regs[self._ret])
+        block = self.record(call, regs[self._ret])
+        if block is not None and block.seq == self.break_alloc:
+            self.on_break_alloc(block)
+            return True
         return False
 
-    def record(self, call: PendingCall, result: int) -> None:
+    def record(self, call: PendingCall, result: int) -> Block | None:
         spec, args = call.spec, call.args
         size = spec.size(args)
         if spec.role is Role.ALLOC:
-            self.table.on_alloc(result, size, spec.name, call.thread, call.pcs, call.time)
-        elif spec.role is Role.REALLOC:
+            return self.table.on_alloc(result, size, spec.name, call.thread, call.pcs, call.time)
+        if spec.role is Role.REALLOC:
             old = 0 if call.errored else args[spec.ptr_arg]
             self.table.on_realloc(old, result, size, spec.name, call.thread, call.pcs, call.time)
-        elif spec.role is Role.MEMPTR and result == 0:
+            return self.table.blocks.get(result) if result else None
+        if spec.role is Role.MEMPTR and result == 0:
             address = read_word(self.inferior, args[spec.out_arg])
-            self.table.on_alloc(address or 0, size, spec.name, call.thread, call.pcs, call.time)
+            return self.table.on_alloc(address or 0, size, spec.name, call.thread, call.pcs, call.time)
+        return None

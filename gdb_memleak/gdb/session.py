@@ -8,21 +8,25 @@ kept so `leaks` works after the program ended, until the next `run` replaces it.
 from __future__ import annotations
 
 import signal
+import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
 import gdb
 
 from ..core.abi import ABIS
-from ..core.allocators import DEFAULT_ALLOCATORS
-from ..core.model import HeapError, ProcessResult
+from ..core.allocators import DEFAULT_ALLOCATORS, EXIT_HOOKS
+from ..core.model import Block, HeapError, ProcessResult
+from ..core.reachability import ScanResult
 from ..core.procmaps import Mapping, read_maps
 from ..core.report_text import LeakOptions, render_error, render_report
-from ..core.snapshot import ProcessReport
+from ..core.kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
+from ..core.snapshot import LeakFilter, ProcessReport
 from ..core.symbols import Symbolizer, SystemFilter
 from ..core.table import AllocationTable
 from . import settings
 from .engine import Engine
+from .heapscan import HeapScan
 from .symbolize import GdbResolver
 
 FATAL_SIGNALS = frozenset({"SIGSEGV", "SIGABRT", "SIGBUS", "SIGFPE", "SIGILL", "SIGSYS"})
@@ -47,6 +51,8 @@ class Tracking:
     maps: list[Mapping] = field(default_factory=list)
     reported: bool = False
     finished: bool = False
+    last_scan: ScanResult | None = None
+    ended_at: float | None = None
 
     @property
     def pid(self) -> int:
@@ -61,6 +67,10 @@ class Session:
         self.stream: TextIO | None = None   # None: through GDB; the batch CLI points it at stderr
         self.color: bool | None = None       # None: follow GDB's `set style enabled`
         self.argv: list[str] | None = None    # the batch CLI knows the exact argv; GDB only has a string
+        self.break_alloc: int | None = None   # `memleak break-alloc N`
+        self.shown_kinds: frozenset[str] = DEFAULT_SHOWN         # kinds the end-of-run report lists
+        self.error_kinds: frozenset[str] = DEFAULT_ERROR_KINDS   # kinds its verdict counts as errors
+        self.snapshots: dict[str, tuple[int, float]] = {}  # name -> (last sequence number, time)
 
     # -- output -------------------------------------------------------------------------------------------------
     def out(self) -> TextIO:
@@ -96,7 +106,10 @@ class Session:
         report = ProcessReport(result, table, Symbolizer(GdbResolver(maps)), SystemFilter(settings.system_objects.value))
         tracking = Tracking(inferior.num, None, report, maps)
         tracking.engine = Engine(inferior, table, abi, int(settings.depth.value),
-                                 lambda error: self.on_heap_error(tracking, error), list(DEFAULT_ALLOCATORS))
+                                 lambda error: self.on_heap_error(tracking, error),
+                                 list(DEFAULT_ALLOCATORS + EXIT_HOOKS),
+                                 on_exit=lambda: self.scan(tracking),
+                                 on_break_alloc=self.on_break_alloc, break_alloc=self.break_alloc)
         self.tracking[inferior.num] = tracking
         return tracking
 
@@ -177,7 +190,24 @@ class Session:
         """The process is about to die of `name`: report now, while its memory and libraries are still there."""
         tracking.report.result.signal = name
         self.refresh_maps(tracking)
+        self.scan(tracking)
         self.conclude(tracking)
+
+    def scan(self, tracking: Tracking) -> ScanResult | None:
+        """Classify every live block (valgrind's leak kinds) from the process's memory as it is now."""
+        engine = tracking.engine
+        inferior = engine.inferior if engine is not None else None
+        if inferior is None or not inferior.is_valid() or inferior.pid != tracking.pid or not tracking.pid:
+            return None
+        table = tracking.report.table
+        heap = HeapScan(inferior, {b.address: b.size for b in table.blocks.values()}, engine.regs)
+        try:
+            result = heap.run()
+        finally:
+            heap.close()
+        tracking.report.kinds = {address: kind.value for address, kind in result.kinds.items()}
+        tracking.last_scan = result
+        return result
 
     def on_exited(self, event: gdb.ExitedEvent) -> None:
         tracking = self.tracking.get(event.inferior.num)
@@ -190,23 +220,47 @@ class Session:
             result.signal = "SIGKILL"
         if tracking.engine is not None:
             tracking.engine.remove()
+        tracking.ended_at = self.now(tracking)
         self.conclude(tracking)
         tracking.finished = True
         self.ended.append(tracking)
 
     def conclude(self, tracking: Tracking) -> None:
         """Symbolize what the report needs and print it once."""
+        tracking.report.suppressions = settings.active_suppressions()
         tracking.report.warm()
         if not tracking.reported and settings.report_at_exit.value:
-            render_report(tracking.report, self.out(), LeakOptions(color=self.use_color()))
+            options = LeakOptions(color=self.use_color(), where=LeakFilter(kinds=self.shown_kinds),
+                                  error_kinds=self.error_kinds)
+            render_report(tracking.report, self.out(), options)
         tracking.reported = True
 
-    def on_heap_error(self, tracking: Tracking, error: HeapError) -> bool:
-        """Called from stop(): print the error now; True stops the program there (on-error stop)."""
+    def on_heap_error(self, tracking: Tracking, error: HeapError) -> str:
+        """Called from stop(): print the error now; returns the `on-error` action (stop, report, skip)."""
         out = self.out()
         out.write("\ngdb-memleak: ")
         render_error(tracking.report, error, out)
-        return settings.on_error.value == "stop"
+        action = settings.on_error.value
+        if action == "skip":
+            out.write(" The call was skipped (memleak on-error skip): the program runs on.\n")
+        return action
+
+    def on_break_alloc(self, block: Block) -> None:
+        self.out().write(f"\ngdb-memleak: allocation #{block.seq} made: {block.size:,} bytes at "
+                         f"0x{block.address:x} by {block.allocator} (memleak break-alloc)\n")
+
+    def now(self, tracking: Tracking) -> float:
+        """Seconds since tracking began (block times use the same clock); frozen when the process ended."""
+        if tracking.ended_at is not None:
+            return tracking.ended_at
+        engine = tracking.engine
+        return time.monotonic() - engine.started if engine is not None else 0.0
+
+    def set_break_alloc(self, number: int | None) -> None:
+        self.break_alloc = number
+        for tracking in self.tracking.values():
+            if tracking.engine is not None:
+                tracking.engine.break_alloc = number
 
     def finished_reports(self) -> list[ProcessReport]:
         return [t.report for t in self.ended]

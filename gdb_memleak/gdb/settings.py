@@ -6,9 +6,10 @@ import re
 
 import gdb
 
+from ..core.suppressions import DEFAULT_SUPPRESSIONS, SuppressionError, SuppressionList
 from ..core.symbols import DEFAULT_SYSTEM_OBJECTS
 
-ON_ERROR_CHOICES = ["stop", "report"]
+ON_ERROR_CHOICES = ["stop", "report", "skip"]
 
 
 class SetPrefix(gdb.Command):
@@ -76,9 +77,10 @@ class OnError(_Param):
     """What a heap error (double or invalid free) does.
 
     stop: stop the program at the bad free, with the report (interactive default).
-    report: print the report and keep running (the batch CLI's choice)."""
+    report: print the report and let the call go on (glibc may then abort the program).
+    skip: print the report and make the bad call return without running it, as valgrind does (the CLI's default)."""
 
-    set_doc = "Set what a heap error does: stop or report."
+    set_doc = "Set what a heap error does: stop, report or skip."
     show_doc = "Show what a heap error does."
     short = "on-error"
 
@@ -128,12 +130,72 @@ class ReportAtExit(_Param):
         return ""
 
 
+class Suppressions(_Param):
+    """Suppression files (LeakSanitizer format, `leak:PATTERN` lines), separated by ':'.
+
+    Leaks whose stack matches an entry are counted as suppressed instead of listed."""
+
+    set_doc = "Set the suppression files (LeakSanitizer format), separated by ':'."
+    show_doc = "Show the suppression files and the entries in use."
+    short = "suppressions"
+
+    def __init__(self) -> None:
+        super().__init__("memleak suppressions", gdb.COMMAND_DATA, gdb.PARAM_STRING)
+        self.value = ""
+        self.accept()
+
+    def files(self) -> list[str]:
+        return [f for f in (self.value or "").split(":") if f]
+
+    def get_set_string(self) -> str:
+        try:
+            for path in self.files():
+                SuppressionList.load(path)
+        except SuppressionError as exc:
+            self.reject(f"suppressions: {exc}")
+        self.accept()
+        return ""
+
+    def get_show_string(self, svalue: str) -> str:
+        lines = [f"Suppression files: {svalue or '(none)'}."]
+        entries = active_suppressions()
+        lines.append(f"{len(entries)} entries in use:")
+        lines += [f"  leak:{s.pattern}    ({s.source}:{s.line})" for s in entries]
+        return "\n".join(lines)
+
+
+class DefaultSuppressions(_Param):
+    """Whether gdb-memleak's built-in suppressions (libc/libstdc++ one-off allocations) are used."""
+
+    set_doc = "Set whether the built-in suppressions are used."
+    show_doc = "Show whether the built-in suppressions are used."
+    short = "default-suppressions"
+
+    def __init__(self) -> None:
+        super().__init__("memleak default-suppressions", gdb.COMMAND_DATA, gdb.PARAM_BOOLEAN)
+        self.value = True
+
+    def get_set_string(self) -> str:
+        return ""
+
+
+def active_suppressions() -> SuppressionList:
+    """The built-in list (unless switched off) followed by every file of `set memleak suppressions`."""
+    result = SuppressionList()
+    if default_suppressions.value:
+        result.extend(SuppressionList.parse(DEFAULT_SUPPRESSIONS, "<default>"))
+    for path in suppressions.files():
+        result.extend(SuppressionList.load(path))
+    return result
+
+
 ALL: list[_Param] = []
 
 
 def register() -> None:
     SetPrefix()
     ShowPrefix()
-    global depth, on_error, system_objects, report_at_exit
+    global depth, on_error, system_objects, report_at_exit, suppressions, default_suppressions
     depth, on_error, system_objects, report_at_exit = BacktraceDepth(), OnError(), SystemObjects(), ReportAtExit()
-    ALL.extend([depth, on_error, system_objects, report_at_exit])
+    suppressions, default_suppressions = Suppressions(), DefaultSuppressions()
+    ALL.extend([depth, on_error, system_objects, report_at_exit, suppressions, default_suppressions])

@@ -87,14 +87,14 @@ def test_report_double_free_shows_bad_free_then_first_free_then_allocation(repor
 
 def test_report_lists_leak_site_and_verdict(report):
     text = render(render_report, report)
-    assert "LEAKS: 30 bytes in 1 block from 1 allocation stack still allocated\n" in text
+    assert "LEAKS: 30 bytes in 1 block from 1 allocation stack (definitely lost, possibly lost, unfreed (not scanned))\n" in text
     assert f"make_leak ({APP_SRC}:20)" in text
-    assert text.rstrip().endswith("SUMMARY: 1 heap error, 30 bytes in 1 block still allocated")
+    assert text.rstrip().endswith("SUMMARY: 1 heap error; 30 bytes unfreed (not scanned)")
 
 
 def test_report_leaks_with_stack_option_prints_full_allocation_stack(report):
     text = render(render_report, report, stack=True)
-    assert "30 bytes in 1 block [unfreed] allocated by malloc (first is allocation #3)" in text
+    assert "30 bytes in 1 block are unfreed (not scanned), allocated by malloc (first is allocation #3)" in text
     assert f"at 0x{MAKE_LEAK.pc:x}: make_leak ({APP_SRC}:20)\n   by 0x{MAIN.pc:x}: main ({APP_SRC}:50)" in text
 
 
@@ -104,7 +104,7 @@ def test_report_says_how_many_leak_sites_are_shown_when_filtered():
     table.on_alloc(B, 5, "malloc", 1, (MAKE_LEAK.pc,), 0.0)
     report = ProcessReport(ProcessResult(1, ["./app"], exit_code=0), table, fake_symbolizer())
     text = render(render_report, report, min_bytes=10)
-    assert "LEAKS: 105 bytes in 2 blocks from 2 allocation stacks still allocated (showing 1)" in text
+    assert "LEAKS: 105 bytes in 2 blocks from 2 allocation stacks (definitely lost, possibly lost, unfreed (not scanned)) (showing 1)" in text
     assert "make_a" in text and "make_leak" not in text
 
 
@@ -126,7 +126,7 @@ def test_clean_report_says_no_leaks_no_errors():
     report = ProcessReport(ProcessResult(1, ["./ok"], exit_code=0), table, fake_symbolizer())
     text = render(render_report, report)
     assert "in use at exit: 0 bytes in 0 blocks" in text
-    assert "SUMMARY: no leaks, no heap errors" in text
+    assert "SUMMARY: no heap errors, no leaks of the kinds that count as errors" in text
 
 
 def test_report_mentions_untracked_frees():
@@ -222,7 +222,7 @@ def test_json_top_level_schema(json_doc):
     assert json_doc["version"] == __version__
     assert len(json_doc["processes"]) == 2
     for process in json_doc["processes"]:
-        assert set(process) == {"pid", "argv", "exit", "totals", "in_use_at_exit", "leaks", "errors"}
+        assert set(process) == {"pid", "argv", "exit", "totals", "in_use_at_exit", "leaks", "errors", "leak_summary"}
         assert set(process["totals"]) == {"allocs", "frees", "bytes_allocated"}
         assert set(process["in_use_at_exit"]) == {"bytes", "blocks"}
         for leak in process["leaks"]:

@@ -1,0 +1,194 @@
+"""Feeding core's reachability scan from a stopped process: its memory, its mappings, its threads' registers.
+
+Roots (as valgrind takes them): every thread's registers, each live thread's stack from its stack pointer up, and
+every other readable+writable mapping that holds no tracked block (loaded objects' data and bss, anonymous
+mappings, cached thread stacks). Mappings holding tracked blocks (the heap, malloc's mmapped chunks and arenas) are
+reached only through pointers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from array import array
+from dataclasses import dataclass
+
+import gdb
+
+from ..core.procmaps import Mapping, read_maps
+from ..core.reachability import RootRegion, ScanResult, referrers, scan
+from .access import RegisterReader
+
+SKIPPED = ("[vvar]", "[vsyscall]", "[vdso]")
+CACHE_LIMIT = 1 << 30  # read a mapping whole (and slice blocks out of it) when smaller than this
+
+
+class ProcessMemory:
+    """core.reachability.Memory over /proc/PID/mem: one read per mapping, blocks sliced from it."""
+
+    def __init__(self, pid: int, maps: list[Mapping]) -> None:
+        self.maps = sorted(maps, key=lambda m: m.start)
+        self._starts = [m.start for m in self.maps]
+        self._cache: dict[int, bytes] = {}
+        try:
+            self._fd: int | None = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+        self._inferior = gdb.selected_inferior()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _raw(self, address: int, size: int) -> bytes:
+        if self._fd is not None:
+            try:
+                return os.pread(self._fd, size, address)
+            except OSError:
+                return b""
+        try:
+            return self._inferior.read_memory(address, size).tobytes()
+        except gdb.MemoryError:
+            return b""
+
+    def read(self, address: int, size: int) -> bytes:
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i < 0 or address >= self.maps[i].end:
+            return self._raw(address, size)
+        mapping = self.maps[i]
+        if mapping.end - mapping.start > CACHE_LIMIT or "r" not in mapping.perms:
+            return self._raw(address, size)
+        data = self._cache.get(mapping.start)
+        if data is None:
+            data = self._cache[mapping.start] = self._raw(mapping.start, mapping.end - mapping.start)
+        offset = address - mapping.start
+        return data[offset:offset + size]
+
+
+@dataclass
+class ThreadState:
+    num: int
+    lwp: int
+    registers: tuple[int, ...]
+    sp: int
+
+
+def thread_states(inferior: gdb.Inferior, regs: RegisterReader) -> list[ThreadState]:
+    """Every live thread's registers, read without switching threads (this may run inside `stop()`)."""
+    sp_index = regs.abi.index(regs.abi.stack_pointer)
+    selected = gdb.selected_thread()
+    states = []
+    for thread in inferior.threads():
+        if not thread.is_valid() or thread.is_exited():
+            continue
+        values = regs.read_thread(thread.ptid[1], thread == selected)
+        if values is not None:
+            states.append(ThreadState(thread.num, thread.ptid[1], values, values[sp_index]))
+    return states
+
+
+def _word(memory: ProcessMemory, address: int) -> int | None:
+    data = memory.read(address, 8)
+    return int.from_bytes(data, "little") if len(data) == 8 else None
+
+
+def thread_control_block(memory: ProcessMemory, mapping: Mapping, search: int = 64 << 10) -> int | None:
+    """Where glibc's struct pthread sits in a thread stack mapping: its header points at itself twice
+    (tcbhead_t.tcb and .self), at the top of the mapping above the stack proper."""
+    data = memory.read(max(mapping.start, mapping.end - search), min(search, mapping.end - mapping.start))
+    base = mapping.end - len(data)
+    for offset in range((len(data) - 24) // 16 * 16, -1, -16):  # struct pthread is 16-byte aligned
+        address = base + offset
+        if int.from_bytes(data[offset:offset + 8], "little") == address and \
+                int.from_bytes(data[offset + 16:offset + 24], "little") == address:
+            return address
+    return None
+
+
+def root_regions(maps: list[Mapping], block_starts: list[int], threads: list[ThreadState],
+                 memory: ProcessMemory) -> list[RootRegion]:
+    """Root regions as valgrind sees them: a stack counts from its stack pointer up only (memory below it is dead),
+    and an exited thread's cached stack only from its thread control block up (TLS descriptors stay visible)."""
+    regions = []
+    previous: Mapping | None = None
+    for m in maps:
+        guarded = previous is not None and previous.end == m.start and not previous.path and "r" not in previous.perms
+        previous = m
+        if "r" not in m.perms or "w" not in m.perms or m.path in SKIPPED:
+            continue
+        i = bisect.bisect_left(block_starts, m.start)
+        if i < len(block_starts) and block_starts[i] < m.end:
+            continue  # holds heap blocks: reached only through pointers
+        stack_threads = [t for t in threads if m.start <= t.sp < m.end]
+        if stack_threads:
+            for t in stack_threads:
+                regions.append(RootRegion(t.sp - t.sp % 8, m.end, f"stack of thread {t.num}"))
+        elif guarded and not m.path and (tcb := thread_control_block(memory, m)) is not None:
+            regions.append(RootRegion(tcb, m.end, "cached stack of an exited thread"))
+        else:
+            regions.append(RootRegion(m.start, m.end, m.path or "anonymous mapping"))
+    return regions
+
+
+def glibc_chunk_links(memory: ProcessMemory, blocks: dict[int, int]) -> frozenset[int]:
+    """Addresses glibc's own bookkeeping points at that fall inside a live block: the header of the chunk after
+    it, whose prev_size field overlaps the block's last bytes (main_arena.top and the bins hold such pointers).
+    valgrind's allocator keeps no such pointers in client memory, so they must not make a block 'possibly lost'."""
+    links = set()
+    for address, size in blocks.items():
+        header = _word(memory, address - 8)
+        if header is None:
+            continue
+        following = address - 16 + (header & ~7)
+        if address < following < address + size:
+            links.add(following)
+    return frozenset(links)
+
+
+class RootFilteringMemory:
+    """Reads roots with the allocator's bookkeeping words blanked (see glibc_chunk_links); blocks as they are."""
+
+    def __init__(self, memory: ProcessMemory, roots: list[RootRegion], ignored: frozenset[int]) -> None:
+        self.memory = memory
+        self.roots = sorted((r.start, r.end) for r in roots)
+        self.ignored = ignored
+
+    def read(self, address: int, size: int) -> bytes:
+        data = self.memory.read(address, size)
+        if not self.ignored or address % 8:
+            return data
+        i = bisect.bisect_right(self.roots, (address, 1 << 64)) - 1
+        if i < 0 or address >= self.roots[i][1]:
+            return data
+        words = array("Q")
+        words.frombytes(data[:len(data) - len(data) % 8])
+        if not self.ignored.isdisjoint(words):
+            words = array("Q", (0 if w in self.ignored else w for w in words))
+            return words.tobytes() + data[len(data) - len(data) % 8:]
+        return data
+
+
+class HeapScan:
+    """One reachability scan of a stopped process; also answers `memleak block`'s who-points-at-it."""
+
+    def __init__(self, inferior: gdb.Inferior, blocks: dict[int, int], regs: RegisterReader,
+                 glibc: bool = True) -> None:
+        self.inferior = inferior
+        self.blocks = blocks
+        self.maps = read_maps(inferior.pid)
+        self.threads = thread_states(inferior, regs)
+        self.raw = ProcessMemory(inferior.pid, self.maps)
+        self.roots = root_regions(self.maps, sorted(blocks), self.threads, self.raw)
+        ignored = glibc_chunk_links(self.raw, blocks) if glibc else frozenset()
+        self.memory = RootFilteringMemory(self.raw, self.roots, ignored)
+
+    def run(self) -> ScanResult:
+        registers = [value for t in self.threads for value in t.registers]
+        return scan(self.blocks, self.memory, self.roots, registers)
+
+    def referrers(self, address: int, size: int):
+        return referrers(address, size, self.blocks, self.memory, self.roots)
+
+    def close(self) -> None:
+        self.raw.close()

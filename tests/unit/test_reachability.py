@@ -1,0 +1,536 @@
+"""Leak classification as valgrind memcheck does it: reachable / possible / definite / indirect, on a fake memory."""
+
+from __future__ import annotations
+
+import struct
+from unittest.mock import patch
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gdb_memleak.core import reachability
+from gdb_memleak.core.reachability import (Kind, Referrer, RootRegion, ScanResult, WindowedMemory, benchmark,
+                                           referrers, scan)
+
+HEAP = 0x5555_5555_9000
+DATA = 0x5555_5555_8000  # a writable segment of the program
+STACK = 0x7FFF_FFFD_E000
+
+
+class FakeMemory:
+    """address -> bytes regions; a read returns what one region holds from `address` on (short at its end)."""
+
+    def __init__(self, regions: dict[int, bytes], raising: bool = False) -> None:
+        self.regions = dict(regions)
+        self.raising = raising
+        self.reads: list[tuple[int, int]] = []
+
+    def read(self, address: int, size: int) -> bytes:
+        self.reads.append((address, size))
+        for start, data in self.regions.items():
+            if start <= address < start + len(data):
+                return data[address - start:address - start + size]
+        if self.raising:
+            raise OSError(f"cannot access memory at {address:#x}")
+        return b""
+
+
+def words(*values: int, word_size: int = 8) -> bytes:
+    return b"".join(v.to_bytes(word_size, "little") for v in values)
+
+
+class Heap:
+    """Blocks laid out from HEAP on, each given as its words; builds the blocks map and the memory."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, int] = {}
+        self.contents: dict[int, bytes] = {}
+        self.next = HEAP
+
+    def alloc(self, *values: int, size: int | None = None) -> int:
+        data = words(*values)
+        size = len(data) if size is None else size
+        address = self.next
+        self.next += max(16, (size + 31) // 16 * 16)
+        self.blocks[address] = size
+        self.contents[address] = data.ljust(size, b"\0")
+        return address
+
+    def set(self, block: int, index: int, value: int) -> None:
+        data = bytearray(self.contents[block])
+        data[8 * index:8 * index + 8] = value.to_bytes(8, "little")
+        self.contents[block] = bytes(data)
+
+    def memory(self, extra: dict[int, bytes] | None = None) -> FakeMemory:
+        return FakeMemory({**self.contents, **(extra or {})})
+
+    def scan(self, roots: dict[int, bytes] | None = None, registers=(), **kwargs) -> ScanResult:
+        roots = roots or {}
+        memory = self.memory(roots)
+        regions = [RootRegion(a, a + len(data), f"root@{a:#x}") for a, data in roots.items()]
+        return scan(self.blocks, memory, regions, registers, **kwargs)
+
+
+def kinds(result: ScanResult) -> dict[int, str]:
+    return {a: k.value for a, k in result.kinds.items()}
+
+
+# -- phase 1 --------------------------------------------------------------------------------------------------------
+def test_start_pointer_from_root_is_reachable():
+    heap = Heap()
+    a = heap.alloc(1, 2)
+    result = heap.scan({DATA: words(0, a, 7)})
+    assert result.kinds == {a: Kind.REACHABLE}
+    assert result.leader == {}
+
+
+def test_only_interior_pointer_is_possible():
+    heap = Heap()
+    a = heap.alloc(1, 2, 3)
+    assert kinds(heap.scan({DATA: words(a + 8)})) == {a: "possible"}
+
+
+def test_pointer_one_past_the_end_is_not_a_pointer_to_the_block():
+    heap = Heap()
+    a = heap.alloc(1, 2)
+    assert kinds(heap.scan({DATA: words(a + 16)})) == {a: "definite"}
+
+
+def test_reachable_block_pointing_to_another_makes_both_reachable():
+    heap = Heap()
+    b = heap.alloc(5)
+    a = heap.alloc(b)
+    assert kinds(heap.scan({DATA: words(a)})) == {a: "reachable", b: "reachable"}
+
+
+def test_reachable_block_interior_pointer_makes_target_possible():
+    heap = Heap()
+    b = heap.alloc(5, 6)
+    a = heap.alloc(b + 8)
+    assert kinds(heap.scan({DATA: words(a)})) == {a: "reachable", b: "possible"}
+
+
+def test_possible_block_start_pointer_makes_target_possible_not_reachable():
+    heap = Heap()
+    c = heap.alloc(9)
+    b = heap.alloc(c, 0)
+    a = heap.alloc(0, 0)
+    assert kinds(heap.scan({DATA: words(b + 8)})) == {a: "definite", b: "possible", c: "possible"}
+
+
+def test_block_raised_from_possible_to_reachable_is_rescanned():
+    # b is found first through an interior pointer (possible), which makes c possible; the start pointer to b in
+    # a reachable block must then raise b and, by rescanning b, c too.
+    heap = Heap()
+    c = heap.alloc(3)
+    b = heap.alloc(c, 0)
+    a = heap.alloc(b)
+    assert kinds(heap.scan({DATA: words(b + 8, 0, a)})) == {a: "reachable", b: "reachable", c: "reachable"}
+
+
+def test_register_holding_start_pointer_is_reachable():
+    heap = Heap()
+    a = heap.alloc(1)
+    b = heap.alloc(1, 2)
+    c = heap.alloc(1)
+    result = heap.scan(registers=[0, a, b + 8, -1, 1 << 70])
+    assert kinds(result) == {a: "reachable", b: "possible", c: "definite"}
+
+
+def test_negative_register_value_is_read_as_unsigned():
+    heap = Heap()
+    a = heap.alloc(1)
+    assert kinds(heap.scan(registers=[a - (1 << 64)])) == {a: "reachable"}
+
+
+def test_unaligned_words_are_ignored():
+    heap = Heap()
+    a = heap.alloc(1)
+    b = heap.alloc(2)
+    c = heap.alloc(3, 3, 3)
+    heap.contents[c] = b"\0\0\0\0" + b.to_bytes(8, "little") + b"\0" * 12  # b at offset 4 of c
+    root = b"\0" * 3 + a.to_bytes(8, "little") + b"\0" * 5  # a at offset 3 of the root region
+    result = heap.scan({DATA: words(c), DATA + 0x100: root})
+    assert kinds(result) == {a: "definite", b: "definite", c: "reachable"}
+
+
+def test_unaligned_root_region_and_partial_trailing_word_are_not_scanned():
+    heap = Heap()
+    a = heap.alloc(1)
+    b = heap.alloc(2)
+    memory = heap.memory({DATA: words(a, b)})
+    # [DATA+1, DATA+15): the word at DATA starts before the region, the one at DATA+8 ends after it.
+    result = scan(heap.blocks, memory, [RootRegion(DATA + 1, DATA + 15, "odd")])
+    assert kinds(result) == {a: "definite", b: "definite"}
+    result = scan(heap.blocks, memory, [RootRegion(DATA + 1, DATA + 16, "odd")])
+    assert kinds(result) == {a: "definite", b: "reachable"}
+
+
+def test_block_size_not_multiple_of_word_scans_only_whole_words():
+    heap = Heap()
+    target = heap.alloc(1)
+    holder = heap.alloc(0, target, size=15)  # second word only partly inside the 15 requested bytes
+    assert kinds(heap.scan({DATA: words(holder)})) == {target: "definite", holder: "reachable"}
+
+
+def test_zero_size_block_is_reached_only_by_its_start():
+    heap = Heap()
+    empty = heap.alloc(size=0)
+    other = heap.alloc(size=0)
+    result = heap.scan({DATA: words(empty, other + 1)})
+    assert kinds(result) == {empty: "reachable", other: "definite"}
+
+
+def test_no_blocks_gives_empty_result():
+    result = scan({}, FakeMemory({}), [RootRegion(DATA, DATA + 64, "data")])
+    assert (result.kinds, result.leader, result.scanned_bytes, result.unreadable_bytes) == ({}, {}, 0, 0)
+    assert result.summary({}) == {k: {"bytes": 0, "blocks": 0} for k in ("definite", "indirect", "possible",
+                                                                           "reachable")}
+
+
+def test_word_size_4():
+    base = 0x0804_0000
+    blocks = {base: 8, base + 16: 8, base + 32: 8}
+    memory = FakeMemory({base: words(base + 16, 0, word_size=4), base + 16: words(0, 0, word_size=4),
+                         base + 32: words(base, 0, word_size=4), 0x0805_0000: words(base + 36, word_size=4)})
+    result = scan(blocks, memory, [RootRegion(0x0805_0000, 0x0805_0004, "data")], word_size=4)
+    assert kinds(result) == {base: "possible", base + 16: "possible", base + 32: "possible"}
+
+
+# -- phase 2 --------------------------------------------------------------------------------------------------------
+def test_list_head_is_definite_and_its_nine_nodes_indirect_through_it():
+    heap = Heap()
+    nodes = [heap.alloc(0, n) for n in range(9)]
+    for node, following in zip(nodes, nodes[1:]):
+        heap.set(node, 0, following)
+    head = heap.alloc(nodes[0], 9)
+    result = heap.scan({DATA: words(0, 1, 2)})
+    assert result.kinds[head] == Kind.DEFINITE
+    assert all(result.kinds[n] == Kind.INDIRECT for n in nodes)
+    assert result.leader == {n: head for n in nodes}
+
+
+def test_cycle_of_two_unreferenced_blocks_lower_address_leads():
+    # As valgrind: leaders are taken in address order, so the lower block is "definitely lost", the other indirect.
+    heap = Heap()
+    a = heap.alloc(0)
+    b = heap.alloc(a)
+    heap.set(a, 0, b)
+    result = heap.scan()
+    assert kinds(result) == {a: "definite", b: "indirect"}
+    assert result.leader == {b: a}
+
+
+def test_self_pointing_block_is_definite():
+    heap = Heap()
+    a = heap.alloc(0)
+    heap.set(a, 0, a)
+    assert kinds(heap.scan()) == {a: "definite"}
+
+
+def test_later_leader_absorbs_earlier_leader_and_its_members():
+    # a -> b (a's clique), then c -> a: c is taken after a, reaches it, and a with its member b join c's clique,
+    # as valgrind merges the earlier clique's indirect size into the later leader's.
+    heap = Heap()
+    a = heap.alloc(0)
+    b = heap.alloc(7)
+    c = heap.alloc(a)
+    heap.set(a, 0, b)
+    result = heap.scan()
+    assert kinds(result) == {a: "indirect", b: "indirect", c: "definite"}
+    assert result.leader == {a: c, b: c}
+
+
+def test_indirect_through_interior_pointer_and_shared_child_counted_once():
+    heap = Heap()
+    child = heap.alloc(1, 2, 3)
+    first = heap.alloc(child + 8)
+    second = heap.alloc(child)
+    result = heap.scan()
+    assert kinds(result) == {child: "indirect", first: "definite", second: "definite"}
+    assert result.leader == {child: first}
+
+
+def test_leaked_block_pointing_to_reachable_block_leaves_it_reachable():
+    heap = Heap()
+    kept = heap.alloc(1)
+    lost = heap.alloc(kept)
+    assert kinds(heap.scan({DATA: words(kept)})) == {kept: "reachable", lost: "definite"}
+
+
+def test_possible_block_is_not_swept_into_a_clique():
+    heap = Heap()
+    maybe = heap.alloc(1, 2)
+    lost = heap.alloc(maybe)
+    result = heap.scan({DATA: words(maybe + 8)})
+    assert kinds(result) == {maybe: "possible", lost: "definite"}
+    assert result.leader == {}
+
+
+# -- robustness -----------------------------------------------------------------------------------------------------
+def test_partial_and_failed_reads_do_not_crash_and_count_unreadable_bytes():
+    heap = Heap()
+    target = heap.alloc(1)
+    hidden = heap.alloc(2)
+    holder = heap.alloc(target, hidden, 0, 0)
+    heap.contents[holder] = words(target) + b"\1\2\3"  # 11 of 32 bytes readable: one whole word
+    unreadable = heap.alloc(target, 0)
+    del heap.contents[unreadable]
+    memory = heap.memory({DATA: words(holder, unreadable)})
+    roots = [RootRegion(DATA, DATA + 16, "data"), RootRegion(0x1000, 0x1040, "unmapped")]
+    result = scan(heap.blocks, memory, roots)
+    assert kinds(result) == {target: "reachable", hidden: "definite", holder: "reachable", unreadable: "reachable"}
+    # holder: 24 of 32 bytes lost (11 read, the 3 of a partial word dropped); unreadable: 16; the unmapped root: 64
+    assert result.unreadable_bytes == 24 + 16 + 64
+    assert result.scanned_bytes == 16 + 8 + 8 + 8  # root, holder's whole word, target and hidden
+
+
+def test_reads_that_raise_are_treated_as_unreadable():
+    heap = Heap()
+    a = heap.alloc(1)
+    memory = FakeMemory({}, raising=True)
+    result = scan(heap.blocks, memory, [RootRegion(DATA, DATA + 8, "data")])
+    assert kinds(result) == {a: "definite"}
+    assert result.unreadable_bytes == 16
+
+
+def test_overlong_read_is_cut_to_the_requested_size():
+    class Generous(FakeMemory):
+        def read(self, address, size):
+            return super().read(address, size) + b"\xff" * 64
+
+    heap = Heap()
+    a = heap.alloc(1)
+    b = heap.alloc(a)
+    result = scan(heap.blocks, Generous(heap.contents), [], [b])
+    assert kinds(result) == {a: "reachable", b: "reachable"}
+    assert result.scanned_bytes == 16
+
+
+def test_huge_block_is_scanned_only_up_to_max_block_scan():
+    heap = Heap()
+    near = heap.alloc(1)
+    far = heap.alloc(2)
+    huge = heap.alloc(size=3 << 20)
+    heap.set(huge, 10, near)
+    heap.set(huge, (2 << 20) // 8, far)
+    memory = heap.memory()
+    result = scan(heap.blocks, memory, [], [huge], max_block_scan=1 << 20)
+    assert kinds(result) == {near: "reachable", far: "definite", huge: "reachable"}
+    big_reads = [size for address, size in memory.reads if huge <= address < huge + (3 << 20)]
+    assert sum(big_reads) == 1 << 20
+    assert max(size for _, size in memory.reads) <= reachability.PIECE_BYTES
+    assert result.scanned_bytes == (1 << 20) + 16
+
+
+def test_large_block_read_in_pieces_finds_pointers_in_every_piece():
+    heap = Heap()
+    targets = [heap.alloc(n) for n in range(3)]
+    big = heap.alloc(size=3 * reachability.PIECE_BYTES)
+    for n, t in enumerate(targets):
+        heap.set(big, n * reachability.PIECE_BYTES // 8 + 5, t)
+    lost = heap.alloc(size=3 * reachability.PIECE_BYTES)
+    heap.set(lost, 3 * reachability.PIECE_BYTES // 8 - 1, big)
+    result = heap.scan()
+    assert kinds(result) == {**{t: "indirect" for t in targets}, big: "indirect", lost: "definite"}
+    assert result.leader == {t: lost for t in [*targets, big]}
+
+
+def test_blocks_spread_over_many_high_halves_still_resolve():
+    # More distinct high 32-bit halves than the literal search handles: the word-by-word path must agree.
+    blocks, regions = {}, {}
+    addresses = [(0x10 + i) << 32 for i in range(reachability.MAX_PREFIXES + 4)]
+    for i, address in enumerate(addresses):
+        blocks[address] = 16
+        regions[address] = words(addresses[i + 1] if i + 1 < len(addresses) else 0, 0)
+    regions[DATA] = words(addresses[0])
+    result = scan(blocks, FakeMemory(regions), [RootRegion(DATA, DATA + 8, "data")])
+    assert set(result.kinds.values()) == {Kind.REACHABLE}
+
+
+# -- summary and referrers ------------------------------------------------------------------------------------------
+def test_summary_sums_bytes_and_blocks_per_kind():
+    heap = Heap()
+    kept = heap.alloc(1, size=10)
+    maybe = heap.alloc(1, 2, 3)
+    child = heap.alloc(4, size=8)
+    head = heap.alloc(child, size=100)
+    result = heap.scan({DATA: words(kept, maybe + 8)})
+    assert result.summary(heap.blocks) == {
+        "definite": {"bytes": 100, "blocks": 1},
+        "indirect": {"bytes": 8, "blocks": 1},
+        "possible": {"bytes": 24, "blocks": 1},
+        "reachable": {"bytes": 10, "blocks": 1},
+    }
+    assert list(result.summary({})) == ["definite", "indirect", "possible", "reachable"]
+    assert head in result.kinds
+
+
+def test_referrers_finds_root_and_block_words_with_interior_flag():
+    heap = Heap()
+    target = heap.alloc(1, 2, 3)
+    holder = heap.alloc(0, target + 16)
+    heap.set(target, 0, target)  # its own word: not a referrer
+    stack = words(0, 0, target)
+    memory = heap.memory({DATA: words(7, target), STACK: stack})
+    roots = [RootRegion(DATA, DATA + 16, "app .data"), RootRegion(STACK, STACK + 24, "thread 1 stack")]
+    found = referrers(target, 24, heap.blocks, memory, roots)
+    assert found == [
+        Referrer(DATA + 8, target, False, None, "app .data"),
+        Referrer(STACK + 16, target, False, None, "thread 1 stack"),
+        Referrer(holder + 8, target + 16, True, holder, None),
+    ]
+    assert referrers(target, 0, heap.blocks, memory, roots) == found[:2]
+    assert referrers(target, 24, heap.blocks, memory, roots, limit=1) == found[:1]
+    assert referrers(target, 24, heap.blocks, memory, roots, limit=0) == []
+
+
+def test_referrers_address_inside_large_block_pieces():
+    heap = Heap()
+    target = heap.alloc(1)
+    big = heap.alloc(size=2 * reachability.PIECE_BYTES + 64)
+    heap.set(big, reachability.PIECE_BYTES // 8 + 3, target)
+    found = referrers(target, 8, heap.blocks, heap.memory(), [])
+    assert found == [Referrer(big + reachability.PIECE_BYTES + 24, target, False, big, None)]
+
+
+# -- windowed memory and benchmark ----------------------------------------------------------------------------------
+def test_windowed_memory_serves_neighbours_from_one_read_and_falls_back():
+    inner = FakeMemory({0x10000: bytes(range(256)) * 16})  # 4 KiB, then unmapped
+    memory = WindowedMemory(inner, window=1024, windows=2)
+    assert memory.read(0x10010, 8) == bytes(range(16, 24))
+    assert memory.read(0x10100, 4) == bytes([0, 1, 2, 3])
+    assert inner.reads == [(0x10000, 1024)]
+    assert memory.read(0x103FC, 8) == bytes([252, 253, 254, 255, 0, 1, 2, 3])  # crosses the window: direct
+    assert memory.read(0x10FF8, 16) == bytes(range(248, 256))  # short at the end of the mapping
+    assert memory.read(0x20000, 8) == b""
+    assert len(memory._cache) <= 2
+
+
+def test_scan_through_windowed_memory_matches_direct_scan():
+    heap = Heap()
+    nodes = [heap.alloc(0, n) for n in range(50)]
+    for node, following in zip(nodes, nodes[1:]):
+        heap.set(node, 0, following)
+    roots = [RootRegion(DATA, DATA + 8, "data")]
+    direct = heap.memory({DATA: words(nodes[10])})
+    windowed = WindowedMemory(heap.memory({DATA: words(nodes[10])}), window=256)
+    assert scan(heap.blocks, windowed, roots).kinds == scan(heap.blocks, direct, roots).kinds
+
+
+def test_benchmark_runs_and_classifies():
+    counts = benchmark(2000, report=None)
+    assert (counts["reachable"], counts["definite"], counts["indirect"], counts["possible"]) == (1000, 200, 800, 0)
+    assert counts["seconds"] >= 0
+
+
+# -- property: agrees with a slow, obviously correct reference ---------------------------------------------------
+def reference(blocks: dict[int, int], contents: dict[int, list[int]], root_words: list[int]):
+    """Straight from the definitions: per-block words, fixpoints by repeated passes, valgrind's clique order."""
+    order = sorted(blocks)
+
+    def target(value):
+        for a in order:
+            if value == a:
+                return a, False
+            if a < value < a + blocks[a]:
+                return a, True
+        return None
+
+    def pointers(a):
+        for w in contents[a][:blocks[a] // 8]:
+            hit = target(w)
+            if hit:
+                yield hit
+
+    reachable = set()
+    changed = True
+    while changed:  # start pointers from roots or reachable blocks
+        changed = False
+        for source in [None, *sorted(reachable)]:
+            values = root_words if source is None else contents[source][:blocks[source] // 8]
+            for w in values:
+                hit = target(w)
+                if hit and not hit[1] and hit[0] not in reachable:
+                    reachable.add(hit[0])
+                    changed = True
+    reached = {hit[0] for hit in map(target, root_words) if hit}
+    frontier = list(reached)
+    while frontier:
+        a = frontier.pop()
+        for b, _ in pointers(a):
+            if b not in reached:
+                reached.add(b)
+                frontier.append(b)
+    kinds = {a: "reachable" if a in reachable else "possible" if a in reached else None for a in order}
+    owner: dict[int, int] = {}
+    for head in order:
+        if kinds[head] is not None:
+            continue
+        kinds[head] = "definite"
+        seen, frontier = {head}, [head]
+        while frontier:
+            a = frontier.pop()
+            for b, _ in pointers(a):
+                if b in seen:
+                    continue
+                seen.add(b)
+                if kinds[b] is None or (kinds[b] == "definite" and b != head):
+                    was_leader = kinds[b] == "definite"
+                    kinds[b] = "indirect"
+                    owner[b] = head
+                    if was_leader:
+                        for member, lead in owner.items():
+                            if lead == b:
+                                owner[member] = head
+                    frontier.append(b)
+    return kinds, owner
+
+
+@st.composite
+def heaps(draw):
+    n = draw(st.integers(0, 12))
+    stride = draw(st.sampled_from([64, 1 << 32]))
+    base = draw(st.sampled_from([HEAP, 0x7FFF_F000_0000]))
+    starts = [base + i * stride for i in range(n)]
+    sizes = [draw(st.sampled_from([0, 1, 8, 15, 16, 24, 40, 48])) for _ in range(n)]
+
+    def value():
+        if not n:
+            return draw(st.integers(0, (1 << 64) - 1))
+        i = draw(st.integers(0, n - 1))
+        return draw(st.one_of(
+            st.just(starts[i]),
+            st.integers(0, max(sizes[i] - 1, 0)).map(lambda off: starts[i] + off),
+            st.just(starts[i] + sizes[i]),
+            st.integers(0, (1 << 64) - 1),
+        ))
+
+    contents = {a: [value() if draw(st.booleans()) else 0 for _ in range((s + 7) // 8)]
+                for a, s in zip(starts, sizes)}
+    roots = [value() for _ in range(draw(st.integers(0, 4)))]
+    registers = [value() for _ in range(draw(st.integers(0, 2)))]
+    return dict(zip(starts, sizes)), contents, roots, registers
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(heap=heaps(), small_batches=st.booleans())
+def test_scan_matches_reference_on_random_heaps(heap, small_batches):
+    blocks, contents, roots, registers = heap
+    regions = {a: words(*ws) for a, ws in contents.items() if ws}
+    regions[DATA] = words(*roots)
+    memory = FakeMemory(regions)
+    with patch.object(reachability, "PIECE_BYTES", 16 if small_batches else reachability.PIECE_BYTES), \
+            patch.object(reachability, "BATCH_BYTES", 24 if small_batches else reachability.BATCH_BYTES):
+        result = scan(blocks, memory, [RootRegion(DATA, DATA + 8 * len(roots), "data")], registers)
+    expected_kinds, expected_owner = reference(blocks, contents, roots + registers)
+    assert set(result.kinds) == set(blocks)
+    assert kinds(result) == expected_kinds
+    assert result.leader == expected_owner
+    assert all(result.kinds[lead] == Kind.DEFINITE for lead in result.leader.values())
+    assert set(result.leader) == {a for a, k in result.kinds.items() if k == Kind.INDIRECT}
+    assert result.unreadable_bytes == 0
+
+
+def test_fake_memory_words_helper_round_trips():
+    assert struct.unpack("<2Q", words(1, 2)) == (1, 2)
