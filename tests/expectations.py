@@ -6,6 +6,7 @@ Grammar (one directive per comment; the comment's line is the line it refers to)
                                         is definite, indirect, possible or reachable; absent means any kind
   // expect: double_free tag=T           the bad (second) free; `// mark: alloc tag=T`, `// mark: free tag=T`
   // expect: invalid_free                free of a pointer no allocator returned
+  // expect: mismatched_free             release by the wrong family (new[] with delete, malloc with delete, ...)
   // expect: clean                       nothing at all
   // expect-exit: code=N | signal=NAME   how the program ends natively
   // expect-cli-exit: code=N | signal=NAME   how it ends under the CLI when that differs (the CLI skips bad frees)
@@ -37,6 +38,7 @@ class Expected:
     double_frees: dict[str, int] = field(default_factory=dict)          # tag -> line of the bad free
     marks: dict[tuple[str, str], int] = field(default_factory=dict)     # (alloc|free, tag) -> line
     invalid_frees: list[int] = field(default_factory=list)
+    mismatched_frees: list[int] = field(default_factory=list)
     clean: bool = False
     exit: dict[str, object] = field(default_factory=lambda: {"code": 0})
     cli_exit: dict[str, object] | None = None                            # None: as `exit`
@@ -49,7 +51,7 @@ class Expected:
 
     @property
     def has_findings(self) -> bool:
-        return bool(self.leaks or self.double_frees or self.invalid_frees)
+        return bool(self.leaks or self.double_frees or self.invalid_frees or self.mismatched_frees)
 
     def leak_kind(self, line: int) -> str | None:
         """The declared kind of the leak at `line`, None when the line declares none (any kind)."""
@@ -106,6 +108,8 @@ def parse(source: Path) -> Expected:
             expected.double_frees[f["tag"]] = number
         elif words[0] == "invalid_free":
             expected.invalid_frees.append(number)
+        elif words[0] == "mismatched_free":
+            expected.mismatched_frees.append(number)
         elif words[0] == "clean":
             expected.clean = True
         else:

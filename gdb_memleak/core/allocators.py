@@ -27,6 +27,13 @@ class AllocatorSpec:
     size_args: tuple[int, ...] = ()  # the block size is the product of these arguments
     ptr_arg: int | None = None       # argument holding the pointer to release
     out_arg: int | None = None       # argument holding where the new pointer is stored
+    label: str = ""                  # the name reports show (C++ operators are hooked by mangled name)
+    wraps: bool = False              # a release that calls another hooked release (operator delete -> free):
+                                     # its return is tracked so the inner call is known to be part of it
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
 
     def size(self, args: tuple[int, ...]) -> int:
         total = 1
@@ -36,7 +43,7 @@ class AllocatorSpec:
 
     @property
     def needs_return(self) -> bool:
-        return self.role not in (Role.FREE, Role.EXIT)
+        return self.role not in (Role.FREE, Role.EXIT) or self.wraps
 
     @cached_property  # read on every allocator stop
     def arg_count(self) -> int:
@@ -61,11 +68,32 @@ FAMILY_ALLOCATORS: tuple[AllocatorSpec, ...] = (
     AllocatorSpec("pvalloc", Role.ALLOC, "malloc", size_args=(0,)),
 )
 
+def _cxx(mangled: str, role: Role, family: str, label: str) -> AllocatorSpec:
+    if role is Role.ALLOC:
+        return AllocatorSpec(mangled, role, family, size_args=(0,), label=label)
+    return AllocatorSpec(mangled, role, family, ptr_arg=0, label=label, wraps=True)
+
+
+_NOTHROW, _ALIGN = "RKSt9nothrow_t", "St11align_val_t"
+# C++ operators (Itanium ABI names). The outermost call owns the block: `new` calling malloc is one block "new".
+CXX_ALLOCATORS: tuple[AllocatorSpec, ...] = tuple(
+    _cxx(prefix + suffix, role, family, label + note)
+    for prefix, role, family, label, suffixes in (
+        ("_Znwm", Role.ALLOC, "new", "new", ("", _NOTHROW, _ALIGN, _ALIGN + _NOTHROW)),
+        ("_Znam", Role.ALLOC, "new[]", "new[]", ("", _NOTHROW, _ALIGN, _ALIGN + _NOTHROW)),
+        ("_ZdlPv", Role.FREE, "new", "delete", ("", "m", _ALIGN, "m" + _ALIGN, _NOTHROW, _ALIGN + _NOTHROW)),
+        ("_ZdaPv", Role.FREE, "new[]", "delete[]", ("", "m", _ALIGN, "m" + _ALIGN, _NOTHROW, _ALIGN + _NOTHROW)),
+    )
+    for suffix in suffixes
+    for note in [("(nothrow)" if _NOTHROW in suffix else "") + ("(aligned)" if _ALIGN in suffix else "")
+                 + ("(sized)" if suffix.startswith("m") else "")]
+)
+
 # Not an allocator, but hooked the same way: `_exit` makes the exit_group system call after atexit handlers and
 # stdio flushing, so the reachability scan runs there, with every block and root still in memory.
 EXIT_HOOKS: tuple[AllocatorSpec, ...] = (AllocatorSpec("_exit", Role.EXIT, ""),)
 
-DEFAULT_ALLOCATORS = C_ALLOCATORS + FAMILY_ALLOCATORS
+DEFAULT_ALLOCATORS = C_ALLOCATORS + FAMILY_ALLOCATORS + CXX_ALLOCATORS
 
 
 def by_name(specs: tuple[AllocatorSpec, ...] = DEFAULT_ALLOCATORS) -> dict[str, AllocatorSpec]:

@@ -33,6 +33,7 @@ class Block:
     seq: int
     time: float
     pcs: tuple[int, ...]
+    family: str = "malloc"  # which releases match: "malloc" (free), "new" (delete), "new[]" (delete[])
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class FreedBlock:
 
 @dataclass
 class HeapError:
-    """A bad free: `double_free` (block already freed) or `invalid_free` (never allocated)."""
+    """A bad free: `double_free` (block already freed), `invalid_free` (never allocated), or `mismatched_free`
+    (released by the wrong family: `new` with free, `malloc` with delete, `new[]` with delete, ...)."""
 
     type: str
     address: int
@@ -58,6 +60,7 @@ class HeapError:
     alloc_pcs: tuple[int, ...] = ()
     free_pcs: tuple[int, ...] = ()
     block_size: int | None = None
+    alloc_allocator: str | None = None  # for mismatched_free: what allocated the block
 
 
 @dataclass

@@ -65,6 +65,9 @@ def render_summary(report: ProcessReport, out: TextIO) -> None:
 def render_error(report: ProcessReport, error: HeapError, out: TextIO) -> None:
     if error.type == "double_free":
         out.write(f"Double free of 0x{error.address:x} ({error.block_size or 0:,}-byte block)\n")
+    elif error.type == "mismatched_free":
+        out.write(f"Mismatched free() / delete / delete []: 0x{error.address:x} ({error.block_size or 0:,}-byte "
+                  f"block) allocated by {error.alloc_allocator}, released by {error.allocator}\n")
     else:
         out.write(f"Invalid free of 0x{error.address:x}: no allocator returned this pointer\n")
     render_stack(report.frames(error.pcs), out)

@@ -30,7 +30,7 @@ class AllocationTable:
 
     # -- events -------------------------------------------------------------------------------------------------
     def on_alloc(self, address: int, size: int, allocator: str, thread: int, pcs: tuple[int, ...],
-                 now: float) -> Block | None:
+                 now: float, family: str = "malloc") -> Block | None:
         """Record a block the allocator returned; a NULL result is a failed allocation, not a block."""
         c = self.counters
         if address == 0:
@@ -42,7 +42,7 @@ class AllocationTable:
             c.live_bytes -= stale.size
         self.freed.pop(address, None)
         self._seq += 1
-        block = Block(address, size, allocator, thread, self._seq, now, pcs)
+        block = Block(address, size, allocator, thread, self._seq, now, pcs, family)
         self.blocks[address] = block
         c.allocs += 1
         c.bytes_allocated += size
@@ -55,8 +55,9 @@ class AllocationTable:
         return block
 
     def on_free(self, address: int, allocator: str, thread: int, pcs: tuple[int, ...],
-                now: float) -> HeapError | None:
-        """Release a block; returns the heap error when the pointer was not live. free(NULL) is a no-op."""
+                now: float, family: str = "malloc") -> HeapError | None:
+        """Release a block; returns the heap error when the pointer was not live (or is released by the wrong
+        family: the block is still released, as valgrind does). free(NULL) is a no-op."""
         if address == 0:
             return None
         c = self.counters
@@ -68,7 +69,12 @@ class AllocationTable:
             self.freed[address] = FreedBlock(block, pcs, thread, now)
             if len(self.freed) > self.freed_history:
                 self.freed.popitem(last=False)
-            return None
+            if block.family == family:
+                return None
+            error = HeapError("mismatched_free", address, thread, now, pcs, allocator, alloc_pcs=block.pcs,
+                              block_size=block.size, alloc_allocator=block.allocator)
+            self.errors.append(error)
+            return error
         previous = self.freed.get(address)
         if previous is not None:
             c.frees += 1  # valgrind counts the bad free too

@@ -175,25 +175,34 @@ class Engine:
             return False
         pcs = self.stacks.capture(stack, return_address, regs[self._fp])
         now = time.monotonic() - self.started
+        call = PendingCall(spec, args, pcs, thread.num, sp, now)
         if spec.role is Role.FREE:
             if self._released_internally(args[spec.ptr_arg], return_address):
                 return False
-            error = self.table.on_free(args[spec.ptr_arg], spec.name, thread.num, pcs, now)
-            return self.handle_error(error, return_address, sp) if error is not None else False
-        call = PendingCall(spec, args, pcs, thread.num, sp, now)
+            error = self.table.on_free(args[spec.ptr_arg], spec.display, thread.num, pcs, now, spec.family)
+            if error is not None and self.handle_error(error, return_address, sp):
+                return True
+            if not spec.wraps or (error is not None and error.type != "mismatched_free"):
+                return False  # a skipped call never reaches the free it wraps
+            self._await_return(call, lwp, sp, return_address)
+            return False
         if spec.role is Role.REALLOC and args[spec.ptr_arg] and args[spec.ptr_arg] not in self.table.blocks:
             # an invalid realloc is reported at the call: glibc may abort before it returns
-            error = self.table.on_free(args[spec.ptr_arg], spec.name, thread.num, pcs, now)
+            error = self.table.on_free(args[spec.ptr_arg], spec.display, thread.num, pcs, now, spec.family)
             call.errored = True
             if error is not None:
                 return self.handle_error(error, return_address, sp, result=0)
+        self._await_return(call, lwp, sp, return_address)
+        return False
+
+    def _await_return(self, call: PendingCall, lwp: int, sp: int, return_address: int) -> None:
+        """Park the call until it returns through the (reused) breakpoint at its return address."""
         self.pending[(lwp, sp + self.abi.word_size)] = call
         self.in_flight.setdefault(lwp, []).append(call)
         if return_address not in self.returns:
             self.returns[return_address] = ReturnBreakpoint(self, return_address)
             self._placed.append(return_address)
             self.stats.return_breakpoints += 1
-        return False
 
     def handle_error(self, error: HeapError, return_address: int, sp: int, result: int | None = None) -> bool:
         """Apply `on-error`: True stops the program; "skip" makes the bad call return at once (as valgrind,
@@ -201,7 +210,7 @@ class Engine:
         action = self.on_error(error)
         if action == "stop":
             return True
-        if action == "skip":
+        if action == "skip" and error.type != "mismatched_free":  # a mismatched release still releases
             abi = self.abi
             if result is not None:
                 gdb.parse_and_eval(f"${abi.return_register} = {result}")
@@ -242,12 +251,12 @@ class Engine:
         spec, args = call.spec, call.args
         size = spec.size(args)
         if spec.role is Role.ALLOC:
-            return self.table.on_alloc(result, size, spec.name, call.thread, call.pcs, call.time)
+            return self.table.on_alloc(result, size, spec.display, call.thread, call.pcs, call.time, spec.family)
         if spec.role is Role.REALLOC:
             old = 0 if call.errored else args[spec.ptr_arg]
-            self.table.on_realloc(old, result, size, spec.name, call.thread, call.pcs, call.time)
+            self.table.on_realloc(old, result, size, spec.display, call.thread, call.pcs, call.time)
             return self.table.blocks.get(result) if result else None
         if spec.role is Role.MEMPTR and result == 0:
             address = read_word(self.inferior, args[spec.out_arg])
-            return self.table.on_alloc(address or 0, size, spec.name, call.thread, call.pcs, call.time)
+            return self.table.on_alloc(address or 0, size, spec.display, call.thread, call.pcs, call.time)
         return None

@@ -88,11 +88,6 @@ def thread_states(inferior: gdb.Inferior, regs: RegisterReader) -> list[ThreadSt
     return states
 
 
-def _word(memory: ProcessMemory, address: int) -> int | None:
-    data = memory.read(address, 8)
-    return int.from_bytes(data, "little") if len(data) == 8 else None
-
-
 def thread_control_block(memory: ProcessMemory, mapping: Mapping, search: int = 64 << 10) -> int | None:
     """Where glibc's struct pthread sits in a thread stack mapping: its header points at itself twice
     (tcbhead_t.tcb and .self), at the top of the mapping above the stack proper."""
@@ -136,12 +131,21 @@ def glibc_chunk_links(memory: ProcessMemory, blocks: dict[int, int]) -> frozense
     it, whose prev_size field overlaps the block's last bytes (main_arena.top and the bins hold such pointers).
     valgrind's allocator keeps no such pointers in client memory, so they must not make a block 'possibly lost'."""
     links = set()
-    for address, size in blocks.items():
-        header = _word(memory, address - 8)
-        if header is None:
+    words: array | None = None
+    mapping: Mapping | None = None
+    for address in sorted(blocks):
+        if mapping is None or not mapping.start <= address - 8 < mapping.end:
+            mapping = next((m for m in memory.maps if m.start <= address - 8 < m.end), None)
+            if mapping is None:
+                continue
+            data = memory.read(mapping.start, mapping.end - mapping.start)
+            words = array("Q")
+            words.frombytes(data[:len(data) - len(data) % 8])
+        index = (address - 8 - mapping.start) // 8
+        if words is None or index >= len(words):
             continue
-        following = address - 16 + (header & ~7)
-        if address < following < address + size:
+        following = address - 16 + (words[index] & ~7)
+        if address < following < address + blocks[address]:
             links.add(following)
     return frozenset(links)
 
@@ -169,15 +173,36 @@ class RootFilteringMemory:
         return data
 
 
+EXIT_MACHINERY = frozenset({"_exit", "__GI__exit", "_Exit", "__run_exit_handlers", "exit", "__GI_exit"})
+
+
+def exit_machinery_floor() -> int | None:
+    """Stack pointer of the frame that called exit(): the frames of exit() itself are libc's own and hold stale
+    words of the frames that ran there before (main's locals after main returned), which are not roots."""
+    try:
+        frame = gdb.newest_frame()
+        while frame is not None and (frame.name() or "").split("(")[0] in EXIT_MACHINERY:
+            frame = frame.older()
+        return int(frame.read_register("rsp")) if frame is not None else None
+    except gdb.error:
+        return None
+
+
 class HeapScan:
     """One reachability scan of a stopped process; also answers `memleak block`'s who-points-at-it."""
 
     def __init__(self, inferior: gdb.Inferior, blocks: dict[int, int], regs: RegisterReader,
-                 glibc: bool = True) -> None:
+                 glibc: bool = True, exiting: bool = False) -> None:
         self.inferior = inferior
         self.blocks = blocks
         self.maps = read_maps(inferior.pid)
         self.threads = thread_states(inferior, regs)
+        if exiting:
+            floor = exit_machinery_floor()
+            lwp = gdb.selected_thread().ptid[1]
+            for t in self.threads:
+                if t.lwp == lwp and floor is not None and floor > t.sp:
+                    t.sp = floor
         self.raw = ProcessMemory(inferior.pid, self.maps)
         self.roots = root_regions(self.maps, sorted(blocks), self.threads, self.raw)
         ignored = glibc_chunk_links(self.raw, blocks) if glibc else frozenset()

@@ -108,7 +108,7 @@ class Session:
         tracking.engine = Engine(inferior, table, abi, int(settings.depth.value),
                                  lambda error: self.on_heap_error(tracking, error),
                                  list(DEFAULT_ALLOCATORS + EXIT_HOOKS),
-                                 on_exit=lambda: self.scan(tracking),
+                                 on_exit=lambda: self.scan(tracking, exiting=True),
                                  on_break_alloc=self.on_break_alloc, break_alloc=self.break_alloc)
         self.tracking[inferior.num] = tracking
         return tracking
@@ -193,14 +193,14 @@ class Session:
         self.scan(tracking)
         self.conclude(tracking)
 
-    def scan(self, tracking: Tracking) -> ScanResult | None:
+    def scan(self, tracking: Tracking, exiting: bool = False) -> ScanResult | None:
         """Classify every live block (valgrind's leak kinds) from the process's memory as it is now."""
         engine = tracking.engine
         inferior = engine.inferior if engine is not None else None
         if inferior is None or not inferior.is_valid() or inferior.pid != tracking.pid or not tracking.pid:
             return None
         table = tracking.report.table
-        heap = HeapScan(inferior, {b.address: b.size for b in table.blocks.values()}, engine.regs)
+        heap = HeapScan(inferior, {b.address: b.size for b in table.blocks.values()}, engine.regs, exiting=exiting)
         try:
             result = heap.run()
         finally:
@@ -241,7 +241,7 @@ class Session:
         out.write("\ngdb-memleak: ")
         render_error(tracking.report, error, out)
         action = settings.on_error.value
-        if action == "skip":
+        if action == "skip" and error.type != "mismatched_free":
             out.write(" The call was skipped (memleak on-error skip): the program runs on.\n")
         return action
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -53,6 +56,7 @@ def test_target_findings_match_its_declared_expectations(source: Path, built_tar
     errors = [(e["type"], first_user_frame(e["stack"])["line"]) for e in process["errors"]]
     want_errors = [("double_free", line) for line in expected.double_frees.values()]
     want_errors += [("invalid_free", line) for line in expected.invalid_frees]
+    want_errors += [("mismatched_free", line) for line in expected.mismatched_frees]
     assert sorted(errors) == sorted(want_errors), run.stderr
     for error in process["errors"]:
         if error["type"] == "double_free":
@@ -95,3 +99,68 @@ def test_leak_summary_equals_valgrinds(source: Path, built_targets: Path, tmp_pa
     run = run_cli(["--no-default-suppressions", *argv], tmp_path)
     summary = {k: (v["bytes"], v["blocks"]) for k, v in run.process()["leak_summary"].items()}
     assert summary == valgrind.leak_summary(argv), run.stderr
+
+
+def test_seed_demo_reports_exactly_one_definite_leak_and_one_double_free_and_runs_to_completion(
+        built_targets: Path, tmp_path: Path):
+    """The CLI's on-error skip: the bad free is reported, not performed, so the program exits normally."""
+    expected = expectations.parse(TARGETS / "seed_demo.c")
+    run = run_cli([str(built_targets / "seed_demo")], tmp_path)
+    process = run.process()
+    assert process["exit"] == {"code": 0}
+    assert [(l["kind"], l["bytes"], l["blocks"], l["stack"][0]["line"]) for l in process["leaks"]] == [
+        ("definite", 30, 1, next(iter(expected.leaks)))]
+    [error] = process["errors"]
+    assert (error["type"], error["stack"][0]["line"], error["free_stack"][0]["line"],
+            error["alloc_stack"][0]["line"]) == ("double_free", expected.double_frees["p4"],
+                                                 expected.marks[("free", "p4")], expected.marks[("alloc", "p4")])
+    assert run.returncode == 1
+    assert run_cli(["--error-exitcode", "0", str(built_targets / "seed_demo")], tmp_path).returncode == 0
+
+
+def test_errors_for_leak_kinds_decides_the_exit_status(built_targets: Path, tmp_path: Path):
+    program = str(built_targets / "global_held")  # 40 bytes definitely lost, 100 bytes still reachable
+    assert run_cli([program], tmp_path).returncode == 1
+    assert run_cli(["--errors-for-leak-kinds", "reachable", program], tmp_path).returncode == 1
+    assert run_cli(["--errors-for-leak-kinds", "possible,indirect", program], tmp_path).returncode == 0
+    assert run_cli(["--errors-for-leak-kinds", "none", program], tmp_path).returncode == 0
+
+
+def test_suppression_file_moves_matching_leaks_to_suppressed(built_targets: Path, tmp_path: Path):
+    supp = tmp_path / "app.supp"
+    supp.write_text("# the lost list of lost_list.c\nleak:new_head\n")
+    run = run_cli(["--no-default-suppressions", "--suppressions", str(supp), str(built_targets / "lost_list")],
+                  tmp_path)
+    summary = run.process()["leak_summary"]
+    assert summary["definite"] == {"bytes": 0, "blocks": 0}
+    assert summary["suppressed"] == {"bytes": 16, "blocks": 1}
+    assert summary["indirect"] == {"bytes": 144, "blocks": 9}   # valgrind also suppresses only matching records
+
+
+def test_malformed_suppression_file_is_one_error_naming_file_and_line(built_targets: Path, tmp_path: Path):
+    supp = tmp_path / "bad.supp"
+    supp.write_text("leak:ok\nrace:nope\n")
+    run = run_cli(["--suppressions", str(supp), str(built_targets / "clean")], tmp_path)
+    assert run.returncode == 2
+    [line] = run.stderr.splitlines()
+    assert line.startswith("gdb-memleak: error: ") and f"{supp}:2" in line
+
+
+def test_sarif_folded_and_mtrace_outputs_describe_the_same_leaks(built_targets: Path, tmp_path: Path):
+    jsonschema = pytest.importorskip("jsonschema")
+    sarif, folded, mtrace = tmp_path / "r.sarif", tmp_path / "r.folded", tmp_path / "r.mtrace"
+    run = run_cli(["--sarif", str(sarif), "--folded", str(folded), "--mtrace", str(mtrace),
+                   str(built_targets / "seed_demo")], tmp_path)
+    document = json.loads(sarif.read_text())
+    schema = json.loads((Path(__file__).resolve().parent.parent / "data" / "sarif-schema-2.1.0.json").read_text())
+    jsonschema.Draft4Validator(schema).validate(document)
+    results = document["runs"][0]["results"]
+    lines = sorted(r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in results)
+    expected = expectations.parse(TARGETS / "seed_demo.c")
+    assert lines == sorted([next(iter(expected.leaks)), expected.double_frees["p4"]])
+    assert folded.read_text().strip().endswith("main 30")
+    if shutil.which("mtrace") is None:
+        pytest.fail("glibc's mtrace script is missing (scripts/dev installs libc-devtools)")
+    out = subprocess.run(["mtrace", str(mtrace)], capture_output=True, text=True).stdout
+    assert "Memory not freed:" in out and "0x1e" in out, out
+    assert run.returncode == 1

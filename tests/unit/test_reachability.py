@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import struct
 from unittest.mock import patch
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gdb_memleak.core import reachability
-from gdb_memleak.core.reachability import (Kind, Referrer, RootRegion, ScanResult, WindowedMemory, benchmark,
-                                           referrers, scan)
+from gdb_memleak.core.reachability import Kind, Referrer, RootRegion, ScanResult, benchmark, referrers, scan
 
 HEAP = 0x5555_5555_9000
 DATA = 0x5555_5555_8000  # a writable segment of the program
@@ -197,6 +196,39 @@ def test_word_size_4():
     assert kinds(result) == {base: "possible", base + 16: "possible", base + 32: "possible"}
 
 
+def test_unaligned_block_scans_its_aligned_words_and_is_reached_by_its_start():
+    start = HEAP + 4  # a custom allocator's block, not word-aligned
+    target = HEAP + 64
+    memory = FakeMemory({HEAP: words(0, target, 0, 0), target: words(0), DATA: words(start)})
+    result = scan({start: 20, target: 8}, memory, [RootRegion(DATA, DATA + 8, "data")])
+    assert kinds(result) == {start: "reachable", target: "reachable"}
+    assert (HEAP + 8, 16) in memory.reads  # [start, start+20) holds the whole words at +4 and +12
+
+
+def test_negative_size_counts_as_empty_and_bad_word_size_is_refused():
+    heap = Heap()
+    a = heap.alloc(1)
+    heap.blocks[a] = -5
+    assert kinds(heap.scan({DATA: words(a)})) == {a: "reachable"}
+    with pytest.raises(ValueError):
+        scan(heap.blocks, heap.memory(), [], word_size=2)
+
+
+def test_heap_below_4_gib_with_unaligned_zero_runs():
+    # Non-PIE heap: every address's high half is 0, so the searched pattern is four zero bytes, which also occurs
+    # unaligned inside ordinary data.
+    base = 0x60_0000
+    filler = 0x0101_0101_0101_0101
+    unaligned_zeros = 0x0101_0000_0000_0101
+    blocks = {base: 8 * 40, base + 0x400: 8}
+    data = [filler] * 40
+    data[10] = unaligned_zeros
+    data[11] = base + 0x400
+    memory = FakeMemory({base: words(*data), base + 0x400: words(filler), DATA: words(base)})
+    result = scan(blocks, memory, [RootRegion(DATA, DATA + 8, "data")])
+    assert kinds(result) == {base: "reachable", base + 0x400: "reachable"}
+
+
 # -- phase 2 --------------------------------------------------------------------------------------------------------
 def test_list_head_is_definite_and_its_nine_nodes_indirect_through_it():
     heap = Heap()
@@ -348,6 +380,17 @@ def test_blocks_spread_over_many_high_halves_still_resolve():
     assert set(result.kinds.values()) == {Kind.REACHABLE}
 
 
+def test_each_block_is_read_once_whole_and_in_address_order():
+    heap = Heap()
+    blocks = [heap.alloc(n, 0, size=13) for n in range(20)]
+    heap.set(blocks[3], 0, blocks[7])
+    memory = heap.memory({DATA: words(blocks[3], blocks[5] + 4)})
+    scan(heap.blocks, memory, [RootRegion(DATA, DATA + 16, "data")])
+    block_reads = [(a, size) for a, size in memory.reads if a in heap.blocks]
+    assert block_reads == [(a, 8) for a in blocks]  # 13 requested bytes: one whole word
+    assert len(memory.reads) == len(blocks) + 1
+
+
 # -- summary and referrers ------------------------------------------------------------------------------------------
 def test_summary_sums_bytes_and_blocks_per_kind():
     heap = Heap()
@@ -382,6 +425,7 @@ def test_referrers_finds_root_and_block_words_with_interior_flag():
     ]
     assert referrers(target, 0, heap.blocks, memory, roots) == found[:2]
     assert referrers(target, 24, heap.blocks, memory, roots, limit=1) == found[:1]
+    assert referrers(target, 24, heap.blocks, memory, roots, limit=3) == found
     assert referrers(target, 24, heap.blocks, memory, roots, limit=0) == []
 
 
@@ -394,30 +438,7 @@ def test_referrers_address_inside_large_block_pieces():
     assert found == [Referrer(big + reachability.PIECE_BYTES + 24, target, False, big, None)]
 
 
-# -- windowed memory and benchmark ----------------------------------------------------------------------------------
-def test_windowed_memory_serves_neighbours_from_one_read_and_falls_back():
-    inner = FakeMemory({0x10000: bytes(range(256)) * 16})  # 4 KiB, then unmapped
-    memory = WindowedMemory(inner, window=1024, windows=2)
-    assert memory.read(0x10010, 8) == bytes(range(16, 24))
-    assert memory.read(0x10100, 4) == bytes([0, 1, 2, 3])
-    assert inner.reads == [(0x10000, 1024)]
-    assert memory.read(0x103FC, 8) == bytes([252, 253, 254, 255, 0, 1, 2, 3])  # crosses the window: direct
-    assert memory.read(0x10FF8, 16) == bytes(range(248, 256))  # short at the end of the mapping
-    assert memory.read(0x20000, 8) == b""
-    assert len(memory._cache) <= 2
-
-
-def test_scan_through_windowed_memory_matches_direct_scan():
-    heap = Heap()
-    nodes = [heap.alloc(0, n) for n in range(50)]
-    for node, following in zip(nodes, nodes[1:]):
-        heap.set(node, 0, following)
-    roots = [RootRegion(DATA, DATA + 8, "data")]
-    direct = heap.memory({DATA: words(nodes[10])})
-    windowed = WindowedMemory(heap.memory({DATA: words(nodes[10])}), window=256)
-    assert scan(heap.blocks, windowed, roots).kinds == scan(heap.blocks, direct, roots).kinds
-
-
+# -- benchmark ----------------------------------------------------------------------------------------------------
 def test_benchmark_runs_and_classifies():
     counts = benchmark(2000, report=None)
     assert (counts["reachable"], counts["definite"], counts["indirect"], counts["possible"]) == (1000, 200, 800, 0)
@@ -491,7 +512,7 @@ def reference(blocks: dict[int, int], contents: dict[int, list[int]], root_words
 def heaps(draw):
     n = draw(st.integers(0, 12))
     stride = draw(st.sampled_from([64, 1 << 32]))
-    base = draw(st.sampled_from([HEAP, 0x7FFF_F000_0000]))
+    base = draw(st.sampled_from([HEAP, 0x7FFF_F000_0000, 0x60_0000]))  # the last: a non-PIE heap, high half 0
     starts = [base + i * stride for i in range(n)]
     sizes = [draw(st.sampled_from([0, 1, 8, 15, 16, 24, 40, 48])) for _ in range(n)]
 
@@ -531,6 +552,3 @@ def test_scan_matches_reference_on_random_heaps(heap, small_batches):
     assert set(result.leader) == {a for a, k in result.kinds.items() if k == Kind.INDIRECT}
     assert result.unreadable_bytes == 0
 
-
-def test_fake_memory_words_helper_round_trips():
-    assert struct.unpack("<2Q", words(1, 2)) == (1, 2)

@@ -1,0 +1,44 @@
+"""Runs inside GDB for bench/scan_vs_valgrind.py: times one reachability scan of the live process at `ready()`.
+
+Allocating 1M blocks under the breakpoint engine would take minutes, so the table is filled from the heap itself:
+every block is found by walking glibc's chunks from the heap start (the program frees nothing), which gives the
+same blocks the tracker would have recorded.
+"""
+
+import json
+import os
+import time
+
+import gdb
+
+gdb.execute("set pagination off")
+gdb.execute(f"source {os.environ['BENCH_LOADER']}")
+from gdb_memleak.core.abi import X86_64_SYSV  # noqa: E402
+from gdb_memleak.core.procmaps import read_maps  # noqa: E402
+from gdb_memleak.gdb.access import RegisterReader  # noqa: E402
+from gdb_memleak.gdb.heapscan import HeapScan  # noqa: E402
+
+gdb.execute("break ready")
+gdb.execute("run", to_string=True)
+inferior = gdb.selected_inferior()
+heap = next(m for m in read_maps(inferior.pid) if m.path == "[heap]")
+data = inferior.read_memory(heap.start, heap.end - heap.start).tobytes()
+blocks = {}
+offset = 0
+while offset + 16 <= len(data):
+    size = int.from_bytes(data[offset + 8:offset + 16], "little") & ~7
+    if size < 32 or offset + size > len(data):
+        break
+    user = heap.start + offset + 16
+    if size == 48:  # the 32-byte blocks (chunk of 48); the first chunks are glibc's and the pointer array
+        blocks[user] = 32
+    offset += size
+start = time.perf_counter()
+scan = HeapScan(inferior, blocks, RegisterReader(X86_64_SYSV))
+prepared = time.perf_counter()
+result = scan.run()
+seconds = time.perf_counter() - start
+print(f"prepare {prepared - start:.2f} s, classify {seconds - (prepared - start):.2f} s")
+summary = result.summary(blocks)
+print("BENCH " + json.dumps({"blocks": len(blocks), "seconds": seconds, "summary": summary}))
+gdb.execute("kill")
