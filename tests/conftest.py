@@ -47,11 +47,12 @@ def run_cli(args: list[str], tmp_path: Path, stdin: str | None = None, timeout: 
 
 def run_gdb(commands: list[str], program: Path | None = None, args: list[str] = (), cwd: Path = ROOT,
             env: dict | None = None, load: str = "gdbinit.sample", deps: bool = True,
-            timeout: int = 300) -> subprocess.CompletedProcess:
+            timeout: int = 300, extra: list[str] = ()) -> subprocess.CompletedProcess:
     """One GDB per test, in batch mode, the plugin loaded the way a user loads it."""
     cmd = ["gdb", "-nx", "-q", "-batch", "-iex", "set debuginfod enabled off"]
     if load:
         cmd += ["-x", load]
+    cmd += list(extra)
     for command in commands:
         cmd += ["-ex", command]
     if program is not None:

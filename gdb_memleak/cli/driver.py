@@ -1,4 +1,7 @@
-"""Runs inside GDB (`gdb -batch -x driver.py --args PROG ...`) for the batch CLI; configured by GDB_MEMLEAK_CLI.
+"""Runs inside GDB (`gdb -batch -x driver.py PROG`) for the batch CLI; configured by GDB_MEMLEAK_CLI.
+
+Either runs the program to its end, or (`--pid`) attaches to a running process, tracks it for a while, reports
+and detaches.
 
 Quits GDB with the CLI's exit status: the program's own, or `error_exitcode` when something was found.
 """
@@ -6,6 +9,8 @@ Quits GDB with the CLI's exit status: the program's own, or `error_exitcode` whe
 import json
 import os
 import signal
+import threading
+import time
 
 import gdb
 
@@ -23,6 +28,75 @@ def _quiet(command: str) -> None:
         gdb.execute(command, to_string=True)
     except gdb.error:
         pass
+
+
+def _stop_signal() -> str | None:
+    try:
+        return signal.Signals(int(gdb.parse_and_eval("$_siginfo.si_signo"))).name
+    except (gdb.error, ValueError):
+        return None
+
+
+def _follow_to_the_end(session) -> None:
+    """Continue until the process has ended; at a fatal signal report first (memory still there), then kill."""
+    from gdb_memleak.gdb.session import FATAL_SIGNALS
+
+    while gdb.selected_inferior().pid:
+        tracking = session.current()
+        name = _stop_signal()
+        if tracking is not None and name in FATAL_SIGNALS:
+            session.fatal_signal(tracking, name)
+            gdb.execute("kill", to_string=True)
+        else:
+            gdb.execute("continue", to_string=True)
+
+
+def _attach_window(pid: int, duration: float, session) -> None:
+    """Attach, track for `duration` seconds, report what was allocated meanwhile and is still live, detach."""
+    gdb.execute(f"attach {pid}", to_string=True)
+    session.start()
+    window = threading.Timer(duration, os.kill, (pid, signal.SIGINT))
+    window.start()
+    try:
+        gdb.execute("continue", to_string=True)
+        while gdb.selected_inferior().pid:
+            if _stop_signal() == "SIGINT" and window.finished.is_set():
+                session.detach(session.current(), duration)
+                return
+            _follow_to_the_end(session) if _stop_signal() != "SIGINT" else gdb.execute("continue", to_string=True)
+    finally:
+        window.cancel()
+
+
+class Progress(threading.Thread):
+    """One status line on a terminal's stderr, rewritten twice a second: events/s, live blocks, live bytes."""
+
+    def __init__(self, session, out) -> None:
+        super().__init__(daemon=True)
+        self.session, self.out = session, out
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        last_events, last_time = 0, time.monotonic()
+        while not self.done.wait(0.5):
+            tracking = self.session.current()
+            engine = tracking.engine if tracking is not None else None
+            if engine is None or tracking.reported:  # nothing to show, or the report is out
+                continue
+            events = engine.stats.entry_stops + engine.stats.return_stops
+            now = time.monotonic()
+            rate = (events - last_events) / (now - last_time)
+            last_events, last_time = events, now
+            c = tracking.report.table.counters
+            self.out.write(f"\r\033[Kgdb-memleak: {rate:,.0f} events/s, {c.live_blocks:,} live blocks, "
+                           f"{c.live_bytes:,} live bytes")
+            self.out.flush()
+
+    def finish(self) -> None:
+        self.done.set()
+        self.join()
+        self.out.write("\r\033[K")
+        self.out.flush()
 
 
 def _run(config: dict) -> int:
@@ -49,22 +123,24 @@ def _run(config: dict) -> int:
     settings.suppressions.value = ":".join(config["suppressions"])
     SESSION.shown_kinds = parse_kinds(config["shown_kinds"])
     SESSION.error_kinds = parse_kinds(config["error_kinds"])
-    SESSION.start()
     gdb.execute(f"catch signal {' '.join(sorted(FATAL_SIGNALS))}", to_string=True)
     gdb.breakpoints()[-1].silent = True  # a silent catchpoint: the program's stdout gets no GDB chatter
+    progress = Progress(SESSION, SESSION.stream) if config.get("progress") else None
+    if progress is not None:
+        progress.start()
     try:
-        gdb.execute("run", to_string=True)
-        while gdb.selected_inferior().pid:
-            tracking = SESSION.current()
-            signo = int(gdb.parse_and_eval("$_siginfo.si_signo"))
-            if tracking is not None and signal.Signals(signo).name in FATAL_SIGNALS:
-                SESSION.fatal_signal(tracking, signal.Signals(signo).name)
-                gdb.execute("kill", to_string=True)
-            else:
-                gdb.execute("continue", to_string=True)
+        if config.get("pid"):
+            _attach_window(int(config["pid"]), float(config["duration"]), SESSION)
+        else:
+            SESSION.start()
+            gdb.execute("run", to_string=True)
+            _follow_to_the_end(SESSION)
     except gdb.error as exc:
         SESSION.stream.write(f"gdb-memleak: error: {exc}\n")
         return 2
+    finally:
+        if progress is not None:
+            progress.finish()
     reports = SESSION.finished_reports()
     for key, writer in WRITERS.items():
         if config.get(key):
@@ -73,7 +149,10 @@ def _run(config: dict) -> int:
     if not reports:
         return 2
     result = reports[-1].result
-    status = result.exit_code if result.exit_code is not None else 128 + int(getattr(signal, result.signal, 9))
+    if result.exit_code is None and result.signal is None:
+        status = 0  # detached: the process runs on
+    else:
+        status = result.exit_code if result.exit_code is not None else 128 + int(getattr(signal, result.signal, 9))
     found = any(r.findings(SESSION.error_kinds) for r in reports)
     return config["error_exitcode"] if found and config["error_exitcode"] else status
 

@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sarif", metavar="FILE", help="write a SARIF 2.1.0 report to FILE")
     parser.add_argument("--folded", metavar="FILE", help="write folded stacks of leaked bytes (flame graphs)")
     parser.add_argument("--mtrace", metavar="FILE", help="write the live blocks as a glibc mtrace log")
+    parser.add_argument("--pid", type=_at_least_one, metavar="PID",
+                        help="attach to a running process instead of starting PROG")
+    parser.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
+                        help="with --pid: how long to track before reporting and detaching (default 10)")
     parser.add_argument("--gdb", default="gdb", metavar="PATH", help="the GDB to use (default: gdb on PATH)")
     parser.add_argument("--gdbinit", action="store_true", help="print the line that loads the plugin from ~/.gdbinit")
     parser.add_argument("--version", action="version", version=f"gdb-memleak {__version__}")
@@ -93,6 +97,15 @@ def find_program(name: str) -> str:
     if os.path.isdir(path) or not os.access(path, os.X_OK):
         raise LookupError(f"{name}: not an executable file")
     return os.path.abspath(path)
+
+
+def process_executable(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except FileNotFoundError:
+        raise LookupError(f"no process with pid {pid}") from None
+    except PermissionError:
+        raise LookupError(f"process {pid}: permission denied (attaching needs the same user, or root)") from None
 
 
 def dependency_dirs() -> list[str]:
@@ -147,13 +160,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.gdbinit:
         print(f"source {LOADER}")
         return 0
-    if not opts.program:
+    if opts.pid and opts.program:
+        print("gdb-memleak: error: give either --pid PID or a program to run, not both", file=sys.stderr)
+        return EXIT_USAGE
+    if not opts.program and not opts.pid:
         parser.print_usage(sys.stderr)
-        print("gdb-memleak: error: a program to run is required", file=sys.stderr)
+        print("gdb-memleak: error: a program to run (or --pid PID) is required", file=sys.stderr)
+        return EXIT_USAGE
+    if opts.duration <= 0:
+        print("gdb-memleak: error: --duration must be positive", file=sys.stderr)
         return EXIT_USAGE
     args = opts.args[1:] if opts.args[:1] == ["--"] else opts.args
     try:
-        program = find_program(opts.program)
+        program = find_program(opts.program) if opts.program else process_executable(opts.pid)
     except LookupError as exc:
         print(f"gdb-memleak: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -172,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   ("mtrace", opts.mtrace))}
     config = {**outputs, "depth": opts.depth, "error_exitcode": opts.error_exitcode, "loader": LOADER,
               "argv": [program, *args], "error_kinds": opts.errors_for_leak_kinds,
+              "pid": opts.pid, "duration": opts.duration, "progress": sys.stderr.isatty(),
               "shown_kinds": opts.show_leak_kinds, "on_error": opts.on_error,
               "suppressions": [os.path.abspath(p) for p in opts.suppressions],
               "default_suppressions": not opts.no_default_suppressions}

@@ -86,6 +86,7 @@ class ProcessResult:
     argv: list[str] = field(default_factory=list)
     exit_code: int | None = None
     signal: str | None = None
+    detached: bool = False  # tracking ended by detaching: the process runs on
 
     def exit_json(self) -> dict | None:
         """{"code": n}, {"signal": "SIGABRT"}, or None while the process is still running."""

@@ -46,6 +46,8 @@ def render_header(report: ProcessReport, out: TextIO) -> None:
         how = f"killed by {r.signal}"
     elif r.exit_code is not None:
         how = f"exited with code {r.exit_code}"
+    elif r.detached:
+        how = "detached (still running)"
     else:
         how = "still running"
     out.write(f"gdb-memleak: process {r.pid} ({prog}) {how}\n")

@@ -9,6 +9,7 @@ breakpoint is deleted by `remove()`, which runs from commands and event handlers
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -121,6 +122,15 @@ class Engine:
     def hooked_addresses(self) -> list[int]:
         """Every address this engine has stopped at (entries and return sites), kept after `remove()`."""
         return list(self._placed)
+
+    @property
+    def glibc_malloc(self) -> bool:
+        """Whether malloc is glibc's (libc.so, or linked into a static executable) rather than a replacement."""
+        entry = self.entries.get("malloc")
+        if entry is None:
+            return True
+        obj = os.path.basename(entry.definition.object)
+        return obj.startswith("libc.so") or entry.definition.object == self.inferior.progspace.filename
 
     def hooked(self, name: str) -> bool:
         return name in self.entries or name in self.aliases

@@ -200,7 +200,8 @@ class Session:
         if inferior is None or not inferior.is_valid() or inferior.pid != tracking.pid or not tracking.pid:
             return None
         table = tracking.report.table
-        heap = HeapScan(inferior, {b.address: b.size for b in table.blocks.values()}, engine.regs, exiting=exiting)
+        heap = HeapScan(inferior, {b.address: b.size for b in table.blocks.values()}, engine.regs,
+                        glibc=engine.glibc_malloc, exiting=exiting)
         try:
             result = heap.run()
         finally:
@@ -261,6 +262,21 @@ class Session:
         for tracking in self.tracking.values():
             if tracking.engine is not None:
                 tracking.engine.break_alloc = number
+
+    def detach(self, tracking: Tracking | None, seconds: float) -> None:
+        """End of an attach window: classify and report the blocks allocated in it, remove every breakpoint, and
+        let the process run on without us."""
+        if tracking is not None:
+            tracking.report.result.detached = True
+            tracking.report.notes.append(f"attached for {seconds:g} s: only blocks allocated in that window are "
+                                         "known; the process was detached and runs on")
+            self.scan(tracking)
+            self.conclude(tracking)
+        self.stop()
+        if tracking is not None:  # before detaching: GDB reports a detached inferior as exited
+            tracking.finished = True
+            self.ended.append(tracking)
+        gdb.execute("detach", to_string=True)
 
     def finished_reports(self) -> list[ProcessReport]:
         return [t.report for t in self.ended]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -164,3 +166,27 @@ def test_sarif_folded_and_mtrace_outputs_describe_the_same_leaks(built_targets: 
     out = subprocess.run(["mtrace", str(mtrace)], capture_output=True, text=True).stdout
     assert "Memory not freed:" in out and "0x1e" in out, out
     assert run.returncode == 1
+
+
+def test_progress_line_only_on_a_terminal(built_targets: Path, tmp_path: Path):
+    import pty
+
+    program = [sys.executable, "-m", "gdb_memleak.cli.main", str(built_targets / "churn"), "3000"]
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(program, stderr=slave, stdout=subprocess.DEVNULL, cwd=TARGETS.parent)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=300)
+    os.close(master)
+    on_tty = b"".join(chunks).decode(errors="replace")
+    assert re.search(r"\r\x1b\[Kgdb-memleak: [\d,]+ events/s, [\d,]+ live blocks, [\d,]+ live bytes", on_tty), on_tty
+    piped = run_cli([str(built_targets / "churn"), "300"], tmp_path)
+    assert "events/s" not in piped.stderr

@@ -82,7 +82,7 @@ def test_loading_from_a_virtualenv_in_another_directory_works(built_targets: Pat
     run = run_gdb([gdbinit_line(installed_venv),
                    "python import gdb_memleak; print('package:', gdb_memleak.__file__)",
                    "help leaks",
-                   "memleak start", "set memleak on-error report", "run"],
+                   "memleak start", "set memleak on-error report", "run", "leaks --all"],
                   built_targets / "seed_demo", cwd=tmp_path, load=None, deps=False,
                   env=clean_env(VIRTUAL_ENV=str(installed_venv)))
     assert "not loaded" not in run.stderr, run.stderr
@@ -91,20 +91,26 @@ def test_loading_from_a_virtualenv_in_another_directory_works(built_targets: Pat
     assert installed_venv in Path(package).parents
     assert "Usage: leaks" in run.stdout
     assert "killed by SIGABRT" in run.stdout
-    assert re.search(rf"^\s*{leak_bytes}\s+1\s+malloc\s+#\d+\s+main \(\S*seed_demo\.c:{leak_line}\)$",
+    # at the abort p3 is still in main's live frame: still reachable, listed by `leaks --all`
+    assert re.search(rf"^\s*still reachable\s+{leak_bytes}\s+1\s+malloc\s+#\d+\s+main \(\S*seed_demo\.c:{leak_line}\)$",
                      run.stdout, re.M), run.stdout
 
 
 def test_installed_cli_prints_the_report_on_stderr_and_exits_1(built_targets: Path, installed_venv: Path,
                                                                tmp_path: Path):
-    (leak_line, _), = SEED.leaks.items()
+    (leak_line, (leak_bytes, _)), = SEED.leaks.items()
     run = subprocess.run([str(installed_venv / "bin" / "gdb-memleak"), "--", str(built_targets / "seed_demo")],
                          capture_output=True, text=True, cwd=tmp_path, env=clean_env(), timeout=300)
     assert run.returncode == 1, run.stderr
     assert run.stdout == ""
     assert "HEAP SUMMARY" in run.stderr
     assert "Double free of 0x" in run.stderr
-    assert f"seed_demo.c:{leak_line})" in run.stderr
+    # the CLI skips the bad free (--on-error skip), so the program runs to its end and p3 is definitely lost
+    assert "The call was skipped" in run.stderr
+    assert "exited with code 0" in run.stderr and "SIGABRT" not in run.stderr
+    assert re.search(rf"^definitely lost\s+{leak_bytes}\s+1\s+malloc\s+#\d+\s+main \(\S*seed_demo\.c:{leak_line}\)$",
+                     run.stderr, re.M), run.stderr
+    assert run.stderr.rstrip().splitlines()[-1] == f"SUMMARY: 1 heap error; {leak_bytes} bytes definitely lost"
     assert "not loaded" not in run.stderr
 
 
@@ -144,6 +150,16 @@ def test_cli_non_executable_program_is_a_usage_error(tmp_path: Path, kind: str):
     assert run.stderr == f"gdb-memleak: error: {target}: not an executable file\n"
 
 
+def test_cli_malformed_suppression_file_is_a_usage_error_naming_file_and_line(built_targets: Path, tmp_path: Path):
+    supp = tmp_path / "bad.supp"
+    supp.write_text("# comment\nleak:^ok$\nnot a suppression\n")
+    run = run_cli(["--suppressions", str(supp), str(built_targets / "clean")], tmp_path)
+    assert run.returncode == 2
+    assert run.stderr == f"gdb-memleak: error: {supp}:3: expected 'leak:PATTERN', got 'not a suppression'\n"
+    assert run.stdout == ""
+    assert run.report is None
+
+
 def test_cli_without_a_program_prints_usage(tmp_path: Path):
     run = run_cli([], tmp_path)
     assert run.returncode == 2
@@ -162,28 +178,38 @@ def test_cli_with_a_missing_gdb_is_a_clear_error(built_targets: Path, tmp_path: 
 # -- e. passthrough -------------------------------------------------------------------------------------------------
 
 def test_cli_passes_stdin_and_stdout_through_untouched(tmp_path: Path):
-    run = run_cli(["--error-exitcode", "0", "/bin/cat"], tmp_path, stdin="hello\nworld\n")
+    # what cat keeps allocated at exit is still reachable (or suppressed), which does not count: status 0
+    run = run_cli(["/bin/cat"], tmp_path, stdin="hello\nworld\n")
     assert run.stdout == "hello\nworld\n"
-    assert run.returncode == 0
+    assert run.returncode == 0, run.stderr
     assert "HEAP SUMMARY" in run.stderr
+    summary = run.process()["leak_summary"]
+    assert summary["definite"]["blocks"] == summary["possible"]["blocks"] == 0, summary
 
 
 def test_cli_exit_status_is_the_programs_when_nothing_is_found(built_targets: Path, tmp_path: Path):
     run = run_cli([str(built_targets / "churn"), "10"], tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stdout == ""
-    assert "no leaks, no heap errors" in run.stderr
+    assert run.stderr.rstrip().splitlines()[-1] == "SUMMARY: no heap errors, no leaks of the kinds that count as errors"
 
 
 def test_cli_nonzero_exit_status_passes_through(tmp_path: Path):
-    # sh may leak a little, hence --error-exitcode 0 (keep the program's status even with findings)
-    run = run_cli(["--error-exitcode", "0", "/bin/sh", "-c", "exit 3"], tmp_path)
+    # sh keeps its blocks reachable at exit: not errors by default, so its own status comes through
+    run = run_cli(["/bin/sh", "-c", "exit 3"], tmp_path)
     assert run.returncode == 3, run.stderr
     assert run.process()["exit"] == {"code": 3}
+    assert run.process()["leak_summary"]["reachable"]["blocks"] > 0, "the next two runs need findings of that kind"
+    # counted as errors, they give --error-exitcode (default 1) ...
+    counted = run_cli(["--errors-for-leak-kinds", "all", "/bin/sh", "-c", "exit 3"], tmp_path)
+    assert counted.returncode == 1, counted.stderr
+    # ... unless it is 0, which keeps the program's status even with findings
+    kept = run_cli(["--errors-for-leak-kinds", "all", "--error-exitcode", "0", "/bin/sh", "-c", "exit 3"], tmp_path)
+    assert kept.returncode == 3, kept.stderr
 
 
 def test_cli_arguments_arrive_verbatim_without_a_shell(tmp_path: Path):
-    run = run_cli(["--error-exitcode", "0", "/bin/echo", "a b", "$HOME", "*"], tmp_path)
+    run = run_cli(["/bin/echo", "a b", "$HOME", "*"], tmp_path)
     assert run.stdout == "a b $HOME *\n"
-    assert run.returncode == 0
+    assert run.returncode == 0, run.stderr
     assert run.process()["argv"] == ["/bin/echo", "a b", "$HOME", "*"]
