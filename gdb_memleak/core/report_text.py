@@ -87,13 +87,16 @@ def render_errors(report: ProcessReport, out: TextIO) -> None:
         render_error(report, error, out)
 
 
+LABEL_WIDTH = max(len(label) for label in LABELS.values())
+
+
 def render_leak_summary(report: ProcessReport, out: TextIO) -> None:
     summary = report.leak_summary()
     out.write("\nLEAK SUMMARY:\n")
     for key, entry in summary.items():
         if key == UNFREED and not entry["blocks"]:
             continue
-        out.write(f"  {LABELS[key]:>16}: {entry['bytes']:,} bytes in {entry['blocks']:,} blocks\n")
+        out.write(f"  {LABELS[key]:>{LABEL_WIDTH}}: {entry['bytes']:,} bytes in {entry['blocks']:,} blocks\n")
 
 
 def render_leaks(report: ProcessReport, out: TextIO, options: LeakOptions | None = None) -> None:

@@ -9,7 +9,7 @@ import argparse
 from ..core.grouping import select
 from ..core.kinds import DEFAULT_SHOWN, parse_kinds
 from ..core.report_json import write_json
-from ..core.report_text import (LeakOptions, render_by_line, render_errors, render_leak_summary, render_leaks,
+from ..core.report_text import (LeakOptions, plural, render_by_line, render_errors, render_leak_summary, render_leaks,
                                 render_summary)
 from ..core.snapshot import LeakFilter
 from ..core.suppressions import SuppressionError, generate
@@ -38,7 +38,7 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
                        like valgrind; blocks not classified yet are listed as unfreed)
   --all                every kind
   --check              run the reachability scan now (the process must be stopped), then list
-  --top N              show only the N largest groups
+  --top N              show only the first N groups (listed by kind, then largest first)
   --min-bytes N        hide groups smaller than N bytes
   --stack              show each group's full allocation stack
   --since SNAPSHOT     only blocks allocated after `memleak snapshot SNAPSHOT`
@@ -73,7 +73,7 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
         report = tracking.report
         report.suppressions = _suppressions()
         out = SESSION.out()
-        where = LeakFilter(kinds=None if args.all else (args.kind or DEFAULT_SHOWN),
+        where = LeakFilter(kinds=None if args.all else (args.kind if args.kind is not None else DEFAULT_SHOWN),
                            since_seq=_snapshot(args.since)[0] if args.since else 0,
                            older_than=args.older_than, now=SESSION.now(tracking))
         options = LeakOptions(top=args.top, min_bytes=args.min_bytes, stack=args.stack, color=SESSION.use_color(),
@@ -85,7 +85,7 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
         if args.gen_suppressions:
             out.write("\n")
             for group in select(report.leak_groups(where), args.top, args.min_bytes):
-                out.write(f"# {group.bytes:,} bytes in {group.blocks:,} blocks ({group.kind})\n")
+                out.write(f"# {plural(group.bytes, 'byte')} in {plural(group.blocks, 'block')} ({group.kind})\n")
                 out.write(generate(report.frames(group.pcs)) + "\n")
         if args.json:
             try:

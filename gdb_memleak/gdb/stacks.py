@@ -33,9 +33,13 @@ class StackCapture:
         pcs: list[int] = []
         try:
             frame = gdb.newest_frame().older()
+            resumed = False
             while frame is not None and len(pcs) < self.depth:
                 if frame.type() != gdb.INLINE_FRAME:
-                    pcs.append(frame.pc())
+                    # Recorded PCs are return addresses, looked up at pc - 1; the frame a GDB `call` interrupted
+                    # holds the PC where it will resume instead, so it is stored one past it.
+                    pcs.append(frame.pc() + 1 if resumed else frame.pc())
+                resumed = frame.type() == gdb.DUMMY_FRAME
                 frame = frame.older()
         except gdb.error:
             pass

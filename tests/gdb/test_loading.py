@@ -164,7 +164,7 @@ def test_cli_without_a_program_prints_usage(tmp_path: Path):
     run = run_cli([], tmp_path)
     assert run.returncode == 2
     assert run.stderr.startswith("usage: gdb-memleak ")
-    assert run.stderr.endswith("gdb-memleak: error: a program to run is required\n")
+    assert run.stderr.endswith("gdb-memleak: error: a program to run (or --pid PID) is required\n")
     assert run.stdout == ""
 
 
