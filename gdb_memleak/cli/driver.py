@@ -17,6 +17,8 @@ import gdb
 QUIET = ["set pagination off", "set confirm off", "set width 0",
          "set print inferior-events off", "set suppress-cli-notifications on", "set print thread-events off", "set debuginfod enabled off",
          "handle all nostop noprint pass",
+         # forked children stay under GDB and run alongside their parent: each is tracked and reported
+         "set detach-on-fork off", "set schedule-multiple on", "set follow-exec-mode same",
          "unset environment GDB_MEMLEAK_CLI", "unset environment GDB_MEMLEAK_PYTHONPATH"]
 
 
@@ -41,7 +43,12 @@ def _follow_to_the_end(session) -> None:
     """Continue until the process has ended; at a fatal signal report first (memory still there), then kill."""
     from gdb_memleak.gdb.session import FATAL_SIGNALS
 
-    while gdb.selected_inferior().pid:
+    while True:
+        if not gdb.selected_inferior().pid:  # this process ended; go on with any other (forked) one
+            alive = [inferior for inferior in gdb.inferiors() if inferior.pid]
+            if not alive:
+                return
+            gdb.execute(f"inferior {alive[0].num}", to_string=True)
         tracking = session.current()
         name = _stop_signal()
         if tracking is not None and name in FATAL_SIGNALS:

@@ -17,6 +17,7 @@ class Role(Enum):
     REALLOC = "realloc"      # releases ptr_arg (if any) and returns a new block
     MEMPTR = "memptr"        # stores the new block through out_arg, returns 0 on success
     EXIT = "exit"            # the process is about to end (its memory still intact): time for the leak scan
+    EXEC = "exec"            # the process image may be replaced: classify its blocks while they exist
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class AllocatorSpec:
 
     @property
     def needs_return(self) -> bool:
-        return self.role not in (Role.FREE, Role.EXIT) or self.wraps
+        return self.role not in (Role.FREE, Role.EXIT, Role.EXEC) or self.wraps
 
     @cached_property  # read on every allocator stop
     def arg_count(self) -> int:
@@ -91,7 +92,7 @@ CXX_ALLOCATORS: tuple[AllocatorSpec, ...] = tuple(
 
 # Not an allocator, but hooked the same way: `_exit` makes the exit_group system call after atexit handlers and
 # stdio flushing, so the reachability scan runs there, with every block and root still in memory.
-EXIT_HOOKS: tuple[AllocatorSpec, ...] = (AllocatorSpec("_exit", Role.EXIT, ""),)
+EXIT_HOOKS: tuple[AllocatorSpec, ...] = (AllocatorSpec("_exit", Role.EXIT, ""), AllocatorSpec("execve", Role.EXEC, ""))
 
 DEFAULT_ALLOCATORS = C_ALLOCATORS + FAMILY_ALLOCATORS + CXX_ALLOCATORS
 

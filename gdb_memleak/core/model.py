@@ -87,11 +87,14 @@ class ProcessResult:
     exit_code: int | None = None
     signal: str | None = None
     detached: bool = False  # tracking ended by detaching: the process runs on
+    exec_into: str | None = None  # the image was replaced by exec() of this program
 
     def exit_json(self) -> dict | None:
-        """{"code": n}, {"signal": "SIGABRT"}, or None while the process is still running."""
+        """{"code": n}, {"signal": "SIGABRT"}, {"exec": "/new/image"}, or None while it still runs."""
         if self.signal is not None:
             return {"signal": self.signal}
         if self.exit_code is not None:
             return {"code": self.exit_code}
+        if self.exec_into is not None:
+            return {"exec": self.exec_into}
         return None

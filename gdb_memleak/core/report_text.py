@@ -48,6 +48,8 @@ def render_header(report: ProcessReport, out: TextIO) -> None:
         how = f"exited with code {r.exit_code}"
     elif r.detached:
         how = "detached (still running)"
+    elif r.exec_into:
+        how = f"replaced its image by exec of {r.exec_into}"
     else:
         how = "still running"
     out.write(f"gdb-memleak: process {r.pid} ({prog}) {how}\n")

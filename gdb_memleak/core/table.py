@@ -6,6 +6,7 @@ Every operation is O(1); freed blocks are remembered (bounded, oldest forgotten 
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 
 from .model import Block, Counters, FreedBlock, HeapError
 
@@ -108,6 +109,16 @@ class AllocationTable:
         error = self.on_free(old, allocator, thread, pcs, now)
         self.on_alloc(new, size, allocator, thread, pcs, now)
         return error
+
+    def fork(self) -> "AllocationTable":
+        """The table of a forked child: every live block, counter and sequence number as they are now; heap errors
+        are each process's own."""
+        child = AllocationTable(self.complete, self.freed_history)
+        child.blocks = dict(self.blocks)
+        child.freed = OrderedDict(self.freed)
+        child.counters = replace(self.counters)
+        child._seq = self._seq
+        return child
 
     def reset(self) -> None:
         """Forget everything (`memleak reset`): later frees of blocks allocated before are untracked."""

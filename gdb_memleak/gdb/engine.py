@@ -52,21 +52,23 @@ class EntryBreakpoint(gdb.Breakpoint):
     def __init__(self, engine: "Engine", definition: Definition) -> None:
         super().__init__(f"*0x{definition.address:x}", type=gdb.BP_BREAKPOINT, internal=True)
         self.silent = True
-        self.engine = engine
+        self.members = engine.members  # inferior number -> engine: a forked child's stops go to its own engine
         self.definition = definition
 
     def stop(self) -> bool:
-        return self.engine.guarded(self.engine.on_entry, self.definition.spec)
+        engine = self.members.get(gdb.selected_inferior().num)
+        return engine.guarded(engine.on_entry, self.definition.spec) if engine is not None else False
 
 
 class ReturnBreakpoint(gdb.Breakpoint):
     def __init__(self, engine: "Engine", address: int) -> None:
         super().__init__(f"*0x{address:x}", type=gdb.BP_BREAKPOINT, internal=True)
         self.silent = True
-        self.engine = engine
+        self.members = engine.members
 
     def stop(self) -> bool:
-        return self.engine.guarded(self.engine.on_return)
+        engine = self.members.get(gdb.selected_inferior().num)
+        return engine.guarded(engine.on_return) if engine is not None else False
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Engine:
     on_error: Callable[[HeapError], str]    # "stop" the program at the bad free, "report" it, or "skip" the call
     specs: list[AllocatorSpec]
     on_exit: Callable[[], None] = lambda: None  # `_exit` reached: memory is still intact
+    on_exec: Callable[[], None] = lambda: None  # `execve` called: the image may be replaced
     on_break_alloc: Callable[[Block], None] = lambda block: None
     break_alloc: int | None = None           # stop when the allocation with this sequence number is made
     stats: EngineStats = field(default_factory=EngineStats)
@@ -100,6 +103,22 @@ class Engine:
         self._warned = False
         self._internal_callers: dict[int, bool] = {}
         self._placed: list[int] = []
+        # Engines of forked children share the parent's breakpoints (GDB inserts them in every inferior of the
+        # same image); each stop is routed to the engine of the inferior that hit it.
+        self.members: dict[int, Engine] = {self.inferior.num: self}
+
+    def fork(self, child: gdb.Inferior, table: AllocationTable, on_error: Callable[[HeapError], str],
+             on_exit: Callable[[], None], on_exec: Callable[[], None]) -> "Engine":
+        """An engine for a forked child: its own table (the parent's, copied at the fork), the same breakpoints."""
+        engine = Engine(child, table, self.abi, self.depth, on_error, self.specs, on_exit=on_exit, on_exec=on_exec,
+                        on_break_alloc=self.on_break_alloc, break_alloc=self.break_alloc)
+        engine.regs, engine.stacks.classify = self.regs, self.stacks.classify
+        # Entry breakpoints were set before the fork: GDB gave them a location in the child too. Return-site
+        # breakpoints stay per engine: one created later gets a location only in its creator's program space.
+        engine.entries, engine.aliases = self.entries, self.aliases
+        engine.members = self.members
+        self.members[child.num] = engine
+        return engine
 
     # -- installation (never from stop()) -----------------------------------------------------------------------
     def install(self) -> list[Definition]:
@@ -140,14 +159,22 @@ class Engine:
         return all(self.hooked(s.name) for s in self.specs)
 
     def remove(self) -> None:
-        for bp in list(self.entries.values()) + list(self.returns.values()):
-            if bp.is_valid():
-                bp.delete()
-        self.entries.clear()
-        self.aliases.clear()
-        self.returns.clear()
+        """Stop tracking this inferior. Entry breakpoints go when no forked relative still uses them; return-site
+        breakpoints are each engine's own."""
         self.pending.clear()
         self.in_flight.clear()
+        shared = len(self.members) > 1
+        for bp in list(self.returns.values()) + ([] if shared else list(self.entries.values())):
+            if bp.is_valid():
+                bp.delete()
+        self.returns.clear()
+        if shared:
+            self.members.pop(self.inferior.num, None)
+            self.members = {self.inferior.num: self}
+            self.entries, self.aliases = {}, {}
+        else:
+            self.entries.clear()
+            self.aliases.clear()
 
     # -- stop() handlers ----------------------------------------------------------------------------------------
     def guarded(self, handler, *args) -> bool:
@@ -165,6 +192,9 @@ class Engine:
         self.stats.entry_stops += 1
         if spec.role is Role.EXIT:
             self.on_exit()
+            return False
+        if spec.role is Role.EXEC:
+            self.on_exec()
             return False
         thread = gdb.selected_thread()
         lwp = thread.ptid[1]

@@ -52,6 +52,7 @@ class Tracking:
     reported: bool = False
     finished: bool = False
     last_scan: ScanResult | None = None
+    exec_called: bool = False
     ended_at: float | None = None
 
     @property
@@ -100,18 +101,57 @@ class Session:
         abi = ABIS.get(arch)
         if abi is None:
             raise gdb.GdbError(f"gdb-memleak: architecture {arch} is not supported yet (x86-64 only)")
-        table = AllocationTable(complete=complete)
-        result = ProcessResult(pid=inferior.pid, argv=self.argv or self._argv(inferior))
-        maps: list[Mapping] = []
-        report = ProcessReport(result, table, Symbolizer(GdbResolver(maps)), SystemFilter(settings.system_objects.value))
-        tracking = Tracking(inferior.num, None, report, maps)
-        tracking.engine = Engine(inferior, table, abi, int(settings.depth.value),
+        tracking = self._tracking(inferior, AllocationTable(complete=complete), self.argv or self._argv(inferior))
+        tracking.engine = Engine(inferior, tracking.report.table, abi, int(settings.depth.value),
                                  lambda error: self.on_heap_error(tracking, error),
                                  list(DEFAULT_ALLOCATORS + EXIT_HOOKS),
                                  on_exit=lambda: self.scan(tracking, exiting=True),
+                                 on_exec=lambda: self.before_exec(tracking),
                                  on_break_alloc=self.on_break_alloc, break_alloc=self.break_alloc)
+        return tracking
+
+    def _tracking(self, inferior: gdb.Inferior, table: AllocationTable, argv: list[str]) -> Tracking:
+        maps: list[Mapping] = []
+        report = ProcessReport(ProcessResult(pid=inferior.pid, argv=argv), table, Symbolizer(GdbResolver(maps)),
+                               SystemFilter(settings.system_objects.value))
+        tracking = Tracking(inferior.num, None, report, maps)
         self.tracking[inferior.num] = tracking
         return tracking
+
+    def on_new_inferior(self, event) -> None:
+        """A forked child GDB keeps (`set detach-on-fork off`): it starts with a copy of its parent's table."""
+        child = event.inferior
+        if not self.armed or not child.pid:
+            return
+        parent = self.by_pid(parent_pid(child.pid))
+        if parent is None or parent.finished or parent.engine is None or not parent.engine.entries:
+            return
+        tracking = self._tracking(child, parent.report.table.fork(), list(parent.report.result.argv))
+        tracking.maps[:] = parent.maps
+        tracking.engine = parent.engine.fork(child, tracking.report.table,
+                                             lambda error: self.on_heap_error(tracking, error),
+                                             on_exit=lambda: self.scan(tracking, exiting=True),
+                                             on_exec=lambda: self.before_exec(tracking))
+
+    def before_exec(self, tracking: Tracking) -> None:
+        """execve() is about to replace the image: classify and symbolize its blocks while they still exist."""
+        tracking.exec_called = True  # if it fails the program goes on; the scan is then just an early one
+        self.refresh_maps(tracking)
+        self.scan(tracking)
+        tracking.report.suppressions = settings.active_suppressions()
+        tracking.report.warm()
+
+    def after_exec(self, tracking: Tracking, inferior: gdb.Inferior) -> Tracking:
+        """The old image is gone: its live blocks are its result; the new image starts a fresh table."""
+        tracking.report.result.exec_into = inferior.progspace.filename or "?"
+        if tracking.engine is not None:
+            tracking.engine.remove()
+        self.conclude(tracking)
+        tracking.finished = True
+        self.ended.append(tracking)
+        fresh = self.begin(inferior, complete=True)
+        fresh.report.result.argv = [inferior.progspace.filename or "?"]
+        return fresh
 
     @staticmethod
     def _argv(inferior: gdb.Inferior) -> list[str]:
@@ -171,12 +211,15 @@ class Session:
     def on_new_objfile(self, event: gdb.NewObjFileEvent) -> None:
         if not self.armed:
             return
-        inferior = gdb.selected_inferior()
+        progspace = event.new_objfile.progspace
+        inferior = next((i for i in gdb.inferiors() if i.progspace == progspace), gdb.selected_inferior())
         if not inferior.pid:
             return
         tracking = self.current(inferior)
         if tracking is None or tracking.finished or tracking.pid != inferior.pid:
             tracking = self.begin(inferior, complete=True)
+        elif tracking.exec_called and event.new_objfile.filename == inferior.progspace.filename:
+            tracking = self.after_exec(tracking, inferior)  # execve() was called and a new image is loading
         self.install(tracking)
 
     def on_stop(self, event: gdb.StopEvent) -> None:
@@ -292,8 +335,45 @@ def signal_number(name: str) -> int:
         return 0
 
 
+def parent_pid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("PPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+_confining = False
+
+
+def confine_locations(breakpoint: gdb.Breakpoint) -> None:
+    """Keep an engine's breakpoint to the inferiors it tracks. An address breakpoint gets a location in every
+    program space; after one process of a forked family execs, the family's addresses mean nothing in the new image
+    (GDB could not even insert them there), so those locations are disabled."""
+    global _confining
+    members = getattr(breakpoint, "members", None)
+    if members is None or _confining:
+        return
+    _confining = True
+    try:
+        for location in breakpoint.locations:
+            groups = set(location.thread_groups)  # numbers of the inferiors sharing this location's program space
+            if location.enabled and groups and not groups & set(members):
+                location.enabled = False
+    except (RuntimeError, gdb.error):
+        pass
+    finally:
+        _confining = False
+
+
 def connect() -> None:
+    gdb.events.breakpoint_modified.connect(confine_locations)
+    gdb.events.breakpoint_created.connect(confine_locations)
     gdb.events.new_objfile.connect(SESSION.on_new_objfile)
+    gdb.events.new_inferior.connect(SESSION.on_new_inferior)
     gdb.events.stop.connect(SESSION.on_stop)
     gdb.events.exited.connect(SESSION.on_exited)
 
