@@ -67,10 +67,14 @@ def _attach_window(pid: int, duration: float, session) -> None:
     try:
         gdb.execute("continue", to_string=True)
         while gdb.selected_inferior().pid:
-            if _stop_signal() == "SIGINT" and window.finished.is_set():
+            name = _stop_signal()
+            if name == "SIGINT" and window.finished.is_set():
                 session.detach(session.current(), duration)
                 return
-            _follow_to_the_end(session) if _stop_signal() != "SIGINT" else gdb.execute("continue", to_string=True)
+            if name != "SIGINT":  # a fatal signal, or the end: same as a run
+                _follow_to_the_end(session)
+                return
+            gdb.execute("continue", to_string=True)
     finally:
         window.cancel()
 

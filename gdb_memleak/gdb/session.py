@@ -7,7 +7,6 @@ kept so `leaks` works after the program ended, until the next `run` replaces it.
 
 from __future__ import annotations
 
-import signal
 import time
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -326,13 +325,6 @@ class Session:
 
 
 SESSION = Session()
-
-
-def signal_number(name: str) -> int:
-    try:
-        return int(getattr(signal, name))
-    except AttributeError:
-        return 0
 
 
 def parent_pid(pid: int) -> int:
