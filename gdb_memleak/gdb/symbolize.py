@@ -11,7 +11,8 @@ from ..core.model import Frame
 from ..core.procmaps import Mapping
 from ..core.unwind import FrameKind, has_frame_pointer_prologue
 
-INFO_SYMBOL = re.compile(r"^(?P<name>\S+)(?: \+ (?P<offset>\d+))? in section (?P<section>\S+)(?: of (?P<obj>.+))?$")
+# `info symbol` output; demangled C++ names contain spaces ("std::basic_string<char, ...>::_M_mutate(...) + 61 in ...")
+INFO_SYMBOL = re.compile(r"^(?P<name>.+?)(?: \+ (?P<offset>\d+))? in section (?P<section>\S+)(?: of (?P<obj>.+))?$")
 ROOT_FUNCTIONS = frozenset({"main", "start_thread", "clone", "clone3", "__libc_start_call_main",
                             "__libc_start_main", "_start"})
 
