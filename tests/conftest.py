@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,23 @@ def run_cli(args: list[str], tmp_path: Path, stdin: str | None = None, timeout: 
                           input=stdin, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     report = json.loads(out.read_text()) if out.exists() else None
     return CliRun(proc.returncode, proc.stdout, proc.stderr, report)
+
+
+_CLI_RUNS: dict[tuple, CliRun] = {}
+
+
+def cached_cli(args: list[str], env: dict[str, str] | None = None, timeout: int = 1200) -> CliRun:
+    """One CLI run per distinct command line and environment for the whole session: several tests read the same
+    report (the slow targets, such as 8 threads x 10,000 allocations, run once instead of once per test)."""
+    key = (tuple(args), tuple(sorted((env or {}).items())))
+    if key not in _CLI_RUNS:
+        out = Path(tempfile.mkdtemp(prefix="gdb-memleak-test-")) / "report.json"
+        proc = subprocess.run([sys.executable, "-m", "gdb_memleak.cli.main", "--json", str(out), *args],
+                              capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                              env={**os.environ, **(env or {})})
+        report = json.loads(out.read_text()) if out.exists() else None
+        _CLI_RUNS[key] = CliRun(proc.returncode, proc.stdout, proc.stderr, report)
+    return _CLI_RUNS[key]
 
 
 def run_gdb(commands: list[str], program: Path | None = None, args: list[str] = (), cwd: Path = ROOT,

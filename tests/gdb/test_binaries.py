@@ -48,7 +48,7 @@ import pytest
 
 import expectations
 import valgrind
-from conftest import ROOT, TARGETS, CliRun, run_gdb
+from conftest import ROOT, TARGETS, CliRun, cached_cli, run_gdb
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 VALGRIND_JEMALLOC = "--soname-synonyms=somalloc=*jemalloc*"
@@ -120,8 +120,7 @@ def reports(built_targets: Path, tmp_path_factory):
         if binary.id not in cache:
             if binary.preload and not os.path.exists(binary.preload):
                 pytest.fail(f"{binary.preload} is missing (scripts/dev installs libjemalloc2)")
-            cache[binary.id] = run_cli_env(["--no-default-suppressions", str(binary.path)],
-                                           tmp_path_factory.mktemp(binary.id), binary.env)
+            cache[binary.id] = cached_cli(["--no-default-suppressions", str(binary.path)], binary.env)
         return cache[binary.id]
 
     return get
