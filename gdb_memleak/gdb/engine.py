@@ -222,9 +222,8 @@ class Engine:
             error = self.table.on_free(args[spec.ptr_arg], spec.display, thread.num, pcs, now, spec.family)
             if error is not None and self.handle_error(error, return_address, sp):
                 return True
-            if not spec.wraps or (error is not None and error.type != "mismatched_free"):
-                return False  # a skipped call never reaches the free it wraps
-            self._await_return(call, lwp, sp, return_address)
+            if spec.wraps:  # operator delete -> free: the inner free belongs to this call (even a bad one)
+                self._await_return(call, lwp, sp, return_address)
             return False
         if spec.role is Role.REALLOC and args[spec.ptr_arg] and args[spec.ptr_arg] not in self.table.blocks:
             # an invalid realloc is reported at the call: glibc may abort before it returns

@@ -191,3 +191,14 @@ def test_progress_line_only_on_a_terminal(built_targets: Path, tmp_path: Path):
     assert re.search(r"\r\x1b\[Kgdb-memleak: [\d,]+ events/s, [\d,]+ live blocks, [\d,]+ live bytes", on_tty), on_tty
     piped = run_cli([str(built_targets / "churn"), "300"], tmp_path)
     assert "events/s" not in piped.stderr
+
+
+@pytest.mark.parametrize("on_error", ["skip", "report"])
+def test_double_delete_is_reported_once_not_again_for_the_free_inside_delete(tmp_path: Path, on_error: str):
+    source = tmp_path / "double_delete.cpp"
+    source.write_text("int main() { int *p = new int(1); delete p; delete p; return 0; }\n")
+    program = tmp_path / "double_delete"
+    subprocess.run(["g++", "-g", "-O0", "-o", str(program), str(source)], check=True)
+    run = run_cli(["--on-error", on_error, str(program)], tmp_path)
+    assert [e["type"] for e in run.process()["errors"]] == ["double_free"], run.stderr
+    assert run.returncode == 1
