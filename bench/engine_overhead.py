@@ -12,27 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from gdb_memleak.cli.main import LOADER, dependency_dirs  # noqa: E402
+from gdb_runner import ROOT, run_in_gdb
 
 TARGET = ROOT / "c_targets" / "bin" / "churn"
 
 
 def run(mode: str, pairs: int, addresses: list[str] | None = None) -> dict:
-    env = dict(os.environ, BENCH_MODE=mode, BENCH_LOADER=LOADER, BENCH_ADDRS=json.dumps(addresses or []),
-               GDB_MEMLEAK_PYTHONPATH=os.pathsep.join([str(ROOT), *dependency_dirs()]))
-    proc = subprocess.run(["gdb", "-nx", "-q", "-batch", "-iex", "set debuginfod enabled off",
-                           "-x", str(ROOT / "bench" / "gdb_side.py"), "--args", str(TARGET), str(pairs)],
-                          capture_output=True, text=True, env=env, check=True)
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("BENCH "))
-    return json.loads(line[len("BENCH "):])
+    return run_in_gdb("gdb_side.py", [str(TARGET), str(pairs)], BENCH_MODE=mode,
+                      BENCH_ADDRS=json.dumps(addresses or []))
 
 
 def main() -> int:

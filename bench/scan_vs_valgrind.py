@@ -10,17 +10,12 @@ Usage: python bench/scan_vs_valgrind.py [--blocks N]
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from gdb_memleak.cli.main import LOADER, dependency_dirs  # noqa: E402
+from gdb_runner import ROOT, run_in_gdb
 
 BIN = ROOT / "bench" / "c" / "many_blocks"
 
@@ -41,13 +36,7 @@ def valgrind_leak_check_seconds(blocks: int) -> tuple[float, float]:
 
 
 def ours(blocks: int) -> dict:
-    env = dict(os.environ, BENCH_LOADER=LOADER,
-               GDB_MEMLEAK_PYTHONPATH=os.pathsep.join([str(ROOT), *dependency_dirs()]))
-    proc = subprocess.run(["gdb", "-nx", "-q", "-batch", "-iex", "set debuginfod enabled off",
-                           "-x", str(ROOT / "bench" / "scan_gdb_side.py"), "--args", str(BIN), str(blocks)],
-                          capture_output=True, text=True, env=env, check=True)
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("BENCH "))
-    return json.loads(line[len("BENCH "):])
+    return run_in_gdb("scan_gdb_side.py", [str(BIN), str(blocks)])
 
 
 def main() -> int:
