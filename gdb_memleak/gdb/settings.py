@@ -41,6 +41,14 @@ class _Param(gdb.Parameter):
         self.value = self._last_good
         raise gdb.GdbError(message)
 
+    def validate(self) -> None:
+        """Check a value just set; `reject()` it to restore the previous one. Most settings need no check."""
+
+    def get_set_string(self) -> str:
+        self.validate()
+        self.accept()
+        return ""
+
     @property
     def show_value(self) -> str:
         value = self.value
@@ -66,11 +74,9 @@ class BacktraceDepth(_Param):
         self.value = 16
         self.accept()
 
-    def get_set_string(self) -> str:
+    def validate(self) -> None:
         if self.value < 1:
             self.reject("backtrace-depth must be at least 1")
-        self.accept()
-        return ""
 
 
 class OnError(_Param):
@@ -88,9 +94,6 @@ class OnError(_Param):
         super().__init__("memleak on-error", gdb.COMMAND_DATA, gdb.PARAM_ENUM, ON_ERROR_CHOICES)
         self.value = "stop"
 
-    def get_set_string(self) -> str:
-        return ""
-
 
 class SystemObjects(_Param):
     """Regular expression for objects whose frames are 'system' code.
@@ -106,13 +109,11 @@ class SystemObjects(_Param):
         self.value = DEFAULT_SYSTEM_OBJECTS
         self.accept()
 
-    def get_set_string(self) -> str:
+    def validate(self) -> None:
         try:
             re.compile(self.value or "")
         except re.error as exc:
             self.reject(f"system-objects: invalid regular expression: {exc}")
-        self.accept()
-        return ""
 
 
 class ReportAtExit(_Param):
@@ -125,9 +126,6 @@ class ReportAtExit(_Param):
     def __init__(self) -> None:
         super().__init__("memleak report-at-exit", gdb.COMMAND_DATA, gdb.PARAM_BOOLEAN)
         self.value = True
-
-    def get_set_string(self) -> str:
-        return ""
 
 
 class Suppressions(_Param):
@@ -147,14 +145,12 @@ class Suppressions(_Param):
     def files(self) -> list[str]:
         return [f for f in (self.value or "").split(":") if f]
 
-    def get_set_string(self) -> str:
+    def validate(self) -> None:
         try:
             for path in self.files():
                 SuppressionList.load(path)
         except SuppressionError as exc:
             self.reject(f"suppressions: {exc}")
-        self.accept()
-        return ""
 
     def get_show_string(self, svalue: str) -> str:
         lines = [f"Suppression files: {svalue or '(none)'}."]
@@ -174,9 +170,6 @@ class DefaultSuppressions(_Param):
     def __init__(self) -> None:
         super().__init__("memleak default-suppressions", gdb.COMMAND_DATA, gdb.PARAM_BOOLEAN)
         self.value = True
-
-    def get_set_string(self) -> str:
-        return ""
 
 
 def active_suppressions() -> SuppressionList:

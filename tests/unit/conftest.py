@@ -1,8 +1,0 @@
-"""Unit tests for gdb_memleak.core: plain pytest, no GDB. Makes the checkout importable however pytest is started."""
-
-import os
-import sys
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
