@@ -114,7 +114,6 @@ def _run(config: dict) -> int:
     gdb.execute(f"source {config['loader']}")
     global WRITERS
     try:
-        from gdb_memleak.core.kinds import parse_kinds
         from gdb_memleak.core.report_folded import write_folded
         from gdb_memleak.core.report_json import write_json
         from gdb_memleak.core.report_mtrace import write_mtrace
@@ -132,8 +131,8 @@ def _run(config: dict) -> int:
     settings.on_error.value = config["on_error"]
     settings.default_suppressions.value = config["default_suppressions"]
     settings.suppressions.value = ":".join(config["suppressions"])
-    SESSION.shown_kinds = parse_kinds(config["shown_kinds"])
-    SESSION.error_kinds = parse_kinds(config["error_kinds"])
+    SESSION.shown_kinds = frozenset(config["shown_kinds"])
+    SESSION.error_kinds = frozenset(config["error_kinds"])
     gdb.execute(f"catch signal {' '.join(sorted(FATAL_SIGNALS))}", to_string=True)
     gdb.breakpoints()[-1].silent = True  # a silent catchpoint: the program's stdout gets no GDB chatter
     progress = Progress(SESSION, SESSION.stream) if config.get("progress") else None

@@ -17,7 +17,7 @@ import tempfile
 from typing import Sequence
 
 from .. import __version__
-from ..core.kinds import parse_kinds
+from ..argtypes import at_least_one, decimal_count, kind_set
 from ..core.suppressions import SuppressionError, SuppressionList
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,14 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a program under GDB and report its memory leaks and heap errors (valgrind-style).",
         epilog="Example: gdb-memleak --json report.json -- ./prog arg1 arg2")
     parser.add_argument("--json", metavar="FILE", help="write the JSON report to FILE")
-    parser.add_argument("--depth", type=_at_least_one, default=16, metavar="N",
+    parser.add_argument("--depth", type=at_least_one, default=16, metavar="N",
                         help="caller frames recorded per allocation (default 16)")
-    parser.add_argument("--error-exitcode", type=_non_negative, default=1, metavar="N",
+    parser.add_argument("--error-exitcode", type=decimal_count, default=1, metavar="N",
                         help="exit status when a leak or heap error is found (default 1; 0 keeps the program's)")
-    parser.add_argument("--errors-for-leak-kinds", type=_kinds, default="definite,possible", metavar="K[,K]",
+    parser.add_argument("--errors-for-leak-kinds", type=kind_set, default="definite,possible", metavar="K[,K]",
                         help="leak kinds that count as errors for the exit status (default definite,possible; "
                              "all; none); heap errors always count")
-    parser.add_argument("--show-leak-kinds", type=_kinds, default="definite,possible", metavar="K[,K]",
+    parser.add_argument("--show-leak-kinds", type=kind_set, default="definite,possible", metavar="K[,K]",
                         help="leak kinds listed in the report (default definite,possible; all)")
     parser.add_argument("--suppressions", action="append", default=[], metavar="FILE",
                         help="LeakSanitizer-format suppression file (leak:PATTERN lines); repeatable")
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sarif", metavar="FILE", help="write a SARIF 2.1.0 report to FILE")
     parser.add_argument("--folded", metavar="FILE", help="write folded stacks of leaked bytes (flame graphs)")
     parser.add_argument("--mtrace", metavar="FILE", help="write the live blocks as a glibc mtrace log")
-    parser.add_argument("--pid", type=_at_least_one, metavar="PID",
+    parser.add_argument("--pid", type=at_least_one, metavar="PID",
                         help="attach to a running process instead of starting PROG")
     parser.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
                         help="with --pid: how long to track before reporting and detaching (default 10)")
@@ -62,31 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("program", nargs="?", metavar="PROG", help="the program to run")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="its arguments")
     return parser
-
-
-def _at_least_one(text: str) -> int:
-    value = _non_negative(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
-def _kinds(text: str) -> str:
-    try:
-        parse_kinds(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def find_program(name: str) -> str:
@@ -190,9 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                for name, path in (("json", opts.json), ("sarif", opts.sarif), ("folded", opts.folded),
                                   ("mtrace", opts.mtrace))}
     config = {**outputs, "depth": opts.depth, "error_exitcode": opts.error_exitcode, "loader": LOADER,
-              "argv": [program, *args], "error_kinds": opts.errors_for_leak_kinds,
+              "argv": [program, *args], "error_kinds": sorted(opts.errors_for_leak_kinds),
               "pid": opts.pid, "duration": opts.duration, "progress": sys.stderr.isatty(),
-              "shown_kinds": opts.show_leak_kinds, "on_error": opts.on_error,
+              "shown_kinds": sorted(opts.show_leak_kinds), "on_error": opts.on_error,
               "suppressions": [os.path.abspath(p) for p in opts.suppressions],
               "default_suppressions": not opts.no_default_suppressions}
     try:

@@ -32,13 +32,3 @@ class CommandParser(argparse.ArgumentParser):
             return self.parse_args(gdb.string_to_argv(argument))
         except _HelpShown:
             return None
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return value

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import gdb
 
-import argparse
-
+from ..argtypes import count, kind_set, seconds
 from ..core.grouping import select
-from ..core.kinds import DEFAULT_SHOWN, parse_kinds
+from ..core.kinds import DEFAULT_SHOWN
 from ..core.report_json import write_json
 from ..core.report_text import (LeakOptions, plural, render_by_line, render_errors, render_leak_summary, render_leaks,
                                 render_summary)
 from ..core.snapshot import LeakFilter
 from ..core.suppressions import SuppressionError, generate
 from . import settings
-from .argparsing import CommandParser, positive_int
+from .argparsing import CommandParser
 from .blockinfo import describe_block
 from .session import SESSION, Tracking
 
@@ -54,14 +53,14 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
         self.parser.add_argument("--kind", type=kind_set)
         self.parser.add_argument("--all", action="store_true")
         self.parser.add_argument("--check", action="store_true")
-        self.parser.add_argument("--top", type=positive_int)
-        self.parser.add_argument("--min-bytes", type=positive_int, default=0)
+        self.parser.add_argument("--top", type=count)
+        self.parser.add_argument("--min-bytes", type=count, default=0)
         self.parser.add_argument("--stack", action="store_true")
         self.parser.add_argument("--since", metavar="SNAPSHOT")
         self.parser.add_argument("--older-than", type=seconds, metavar="SECONDS")
         self.parser.add_argument("--gen-suppressions", action="store_true")
         self.parser.add_argument("--json", metavar="FILE")
-        self.parser.add_argument("--pid", type=positive_int)
+        self.parser.add_argument("--pid", type=count)
 
     def invoke(self, argument: str, from_tty: bool) -> None:
         args = self.parser.parse(argument)
@@ -94,23 +93,6 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
             except OSError as exc:
                 raise gdb.GdbError(f"leaks: cannot write {args.json}: {exc.strerror}")
             out.write(f"JSON report written to {args.json}\n")
-
-
-def kind_set(text: str) -> frozenset[str]:
-    try:
-        return parse_kinds(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
 
 
 def _suppressions():

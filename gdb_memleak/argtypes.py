@@ -1,0 +1,52 @@
+"""argparse argument types shared by the batch CLI and the GDB commands (pure Python: no `gdb` import)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .core.kinds import parse_kinds
+
+
+def _non_negative(text: str, base: int) -> int:
+    try:
+        value = int(text, base)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def count(text: str) -> int:
+    """A number >= 0, written as GDB users write numbers (0x10 too)."""
+    return _non_negative(text, 0)
+
+
+def decimal_count(text: str) -> int:
+    """A decimal number >= 0 (command-line options such as --error-exitcode)."""
+    return _non_negative(text, 10)
+
+
+def at_least_one(text: str) -> int:
+    value = decimal_count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def kind_set(text: str) -> frozenset[str]:
+    """`definite,possible` | `all` | `none` (valgrind's --show-leak-kinds syntax)."""
+    try:
+        return parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
