@@ -15,7 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ROOT / "c_targets"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # expectations, valgrind, conftest helpers
+if str(ROOT) not in sys.path:  # the checkout's gdb_memleak, however pytest is started
+    sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture(scope="session")
