@@ -22,9 +22,6 @@ QUIET = ["set pagination off", "set confirm off", "set width 0",
          "unset environment GDB_MEMLEAK_CLI", "unset environment GDB_MEMLEAK_PYTHONPATH"]
 
 
-WRITERS: dict = {}
-
-
 def _quiet(command: str) -> None:
     try:
         gdb.execute(command, to_string=True)
@@ -112,17 +109,12 @@ class Progress(threading.Thread):
 
 def _run(config: dict) -> int:
     gdb.execute(f"source {config['loader']}")
-    global WRITERS
     try:
-        from gdb_memleak.core.report_folded import write_folded
-        from gdb_memleak.core.report_json import write_json
-        from gdb_memleak.core.report_mtrace import write_mtrace
-        from gdb_memleak.core.report_sarif import write_sarif
+        from gdb_memleak.core.reports import WRITERS
         from gdb_memleak.gdb import settings
         from gdb_memleak.gdb.session import FATAL_SIGNALS, SESSION
     except ImportError:
         return 2  # the loader already said what is missing
-    WRITERS = {"json": write_json, "sarif": write_sarif, "folded": write_folded, "mtrace": write_mtrace}
     for command in QUIET:
         _quiet(command)
     SESSION.stream = open(os.dup(2), "w", buffering=1)
@@ -155,7 +147,7 @@ def _run(config: dict) -> int:
     for key, writer in WRITERS.items():
         if config.get(key):
             with open(config[key], "w") as f:
-                writer(reports, f)
+                writer.write(reports, f, None)
     if not reports:
         return 2
     result = reports[-1].result

@@ -18,6 +18,7 @@ from typing import Sequence
 
 from .. import __version__
 from ..argtypes import at_least_one, decimal_count, kind_set
+from ..core.reports import WRITERS
 from ..core.suppressions import SuppressionError, SuppressionList
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gdb-memleak",
         description="Run a program under GDB and report its memory leaks and heap errors (valgrind-style).",
         epilog="Example: gdb-memleak --json report.json -- ./prog arg1 arg2")
-    parser.add_argument("--json", metavar="FILE", help="write the JSON report to FILE")
+    for writer in WRITERS.values():
+        parser.add_argument(f"--{writer.format}", metavar="FILE", help=writer.help)
     parser.add_argument("--depth", type=at_least_one, default=16, metavar="N",
                         help="caller frames recorded per allocation (default 16)")
     parser.add_argument("--error-exitcode", type=decimal_count, default=1, metavar="N",
@@ -49,9 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--on-error", choices=["skip", "report"], default="skip",
                         help="on a double/invalid free: skip the call and run on, like valgrind (default), "
                              "or report it and let it happen (glibc usually aborts)")
-    parser.add_argument("--sarif", metavar="FILE", help="write a SARIF 2.1.0 report to FILE")
-    parser.add_argument("--folded", metavar="FILE", help="write folded stacks of leaked bytes (flame graphs)")
-    parser.add_argument("--mtrace", metavar="FILE", help="write the live blocks as a glibc mtrace log")
     parser.add_argument("--pid", type=at_least_one, metavar="PID",
                         help="attach to a running process instead of starting PROG")
     parser.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
@@ -162,8 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"gdb-memleak: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     outputs = {name: os.path.abspath(path) if path else None
-               for name, path in (("json", opts.json), ("sarif", opts.sarif), ("folded", opts.folded),
-                                  ("mtrace", opts.mtrace))}
+               for name, path in ((name, getattr(opts, name)) for name in WRITERS)}
     config = {**outputs, "depth": opts.depth, "error_exitcode": opts.error_exitcode, "loader": LOADER,
               "argv": [program, *args], "error_kinds": sorted(opts.errors_for_leak_kinds),
               "pid": opts.pid, "duration": opts.duration, "progress": sys.stderr.isatty(),

@@ -9,7 +9,7 @@ import gdb
 from ..core.kinds import LABELS
 from ..core.model import Block
 from ..core.reachability import Referrer
-from ..core.report_text import render_stack
+from ..core.reports.text import render_stack
 from .heapscan import HeapScan
 from .session import SESSION, Tracking
 from .symbolize import minimal_symbol

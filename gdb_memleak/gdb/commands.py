@@ -7,10 +7,10 @@ import gdb
 from ..argtypes import count, kind_set, seconds
 from ..core.grouping import select
 from ..core.kinds import DEFAULT_SHOWN
-from ..core.report_json import write_json
-from ..core.report_text import (LeakOptions, plural, render_by_line, render_errors, render_leak_summary, render_leaks,
+from ..core.reports import WRITERS, ReportOptions
+from ..core.reports.text import (plural, render_by_line, render_errors, render_leak_summary, render_leaks,
                                 render_summary)
-from ..core.snapshot import LeakFilter
+from ..core.report import LeakFilter
 from ..core.suppressions import SuppressionError, generate
 from . import settings
 from .argparsing import CommandParser
@@ -70,13 +70,13 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
         if args.check:
             _check(tracking)
         report = tracking.report
-        report.suppressions = _suppressions()
+        _check_suppressions()
         out = SESSION.out()
         where = LeakFilter(kinds=None if args.all else (args.kind if args.kind is not None else DEFAULT_SHOWN),
                            since_seq=_snapshot(args.since)[0] if args.since else 0,
                            older_than=args.older_than, now=SESSION.now(tracking))
-        options = LeakOptions(top=args.top, min_bytes=args.min_bytes, stack=args.stack, color=SESSION.use_color(),
-                              where=where)
+        options = ReportOptions(top=args.top, min_bytes=args.min_bytes, stack=args.stack, color=SESSION.use_color(),
+                                where=where)
         if args.by_line:
             render_by_line(report, out, options)
         else:
@@ -89,15 +89,16 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
         if args.json:
             try:
                 with open(args.json, "w") as f:
-                    write_json([report], f)
+                    WRITERS["json"].write([report], f, options)
             except OSError as exc:
                 raise gdb.GdbError(f"leaks: cannot write {args.json}: {exc.strerror}")
             out.write(f"JSON report written to {args.json}\n")
 
 
-def _suppressions():
+def _check_suppressions() -> None:
+    """Reports read the active suppressions when they render: say here, once, if a file became unreadable."""
     try:
-        return settings.active_suppressions()
+        settings.active_suppressions()
     except SuppressionError as exc:
         raise gdb.GdbError(f"gdb-memleak: {exc}")
 
@@ -241,9 +242,9 @@ The process must be stopped. Blocks are classified as definitely, indirectly or 
         _no_arguments("memleak check", argument)
         tracking = _selected_tracking(None)
         _check(tracking)
-        tracking.report.suppressions = _suppressions()
+        _check_suppressions()
         out = SESSION.out()
-        render_leaks(tracking.report, out, LeakOptions(color=SESSION.use_color()))
+        render_leaks(tracking.report, out, ReportOptions(color=SESSION.use_color()))
         render_leak_summary(tracking.report, out)
 
 

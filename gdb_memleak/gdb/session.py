@@ -18,9 +18,10 @@ from ..core.allocators import DEFAULT_ALLOCATORS, EXIT_HOOKS
 from ..core.model import Block, HeapError, ProcessResult
 from ..core.reachability import ScanResult
 from ..core.procmaps import Mapping, read_maps
-from ..core.report_text import LeakOptions, render_error, render_report
+from ..core.reports import ReportOptions
+from ..core.reports.text import render_error, render_report
 from ..core.kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
-from ..core.snapshot import LeakFilter, ProcessReport
+from ..core.report import LeakFilter, ProcessReport
 from ..core.symbols import Symbolizer, SystemFilter
 from ..core.table import AllocationTable
 from . import settings
@@ -112,7 +113,8 @@ class Session:
     def _tracking(self, inferior: gdb.Inferior, table: AllocationTable, argv: list[str]) -> Tracking:
         maps: list[Mapping] = []
         report = ProcessReport(ProcessResult(pid=inferior.pid, argv=argv), table, Symbolizer(GdbResolver(maps)),
-                               SystemFilter(settings.system_objects.value))
+                               SystemFilter(settings.system_objects.value),
+                               suppression_source=settings.active_suppressions)
         tracking = Tracking(inferior.num, None, report, maps)
         self.tracking[inferior.num] = tracking
         return tracking
@@ -137,7 +139,6 @@ class Session:
         tracking.exec_called = True  # if it fails the program goes on; the scan is then just an early one
         self.refresh_maps(tracking)
         self.scan(tracking)
-        tracking.report.suppressions = settings.active_suppressions()
         tracking.report.warm()
 
     def after_exec(self, tracking: Tracking, inferior: gdb.Inferior) -> Tracking:
@@ -270,10 +271,9 @@ class Session:
 
     def conclude(self, tracking: Tracking) -> None:
         """Symbolize what the report needs and print it once."""
-        tracking.report.suppressions = settings.active_suppressions()
         tracking.report.warm()
         if not tracking.reported and settings.report_at_exit.value:
-            options = LeakOptions(color=self.use_color(), where=LeakFilter(kinds=self.shown_kinds),
+            options = ReportOptions(color=self.use_color(), where=LeakFilter(kinds=self.shown_kinds),
                                   error_kinds=self.error_kinds)
             render_report(tracking.report, self.out(), options)
         tracking.reported = True

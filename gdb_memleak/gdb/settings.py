@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import gdb
@@ -172,14 +173,31 @@ class DefaultSuppressions(_Param):
         self.value = True
 
 
+_active: tuple[tuple, SuppressionList] | None = None
+
+
 def active_suppressions() -> SuppressionList:
-    """The built-in list (unless switched off) followed by every file of `set memleak suppressions`."""
+    """The built-in list (unless switched off) followed by every file of `set memleak suppressions`. Every report
+    reads it when it renders; files are parsed again only when a setting or a file's mtime changed."""
+    global _active
+    files = suppressions.files()
+    key = (bool(default_suppressions.value), tuple((path, _mtime(path)) for path in files))
+    if _active is not None and _active[0] == key:
+        return _active[1]
     result = SuppressionList()
     if default_suppressions.value:
         result.extend(SuppressionList.parse(DEFAULT_SUPPRESSIONS, "<default>"))
-    for path in suppressions.files():
+    for path in files:
         result.extend(SuppressionList.load(path))
+    _active = (key, result)
     return result
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return -1.0
 
 
 ALL: list[_Param] = []

@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent(
 )
 
 EXPECTED_MODULES = {"model", "allocators", "abi", "table", "unwind", "elf", "procmaps", "symbols", "grouping",
-                    "snapshot", "source", "report_text", "report_json"}
+                    "report", "source", "reports"}
 
 
 def test_core_imports_without_gdb():

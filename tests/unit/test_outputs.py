@@ -15,10 +15,13 @@ import pytest
 
 from gdb_memleak import __version__
 from gdb_memleak.core.model import Frame, ProcessResult
-from gdb_memleak.core.report_folded import folded_stacks, frame_name, write_folded
-from gdb_memleak.core.report_mtrace import write_mtrace
-from gdb_memleak.core.report_sarif import RULES, SCHEMA_URI, build_sarif, file_uri, write_sarif
-from gdb_memleak.core.snapshot import ProcessReport
+from gdb_memleak.core.reports import ReportOptions
+from gdb_memleak.core.reports.folded import folded_stacks, frame_name
+from gdb_memleak.core.reports.folded import write as write_folded
+from gdb_memleak.core.reports.mtrace import write as write_mtrace
+from gdb_memleak.core.reports.sarif import RULES, SCHEMA_URI, build_sarif, file_uri
+from gdb_memleak.core.reports.sarif import write as write_sarif
+from gdb_memleak.core.report import ProcessReport
 from gdb_memleak.core.suppressions import SuppressionList
 from gdb_memleak.core.symbols import Symbolizer
 from gdb_memleak.core.table import AllocationTable
@@ -69,7 +72,7 @@ def scripted_report(suppressions="leak:make_ignored"):
     table.on_free(0xBAD0, "free", 1, (RELEASE_A.pc, MAIN.pc), 0.0)
     kinds = {LEAKED: "definite", LEAKED2: "definite", PLUG: "possible", KEPT: "reachable", IGNORED: "definite"}
     return ProcessReport(ProcessResult(4242, ["./app", "-v"], exit_code=0), table, fake_symbolizer(),
-                         kinds=kinds, suppressions=SuppressionList.parse(suppressions, "app.supp"))
+                         kinds=kinds, suppression_source=lambda: SuppressionList.parse(suppressions, "app.supp"))
 
 
 @pytest.fixture
@@ -249,9 +252,9 @@ def test_file_uri_encodes_paths(path, expected):
 
 def test_write_sarif_emits_one_json_document(report):
     out = io.StringIO()
-    write_sarif([report], out, "0.0.1")
+    write_sarif([report], out, None)
     assert out.getvalue().endswith("}\n")
-    assert json.loads(out.getvalue()) == build_sarif([report], "0.0.1")
+    assert json.loads(out.getvalue()) == build_sarif([report])
 
 
 def test_every_rule_has_a_level_sarif_accepts():
@@ -331,7 +334,7 @@ def mtrace_report():
 
 def mtrace_text(report, **kwargs):
     out = io.StringIO()
-    write_mtrace([report], out, **kwargs)
+    write_mtrace([report], out, ReportOptions(**kwargs))
     return out.getvalue()
 
 

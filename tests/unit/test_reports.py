@@ -8,9 +8,10 @@ import pytest
 
 from gdb_memleak import __version__
 from gdb_memleak.core.model import Frame, ProcessResult
-from gdb_memleak.core.report_json import build_json, write_json
-from gdb_memleak.core.report_text import LeakOptions, render_by_line, render_report
-from gdb_memleak.core.snapshot import ProcessReport
+from gdb_memleak.core.reports import ReportOptions
+from gdb_memleak.core.reports.json import build_json, write
+from gdb_memleak.core.reports.text import render_by_line, render_report
+from gdb_memleak.core.report import ProcessReport
 from gdb_memleak.core.symbols import Symbolizer
 from gdb_memleak.core.table import AllocationTable
 
@@ -55,7 +56,7 @@ def report():
 
 def render(render_fn, report, **options):
     out = io.StringIO()
-    render_fn(report, out, LeakOptions(**options))
+    render_fn(report, out, ReportOptions(**options))
     return out.getvalue()
 
 
@@ -285,7 +286,7 @@ def test_json_round_trips_through_dumps(json_doc):
 
 def test_write_json_emits_one_document_with_trailing_newline(report):
     out = io.StringIO()
-    write_json([report], out)
+    write([report], out)
     text = out.getvalue()
     assert text.endswith("}\n")
     assert json.loads(text) == build_json([report])
@@ -298,3 +299,18 @@ def test_exit_json_of_process_with_exit_code():
 
 def test_exit_json_of_running_process_is_null_not_a_clean_exit():
     assert ProcessResult(1, ["./server"]).exit_json() is None
+
+
+def test_by_line_leaves_out_suppressed_leaks_like_the_stack_listing(by_line_report):
+    """`leaks` and `leaks --by-line` draw from the same report: a `leak:` suppression hides the block in both."""
+    from gdb_memleak.core.reports.text import render_leaks
+    from gdb_memleak.core.report import LeakFilter
+    from gdb_memleak.core.suppressions import SuppressionList
+
+    report, _ = by_line_report
+    report.suppression_source = lambda: SuppressionList.parse("leak:main\n", "test.supp")
+    every_kind = LeakFilter(kinds=None)
+    assert "LEAKS: 0 bytes in 0 blocks" in render(render_leaks, report, where=every_kind)
+    text = render(render_by_line, report, where=every_kind)
+    assert "LEAKS BY LINE: 0 lines" in text
+    assert "30 bytes" not in text

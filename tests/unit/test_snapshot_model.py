@@ -8,7 +8,7 @@ import pytest
 from gdb_memleak.core.abi import ABIS, X86_64_SYSV
 from gdb_memleak.core.allocators import C_ALLOCATORS, FAMILY_ALLOCATORS, Role, by_name
 from gdb_memleak.core.model import Frame, ProcessResult
-from gdb_memleak.core.snapshot import ProcessReport
+from gdb_memleak.core.report import ProcessReport
 from gdb_memleak.core.symbols import Symbolizer
 from gdb_memleak.core.table import AllocationTable
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import TextIO
+from typing import Sequence, TextIO
 
-from .. import __version__
-from .model import Frame
-from .snapshot import ProcessReport
+from ... import __version__
+from ..model import Frame
+from ..report import ProcessReport
+from .options import ReportOptions
+
+FORMAT = "json"
+HELP = "write the JSON report to FILE"
 
 
 def frame_json(frame: Frame) -> dict:
@@ -33,10 +37,10 @@ def process_json(report: ProcessReport) -> dict:
     }
 
 
-def build_json(reports: list[ProcessReport]) -> dict:
+def build_json(reports: Sequence[ProcessReport]) -> dict:
     return {"tool": "gdb-memleak", "version": __version__, "processes": [process_json(r) for r in reports]}
 
 
-def write_json(reports: list[ProcessReport], out: TextIO) -> None:
+def write(reports: Sequence[ProcessReport], out: TextIO, options: ReportOptions | None = None) -> None:
     json.dump(build_json(reports), out, indent=2)
     out.write("\n")

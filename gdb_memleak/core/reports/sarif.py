@@ -12,12 +12,16 @@ import os
 import posixpath
 import re
 from pathlib import PurePosixPath
-from typing import TextIO
+from typing import Sequence, TextIO
 from urllib.parse import quote
 
-from .. import __version__
-from .model import Frame, HeapError
-from .snapshot import ProcessReport
+from ... import __version__
+from ..model import Frame, HeapError
+from ..report import ProcessReport
+from .options import ReportOptions
+
+FORMAT = "sarif"
+HELP = "write a SARIF 2.1.0 report to FILE"
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -158,7 +162,7 @@ def _rules() -> list[dict]:
              "defaultConfiguration": {"level": level}} for rule_id, name, short, level in RULES]
 
 
-def build_sarif(reports: list[ProcessReport], tool_version: str = __version__,
+def build_sarif(reports: Sequence[ProcessReport], tool_version: str = __version__,
                 source_root: str | None = None) -> dict:
     """The SARIF log. With `source_root`, source files under it get URIs relative to `%SRCROOT%`."""
     results = []
@@ -180,7 +184,7 @@ def build_sarif(reports: list[ProcessReport], tool_version: str = __version__,
     return {"$schema": SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}
 
 
-def write_sarif(reports: list[ProcessReport], out: TextIO, tool_version: str = __version__,
-                source_root: str | None = None) -> None:
-    json.dump(build_sarif(reports, tool_version, source_root), out, indent=2)
+def write(reports: Sequence[ProcessReport], out: TextIO, options: ReportOptions | None = None) -> None:
+    source_root = options.source_root if options is not None else None
+    json.dump(build_sarif(reports, __version__, source_root), out, indent=2)
     out.write("\n")

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Sequence, TextIO
 
 from tabulate import tabulate
 
-from .grouping import group_by_line, select
-from .model import Frame, HeapError
-from .kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN, LABELS, ORDER, UNFREED
-from .snapshot import LeakFilter, ProcessReport
-from .source import highlight_line, source_context
+from ..grouping import group_by_line, select
+from ..model import Frame, HeapError
+from ..kinds import LABELS, ORDER, UNFREED
+from ..report import ProcessReport
+from ..source import highlight_line, source_context
+from .options import ReportOptions
 
-
-@dataclass
-class LeakOptions:
-    top: int | None = None
-    min_bytes: int = 0
-    stack: bool = False
-    color: bool = False
-    where: LeakFilter | None = field(default_factory=lambda: LeakFilter(kinds=DEFAULT_SHOWN))
-    error_kinds: frozenset[str] = DEFAULT_ERROR_KINDS
+FORMAT = "text"
+HELP = "the valgrind-like text report"
 
 
 def plural(n: int, word: str) -> str:
@@ -101,8 +94,8 @@ def render_leak_summary(report: ProcessReport, out: TextIO) -> None:
         out.write(f"  {LABELS[key]:>{LABEL_WIDTH}}: {entry['bytes']:,} bytes in {entry['blocks']:,} blocks\n")
 
 
-def render_leaks(report: ProcessReport, out: TextIO, options: LeakOptions | None = None) -> None:
-    options = options or LeakOptions()
+def render_leaks(report: ProcessReport, out: TextIO, options: ReportOptions | None = None) -> None:
+    options = options or ReportOptions()
     groups = report.leak_groups(options.where)
     total_bytes = sum(g.bytes for g in groups)
     total_blocks = sum(g.blocks for g in groups)
@@ -129,12 +122,9 @@ def render_leaks(report: ProcessReport, out: TextIO, options: LeakOptions | None
                        tablefmt="simple", intfmt=",") + "\n")
 
 
-def render_by_line(report: ProcessReport, out: TextIO, options: LeakOptions | None = None) -> None:
-    options = options or LeakOptions()
-    where = options.where
-    blocks = [b for b in report.table.live() if where is None or (where.admits(b) and (
-        where.kinds is None or report.kind_of(b) in where.kinds))]
-    every = group_by_line(blocks, report.symbolizer, report.system)
+def render_by_line(report: ProcessReport, out: TextIO, options: ReportOptions | None = None) -> None:
+    options = options or ReportOptions()
+    every = group_by_line(report.leak_blocks(options.where), report.symbolizer, report.system)
     groups = select(every, options.top, options.min_bytes)
     out.write(f"\nLEAKS BY LINE: {plural(len(every), 'line')}")
     out.write(f" (showing {len(groups)})\n" if len(groups) != len(every) else "\n")
@@ -149,9 +139,9 @@ def render_by_line(report: ProcessReport, out: TextIO, options: LeakOptions | No
             out.write(f"  {marker}{number:5} | {shown}\n")
 
 
-def render_report(report: ProcessReport, out: TextIO, options: LeakOptions | None = None) -> None:
+def render_report(report: ProcessReport, out: TextIO, options: ReportOptions | None = None) -> None:
     """The end-of-run report: header, heap summary, heap errors, leaks, leak summary."""
-    options = options or LeakOptions()
+    options = options or ReportOptions()
     out.write("\n")
     render_header(report, out)
     render_summary(report, out)
@@ -166,3 +156,8 @@ def render_report(report: ProcessReport, out: TextIO, options: LeakOptions | Non
         leaks = ", ".join(f"{summary[k]['bytes']:,} bytes {LABELS[k]}" for k in counted) or "no counted leaks"
         verdict = f"{plural(len(report.table.errors), 'heap error')}; {leaks}"
     out.write(f"\nSUMMARY: {verdict}\n")
+
+
+def write(reports: Sequence[ProcessReport], out: TextIO, options: ReportOptions | None = None) -> None:
+    for report in reports:
+        render_report(report, out, options)

@@ -16,10 +16,14 @@ name, often with spaces, which the script would split. Without `object_base` the
 from __future__ import annotations
 
 import re
-from typing import Callable, TextIO
+from typing import Callable, Sequence, TextIO
 
-from .model import Block
-from .snapshot import ProcessReport
+from ..model import Block
+from ..report import ProcessReport
+from .options import ReportOptions
+
+FORMAT = "mtrace"
+HELP = "write the live blocks to FILE as a glibc mtrace log"
 
 _WHITESPACE = re.compile(r"\s")
 
@@ -42,8 +46,8 @@ def where(report: ProcessReport, block: Block, object_base: Callable[[str], int 
     return f"@ {obj}:[0x{caller:x}] "
 
 
-def write_mtrace(reports: list[ProcessReport], out: TextIO,
-                 object_base: Callable[[str], int | None] | None = None) -> None:
+def write(reports: Sequence[ProcessReport], out: TextIO, options: ReportOptions | None = None) -> None:
+    object_base = options.object_base if options is not None else None
     for report in reports:
         out.write("= Start\n")
         for block in sorted(report.table.live(), key=lambda b: b.seq):

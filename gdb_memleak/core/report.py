@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .grouping import LeakGroup, group_by_stack
 from .kinds import KINDS, ORDER, UNFREED
@@ -35,7 +36,13 @@ class ProcessReport:
     system: SystemFilter = field(default_factory=SystemFilter)
     notes: list[str] = field(default_factory=list)   # caveats printed under the report header
     kinds: dict[int, str] | None = None               # block address -> kind, from the last reachability scan
-    suppressions: SuppressionList = field(default_factory=SuppressionList)
+    # where the active suppressions come from: set once when the report is made (the GDB settings, the CLI's
+    # files), read at each render so a `set memleak suppressions` applies to every listing at once
+    suppression_source: Callable[[], SuppressionList] = SuppressionList
+
+    @property
+    def suppressions(self) -> SuppressionList:
+        return self.suppression_source()
 
     def kind_of(self, block: Block) -> str:
         return self.kinds.get(block.address, UNFREED) if self.kinds is not None else UNFREED
@@ -43,8 +50,9 @@ class ProcessReport:
     def _groups(self, where: LeakFilter | None) -> list[LeakGroup]:
         blocks = self.table.live() if where is None else [b for b in self.table.live() if where.admits(b)]
         groups = group_by_stack(blocks, self.kind_of)
+        suppressions = self.suppressions
         for group in groups:
-            group.suppressed_by = self.suppressions.match(self.frames(group.pcs)) if len(self.suppressions) else None
+            group.suppressed_by = suppressions.match(self.frames(group.pcs)) if len(suppressions) else None
         return groups
 
     def leak_groups(self, where: LeakFilter | None = None) -> list[LeakGroup]:
@@ -52,6 +60,11 @@ class ProcessReport:
         groups = [g for g in self._groups(where) if g.suppressed_by is None
                   and (where is None or where.kinds is None or g.kind in where.kinds)]
         return sorted(groups, key=lambda g: (ORDER.get(g.kind, 99), -g.bytes, -g.blocks, g.first_seq))
+
+    def leak_blocks(self, where: LeakFilter | None = None) -> list[Block]:
+        """The blocks of `leak_groups(where)`: what every listing (by stack, by line, any format) draws from."""
+        listed = {address for group in self.leak_groups(where) for address in group.addresses}
+        return [b for b in self.table.live() if b.address in listed]
 
     def suppressed_groups(self) -> list[LeakGroup]:
         return [g for g in self._groups(None) if g.suppressed_by is not None]

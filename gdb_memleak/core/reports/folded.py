@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TextIO
+from typing import Sequence, TextIO
 
-from .model import Frame
-from .snapshot import ProcessReport
+from ..model import Frame
+from ..report import ProcessReport
+from .options import ReportOptions
+
+FORMAT = "folded"
+HELP = "write folded stacks of leaked bytes (flame graphs) to FILE"
 
 _RAW_ADDRESS = re.compile(r"^0x[0-9a-fA-F]+$")
 _SPACES = re.compile(r"\s+")
@@ -27,7 +31,7 @@ def frame_name(frame: Frame) -> str:
     return _SPACES.sub("_", name.replace(";", ":"))
 
 
-def folded_stacks(reports: list[ProcessReport]) -> dict[str, int]:
+def folded_stacks(reports: Sequence[ProcessReport]) -> dict[str, int]:
     """stack line (without the count) -> leaked bytes, over every unsuppressed leak group of every report."""
     stacks: dict[str, int] = {}
     for report in reports:
@@ -38,6 +42,6 @@ def folded_stacks(reports: list[ProcessReport]) -> dict[str, int]:
     return stacks
 
 
-def write_folded(reports: list[ProcessReport], out: TextIO) -> None:
+def write(reports: Sequence[ProcessReport], out: TextIO, options: ReportOptions | None = None) -> None:
     for stack, size in sorted(folded_stacks(reports).items()):
         out.write(f"{stack} {size}\n")

@@ -1,0 +1,21 @@
+"""What every writer is told besides the reports: one options record for text, JSON, SARIF, folded and mtrace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
+from ..report import LeakFilter
+
+
+@dataclass
+class ReportOptions:
+    top: int | None = None            # only the first N groups of a listing
+    min_bytes: int = 0                # hide groups smaller than this
+    stack: bool = False               # full allocation stacks in listings
+    color: bool = False               # pygments/ANSI colours (only where GDB itself would colour)
+    where: LeakFilter | None = field(default_factory=lambda: LeakFilter(kinds=DEFAULT_SHOWN))
+    error_kinds: frozenset[str] = DEFAULT_ERROR_KINDS   # leak kinds the verdict counts as errors
+    source_root: str | None = None    # SARIF: files under it get %SRCROOT%-relative URIs
+    object_base: Callable[[str], int | None] | None = None   # mtrace: load address of an object
