@@ -49,7 +49,7 @@ if mode == "tracked":
     tracking = SESSION.ended[-1]
     engine = tracking.engine
     result["addresses"] = [f"0x{a:x}" for a in engine.hooked_addresses]
-    result["stops"] = engine.stats.entry_stops + engine.stats.return_stops
+    result["stops"] = engine.events_seen()
     result["allocs"] = tracking.report.table.counters.allocs
 else:
     result["placed"] = len(placed)  # `if 0` breakpoints never count hits; same addresses => same stops

@@ -88,10 +88,9 @@ class Progress(threading.Thread):
         last_events, last_time = 0, time.monotonic()
         while not self.done.wait(0.5):
             tracking = self.session.current()
-            engine = tracking.engine if tracking is not None else None
-            if engine is None or tracking.reported:  # nothing to show, or the report is out
+            if tracking is None or tracking.reported:  # nothing to show, or the report is out
                 continue
-            events = engine.stats.entry_stops + engine.stats.return_stops
+            events = tracking.engine.events_seen()
             now = time.monotonic()
             rate = (events - last_events) / (now - last_time)
             last_events, last_time = events, now

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .kinds import ErrorType
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -51,7 +53,7 @@ class HeapError:
     """A bad free: `double_free` (block already freed), `invalid_free` (never allocated), or `mismatched_free`
     (released by the wrong family: `new` with free, `malloc` with delete, `new[]` with delete, ...)."""
 
-    type: str
+    type: ErrorType
     address: int
     thread: int
     time: float

@@ -27,11 +27,12 @@ import time
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
-from dataclasses import dataclass
-from enum import Enum
+from dataclasses import dataclass, field
 from itertools import accumulate, compress, count, repeat
 from operator import add, and_, floordiv, is_, is_not, setitem
 from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+
+from .kinds import KINDS, LeakKind
 
 DEFAULT_MAX_BLOCK_SCAN = 64 << 20
 PIECE_BYTES = 1 << 20  # one read covers at most this much of a root region or of a large block
@@ -44,14 +45,7 @@ _match_start = re.Match.start
 UNREACHED, POSSIBLE, REACHABLE, INDIRECT = 0, 1, 2, 3  # phase 1 only raises a state: UNREACHED < POSSIBLE < REACHABLE
 
 
-class Kind(str, Enum):
-    DEFINITE = "definite"
-    INDIRECT = "indirect"
-    POSSIBLE = "possible"
-    REACHABLE = "reachable"
-
-
-KIND_OF_STATE = (Kind.DEFINITE, Kind.POSSIBLE, Kind.REACHABLE, Kind.INDIRECT)
+KIND_OF_STATE = (LeakKind.DEFINITE, LeakKind.POSSIBLE, LeakKind.REACHABLE, LeakKind.INDIRECT)
 
 
 class Memory(Protocol):
@@ -77,14 +71,15 @@ class ScanResult:
     that were to be scanned but could not be read.
     """
 
-    kinds: dict[int, Kind]
+    kinds: dict[int, LeakKind]
     leader: dict[int, int]
     scanned_bytes: int
     unreadable_bytes: int
+    referrers: list[Referrer] = field(default_factory=list)  # who points into the watched block, if one was
 
     def summary(self, sizes: Mapping[int, int]) -> dict[str, dict[str, int]]:
         """{"definite": {"bytes": B, "blocks": N}, "indirect": …, "possible": …, "reachable": …} (all four keys)."""
-        totals = {kind: [0, 0] for kind in Kind}
+        totals = {kind: [0, 0] for kind in KINDS}
         get = sizes.get
         for address, kind in self.kinds.items():
             total = totals[kind]
@@ -297,17 +292,25 @@ def _heap_finder(layout: _Layout) -> _Finder:
 
 # -- scan -----------------------------------------------------------------------------------------------------------
 def scan(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootRegion], registers: Iterable[int] = (),
-         word_size: int = 8, max_block_scan: int = DEFAULT_MAX_BLOCK_SCAN) -> ScanResult:
-    """Classify every block of `blocks` (address -> requested size) as valgrind's leak check would."""
+         word_size: int = 8, max_block_scan: int = DEFAULT_MAX_BLOCK_SCAN, watch: int | None = None,
+         limit: int = 100) -> ScanResult:
+    """Classify every block of `blocks` (address -> requested size) as valgrind's leak check would. With `watch`
+    (the start of one of the blocks), also list up to `limit` words pointing into it, in the same pass
+    (`memleak block`): root words first, in the order given, then words of other blocks in address order."""
     layout = _Layout(blocks, word_size, max_block_scan)
     if not layout.starts:
         return ScanResult({}, {}, 0, 0)
+    root_refs: list[Referrer] = []
+    block_refs: list[Referrer] = []
     counters = _Counters()
     reader = _Reader(memory, word_size, counters)
     finder = _heap_finder(layout)
     starts, sizes = layout.starts, layout.sizes
     n = len(starts)
     index = dict(zip(starts, count()))
+    watched = index.get(watch) if watch is not None else None
+    watch_start = watch if watch is not None and watched is not None else 0
+    watch_end = watch_start + max(blocks[watch_start], 1) if watched is not None else 0
 
     def resolve(values: list[int]) -> list[int | None]:
         """Block index of each value: i for a start pointer, ~i for an interior one, None for no block."""
@@ -325,7 +328,7 @@ def scan(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootRegion],
     degree = array("q", bytes(8 * (n + 1)))
     sources: list[int] = []  # the blocks holding pointers to blocks, ascending
     ws = word_size
-    for buf, owners, lengths, _bases in reader.blocks(layout):
+    for buf, owners, lengths, bases in reader.blocks(layout):
         words, found = finder.find(buf)
         if not found:
             continue
@@ -336,6 +339,9 @@ def scan(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootRegion],
             found = list(compress(found, keep))
         if not targets:
             continue
+        if watched is not None and (watched in targets or ~watched in targets):
+            _watch_blocks(block_refs, limit, watched, watch_start, words, found, targets, owners, lengths, bases,
+                          starts, ws)
         word_offsets = list(accumulate(map(floordiv, lengths, repeat(ws)), initial=0))
         owner_at = [-1, *owners]  # bisect_right over word_offsets gives 1 + the index of the part holding a word
         edges = Counter(map(owner_at.__getitem__, map(bisect_right, repeat(word_offsets), found)))
@@ -372,10 +378,14 @@ def scan(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootRegion],
 
     mark_roots([int(r) & ((1 << (8 * ws)) - 1) for r in registers])
     for region in roots:
-        for buf, _address in reader.region(region.start, region.end):
+        for buf, address in reader.region(region.start, region.end):
             words, found = finder.find(buf)
             if found:
-                mark_roots(list(map(words.__getitem__, found)))
+                values = list(map(words.__getitem__, found))
+                mark_roots(values)
+                if watched is not None and len(root_refs) < limit:
+                    root_refs.extend(Referrer(address + k * ws, v, v != watch_start, None, region.label)
+                                     for k, v in zip(found, values) if watch_start <= v < watch_end)
     while stack:
         s = stack.pop()
         if not has_edges[s]:
@@ -401,7 +411,25 @@ def scan(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootRegion],
     members = _cliques(sources, state, first, dst, has_edges)
     kinds = {a: KIND_OF_STATE[st] for a, st in zip(starts, state)}
     leader = {starts[m]: starts[head] for head, lost in members.items() for m in lost}
-    return ScanResult(kinds, leader, counters.scanned, counters.unreadable)
+    return ScanResult(kinds, leader, counters.scanned, counters.unreadable, (root_refs + block_refs)[:limit])
+
+
+def _watch_blocks(refs: list[Referrer], limit: int, watched: int, watch: int, words: Sequence[int],
+                  found: list[int], targets: list, owners: list[int], lengths: list[int], bases: Sequence[int],
+                  starts: list[int], ws: int) -> None:
+    """The words of a batch of blocks that point into block `watched` (not its own words)."""
+    offsets = list(accumulate(lengths, initial=0))
+    for k, t in zip(found, targets):
+        if len(refs) >= limit:
+            return
+        if t != watched and t != ~watched:
+            continue
+        pos = k * ws
+        j = bisect_right(offsets, pos) - 1
+        holder = starts[owners[j]]
+        if holder != watch:
+            pointer = words[k]
+            refs.append(Referrer(bases[j] + pos - offsets[j], pointer, pointer != watch, holder, None))
 
 
 def _cliques(sources: list[int], state: bytearray, first: array, dst: array,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .grouping import LeakGroup, group_by_stack
-from .kinds import KINDS, ORDER, UNFREED
+from .kinds import KINDS, ORDER, UNFREED, LeakKind
 from .model import Block, Frame, ProcessResult
 from .suppressions import SuppressionList
 from .symbols import Symbolizer, SystemFilter
@@ -35,7 +35,7 @@ class ProcessReport:
     symbolizer: Symbolizer
     system: SystemFilter = field(default_factory=SystemFilter)
     notes: list[str] = field(default_factory=list)   # caveats printed under the report header
-    kinds: dict[int, str] | None = None               # block address -> kind, from the last reachability scan
+    kinds: dict[int, LeakKind] | None = None          # block address -> kind, from the last reachability scan
     # where the active suppressions come from: set once when the report is made (the GDB settings, the CLI's
     # files), read at each render so a `set memleak suppressions` applies to every listing at once
     suppression_source: Callable[[], SuppressionList] = SuppressionList
@@ -44,7 +44,7 @@ class ProcessReport:
     def suppressions(self) -> SuppressionList:
         return self.suppression_source()
 
-    def kind_of(self, block: Block) -> str:
+    def kind_of(self, block: Block) -> LeakKind:
         return self.kinds.get(block.address, UNFREED) if self.kinds is not None else UNFREED
 
     def _groups(self, where: LeakFilter | None) -> list[LeakGroup]:

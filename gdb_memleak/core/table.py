@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import replace
 
+from .kinds import ErrorType
 from .model import Block, Counters, FreedBlock, HeapError
 
 DEFAULT_FREED_HISTORY = 100_000
@@ -72,19 +73,19 @@ class AllocationTable:
                 self.freed.popitem(last=False)
             if block.family == family:
                 return None
-            error = HeapError("mismatched_free", address, thread, now, pcs, allocator, alloc_pcs=block.pcs,
+            error = HeapError(ErrorType.MISMATCHED_FREE, address, thread, now, pcs, allocator, alloc_pcs=block.pcs,
                               block_size=block.size, alloc_allocator=block.allocator)
             self.errors.append(error)
             return error
         previous = self.freed.get(address)
         if previous is not None:
             c.frees += 1  # valgrind counts the bad free too
-            error = HeapError("double_free", address, thread, now, pcs, allocator,
+            error = HeapError(ErrorType.DOUBLE_FREE, address, thread, now, pcs, allocator,
                               alloc_pcs=previous.block.pcs, free_pcs=previous.free_pcs,
                               block_size=previous.block.size)
         elif self.complete:
             c.frees += 1
-            error = HeapError("invalid_free", address, thread, now, pcs, allocator)
+            error = HeapError(ErrorType.INVALID_FREE, address, thread, now, pcs, allocator)
         else:
             c.untracked_frees += 1
             return None

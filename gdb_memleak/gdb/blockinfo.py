@@ -10,12 +10,12 @@ from ..core.kinds import LABELS
 from ..core.model import Block
 from ..core.reachability import Referrer
 from ..core.reports.text import render_stack
-from .heapscan import HeapScan
-from .session import SESSION, Tracking
+from .tracking import Tracking
 from .symbolize import minimal_symbol
 
 
 def find_block(tracking: Tracking, address: int) -> Block | None:
+    tracking.engine.sync()
     blocks = tracking.report.table.blocks
     block = blocks.get(address)
     if block is not None:
@@ -80,21 +80,16 @@ def describe_block(tracking: Tracking, address: int, out: TextIO) -> None:
             render_stack(report.frames(freed.free_pcs), out)
             return
         raise gdb.GdbError(f"memleak block: 0x{address:x} is not inside a tracked heap block")
-    inferior = gdb.selected_inferior()
-    alive = not tracking.finished and inferior.pid == tracking.pid and tracking.engine is not None
     referrers: list[Referrer] = []
+    alive = tracking.alive and gdb.selected_inferior().pid == tracking.pid
     if alive:
-        SESSION.scan(tracking)
-        table = report.table
-        heap = HeapScan(inferior, {b.address: b.size for b in table.blocks.values()}, tracking.engine.regs)
-        try:
-            referrers = heap.referrers(block.address, block.size)
-        finally:
-            heap.close()
+        result = tracking.scan(watch=block.address)  # kinds and who points at the block, in one pass
+        alive = result is not None
+        referrers = result.referrers if result is not None else []
     offset = f" (offset {address - block.address} inside it)" if address != block.address else ""
     out.write(f"block 0x{block.address:x}{offset}: {block.size:,} bytes, allocated by {block.allocator} "
               f"as allocation #{block.seq} in thread {block.thread}, "
-              f"{SESSION.now(tracking) - block.time:.3f} s ago\n")
+              f"{tracking.now() - block.time:.3f} s ago\n")
     out.write(f" kind: {LABELS[report.kind_of(block)]}\n allocated at:\n")
     render_stack(report.frames(block.pcs), out)
     if not alive:

@@ -15,7 +15,8 @@ from ..core.suppressions import SuppressionError, generate
 from . import settings
 from .argparsing import CommandParser
 from .blockinfo import describe_block
-from .session import SESSION, Tracking
+from .session import SESSION
+from .tracking import Tracking
 
 
 def _selected_tracking(pid: int | None) -> Tracking:
@@ -74,7 +75,7 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
         out = SESSION.out()
         where = LeakFilter(kinds=None if args.all else (args.kind if args.kind is not None else DEFAULT_SHOWN),
                            since_seq=_snapshot(args.since)[0] if args.since else 0,
-                           older_than=args.older_than, now=SESSION.now(tracking))
+                           older_than=args.older_than, now=tracking.now())
         options = ReportOptions(top=args.top, min_bytes=args.min_bytes, stack=args.stack, color=SESSION.use_color(),
                                 where=where)
         if args.by_line:
@@ -116,7 +117,7 @@ def _check(tracking: Tracking) -> None:
     if tracking.finished or not inferior.pid or inferior.pid != tracking.pid:
         raise gdb.GdbError("gdb-memleak: the process is not running: the scan needs its memory "
                            "(the report made at exit already has the leak kinds).")
-    if SESSION.scan(tracking) is None:
+    if tracking.scan() is None:
         raise gdb.GdbError("gdb-memleak: the reachability scan could not run")
 
 
@@ -174,27 +175,21 @@ Usage: memleak status"""
             out.write(f"gdb-memleak: {'armed, waiting for the program to run' if SESSION.armed else 'not tracking'}.\n")
             return
         engine = tracking.engine
+        engine.sync()
         if tracking.finished:
             state = "ended"
         elif tracking.report.result.signal:
             state = f"reported at {tracking.report.result.signal} (the process has not ended yet)"
         else:
-            state = "tracking" if engine and engine.entries else "not tracking"
+            state = f"tracking ({engine.name} engine)" if engine.active else "not tracking"
         out.write(f"gdb-memleak: process {tracking.pid}: {state}\n")
-        if engine is not None and engine.entries:
-            hooked = ", ".join(f"{d.definition.spec.name} ({d.definition.object})" for d in engine.entries.values())
-            out.write(f"  hooked: {hooked}\n")
         c = tracking.report.table.counters
         out.write(f"  live: {c.live_bytes:,} bytes in {c.live_blocks:,} blocks; "
                   f"peak: {c.peak_bytes:,} bytes in {c.peak_blocks:,} blocks\n")
         render_summary(tracking.report, out)
-        if engine is not None:
-            s = engine.stats
-            out.write(f"  stops: {s.entry_stops:,} entry, {s.return_stops:,} return; {s.nested_calls:,} nested calls; "
-                      f"{s.return_breakpoints:,} return sites; stacks {engine.stacks.fast:,} fast, "
-                      f"{engine.stacks.slow:,} via GDB; heap errors: {len(tracking.report.table.errors)}\n")
-            if s.internal_errors:
-                out.write(f"  internal errors: {s.internal_errors}\n")
+        for line in engine.status():
+            out.write(f"  {line}\n")
+        out.write(f"  heap errors: {len(tracking.report.table.errors)}\n")
 
 
 class MemleakReset(gdb.Command):
@@ -312,7 +307,7 @@ Usage: memleak snapshot [NAME]      (default names: s1, s2, ...)"""
         tracking = _selected_tracking(None)
         name = words[0] if words else f"s{len(SESSION.snapshots) + 1}"
         seq = tracking.report.table.last_seq
-        SESSION.snapshots[name] = (seq, SESSION.now(tracking))
+        SESSION.snapshots[name] = (seq, tracking.now())
         SESSION.out().write(f"gdb-memleak: snapshot {name!r} at allocation #{seq} "
                             f"({tracking.report.table.counters.live_blocks:,} blocks live).\n")
 

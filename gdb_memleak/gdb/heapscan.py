@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import gdb
 
 from ..core.procmaps import Mapping, read_maps
-from ..core.reachability import RootRegion, ScanResult, referrers, scan
+from ..core.reachability import RootRegion, ScanResult, scan
 from .access import RegisterReader
 
 SKIPPED = ("[vvar]", "[vsyscall]", "[vdso]")
@@ -208,12 +208,10 @@ class HeapScan:
         ignored = glibc_chunk_links(self.raw, blocks) if glibc else frozenset()
         self.memory = RootFilteringMemory(self.raw, self.roots, ignored)
 
-    def run(self) -> ScanResult:
+    def run(self, watch: int | None = None) -> ScanResult:
+        """Classify every block; with `watch` (a block's start), also find who points into it in the same pass."""
         registers = [value for t in self.threads for value in t.registers]
-        return scan(self.blocks, self.memory, self.roots, registers)
-
-    def referrers(self, address: int, size: int):
-        return referrers(address, size, self.blocks, self.memory, self.roots)
+        return scan(self.blocks, self.memory, self.roots, registers, watch=watch)
 
     def close(self) -> None:
         self.raw.close()

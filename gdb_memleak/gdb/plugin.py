@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import commands, session, settings
+from . import commands, log, session, settings
 
 _registered = False
 
@@ -12,6 +12,7 @@ def register() -> None:
     if _registered:
         return
     settings.register()
+    log.register()
     commands.register()
     session.connect()
     _registered = True

@@ -51,14 +51,30 @@ def test_fork_family_reports_every_process_with_its_own_leak(programs: Path, tmp
     assert run.returncode == 1
 
 
-def test_vfork_exec_reports_the_replaced_image_and_the_new_one(programs: Path, tmp_path: Path):
+def test_vfork_child_is_not_a_process_of_its_own_and_its_exec_image_is(programs: Path, tmp_path: Path):
+    """The vforked child runs in its parent's memory until its exec: only the parent and the new image report."""
     run = run_cli([str(programs / "vfork_exec")], tmp_path)
     processes = run.report["processes"]
-    endings = sorted(str(p["exit"]) for p in processes)
-    assert endings == sorted([str({"exec": str(programs / "vfork_exec")}), str({"code": 0}), str({"code": 0})])
-    new_image = next(p for p in processes if p["exit"] == {"code": 0} and p["argv"][0] != str(programs / "vfork_exec")
-                     or p["exit"] == {"code": 0} and p["in_use_at_exit"]["bytes"] == 77)
-    assert new_image["in_use_at_exit"] == {"bytes": 77, "blocks": 2}
+    assert [p["exit"] for p in processes] == [{"code": 0}, {"code": 0}], run.stderr
+    assert sorted(figures(p) for p in processes) == [(1, 1, 33, 0, 0), (2, 0, 77, 77, 2)]  # parent, new image
+    assert all(p["errors"] == [] for p in processes)
+
+
+def test_what_a_vfork_child_allocates_and_frees_is_its_parents_heap(programs: Path, tmp_path: Path):
+    run = run_cli([str(programs / "vfork_shared")], tmp_path)
+    processes = run.report["processes"]
+    assert len(processes) == 1, run.stderr
+    assert processes[0]["errors"] == [], run.stderr
+    assert figures(processes[0]) == (2, 2, 72, 0, 0)
+    assert run.returncode == 0, run.stderr
+
+
+def test_shell_script_running_commands_through_vfork_has_no_heap_errors(tmp_path: Path):
+    """dash runs every external command through vfork: no false invalid free, the shell's own exit status."""
+    run = run_cli(["/bin/sh", "-c", "/usr/bin/true; /usr/bin/true; exit 3"], tmp_path)
+    assert all(p["errors"] == [] for p in run.report["processes"]), run.stderr
+    assert "nvalid free" not in run.stderr
+    assert run.returncode == 3, run.stderr
 
 
 @pytest.mark.valgrind

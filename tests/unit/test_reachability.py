@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gdb_memleak.core import reachability
-from gdb_memleak.core.reachability import Kind, Referrer, RootRegion, ScanResult, benchmark, referrers, scan
+from gdb_memleak.core.kinds import LeakKind as Kind
+from gdb_memleak.core.reachability import Referrer, RootRegion, ScanResult, benchmark, referrers, scan
 
 HEAP = 0x5555_5555_9000
 DATA = 0x5555_5555_8000  # a writable segment of the program
@@ -427,6 +428,20 @@ def test_referrers_finds_root_and_block_words_with_interior_flag():
     assert referrers(target, 24, heap.blocks, memory, roots, limit=1) == found[:1]
     assert referrers(target, 24, heap.blocks, memory, roots, limit=3) == found
     assert referrers(target, 24, heap.blocks, memory, roots, limit=0) == []
+
+
+def test_scan_with_watch_finds_the_referrers_in_the_same_pass():
+    heap = Heap()
+    target = heap.alloc(1, 2, 3)
+    holder = heap.alloc(0, target + 16)
+    heap.set(target, 0, target)  # its own word: not a referrer
+    memory = heap.memory({DATA: words(7, target), STACK: words(0, 0, target)})
+    roots = [RootRegion(DATA, DATA + 16, "app .data"), RootRegion(STACK, STACK + 24, "thread 1 stack")]
+    result = scan(heap.blocks, memory, roots, watch=target)
+    assert result.referrers == referrers(target, 24, heap.blocks, memory, roots)
+    assert result.kinds == scan(heap.blocks, memory, roots).kinds
+    assert scan(heap.blocks, memory, roots, watch=target, limit=2).referrers == result.referrers[:2]
+    assert scan(heap.blocks, memory, roots).referrers == []
 
 
 def test_referrers_address_inside_large_block_pieces():

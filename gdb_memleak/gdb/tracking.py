@@ -1,0 +1,167 @@
+"""One process run being tracked: its table and report, its engine, and what happens at its end.
+
+A `Tracking` is the `EngineEvents` its engine calls back (exit, exec, heap error, break-alloc), and the one place
+that ends a tracking (`finish`): at exit, at exec (the replaced image), and at the end of an attach window.
+It is kept after the process ended so `leaks` works until the next `run`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Callable
+
+import gdb
+
+from ..core.abi import Abi
+from ..core.kinds import OnError, effective_action
+from ..core.model import Block, HeapError, ProcessResult
+from ..core.procmaps import Mapping, read_maps
+from ..core.reachability import ScanResult
+from ..core.report import LeakFilter, ProcessReport
+from ..core.reports import ReportOptions
+from ..core.reports.text import render_error, render_report
+from ..core.symbols import Symbolizer, SystemFilter
+from ..core.table import AllocationTable
+from . import settings
+from .access import RegisterReader
+from .engine import Engine
+from .heapscan import HeapScan
+from .log import log
+from .symbolize import GdbResolver
+
+if TYPE_CHECKING:
+    from .session import Session
+
+EngineFactory = Callable[["Tracking"], Engine]
+
+
+class Tracking:
+    """Implements `EngineEvents` for its engine; `session` gives the output stream and the user's choices."""
+
+    def __init__(self, session: Session, inferior: gdb.Inferior, table: AllocationTable, argv: list[str],
+                 abi: Abi, make_engine: EngineFactory, shares_memory_with: Tracking | None = None) -> None:
+        self.session = session
+        self.inferior_num = inferior.num
+        self.abi = abi
+        self.maps: list[Mapping] = []
+        self.report = ProcessReport(ProcessResult(pid=inferior.pid, argv=argv), table,
+                                    Symbolizer(GdbResolver(self.maps)), SystemFilter(settings.system_objects.value),
+                                    suppression_source=settings.active_suppressions)
+        self.regs = RegisterReader(abi)
+        self.reported = False
+        self.finished = False
+        self.last_scan: ScanResult | None = None
+        self.exec_pending = False      # execve() was called; the next image load replaces this one
+        self.ended_at: float | None = None
+        # a vfork child runs in its parent's memory until it execs or exits: it records into the parent's table
+        # and is not a process of its own for the report
+        self.shares_memory_with = shares_memory_with
+        self.engine: Engine = make_engine(self)
+
+    @property
+    def pid(self) -> int:
+        return self.report.result.pid
+
+    @property
+    def table(self) -> AllocationTable:
+        return self.report.table
+
+    @property
+    def alive(self) -> bool:
+        """The process is running (or stopped) under GDB and this tracking still follows it."""
+        inferior = self.engine.inferior
+        return not self.finished and inferior.is_valid() and bool(self.pid) and inferior.pid == self.pid
+
+    # -- EngineEvents -------------------------------------------------------------------------------------------
+    @property
+    def break_alloc(self) -> int | None:
+        return self.session.break_alloc
+
+    def exiting(self) -> None:
+        """`_exit`: classify the blocks while the memory is intact (a vfork child's heap is its parent's)."""
+        if self.shares_memory_with is None:
+            self.scan(exiting=True)
+
+    def exec_called(self) -> None:
+        """execve() is about to replace the image: classify and symbolize its blocks while they still exist."""
+        self.exec_pending = True  # if it fails the program goes on; the scan is then just an early one
+        if self.shares_memory_with is not None:
+            return
+        self.refresh_maps()
+        self.scan()
+        self.report.warm()
+
+    def heap_error(self, error: HeapError) -> OnError:
+        """Print the error now (from stop()); returns what happens to the call."""
+        out = self.session.out()
+        out.write("\ngdb-memleak: ")
+        render_error(self.report, error, out)
+        action = effective_action(OnError(settings.on_error.value), error.type)
+        if action is OnError.SKIP:
+            out.write(" The call was skipped (memleak on-error skip): the program runs on.\n")
+        return action
+
+    def allocation_break(self, block: Block) -> None:
+        self.session.out().write(f"\ngdb-memleak: allocation #{block.seq} made: {block.size:,} bytes at "
+                                 f"0x{block.address:x} by {block.allocator} (memleak break-alloc)\n")
+
+    # -- state --------------------------------------------------------------------------------------------------
+    def refresh_maps(self) -> None:
+        try:
+            self.maps[:] = read_maps(self.pid)
+        except OSError:
+            log.debug("process %d: maps not readable", self.pid, exc_info=True)
+
+    def now(self) -> float:
+        """Seconds since tracking began (block times use the same clock); frozen when the process ended."""
+        if self.ended_at is not None:
+            return self.ended_at
+        return time.monotonic() - self.engine.started
+
+    def heap_scan(self, exiting: bool = False) -> HeapScan | None:
+        """A scan of the process's memory as it is now (None when the process is gone); the caller closes it."""
+        if not self.alive:
+            return None
+        self.engine.sync()
+        table = self.table
+        return HeapScan(self.engine.inferior, {b.address: b.size for b in table.blocks.values()}, self.regs,
+                        glibc=self.engine.glibc_malloc, exiting=exiting)
+
+    def scan(self, exiting: bool = False, watch: int | None = None) -> ScanResult | None:
+        """Classify every live block (valgrind's leak kinds); with `watch` (a block's start), also find who points
+        into that block in the same pass."""
+        heap = self.heap_scan(exiting)
+        if heap is None:
+            return None
+        try:
+            result = heap.run(watch)
+        finally:
+            heap.close()
+        self.report.kinds = dict(result.kinds)
+        self.last_scan = result
+        log.debug("process %d: scan of %d blocks read %d bytes", self.pid, len(result.kinds), result.scanned_bytes)
+        return result
+
+    # -- the end ------------------------------------------------------------------------------------------------
+    def conclude(self) -> None:
+        """Symbolize what the report needs and print it once (also at a fatal signal, before the process dies)."""
+        self.engine.sync()
+        self.report.warm()
+        session = self.session
+        if not self.reported and settings.report_at_exit.value and self.shares_memory_with is None:
+            options = ReportOptions(color=session.use_color(), where=LeakFilter(kinds=session.shown_kinds),
+                                    error_kinds=session.error_kinds)
+            render_report(self.report, session.out(), options)
+        self.reported = True
+
+    def finish(self) -> None:
+        """End this tracking: hooks out, clock frozen, report printed once, kept for `leaks` (a vfork child's
+        table is its parent's: nothing of its own to keep)."""
+        if self.finished:
+            return
+        self.engine.stop()
+        self.ended_at = self.now()
+        self.conclude()
+        self.finished = True
+        if self.shares_memory_with is None:
+            self.session.ended.append(self)
