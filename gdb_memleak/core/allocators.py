@@ -42,6 +42,14 @@ class AllocatorSpec:
             total *= args[index]
         return total
 
+    def pointer(self, args: tuple[int, ...]) -> int:
+        """The pointer a release (or realloc) is given; 0 for a spec that takes none."""
+        return args[self.ptr_arg] if self.ptr_arg is not None else 0
+
+    def out_pointer(self, args: tuple[int, ...]) -> int:
+        """Where posix_memalign stores the new pointer; 0 for a spec that has no such argument."""
+        return args[self.out_arg] if self.out_arg is not None else 0
+
     @property
     def needs_return(self) -> bool:
         return self.role not in (Role.FREE, Role.EXIT, Role.EXEC) or self.wraps

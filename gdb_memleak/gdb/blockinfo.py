@@ -35,7 +35,8 @@ def stack_frame_of(thread_num: int, address: int) -> str:
     previous_thread, previous_frame = gdb.selected_thread(), gdb.selected_frame()
     try:
         thread.switch()
-        frame, level, found = gdb.newest_frame(), 0, ""
+        frame: gdb.Frame | None = gdb.newest_frame()
+        level, found = 0, ""
         while frame is not None:
             older = frame.older()
             low = int(frame.read_register("rsp"))

@@ -238,18 +238,18 @@ class BreakpointEngine(Engine):
         now = time.monotonic() - self.started
         call = PendingCall(spec, args, pcs, thread.num, sp, now)
         if spec.role is Role.FREE:
-            if self._released_internally(args[spec.ptr_arg], return_address):
+            if self._released_internally(spec.pointer(args), return_address):
                 return False
-            error = self.table.on_free(args[spec.ptr_arg], spec.display, thread.num, pcs, now, spec.family)
+            error = self.table.on_free(spec.pointer(args), spec.display, thread.num, pcs, now, spec.family)
             action = self.events.heap_error(error) if error is not None else OnError.REPORT
             if spec.wraps and action is not OnError.SKIP:
                 # operator delete -> free: the inner free belongs to this call, even a bad one; a skipped call
                 # never runs, so it must not stay in flight (its later calls would all look nested)
                 self._await_return(call, lwp, sp, return_address)
             return self.apply(action, return_address, sp)
-        if spec.role is Role.REALLOC and args[spec.ptr_arg] and args[spec.ptr_arg] not in self.table.blocks:
+        if spec.role is Role.REALLOC and spec.pointer(args) and spec.pointer(args) not in self.table.blocks:
             # an invalid realloc is reported at the call: glibc may abort before it returns
-            error = self.table.on_free(args[spec.ptr_arg], spec.display, thread.num, pcs, now, spec.family)
+            error = self.table.on_free(spec.pointer(args), spec.display, thread.num, pcs, now, spec.family)
             call.errored = True
             if error is not None:
                 action = self.events.heap_error(error)
@@ -317,10 +317,10 @@ class BreakpointEngine(Engine):
         if spec.role is Role.ALLOC:
             return self.table.on_alloc(result, size, spec.display, call.thread, call.pcs, call.time, spec.family)
         if spec.role is Role.REALLOC:
-            old = 0 if call.errored else args[spec.ptr_arg]
+            old = 0 if call.errored else spec.pointer(args)
             self.table.on_realloc(old, result, size, spec.display, call.thread, call.pcs, call.time)
             return self.table.blocks.get(result) if result else None
         if spec.role is Role.MEMPTR and result == 0:
-            address = read_word(self.inferior, args[spec.out_arg])
+            address = read_word(self.inferior, spec.out_pointer(args))
             return self.table.on_alloc(address or 0, size, spec.display, call.thread, call.pcs, call.time)
         return None

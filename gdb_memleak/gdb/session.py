@@ -25,7 +25,7 @@ from .tracking import EngineFactory, Tracking
 FATAL_SIGNALS = frozenset({"SIGSEGV", "SIGABRT", "SIGBUS", "SIGFPE", "SIGILL", "SIGSYS"})
 
 
-class GdbStream(io.TextIOBase):
+class GdbStream(io.StringIO):
     """A text stream writing through GDB (pager, styling, `to_string` capture)."""
 
     def write(self, text: str) -> int:
