@@ -28,6 +28,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 # -- a. from a checkout ---------------------------------------------------------------------------------------------
 
+SOURCE_DIR = ROOT / "gdb_memleak" / "source-path"
+
+
 def test_loading_from_a_checkout_prints_nothing():
     run = run_gdb([])
     assert (run.stdout, run.stderr) == ("", "")
@@ -39,6 +42,40 @@ def test_loading_from_a_checkout_registers_leaks():
     assert run.stderr == ""
     assert run.stdout.startswith("List unfreed heap blocks")
     assert "Usage: leaks" in run.stdout
+
+
+def test_source_gdb_memleak_inside_the_checkout_loads_the_plugin():
+    # ./gdb_memleak is the package directory here: GDB skips it and finds the script on the source path
+    assert (ROOT / "gdb_memleak").is_dir()
+    run = run_gdb([f"directory {SOURCE_DIR}", "source gdb_memleak", "help leaks"], load=None)
+    assert run.stderr == ""
+    assert run.stdout.startswith("List unfreed heap blocks")
+
+
+def test_sourcing_gdb_memleak_twice_is_silent_and_registers_its_directory_once():
+    run = run_gdb([f"directory {SOURCE_DIR}", "source gdb_memleak", "source gdb_memleak",
+                   "python print(gdb.parameter('directories'))"], load=None)
+    assert run.stderr == ""
+    assert run.stdout == f"{SOURCE_DIR}:$cdir:$cwd\n"
+
+
+def test_gdbinit_sample_by_absolute_path_loads_from_any_directory(tmp_path: Path):
+    # ... and leaves `source gdb_memleak` working there afterwards (a silent no-op)
+    run = run_gdb(["source gdb_memleak", "help leaks", "python print(gdb.parameter('directories'))"],
+                  cwd=tmp_path, load=str(ROOT / "gdbinit.sample"))
+    assert run.stderr == ""
+    assert run.stdout.startswith("List unfreed heap blocks")
+    assert run.stdout.endswith(f"\n{SOURCE_DIR}:$cdir:$cwd\n")
+
+
+def test_a_copy_of_the_script_away_from_the_package_says_so_in_one_line(tmp_path: Path):
+    shutil.copy(SOURCE_DIR / "gdb_memleak", tmp_path / "gdb_memleak")
+    run = run_gdb(["source gdb_memleak", "leaks"], cwd=tmp_path, load=None)
+    lines = run.stderr.splitlines()
+    assert lines[0] == (f"gdb-memleak: not loaded: {tmp_path.parent / 'load.py'} not found beside "
+                        f"{tmp_path / 'gdb_memleak'}; source the script gdb_memleak where the package installed it "
+                        "(see `gdb-memleak --gdbinit`)"), run.stderr
+    assert lines[1:] == ['Undefined command: "leaks".  Try "help".'], run.stderr
 
 
 # -- b. from an installed virtualenv --------------------------------------------------------------------------------
