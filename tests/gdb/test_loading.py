@@ -103,20 +103,20 @@ def gdbinit_line(venv: Path) -> str:
     return out.stdout.strip()
 
 
-def test_gdbinit_line_sources_the_installed_loader(installed_venv: Path):
+def test_gdbinit_line_puts_the_installed_script_on_gdbs_source_path(installed_venv: Path):
     line = gdbinit_line(installed_venv)
-    match = re.fullmatch(r"source (\S+)", line)
+    match = re.fullmatch(r"directory (\S+)", line)
     assert match, line
-    loader = Path(match.group(1))
-    assert loader.is_absolute() and loader.is_file()
-    assert loader.name == "load.py" and loader.parent.name == "gdb_memleak"
-    assert installed_venv in loader.parents, "the installed copy, not the checkout"
+    directory = Path(match.group(1))
+    assert directory.is_absolute() and (directory / "gdb_memleak").is_file()
+    assert (directory.parent / "load.py").is_file() and directory.parent.name == "gdb_memleak"
+    assert installed_venv in directory.parents, "the installed copy, not the checkout"
 
 
 def test_loading_from_a_virtualenv_in_another_directory_works(built_targets: Path, installed_venv: Path,
                                                                tmp_path: Path):
     (leak_line, (leak_bytes, _)), = SEED.leaks.items()
-    run = run_gdb([gdbinit_line(installed_venv),
+    run = run_gdb([gdbinit_line(installed_venv), "source gdb_memleak",
                    "python import gdb_memleak; print('package:', gdb_memleak.__file__)",
                    "help leaks",
                    "memleak start", "set memleak on-error report", "run", "leaks --all"],
@@ -131,6 +131,14 @@ def test_loading_from_a_virtualenv_in_another_directory_works(built_targets: Pat
     # at the abort p3 is still in main's live frame: still reachable, listed by `leaks --all`
     assert re.search(rf"^\s*still reachable\s+{leak_bytes}\s+1\s+malloc\s+#\d+\s+main \(\S*seed_demo\.c:{leak_line}\)$",
                      run.stdout, re.M), run.stdout
+
+
+def test_installed_line_inside_a_checkout_loads_the_installed_copy(installed_venv: Path):
+    run = run_gdb([gdbinit_line(installed_venv), "source gdb_memleak",
+                   "python import gdb_memleak; print(gdb_memleak.__file__)"],
+                  cwd=ROOT, load=None, deps=False, env=clean_env(VIRTUAL_ENV=str(installed_venv)))
+    assert run.stderr == ""
+    assert installed_venv in Path(run.stdout.strip()).parents, run.stdout
 
 
 def test_installed_cli_prints_the_report_on_stderr_and_exits_1(built_targets: Path, installed_venv: Path,
