@@ -59,6 +59,15 @@ def test_sourcing_gdb_memleak_twice_is_silent_and_registers_its_directory_once()
     assert run.stdout == f"{SOURCE_DIR}:$cdir:$cwd\n"
 
 
+def test_source_path_entry_through_a_symlink_is_not_registered_again(tmp_path: Path):
+    link = tmp_path / "link"
+    link.symlink_to(SOURCE_DIR)
+    run = run_gdb([f"directory {link}", "source gdb_memleak", "python print(gdb.parameter('directories'))"],
+                  load=None)
+    assert run.stderr == ""
+    assert run.stdout == f"{link}:$cdir:$cwd\n"
+
+
 def test_gdbinit_sample_by_absolute_path_loads_from_any_directory(tmp_path: Path):
     # ... and leaves `source gdb_memleak` working there afterwards (a silent no-op)
     run = run_gdb(["source gdb_memleak", "help leaks", "python print(gdb.parameter('directories'))"],
