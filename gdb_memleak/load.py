@@ -1,10 +1,12 @@
-"""Load gdb-memleak into GDB with one line: `source /path/to/gdb_memleak/load.py` (`gdb-memleak --gdbinit`).
+"""Load gdb-memleak into GDB: the GDB script `gdb_memleak` (`source gdb_memleak`) sources this file.
 
 GDB embeds the system Python, not a virtualenv's. This script makes the package and its dependencies importable
 there: the checkout or site-packages holding this file, the active virtualenv (`VIRTUAL_ENV`), and any directories
 in `GDB_MEMLEAK_PYTHONPATH`. If pygments or tabulate still cannot be imported it says so in one line and loads
-nothing.
+nothing. Sourcing it again does nothing more.
 """
+
+from __future__ import annotations
 
 import glob
 import importlib

@@ -20,6 +20,7 @@ from .. import __version__
 from ..argtypes import at_least_one, decimal_count, kind_set
 from ..core.reports import WRITERS
 from ..core.suppressions import SuppressionError, SuppressionList
+from ..gdbinit import gdbinit_line
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOADER = os.path.join(PACKAGE_DIR, "load.py")
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
                         help="with --pid: how long to track before reporting and detaching (default 10)")
     parser.add_argument("--gdb", default="gdb", metavar="PATH", help="the GDB to use (default: gdb on PATH)")
-    parser.add_argument("--gdbinit", action="store_true", help="print the line that loads the plugin from ~/.gdbinit")
+    parser.add_argument("--gdbinit", action="store_true",
+                        help="print the line for ~/.gdbinit after which `source gdb_memleak` loads the plugin in GDB")
     parser.add_argument("--version", action="version", version=f"gdb-memleak {__version__}")
     parser.add_argument("program", nargs="?", metavar="PROG", help="the program to run")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="its arguments")
@@ -132,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     opts = parser.parse_args(argv)
     if opts.gdbinit:
-        print(f"source {LOADER}")
+        print(gdbinit_line())
         return 0
     if opts.pid and opts.program:
         print("gdb-memleak: error: give either --pid PID or a program to run, not both", file=sys.stderr)

@@ -28,6 +28,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 # -- a. from a checkout ---------------------------------------------------------------------------------------------
 
+SOURCE_DIR = ROOT / "gdb_memleak" / "source-path"
+
+
 def test_loading_from_a_checkout_prints_nothing():
     run = run_gdb([])
     assert (run.stdout, run.stderr) == ("", "")
@@ -39,6 +42,49 @@ def test_loading_from_a_checkout_registers_leaks():
     assert run.stderr == ""
     assert run.stdout.startswith("List unfreed heap blocks")
     assert "Usage: leaks" in run.stdout
+
+
+def test_source_gdb_memleak_inside_the_checkout_loads_the_plugin():
+    # ./gdb_memleak is the package directory here: GDB skips it and finds the script on the source path
+    assert (ROOT / "gdb_memleak").is_dir()
+    run = run_gdb([f"directory {SOURCE_DIR}", "source gdb_memleak", "help leaks"], load=None)
+    assert run.stderr == ""
+    assert run.stdout.startswith("List unfreed heap blocks")
+
+
+def test_sourcing_gdb_memleak_twice_is_silent_and_registers_its_directory_once():
+    run = run_gdb([f"directory {SOURCE_DIR}", "source gdb_memleak", "source gdb_memleak",
+                   "python print(gdb.parameter('directories'))"], load=None)
+    assert run.stderr == ""
+    assert run.stdout == f"{SOURCE_DIR}:$cdir:$cwd\n"
+
+
+def test_source_path_entry_through_a_symlink_is_not_registered_again(tmp_path: Path):
+    link = tmp_path / "link"
+    link.symlink_to(SOURCE_DIR)
+    run = run_gdb([f"directory {link}", "source gdb_memleak", "python print(gdb.parameter('directories'))"],
+                  load=None)
+    assert run.stderr == ""
+    assert run.stdout == f"{link}:$cdir:$cwd\n"
+
+
+def test_gdbinit_sample_by_absolute_path_loads_from_any_directory(tmp_path: Path):
+    # ... and leaves `source gdb_memleak` working there afterwards (a silent no-op)
+    run = run_gdb(["source gdb_memleak", "help leaks", "python print(gdb.parameter('directories'))"],
+                  cwd=tmp_path, load=str(ROOT / "gdbinit.sample"))
+    assert run.stderr == ""
+    assert run.stdout.startswith("List unfreed heap blocks")
+    assert run.stdout.endswith(f"\n{SOURCE_DIR}:$cdir:$cwd\n")
+
+
+def test_a_copy_of_the_script_away_from_the_package_says_so_in_one_line(tmp_path: Path):
+    shutil.copy(SOURCE_DIR / "gdb_memleak", tmp_path / "gdb_memleak")
+    run = run_gdb(["source gdb_memleak", "leaks"], cwd=tmp_path, load=None)
+    lines = run.stderr.splitlines()
+    assert lines[0] == (f"gdb-memleak: not loaded: {tmp_path.parent / 'load.py'} not found beside "
+                        f"{tmp_path / 'gdb_memleak'}; source the script gdb_memleak where the package installed it "
+                        "(see `gdb-memleak --gdbinit`)"), run.stderr
+    assert lines[1:] == ['Undefined command: "leaks".  Try "help".'], run.stderr
 
 
 # -- b. from an installed virtualenv --------------------------------------------------------------------------------
@@ -66,20 +112,20 @@ def gdbinit_line(venv: Path) -> str:
     return out.stdout.strip()
 
 
-def test_gdbinit_line_sources_the_installed_loader(installed_venv: Path):
+def test_gdbinit_line_puts_the_installed_script_on_gdbs_source_path(installed_venv: Path):
     line = gdbinit_line(installed_venv)
-    match = re.fullmatch(r"source (\S+)", line)
+    match = re.fullmatch(r"directory (\S+)", line)
     assert match, line
-    loader = Path(match.group(1))
-    assert loader.is_absolute() and loader.is_file()
-    assert loader.name == "load.py" and loader.parent.name == "gdb_memleak"
-    assert installed_venv in loader.parents, "the installed copy, not the checkout"
+    directory = Path(match.group(1))
+    assert directory.is_absolute() and (directory / "gdb_memleak").is_file()
+    assert (directory.parent / "load.py").is_file() and directory.parent.name == "gdb_memleak"
+    assert installed_venv in directory.parents, "the installed copy, not the checkout"
 
 
 def test_loading_from_a_virtualenv_in_another_directory_works(built_targets: Path, installed_venv: Path,
                                                                tmp_path: Path):
     (leak_line, (leak_bytes, _)), = SEED.leaks.items()
-    run = run_gdb([gdbinit_line(installed_venv),
+    run = run_gdb([gdbinit_line(installed_venv), "source gdb_memleak",
                    "python import gdb_memleak; print('package:', gdb_memleak.__file__)",
                    "help leaks",
                    "memleak start", "set memleak on-error report", "run", "leaks --all"],
@@ -94,6 +140,14 @@ def test_loading_from_a_virtualenv_in_another_directory_works(built_targets: Pat
     # at the abort p3 is still in main's live frame: still reachable, listed by `leaks --all`
     assert re.search(rf"^\s*still reachable\s+{leak_bytes}\s+1\s+malloc\s+#\d+\s+main \(\S*seed_demo\.c:{leak_line}\)$",
                      run.stdout, re.M), run.stdout
+
+
+def test_installed_line_inside_a_checkout_loads_the_installed_copy(installed_venv: Path):
+    run = run_gdb([gdbinit_line(installed_venv), "source gdb_memleak",
+                   "python import gdb_memleak; print(gdb_memleak.__file__)"],
+                  cwd=ROOT, load=None, deps=False, env=clean_env(VIRTUAL_ENV=str(installed_venv)))
+    assert run.stderr == ""
+    assert installed_venv in Path(run.stdout.strip()).parents, run.stdout
 
 
 def test_installed_cli_prints_the_report_on_stderr_and_exits_1(built_targets: Path, installed_venv: Path,
