@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from .kinds import ErrorType
 from .model import Block, Counters, FreedBlock, HeapError
+from .timeline import Timeline
 
 DEFAULT_FREED_HISTORY = 100_000
 
@@ -27,6 +28,7 @@ class AllocationTable:
         self.freed: OrderedDict[int, FreedBlock] = OrderedDict()
         self.freed_history = freed_history
         self.counters = Counters()
+        self.timeline = Timeline(self.counters)  # live bytes/blocks over time (HTML report)
         self.errors: list[HeapError] = []
         self._seq = 0
 
@@ -54,6 +56,7 @@ class AllocationTable:
             c.peak_bytes = c.live_bytes
         if c.live_blocks > c.peak_blocks:
             c.peak_blocks = c.live_blocks
+        self.timeline.tick(now)
         return block
 
     def on_free(self, address: int, allocator: str, thread: int, pcs: tuple[int, ...],
@@ -68,6 +71,7 @@ class AllocationTable:
             c.frees += 1
             c.live_blocks -= 1
             c.live_bytes -= block.size
+            self.timeline.tick(now)
             self.freed[address] = FreedBlock(block, pcs, thread, now)
             if len(self.freed) > self.freed_history:
                 self.freed.popitem(last=False)
@@ -118,6 +122,7 @@ class AllocationTable:
         child.blocks = dict(self.blocks)
         child.freed = OrderedDict(self.freed)
         child.counters = replace(self.counters)
+        child.timeline = self.timeline.fork(child.counters)
         child._seq = self._seq
         return child
 
