@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, TextIO
 
 from ..report import ProcessReport
-from . import folded, json, mtrace, sarif, text
+from . import folded, html, json, mtrace, sarif, text
 from .options import ReportOptions
 
 WriteFn = Callable[[Sequence[ProcessReport], TextIO, Optional[ReportOptions]], None]
@@ -22,6 +22,6 @@ class Writer:
 
 
 #: file formats the CLI (`--FORMAT FILE`) and `leaks` can write
-WRITERS: dict[str, Writer] = {m.FORMAT: Writer(m.FORMAT, m.HELP, m.write) for m in (json, sarif, folded, mtrace)}
+WRITERS: dict[str, Writer] = {m.FORMAT: Writer(m.FORMAT, m.HELP, m.write) for m in (json, sarif, folded, mtrace, html)}
 
 __all__ = ["WRITERS", "ReportOptions", "Writer", "text"]

@@ -148,14 +148,17 @@ def render_report(report: ProcessReport, out: TextIO, options: ReportOptions | N
     render_errors(report, out)
     render_leaks(report, out, options)
     render_leak_summary(report, out)
+    out.write(f"\nSUMMARY: {verdict(report, options.error_kinds)}\n")
+
+
+def verdict(report: ProcessReport, error_kinds: frozenset[str]) -> str:
+    """The closing SUMMARY line: heap errors, and the leaks of the kinds that count as errors."""
     summary = report.leak_summary()
-    counted = [k for k in summary if k in options.error_kinds and summary[k]["blocks"]]
+    counted = [k for k in summary if k in error_kinds and summary[k]["blocks"]]
     if not report.table.errors and not counted:
-        verdict = "no heap errors, no leaks of the kinds that count as errors"
-    else:
-        leaks = ", ".join(f"{summary[k]['bytes']:,} bytes {LABELS[k]}" for k in counted) or "no counted leaks"
-        verdict = f"{plural(len(report.table.errors), 'heap error')}; {leaks}"
-    out.write(f"\nSUMMARY: {verdict}\n")
+        return "no heap errors, no leaks of the kinds that count as errors"
+    leaks = ", ".join(f"{summary[k]['bytes']:,} bytes {LABELS[k]}" for k in counted) or "no counted leaks"
+    return f"{plural(len(report.table.errors), 'heap error')}; {leaks}"
 
 
 def write(reports: Sequence[ProcessReport], out: TextIO, options: ReportOptions | None = None) -> None:
