@@ -31,7 +31,8 @@ class Leaks(gdb.Command):
     """List unfreed heap blocks grouped by leak kind, then allocation stack, largest first.
 
 Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes N] [--stack]
-             [--since SNAPSHOT] [--older-than SECONDS] [--gen-suppressions] [--json FILE] [--pid N]
+             [--since SNAPSHOT] [--older-than SECONDS] [--gen-suppressions] [--json FILE] [--html FILE]
+             [--pid N]
 
   --by-line            group by the source line of the first frame in your code and show that line
   --kind K[,K]         leak kinds to list: definite, indirect, possible, reachable (default: definite,possible,
@@ -45,6 +46,7 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
   --older-than SECONDS only blocks allocated at least SECONDS ago
   --gen-suppressions   print a suppression entry (LeakSanitizer format) for each listed leak
   --json FILE          also write the JSON report of this process to FILE
+  --html FILE          also write the HTML report (flame graph, timeline, table) of this process to FILE
   --pid N              report on process N (default: the selected inferior's process)"""
 
     def __init__(self) -> None:
@@ -61,6 +63,7 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
         self.parser.add_argument("--older-than", type=seconds, metavar="SECONDS")
         self.parser.add_argument("--gen-suppressions", action="store_true")
         self.parser.add_argument("--json", metavar="FILE")
+        self.parser.add_argument("--html", metavar="FILE")
         self.parser.add_argument("--pid", type=count)
 
     def invoke(self, argument: str, from_tty: bool) -> None:
@@ -87,13 +90,14 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
             for group in select(report.leak_groups(where), args.top, args.min_bytes):
                 out.write(f"# {plural(group.bytes, 'byte')} in {plural(group.blocks, 'block')} ({group.kind})\n")
                 out.write(generate(report.frames(group.pcs)) + "\n")
-        if args.json:
-            try:
-                with open(args.json, "w") as f:
-                    WRITERS["json"].write([report], f, options)
-            except OSError as exc:
-                raise gdb.GdbError(f"leaks: cannot write {args.json}: {exc.strerror}")
-            out.write(f"JSON report written to {args.json}\n")
+        for name, path in (("json", args.json), ("html", args.html)):
+            if path:
+                try:
+                    with open(path, "w") as f:
+                        WRITERS[name].write([report], f, options)
+                except OSError as exc:
+                    raise gdb.GdbError(f"leaks: cannot write {path}: {exc.strerror}") from None
+                out.write(f"{name.upper()} report written to {path}\n")
 
 
 def _check_suppressions() -> None:
@@ -308,6 +312,7 @@ Usage: memleak snapshot [NAME]      (default names: s1, s2, ...)"""
         name = words[0] if words else f"s{len(SESSION.snapshots) + 1}"
         seq = tracking.report.table.last_seq
         SESSION.snapshots[name] = (seq, tracking.now())
+        tracking.report.table.timeline.mark(name, tracking.now())  # drawn on the HTML report's timeline
         SESSION.out().write(f"gdb-memleak: snapshot {name!r} at allocation #{seq} "
                             f"({tracking.report.table.counters.live_blocks:,} blocks live).\n")
 

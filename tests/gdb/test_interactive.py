@@ -517,7 +517,8 @@ def test_rejected_setting_keeps_the_previous_value(built_targets: Path, setting:
 
 @pytest.mark.parametrize("command, usage", [
     ("help leaks", ["Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes N] [--stack]",
-                    "[--since SNAPSHOT] [--older-than SECONDS] [--gen-suppressions] [--json FILE] [--pid N]"]),
+                    "[--since SNAPSHOT] [--older-than SECONDS] [--gen-suppressions] [--json FILE] [--html FILE]",
+                    "[--pid N]"]),
     ("help memleak", ["Usage: memleak start|stop|status|reset|errors|check|break-alloc|block|snapshot"]),
     ("help memleak start", ["Usage: memleak start"]),
     ("help memleak check", ["Usage: memleak check"]),
@@ -538,7 +539,8 @@ def test_help_shows_usage(built_targets: Path, command: str, usage: list[str]):
 def test_help_leaks_documents_every_option():
     run = run_gdb(["help leaks"])
     for option in ("--by-line", "--kind K[,K]", "--all", "--check", "--top N", "--min-bytes N", "--stack",
-                   "--since SNAPSHOT", "--older-than SECONDS", "--gen-suppressions", "--json FILE", "--pid N"):
+                   "--since SNAPSHOT", "--older-than SECONDS", "--gen-suppressions", "--json FILE", "--html FILE",
+                   "--pid N"):
         assert re.search(rf"^  {re.escape(option)}\s+\S", run.stdout, re.M), option
 
 
