@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,22 +84,54 @@ def synthetic_report(stacks: int, seed: int = 0, pid: int = 1000) -> ProcessRepo
 
 
 @dataclass
-class Browser:
-    """A page in headless Chromium; `console_errors` and `outside_requests` collect what the report must never do."""
+class Page:
+    """A page in headless Chromium; `console_errors` and `outside_requests` collect what the report must never do
+    (requests other than file:// are aborted, and recorded)."""
 
-    page: object
+    page: Any
     console_errors: list[str] = field(default_factory=list)
     outside_requests: list[str] = field(default_factory=list)
 
-    def open(self, path: Path, timeout_ms: int = 60_000) -> None:
-        self.page.goto(path.as_uri())  # type: ignore[attr-defined]
-        self.page.wait_for_selector("body[data-ready]", timeout=timeout_ms)  # type: ignore[attr-defined]
+    def open(self, path: Path, timeout_ms: int = 120_000) -> None:
+        self.page.goto(path.as_uri(), timeout=timeout_ms)
+        self.page.wait_for_selector("body[data-ready]", timeout=timeout_ms)
+
+    def _route(self, route: Any) -> None:
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            self.outside_requests.append(route.request.url)
+            route.abort()
+
+    def _request(self, request: Any) -> None:
+        if not request.url.startswith("file://"):
+            self.outside_requests.append(request.url)
+
+    def _console(self, message: Any) -> None:
+        if message.type in ("error", "warning"):
+            self.console_errors.append(f"{message.type}: {message.text}")
+
+
+class Chromium:
+    """Debian's chromium driven by Playwright with an empty profile; `page()` opens a fresh watched page."""
+
+    def __init__(self, context: Any, width: int, height: int) -> None:
+        self.context = context
+        self.viewport = {"width": width, "height": height}
+
+    def page(self) -> Page:
+        raw = self.context.new_page()
+        raw.set_viewport_size(self.viewport)
+        page = Page(raw)
+        raw.route("**/*", page._route)
+        raw.on("request", page._request)
+        raw.on("console", page._console)
+        raw.on("pageerror", lambda error: page.console_errors.append(f"pageerror: {error}"))
+        return page
 
 
 @contextmanager
-def chromium(width: int = 1280, height: int = 900) -> Iterator[Browser]:
-    """Debian's chromium driven by Playwright, with an empty profile; requests other than file:// are aborted and
-    recorded."""
+def chromium(width: int = 1280, height: int = 900) -> Iterator[Chromium]:
     if shutil.which(CHROMIUM) is None:
         pytest.fail(f"{CHROMIUM} is required (scripts/dev installs Debian's chromium)")
     try:
@@ -107,25 +140,8 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[Browser]:
         pytest.fail("playwright is required (the test extra: pip install -e '.[test]')")
     with tempfile.TemporaryDirectory(prefix="gdb-memleak-chromium-") as profile, sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
-                                                        args=CHROMIUM_ARGS, viewport={"width": width,
-                                                                                      "height": height})
+                                                        args=CHROMIUM_ARGS)
         try:
-            page = context.new_page()
-            browser = Browser(page)
-
-            def route(r) -> None:
-                if r.request.url.startswith("file://"):
-                    r.continue_()
-                else:
-                    browser.outside_requests.append(r.request.url)
-                    r.abort()
-
-            context.route("**/*", route)
-            page.on("request", lambda request: None if request.url.startswith("file://")
-                    else browser.outside_requests.append(request.url))
-            page.on("console", lambda message: browser.console_errors.append(message.text)
-                    if message.type in ("error", "warning") else None)
-            page.on("pageerror", lambda error: browser.console_errors.append(str(error)))
-            yield browser
+            yield Chromium(context, width, height)
         finally:
             context.close()

@@ -1,0 +1,225 @@
+"""The HTML report in a real headless browser (Debian's chromium driven by Playwright): the files real runs write
+(`gdb-memleak --html FILE -- c_targets/bin/...`) and a synthetic 100,000-stack report.
+
+Every test ends by checking that the page logged no console error and tried no request outside the file.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import expectations
+from conftest import ROOT, TARGETS
+from html_pages import Chromium, Page, chromium, embedded_data, render_html, synthetic_report
+
+SEED = expectations.parse(TARGETS / "seed_demo.c")
+LEAK_SITES = expectations.parse(TARGETS / "leak_sites.c")
+LARGE_STACKS = 100_000
+LARGE_RENDER_SECONDS = 20  # "a few seconds" on a quiet machine; generous for a loaded 2-core one
+
+
+def cli_html(program: Path, page: Path) -> Path:
+    run = subprocess.run([sys.executable, "-m", "gdb_memleak.cli.main", "--html", str(page), "--", str(program)],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert page.exists(), run.stderr
+    return page
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Chromium]:
+    with chromium() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def seed_html(built_targets: Path, tmp_path_factory) -> Path:
+    return cli_html(built_targets / "seed_demo", tmp_path_factory.mktemp("seed") / "seed.html")
+
+
+@pytest.fixture(scope="module")
+def leak_sites_html(built_targets: Path, tmp_path_factory) -> Path:
+    return cli_html(built_targets / "leak_sites", tmp_path_factory.mktemp("leak_sites") / "leak_sites.html")
+
+
+@pytest.fixture
+def page(browser: Chromium) -> Iterator[Page]:
+    opened = browser.page()
+    yield opened
+    assert opened.console_errors == []
+    assert opened.outside_requests == []
+    opened.page.close()
+
+
+def box(page: Page, name: str):
+    return page.page.locator(f'#flame .box[data-name="{name}"]')
+
+
+def hover_text(page: Page, name: str) -> str:
+    box(page, name).hover()
+    return page.page.inner_text("#tooltip")
+
+
+def table_column(page: Page, index: int) -> list[str]:
+    return page.page.eval_on_selector_all("#leaks tbody tr.row", f"rows => rows.map(r => r.cells[{index}].innerText)")
+
+
+def as_int(text: str) -> int:
+    return int(text.replace(",", "").lstrip("#"))
+
+
+def width(page: Page, selector: str) -> float:
+    return page.page.eval_on_selector(selector, "e => e.getBoundingClientRect().width")
+
+
+# -- the seed demo --------------------------------------------------------------------------------------------------
+def test_seed_report_shows_main_with_30_bytes_and_a_double_free_marker(page: Page, seed_html: Path):
+    page.open(seed_html)
+    (line, (nbytes, nblocks)), = SEED.leaks.items()
+    main = box(page, "main")
+    assert main.count() == 1
+    assert main.get_attribute("data-value") == str(nbytes)
+    tip = hover_text(page, "main")
+    assert f"{nbytes} bytes in {nblocks} block" in tip
+    assert f"seed_demo.c:{line}" in tip and "allocated by malloc" in tip
+    assert "Double free of 0x" in tip
+    marker = main.locator(".err")
+    assert marker.get_attribute("title") == "double free"
+    timeline_mark = page.page.locator('#timeline .mark-error[data-type="double_free"]')
+    assert timeline_mark.count() == 1 and timeline_mark.locator("text").text_content() == "double free"
+    assert page.page.locator("#errors .error h3").inner_text().startswith("Double free of 0x")
+    assert "SUMMARY: 1 heap error; 30 bytes definitely lost" in page.page.inner_text("#verdict")
+
+
+def test_clicking_the_double_free_marker_scrolls_to_the_error(page: Page, seed_html: Path):
+    page.page.set_viewport_size({"width": 1280, "height": 500})
+    page.open(seed_html)
+    below = "() => document.getElementById('error-0').getBoundingClientRect().top >= innerHeight"
+    assert page.page.evaluate(below)
+    box(page, "main").locator(".err").click()
+    page.page.wait_for_function(f"() => !({below})()")
+
+
+def test_seed_table_row_expands_to_its_stack_and_source(page: Page, seed_html: Path):
+    page.open(seed_html)
+    (line, (nbytes, _)), = SEED.leaks.items()
+    page.page.click("#leaks tbody tr.row")
+    detail = page.page.locator("#leaks tr.detail")
+    assert "at 0x" in detail.locator("pre").first.inner_text()
+    marked = detail.locator(".src .hll").inner_text()
+    assert f"malloc({nbytes})" in marked and str(line) in marked
+
+
+# -- leak_sites: several stacks, several kinds -----------------------------------------------------------------------
+def test_clicking_a_box_zooms_into_its_subtree(page: Page, leak_sites_html: Path):
+    page.open(leak_sites_html)
+    flame = width(page, "#flame")
+    assert width(page, '#flame .box[data-name="make_list"]') < flame * 0.9
+    assert box(page, "leak_in_loop").count() == 1
+    box(page, "make_list").click()
+    assert width(page, '#flame .box[data-name="make_list"]') == pytest.approx(flame, abs=3)
+    assert box(page, "leak_in_loop").count() == 0        # a sibling: outside the zoomed subtree
+    assert "anc" in box(page, "main").get_attribute("class")   # ancestors stay above, dimmed, to zoom back out
+    box(page, "main").click()
+    assert box(page, "leak_in_loop").count() == 1
+    box(page, "make_list").click()
+    page.page.click("#reset-zoom")
+    assert box(page, "leak_in_loop").count() == 1
+
+
+def test_search_highlights_the_matching_frames(page: Page, leak_sites_html: Path):
+    page.open(leak_sites_html)
+    page.page.fill("#search", "node_al+oc")
+    page.page.wait_for_selector("#flame .box.hit")
+    hits = page.page.eval_on_selector_all("#flame .box.hit", "boxes => boxes.map(b => b.dataset.name)")
+    assert hits == ["node_alloc"]
+    assert page.page.locator("#flame .box.dim").count() > 0
+    (node_line,) = [line for line in LEAK_SITES.leaks if LEAK_SITES.leak_kind(line) == "indirect"]
+    nbytes = LEAK_SITES.leaks[node_line][0]
+    assert page.page.inner_text("#search-result").startswith(f"matched 1 frame: {nbytes} bytes")
+    page.page.fill("#search", "no_such_function")
+    page.page.wait_for_function("() => document.getElementById('search-result').textContent === 'no frame matches'")
+    page.page.fill("#search", "")
+    page.page.wait_for_function("() => !document.querySelector('#flame .box.hit, #flame .box.dim')")
+
+
+def test_switch_to_blocks_sizes_boxes_by_block_count(page: Page, leak_sites_html: Path):
+    page.open(leak_sites_html)
+    (loop_line,) = [line for line, (b, n) in LEAK_SITES.leaks.items() if n == 10]
+    nbytes, nblocks = LEAK_SITES.leaks[loop_line]
+    assert box(page, "leak_in_loop").get_attribute("data-value") == str(nbytes)
+    page.page.check('input[name=metric][value=blocks]')
+    assert box(page, "leak_in_loop").get_attribute("data-value") == str(nblocks)
+
+
+def test_flip_turns_the_icicle_into_a_flame(page: Page, leak_sites_html: Path):
+    page.open(leak_sites_html)
+    top = lambda: page.page.eval_on_selector('#flame .box[data-id="0"]', "b => b.offsetTop")  # noqa: E731
+    assert top() == 0
+    page.page.click("#flip")
+    lowest = page.page.eval_on_selector_all("#flame .box", "boxes => Math.max(...boxes.map(b => b.offsetTop))")
+    assert top() > 0 and top() == lowest
+
+
+def test_table_sorts_by_the_clicked_column(page: Page, leak_sites_html: Path):
+    page.open(leak_sites_html)
+    page.page.click('#leaks th[data-key="bytes"]')
+    down = [as_int(t) for t in table_column(page, 2)]
+    assert len(down) > 2 and down == sorted(down, reverse=True) and down != sorted(down)
+    page.page.click('#leaks th[data-key="bytes"]')
+    assert [as_int(t) for t in table_column(page, 2)] == sorted(down)
+    page.page.click('#leaks th[data-key="first"]')
+    firsts = [as_int(t) for t in table_column(page, 5)]
+    assert firsts == sorted(firsts)
+
+
+def test_table_filters_by_kind_like_leaks(page: Page, leak_sites_html: Path):
+    page.open(leak_sites_html)
+    labels = set(table_column(page, 1))
+    assert labels and all(label.strip() in ("definitely lost", "possibly lost") for label in labels)
+    page.page.check('#table-kinds input[data-k="1"]')   # indirectly lost
+    assert "indirectly lost" in {label.strip() for label in table_column(page, 1)}
+    page.page.uncheck('#table-kinds input[data-k="0"]')
+    assert {label.strip() for label in table_column(page, 1)} == {"indirectly lost"}
+
+
+def test_unchecking_a_kind_removes_its_bytes_from_the_graph(page: Page, leak_sites_html: Path):
+    page.open(leak_sites_html)
+    assert box(page, "node_alloc").count() == 1
+    page.page.uncheck('#flame-kinds input[data-k="1"]')   # indirectly lost: node_alloc's list nodes
+    assert box(page, "node_alloc").count() == 0
+
+
+# -- size and processes ---------------------------------------------------------------------------------------------
+def test_large_report_of_100000_stacks_renders_within_seconds(page: Page, tmp_path: Path):
+    path = tmp_path / "large.html"
+    path.write_text(render_html([synthetic_report(LARGE_STACKS)]))
+    start = time.monotonic()
+    page.open(path)
+    elapsed = time.monotonic() - start
+    assert elapsed < LARGE_RENDER_SECONDS, f"{elapsed:.1f} s to render {LARGE_STACKS:,} stacks"
+    boxes = page.page.locator("#flame .box").count()
+    assert 10 < boxes < 20_000                               # tiny boxes merged, not 100,000s drawn
+    assert page.page.locator("#flame .box.merged").count() > 0
+    assert page.page.locator("#leaks tbody tr.row").count() == 500   # the table draws a page at a time
+    page.page.click("#more")
+    assert page.page.locator("#leaks tbody tr.row").count() == 1000
+    print(f"\n{LARGE_STACKS:,} stacks: {path.stat().st_size / 1e6:.1f} MB, rendered in {elapsed:.1f} s, "
+          f"{boxes} boxes")
+
+
+def test_several_processes_get_a_selector(page: Page, tmp_path: Path):
+    path = tmp_path / "two.html"
+    path.write_text(render_html([synthetic_report(20, pid=111), synthetic_report(30, seed=1, pid=222)]))
+    page.open(path)
+    assert page.page.is_visible("#process")
+    assert "process 111" in page.page.inner_text("#header-text")
+    page.page.select_option("#process", "1")
+    assert "process 222" in page.page.inner_text("#header-text")
+    groups = embedded_data(path.read_text())["processes"][1]["groups"]
+    assert page.page.locator("#leaks tbody tr.row").count() == sum(1 for g in groups if g[0] in (0, 2, 4))
