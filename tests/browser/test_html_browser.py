@@ -87,6 +87,7 @@ def test_seed_report_shows_main_with_30_bytes_and_a_double_free_marker(page: Pag
     tip = hover_text(page, "main")
     assert f"{nbytes} bytes in {nblocks} block" in tip
     assert f"seed_demo.c:{line}" in tip and "allocated by malloc" in tip
+    assert f"seed_demo.c:{SEED.double_frees['p4']}" not in tip  # the bad free's line holds no live byte
     assert "Double free of 0x" in tip
     marker = main.locator(".err")
     assert marker.get_attribute("title") == "double free"

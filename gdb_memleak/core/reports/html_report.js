@@ -65,6 +65,9 @@
       allocBits[up] |= allocBits[i];
     }
     Object.assign(this, { bytes, blocks, allocBits, allocators });
+    // stack-tree nodes on some leak group's stack (error stacks share the tree but hold no live bytes)
+    const onGroup = this.onGroup = new Uint8Array(T);
+    for (const g of p.groups) for (let n = g[5]; n >= 0 && !onGroup[n]; n = nodes[2 * n]) onGroup[n] = 1;
     this.errorNodes = p.errors.map((e) => (e.node < 0 ? 0 : toFlame[e.node]));
   }
 
@@ -81,7 +84,7 @@
   Model.prototype.locations = function (id) {
     const seen = new Map(), frames = this.p.frames, nodes = this.p.nodes;
     for (let i = 0; i < this.toFlame.length; i++) {
-      if (this.toFlame[i] !== id) continue;
+      if (this.toFlame[i] !== id || !this.onGroup[i]) continue;
       const f = frames[nodes[2 * i + 1]];
       const where = f[1] && f[2] ? f[1] + ':' + f[2] : (f[3] || '??') + ' ' + f[4];
       seen.set(where, (seen.get(where) || 0) + 1);
@@ -288,13 +291,14 @@
     for (const [label, vi, pi, y0, fmtY] of panels) {
       const max = pts.reduce((a, q) => Math.max(a, q[pi]), 1);
       const Y = (v) => y0 + PH - v / max * (PH - 4);
-      let area = 'M' + X(pts[0][0]).toFixed(1) + ',' + Y(0).toFixed(1);
-      let line = '';
-      pts.forEach((q, i) => {
-        const x = X(q[0]).toFixed(1);
-        area += 'L' + x + ',' + Y(q[pi]).toFixed(1);
-        line += (i ? 'L' : 'M') + x + ',' + Y(q[vi]).toFixed(1);
-      });
+      // steps: a value holds until the next point; a point's peak covers the span since the previous one
+      let area = 'M' + X(pts[0][0]).toFixed(1) + ',' + Y(0).toFixed(1) + 'V' + Y(pts[0][pi]).toFixed(1);
+      let line = 'M' + X(pts[0][0]).toFixed(1) + ',' + Y(pts[0][vi]).toFixed(1);
+      for (let i = 1; i < pts.length; i++) {
+        const x = X(pts[i][0]).toFixed(1);
+        area += 'V' + Y(pts[i][pi]).toFixed(1) + 'H' + x;
+        line += 'H' + x + 'V' + Y(pts[i][vi]).toFixed(1);
+      }
       area += 'L' + X(pts[pts.length - 1][0]).toFixed(1) + ',' + Y(0).toFixed(1) + 'Z';
       out.push('<path class="peak ' + label + '" d="' + area + '"/>', '<path class="value ' + label + '" d="' + line +
         '"/>', '<line class="axis" x1="' + ML + '" y1="' + (y0 + PH) + '" x2="' + (W - MR) + '" y2="' + (y0 + PH) + '"/>',
