@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import Callable, Sequence, TextIO
 
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -123,7 +123,8 @@ def highlight_lines(path: str, lines: list[tuple[int, str]], marked: int) -> str
     return highlight("\n".join(text for _, text in lines) + "\n", lexer, formatter)
 
 
-def _text(render, *args) -> str:
+def _text(render: Callable[..., None], *args: object) -> str:
+    """What a text-report renderer writes, as a string (the page shows the same words)."""
     out = io.StringIO()
     render(*args, out)
     return out.getvalue()
