@@ -99,3 +99,18 @@ def test_leaks_html_to_an_unwritable_path_is_one_error_line(leaks_html):
     run, _ = leaks_html
     assert "leaks: cannot write /nonexistent/dir/x.html: No such file or directory" in run.stderr
     assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_cli_html_of_a_forking_program_has_one_view_per_process(tmp_path: Path):
+    program = tmp_path / "fork_family"
+    subprocess.run(["gcc", "-g", "-O0", "-o", str(program), str(TARGETS / "processes" / "fork_family.c")], check=True)
+    page = tmp_path / "fork.html"
+    run = subprocess.run([sys.executable, "-m", "gdb_memleak.cli.main", "--html", str(page), "--", str(program)],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert page.exists(), run.stderr
+    processes = embedded_data(page.read_text())["processes"]
+    assert len({p["pid"] for p in processes}) == 3
+    leaked = sorted(sum(g[2] for g in p["groups"]) for p in processes)
+    assert leaked == [30, 100, 300]  # as test_processes: parent 30; child 100; grandchild 200 + the child's 100
+    for p in processes:  # each timeline ends at that process's own live heap
+        assert p["timeline"]["points"][-1][1] == p["heap"]["live_bytes"]
