@@ -456,10 +456,11 @@
     pick.onchange = () => showProcess(+pick.value);
 
     const flame = $('flame'), tip = $('tooltip');
+    let tipFor = null;   // the box the tooltip describes: moving within it only moves the tooltip
     flame.addEventListener('mousemove', (ev) => {
       const box = ev.target.closest('.box');
       if (!box) { tip.hidden = true; return; }
-      tip.innerHTML = tooltipFor(box);
+      if (box !== tipFor) { tip.innerHTML = tooltipFor(box); tipFor = box; }
       tip.hidden = false;
       const x = Math.min(ev.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
       const y = ev.clientY + 16 + tip.offsetHeight > window.innerHeight ? ev.clientY - tip.offsetHeight - 10 : ev.clientY + 16;
