@@ -141,13 +141,12 @@ def process_data(report: ProcessReport, options: ReportOptions) -> dict:
     """Everything the page shows of one process, as JSON-ready lists (compact: the file may hold 100,000 stacks)."""
     tree = StackTree()
     sources = SourceExcerpts()
-    kinds = list(KINDS + (UNFREED,))
-    kind_index = {k: i for i, k in enumerate(kinds)}
+    kinds = [str(k) for k in KINDS + (UNFREED,)]   # a group's kind is its index here (ORDER's numbering)
     groups = []
     for group in report.leak_groups(_live_filter(options.where)):
         frames = report.frames(group.pcs)
         site = report.system.user_frame(frames)
-        groups.append([kind_index.get(group.kind, kind_index[UNFREED]), group.allocator, group.bytes, group.blocks,
+        groups.append([ORDER.get(group.kind, ORDER[UNFREED]), group.allocator, group.bytes, group.blocks,
                        group.first_seq, tree.node(frames), tree.frame_id(site) if site else -1,
                        sources.excerpt(site)])
     errors = [error_data(report, error, tree) for error in report.table.errors]
@@ -194,8 +193,7 @@ def _title(reports: Sequence[ProcessReport]) -> str:
 
 
 def render_page(reports: Sequence[ProcessReport], options: ReportOptions) -> str:
-    data = {"tool": "gdb-memleak", "version": __version__, "order": list(ORDER),
-            "processes": [process_data(r, options) for r in reports]}
+    data = {"tool": "gdb-memleak", "version": __version__, "processes": [process_data(r, options) for r in reports]}
     style = (ASSETS / "html_report.css").read_text(encoding="utf-8")
     style += "\n" + HtmlFormatter(cssclass=_FORMATTER_CLASS).get_style_defs(f".{_FORMATTER_CLASS}")
     script = (ASSETS / "html_report.js").read_text(encoding="utf-8")
