@@ -19,5 +19,5 @@ def run_in_gdb(script: str, argv: list[str], **env: str) -> dict:
     proc = subprocess.run(["gdb", "-nx", "-q", "-batch", "-iex", "set debuginfod enabled off",
                            "-x", str(ROOT / "bench" / script), "--args", *argv],
                           capture_output=True, text=True, env=environment, check=True)
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("BENCH "))
+    line = next(text for text in proc.stdout.splitlines() if text.startswith("BENCH "))
     return json.loads(line[len("BENCH "):])

@@ -5,6 +5,8 @@ BENCH_MODE=bare: plain `break *ADDR if 0` at BENCH_ADDRS (the same addresses, he
 libc loads, exactly when the tracker sets its own.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import time

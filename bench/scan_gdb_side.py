@@ -5,6 +5,8 @@ every block is found by walking glibc's chunks from the heap start (the program 
 same blocks the tracker would have recorded.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import time

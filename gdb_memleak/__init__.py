@@ -3,4 +3,6 @@
 `core` is pure Python (no `gdb` import); `gdb` is the adapter that talks to GDB; `cli` is the batch front end.
 """
 
+from __future__ import annotations
+
 __version__ = "0.1.0"

@@ -6,6 +6,8 @@ and detaches.
 Quits GDB with the CLI's exit status: the program's own, or `error_exitcode` when something was found.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import signal

@@ -6,6 +6,8 @@ giving the program the real stdout (GDB's own stdout is kept apart so its messag
 Self-contained: it runs with `python -S` and imports only the standard library.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import sys

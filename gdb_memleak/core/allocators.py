@@ -7,8 +7,8 @@ One row per entry point. The engine reads arguments by index through the ABI (se
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from enum import Enum
+from functools import cached_property
 
 
 class Role(Enum):

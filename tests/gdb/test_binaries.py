@@ -290,7 +290,7 @@ def test_libc_helper_leaks_keep_the_libc_frame_before_the_user_line(reports):
 
 def _string_buffer_leak(process: dict, binary: Binary) -> tuple[int, dict]:
     [line] = [n for n, kind in binary.expected().leak_kinds.items() if kind == "indirect"]
-    [leak] = [l for l in process["leaks"] if (found := first_user_frame(l["stack"], binary))
+    [leak] = [leak for leak in process["leaks"] if (found := first_user_frame(leak["stack"], binary))
               and user_line(found[1], binary) == line]
     return line, leak
 
@@ -344,7 +344,7 @@ def test_binaries_have_the_process_shape_their_name_says(built_targets: Path):
     assert ".debug_info" in text
 
 
-# --- figures -----------------------------------------------------------------------------------------------------------
+# --- figures ------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("binary", BINARIES, ids=IDS)
 def test_leak_summary_equals_the_declared_one(binary: Binary, reports):

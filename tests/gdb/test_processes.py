@@ -45,7 +45,7 @@ def test_fork_family_reports_every_process_with_its_own_leak(programs: Path, tmp
     processes = run.report["processes"]
     assert len(processes) == 3, run.stderr
     assert all(p["exit"] == {"code": 0} and p["errors"] == [] for p in processes)
-    leaked = sorted(sum(l["bytes"] for l in p["leaks"]) for p in processes)
+    leaked = sorted(sum(leak["bytes"] for leak in p["leaks"]) for p in processes)
     assert leaked == [30, 100, 300]      # parent 30; child 100; grandchild 200 + its copy of the child's 100
     assert len({p["pid"] for p in processes}) == 3
     assert run.returncode == 1

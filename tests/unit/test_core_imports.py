@@ -1,5 +1,7 @@
 """gdb_memleak.core must stay importable (and testable) in a Python where `import gdb` is impossible."""
 
+from __future__ import annotations
+
 import os
 import subprocess
 import sys

@@ -1,5 +1,7 @@
 """ELF64 symbol reader: the real libc, a compiled static executable, and malformed input (only ElfError escapes)."""
 
+from __future__ import annotations
+
 import os
 import shutil
 import struct

@@ -4,6 +4,8 @@ The SARIF log is validated against the official OASIS schema (tests/data), the m
 script when it is installed (Debian: libc-devtools).
 """
 
+from __future__ import annotations
+
 import io
 import json
 import os
@@ -15,13 +17,13 @@ import pytest
 
 from gdb_memleak import __version__
 from gdb_memleak.core.model import Frame, ProcessResult
+from gdb_memleak.core.report import ProcessReport
 from gdb_memleak.core.reports import ReportOptions
 from gdb_memleak.core.reports.folded import folded_stacks, frame_name
 from gdb_memleak.core.reports.folded import write as write_folded
 from gdb_memleak.core.reports.mtrace import write as write_mtrace
 from gdb_memleak.core.reports.sarif import RULES, SCHEMA_URI, build_sarif, file_uri
 from gdb_memleak.core.reports.sarif import write as write_sarif
-from gdb_memleak.core.report import ProcessReport
 from gdb_memleak.core.suppressions import SuppressionList
 from gdb_memleak.core.symbols import Symbolizer
 from gdb_memleak.core.table import AllocationTable

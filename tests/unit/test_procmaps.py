@@ -1,5 +1,7 @@
 """/proc/PID/maps parsing, load bias and executable-range membership."""
 
+from __future__ import annotations
+
 import os
 
 import pytest

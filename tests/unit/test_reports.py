@@ -1,5 +1,7 @@
 """Text and JSON reports built from a scripted table and a fake symbolizer (a dict pc -> Frame)."""
 
+from __future__ import annotations
+
 import io
 import json
 import re
@@ -8,10 +10,10 @@ import pytest
 
 from gdb_memleak import __version__
 from gdb_memleak.core.model import Frame, ProcessResult
+from gdb_memleak.core.report import ProcessReport
 from gdb_memleak.core.reports import ReportOptions
 from gdb_memleak.core.reports.json import build_json, write
 from gdb_memleak.core.reports.text import render_by_line, render_report
-from gdb_memleak.core.report import ProcessReport
 from gdb_memleak.core.symbols import Symbolizer
 from gdb_memleak.core.table import AllocationTable
 
@@ -88,7 +90,8 @@ def test_report_double_free_shows_bad_free_then_first_free_then_allocation(repor
 
 def test_report_lists_leak_site_and_verdict(report):
     text = render(render_report, report)
-    assert "LEAKS: 30 bytes in 1 block from 1 allocation stack (definitely lost, possibly lost, unfreed (not scanned))\n" in text
+    assert ("LEAKS: 30 bytes in 1 block from 1 allocation stack (definitely lost, possibly lost, unfreed (not "
+            "scanned))\n") in text
     assert f"make_leak ({APP_SRC}:20)" in text
     assert text.rstrip().endswith("SUMMARY: 1 heap error; 30 bytes unfreed (not scanned)")
 
@@ -105,7 +108,8 @@ def test_report_says_how_many_leak_sites_are_shown_when_filtered():
     table.on_alloc(B, 5, "malloc", 1, (MAKE_LEAK.pc,), 0.0)
     report = ProcessReport(ProcessResult(1, ["./app"], exit_code=0), table, fake_symbolizer())
     text = render(render_report, report, min_bytes=10)
-    assert "LEAKS: 105 bytes in 2 blocks from 2 allocation stacks (definitely lost, possibly lost, unfreed (not scanned)) (showing 1)" in text
+    assert ("LEAKS: 105 bytes in 2 blocks from 2 allocation stacks (definitely lost, possibly lost, unfreed (not "
+            "scanned)) (showing 1)") in text
     assert "make_a" in text and "make_leak" not in text
 
 
@@ -303,8 +307,8 @@ def test_exit_json_of_running_process_is_null_not_a_clean_exit():
 
 def test_by_line_leaves_out_suppressed_leaks_like_the_stack_listing(by_line_report):
     """`leaks` and `leaks --by-line` draw from the same report: a `leak:` suppression hides the block in both."""
-    from gdb_memleak.core.reports.text import render_leaks
     from gdb_memleak.core.report import LeakFilter
+    from gdb_memleak.core.reports.text import render_leaks
     from gdb_memleak.core.suppressions import SuppressionList
 
     report, _ = by_line_report

@@ -1,5 +1,7 @@
 """ProcessReport helpers, Frame.location, allocator specs and the x86-64 ABI table."""
 
+from __future__ import annotations
+
 import os
 import re
 

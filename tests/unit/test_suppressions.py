@@ -1,12 +1,20 @@
 """LeakSanitizer-format suppressions: parsing, matching function/file/object, errors, generated lines, defaults."""
 
+from __future__ import annotations
+
 import re
 
 import pytest
 
 from gdb_memleak.core.model import Frame
-from gdb_memleak.core.suppressions import (DEFAULT_SOURCE, DEFAULT_SUPPRESSIONS, Suppression, SuppressionError,
-                                           SuppressionList, generate)
+from gdb_memleak.core.suppressions import (
+    DEFAULT_SOURCE,
+    DEFAULT_SUPPRESSIONS,
+    Suppression,
+    SuppressionError,
+    SuppressionList,
+    generate,
+)
 from gdb_memleak.core.symbols import SystemFilter
 
 APP = "/home/user/app"

@@ -1,5 +1,7 @@
 """Symbolizer cache, system-frame filter, and grouping of live blocks into leak sites."""
 
+from __future__ import annotations
+
 import pytest
 
 from gdb_memleak.core.grouping import group_by_line, group_by_stack, select

@@ -1,5 +1,7 @@
 """AllocationTable: counters as valgrind's HEAP SUMMARY counts them, heap errors, realloc semantics."""
 
+from __future__ import annotations
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

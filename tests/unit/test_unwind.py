@@ -1,5 +1,7 @@
 """Frame-pointer walk over a fake stack (a dict address -> 64-bit word) and the prologue check."""
 
+from __future__ import annotations
+
 import pytest
 
 from gdb_memleak.core.unwind import MAX_FRAME_SPAN, FrameKind, has_frame_pointer_prologue, walk_frame_pointers

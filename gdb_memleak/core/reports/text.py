@@ -7,8 +7,8 @@ from typing import Sequence, TextIO
 from tabulate import tabulate
 
 from ..grouping import group_by_line, select
-from ..model import Frame, HeapError
 from ..kinds import LABELS, ORDER, UNFREED
+from ..model import Frame, HeapError
 from ..report import ProcessReport
 from ..source import highlight_line, source_context
 from .options import ReportOptions
