@@ -27,7 +27,7 @@ class ShowPrefix(gdb.Command):
         super().__init__("show memleak", gdb.COMMAND_DATA, prefix=True)
 
     def invoke(self, argument: str, from_tty: bool) -> None:
-        for param in ALL:
+        for param in register().all:
             gdb.write(f"memleak {param.short}: {param.show_value}\n")
 
 
@@ -58,7 +58,7 @@ class _Param(gdb.Parameter):
         return str(value)
 
     def get_show_string(self, svalue: str) -> str:
-        return f"{self.__doc__.splitlines()[0].rstrip('.')} is {svalue}."
+        return f"{(self.__doc__ or '').splitlines()[0].rstrip('.')} is {svalue}."
 
 
 class BacktraceDepth(_Param):
@@ -69,6 +69,7 @@ class BacktraceDepth(_Param):
     set_doc = "Set the number of caller frames recorded per allocation."
     show_doc = "Show the number of caller frames recorded per allocation."
     short = "backtrace-depth"
+    value: int
 
     def __init__(self) -> None:
         super().__init__("memleak backtrace-depth", gdb.COMMAND_DATA, gdb.PARAM_ZUINTEGER)
@@ -90,6 +91,7 @@ class OnError(_Param):
     set_doc = "Set what a heap error does: stop, report or skip."
     show_doc = "Show what a heap error does."
     short = "on-error"
+    value: str
 
     def __init__(self) -> None:
         super().__init__("memleak on-error", gdb.COMMAND_DATA, gdb.PARAM_ENUM, ON_ERROR_CHOICES)
@@ -104,6 +106,7 @@ class SystemObjects(_Param):
     set_doc = "Set the regular expression matching system objects."
     show_doc = "Show the regular expression matching system objects."
     short = "system-objects"
+    value: str
 
     def __init__(self) -> None:
         super().__init__("memleak system-objects", gdb.COMMAND_DATA, gdb.PARAM_STRING)
@@ -123,6 +126,7 @@ class ReportAtExit(_Param):
     set_doc = "Set whether the report is printed when the program ends."
     show_doc = "Show whether the report is printed when the program ends."
     short = "report-at-exit"
+    value: bool
 
     def __init__(self) -> None:
         super().__init__("memleak report-at-exit", gdb.COMMAND_DATA, gdb.PARAM_BOOLEAN)
@@ -137,6 +141,7 @@ class Suppressions(_Param):
     set_doc = "Set the suppression files (LeakSanitizer format), separated by ':'."
     show_doc = "Show the suppression files and the entries in use."
     short = "suppressions"
+    value: str
 
     def __init__(self) -> None:
         super().__init__("memleak suppressions", gdb.COMMAND_DATA, gdb.PARAM_STRING)
@@ -167,6 +172,7 @@ class DefaultSuppressions(_Param):
     set_doc = "Set whether the built-in suppressions are used."
     show_doc = "Show whether the built-in suppressions are used."
     short = "default-suppressions"
+    value: bool
 
     def __init__(self) -> None:
         super().__init__("memleak default-suppressions", gdb.COMMAND_DATA, gdb.PARAM_BOOLEAN)
@@ -180,12 +186,13 @@ def active_suppressions() -> SuppressionList:
     """The built-in list (unless switched off) followed by every file of `set memleak suppressions`. Every report
     reads it when it renders; files are parsed again only when a setting or a file's mtime changed."""
     global _active
-    files = suppressions.files()
-    key = (bool(default_suppressions.value), tuple((path, _mtime(path)) for path in files))
+    params = register()
+    files = params.suppressions.files()
+    key = (bool(params.default_suppressions.value), tuple((path, _mtime(path)) for path in files))
     if _active is not None and _active[0] == key:
         return _active[1]
     result = SuppressionList()
-    if default_suppressions.value:
+    if params.default_suppressions.value:
         result.extend(SuppressionList.parse(DEFAULT_SUPPRESSIONS, "<default>"))
     for path in files:
         result.extend(SuppressionList.load(path))
@@ -200,13 +207,46 @@ def _mtime(path: str) -> float:
         return -1.0
 
 
-ALL: list[_Param] = []
+class Settings:
+    """The parameters, created together once: GDB needs the `set/show memleak` prefixes before the first one."""
+
+    def __init__(self) -> None:
+        SetPrefix()
+        ShowPrefix()
+        self.depth = BacktraceDepth()
+        self.on_error = OnError()
+        self.system_objects = SystemObjects()
+        self.report_at_exit = ReportAtExit()
+        self.suppressions = Suppressions()
+        self.default_suppressions = DefaultSuppressions()
+        self.all: list[_Param] = [self.depth, self.on_error, self.system_objects, self.report_at_exit,
+                                  self.suppressions, self.default_suppressions]
 
 
-def register() -> None:
-    SetPrefix()
-    ShowPrefix()
-    global depth, on_error, system_objects, report_at_exit, suppressions, default_suppressions
-    depth, on_error, system_objects, report_at_exit = BacktraceDepth(), OnError(), SystemObjects(), ReportAtExit()
-    suppressions, default_suppressions = Suppressions(), DefaultSuppressions()
-    ALL.extend([depth, on_error, system_objects, report_at_exit, suppressions, default_suppressions])
+_settings: Settings | None = None
+
+
+def register() -> Settings:
+    """Create the prefixes and parameters in this GDB (the first call only) and return them."""
+    global _settings
+    if _settings is None:
+        _settings = Settings()
+    return _settings
+
+
+# The parameters as module attributes (`settings.depth.value`): looked up in the registered Settings by
+# __getattr__ below, which registers them on first use.
+depth: BacktraceDepth
+on_error: OnError
+system_objects: SystemObjects
+report_at_exit: ReportAtExit
+suppressions: Suppressions
+default_suppressions: DefaultSuppressions
+_PARAMETERS = ("depth", "on_error", "system_objects", "report_at_exit", "suppressions", "default_suppressions")
+
+
+def __getattr__(name: str) -> _Param:
+    if name in _PARAMETERS:
+        param: _Param = getattr(register(), name)
+        return param
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
