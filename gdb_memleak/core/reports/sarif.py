@@ -137,7 +137,7 @@ def error_message(error: HeapError) -> str:
 def error_result(report: ProcessReport, error: HeapError, source_root: str | None = None) -> dict:
     site = report.site(error.pcs)
     stacks = [stack_json(report.frames(error.pcs), "bad free", source_root)]
-    related = []
+    related: list[dict] = []
     for pcs, what in ((error.free_pcs, "first freed here"), (error.alloc_pcs, "allocated here")):
         if not pcs:
             continue
