@@ -1,31 +1,94 @@
-"""Shared fixtures: the built C targets, and running the batch CLI or an interactive GDB script on them."""
+"""Shared fixtures: the built C targets, and running the batch CLI or an interactive GDB script on them.
+
+pyproject.toml puts the checkout and tests/ on sys.path (pytest's `pythonpath`), so tests import `gdb_memleak`,
+`expectations`, `valgrind` and these helpers (`from conftest import ...`) however pytest is started.
+
+The suite runs on several pytest-xdist workers (`scripts/dev test`: `-n 2 --dist loadgroup`). Work shared by tests
+(building the targets, a cached CLI run) is done once for all workers under a file lock in the run's shared
+temporary directory, and the tests of one C target are kept in one xdist group so they queue on one worker instead
+of waiting on each other's lock.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ROOT / "c_targets"
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # expectations, valgrind, conftest helpers
-if str(ROOT) not in sys.path:  # the checkout's gdb_memleak, however pytest is started
-    sys.path.insert(0, str(ROOT))
+GDB_TESTS = Path(__file__).resolve().parent / "gdb"
+TARGET_PARAMS = ("source", "binary")  # a test parametrized by one of these runs one C target
+
+_shared_dir: Path | None = None  # this run's temporary directory, the same for every xdist worker
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/gdb is marked `gdb` (`-m "not gdb"` runs the fast half); a test parametrized by a C
+    target joins that target's xdist group, so the tests reading one cached CLI run share a worker."""
+    for item in items:
+        if GDB_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.gdb)
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or item.get_closest_marker("xdist_group") is not None:
+            continue
+        for name in TARGET_PARAMS:
+            if name in callspec.params:
+                target = callspec.params[name]
+                label = getattr(target, "id", None) or getattr(target, "stem", None) or str(target)
+                item.add_marker(pytest.mark.xdist_group(f"{item.path.stem}:{label}"))
+                break
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    global _shared_dir
+    base = tmp_path_factory.getbasetemp()
+    _shared_dir = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return _shared_dir
+
+
+@contextmanager
+def _exclusive(name: str) -> Iterator[Path]:
+    """Hold the run-wide lock `name` (one xdist worker at a time); yields the shared directory."""
+    assert _shared_dir is not None, "the _shared_tmp fixture sets the shared directory first"
+    with open(_shared_dir / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield _shared_dir
 
 
 @pytest.fixture(scope="session")
 def built_targets() -> Path:
     if shutil.which("gdb") is None or shutil.which("make") is None:
         pytest.fail("gdb and make are required (the README's setup command installs them)")
-    subprocess.run(["make", "-s", "-j2", "-C", str(TARGETS)], check=True)
+    with _exclusive("make"):  # two workers running make in one directory would race on the same outputs
+        subprocess.run(["make", "-s", "-j2", "-C", str(TARGETS)], check=True)
     return TARGETS / "bin"
+
+
+@pytest.fixture(scope="session")
+def gdb_calls_functions(built_targets: Path) -> None:
+    """Skips the test when GDB cannot call a function in the program here. GDB 13 on CPUs with AMX fails every
+    `call` ("Couldn't write extended state status: Bad address"); probed once with a real call on a real target."""
+    probe = run_gdb(["break main", "run", "call (void*)malloc(1)", "kill"], built_targets / "clean", load="",
+                    deps=False, timeout=60)
+    if re.search(r"^\$1 = \(void \*\) 0x[0-9a-f]+", probe.stdout, re.M):
+        return
+    if not re.search(r"^Breakpoint 1, main ", probe.stdout, re.M):  # not the call: GDB could not even run it
+        pytest.fail(f"the probe for GDB's `call` could not run the program:\n{probe.stdout}{probe.stderr}")
+    reason = next((line for line in probe.stderr.splitlines() if line.strip()), "the call printed no value")
+    pytest.skip(f"GDB cannot call functions in the program on this host: {reason}")
 
 
 @dataclass
@@ -40,10 +103,13 @@ class CliRun:
         return self.report["processes"][index]
 
 
-def run_cli(args: list[str], tmp_path: Path, stdin: str | None = None, timeout: int = 300) -> CliRun:
+def run_cli(args: list[str], tmp_path: Path, stdin: str | None = None, env: dict[str, str] | None = None,
+            timeout: int = 300) -> CliRun:
+    """The batch CLI with `--json` into `tmp_path`; `env` adds variables (they reach the program through GDB)."""
     out = tmp_path / "report.json"
     proc = subprocess.run([sys.executable, "-m", "gdb_memleak.cli.main", "--json", str(out), *args],
-                          input=stdin, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+                          input=stdin, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          env={**os.environ, **(env or {})})
     report = json.loads(out.read_text()) if out.exists() else None
     return CliRun(proc.returncode, proc.stdout, proc.stderr, report)
 
@@ -52,16 +118,22 @@ _CLI_RUNS: dict[tuple, CliRun] = {}
 
 
 def cached_cli(args: list[str], env: dict[str, str] | None = None, timeout: int = 1200) -> CliRun:
-    """One CLI run per distinct command line and environment for the whole session: several tests read the same
-    report (the slow targets, such as 8 threads x 10,000 allocations, run once instead of once per test)."""
+    """One CLI run per distinct command line and environment for the whole session, across xdist workers: several
+    tests read the same report (the slow targets, such as 8 threads x 10,000 allocations, run once instead of once
+    per test). The first worker to ask runs it and saves it; another asking meanwhile waits for it."""
     key = (tuple(args), tuple(sorted((env or {}).items())))
     if key not in _CLI_RUNS:
-        out = Path(tempfile.mkdtemp(prefix="gdb-memleak-test-")) / "report.json"
-        proc = subprocess.run([sys.executable, "-m", "gdb_memleak.cli.main", "--json", str(out), *args],
-                              capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                              env={**os.environ, **(env or {})})
-        report = json.loads(out.read_text()) if out.exists() else None
-        _CLI_RUNS[key] = CliRun(proc.returncode, proc.stdout, proc.stderr, report)
+        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+        with _exclusive(f"cli-{digest}") as shared:
+            folder = shared / f"cli-{digest}"
+            saved = folder / "run.json"
+            if saved.exists():
+                run = CliRun(**json.loads(saved.read_text()))
+            else:
+                folder.mkdir(exist_ok=True)
+                run = run_cli(args, folder, env=env, timeout=timeout)
+                saved.write_text(json.dumps(asdict(run)))
+        _CLI_RUNS[key] = run
     return _CLI_RUNS[key]
 
 

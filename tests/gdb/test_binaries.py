@@ -33,12 +33,10 @@ valgrind as the oracle:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -48,7 +46,7 @@ import pytest
 
 import expectations
 import valgrind
-from conftest import ROOT, TARGETS, CliRun, cached_cli, run_gdb
+from conftest import TARGETS, CliRun, cached_cli, run_cli, run_gdb
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 VALGRIND_JEMALLOC = "--soname-synonyms=somalloc=*jemalloc*"
@@ -101,15 +99,6 @@ IDS = [b.id for b in BINARIES]
 
 
 # --- running ------------------------------------------------------------------------------------------------------
-
-def run_cli_env(args: list[str], out_dir: Path, env: dict[str, str], timeout: int = 1200) -> CliRun:
-    """conftest.run_cli with extra environment variables (they reach the program through the CLI and GDB)."""
-    out = out_dir / "report.json"
-    proc = subprocess.run([sys.executable, "-m", "gdb_memleak.cli.main", "--json", str(out), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **env})
-    report = json.loads(out.read_text()) if out.exists() else None
-    return CliRun(proc.returncode, proc.stdout, proc.stderr, report)
-
 
 @pytest.fixture(scope="module")
 def reports(built_targets: Path, tmp_path_factory):
@@ -316,7 +305,7 @@ def test_cpp_string_libstdcxx_frames_are_named_as_valgrind_names_them(reports):
 
 def test_static_build_reports_only_the_programs_own_leaks_by_default(built_targets: Path, tmp_path: Path):
     binary = BY_ID["shapes_static"]
-    run = run_cli_env([str(binary.path)], tmp_path, {})
+    run = run_cli([str(binary.path)], tmp_path)
     found, startup = split_groups(run.process(), binary)
     assert [g for g in startup if g["kind"] in ("definite", "possible")] == [], run.stderr
 
