@@ -101,7 +101,8 @@ def render_leaks(report: ProcessReport, out: TextIO, options: ReportOptions | No
     total_blocks = sum(g.blocks for g in groups)
     chosen = select(groups, options.top, options.min_bytes)
     kinds = options.where.kinds if options.where is not None else None
-    shown = "all kinds" if kinds is None else ", ".join(LABELS[k] for k in sorted(kinds, key=lambda kind: ORDER.get(kind, len(ORDER))))
+    ordered = sorted(kinds, key=lambda kind: ORDER.get(kind, len(ORDER))) if kinds is not None else []
+    shown = "all kinds" if kinds is None else ", ".join(LABELS[k] for k in ordered)
     out.write(f"\nLEAKS: {plural(total_bytes, 'byte')} in {plural(total_blocks, 'block')} from "
               f"{plural(len(groups), 'allocation stack')} ({shown})")
     out.write(f" (showing {len(chosen)})\n" if len(chosen) != len(groups) else "\n")
