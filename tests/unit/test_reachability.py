@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gdb_memleak.core import reachability
 from gdb_memleak.core.kinds import LeakKind as Kind
-from gdb_memleak.core.reachability import Referrer, RootRegion, ScanResult, benchmark, referrers, scan
+from gdb_memleak.core.reachability import Referrer, RootRegion, ScanResult, referrers, scan
 
 HEAP = 0x5555_5555_9000
 DATA = 0x5555_5555_8000  # a writable segment of the program
@@ -454,7 +454,9 @@ def test_referrers_address_inside_large_block_pieces():
 
 
 # -- benchmark ----------------------------------------------------------------------------------------------------
-def test_benchmark_runs_and_classifies():
+def test_synthetic_scan_benchmark_runs_and_classifies():
+    from bench.scan_synthetic import benchmark
+
     counts = benchmark(2000, report=None)
     assert (counts["reachable"], counts["definite"], counts["indirect"], counts["possible"]) == (1000, 200, 800, 0)
     assert counts["seconds"] >= 0
