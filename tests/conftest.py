@@ -34,6 +34,7 @@ TARGET_PARAMS = ("source", "binary")  # a test parametrized by one of these runs
 _shared_dir: Path | None = None  # this run's temporary directory, the same for every xdist worker
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test under tests/gdb is marked `gdb` (`-m "not gdb"` runs the fast half); a test parametrized by a C
     target joins that target's xdist group, so the tests reading one cached CLI run share a worker."""
