@@ -422,7 +422,8 @@ def test_start_mid_run_counts_frees_of_earlier_blocks_as_untracked_not_invalid(b
 
 # -- h. the user's own `call` -----------------------------------------------------------------------------------------
 
-def test_user_call_to_malloc_and_free_is_tracked(built_targets: Path, gdb_calls_functions: None):
+@pytest.mark.usefixtures("gdb_calls_functions")
+def test_user_call_to_malloc_and_free_is_tracked(built_targets: Path):
     run = run_gdb(["memleak start", "break main", "run",
                    mark("malloc"), "call (void*)malloc(77)",
                    mark("leaks"), "leaks",
@@ -447,8 +448,8 @@ def test_user_call_to_malloc_and_free_is_tracked(built_targets: Path, gdb_calls_
     assert "in use at exit: 0 bytes in 0 blocks" in out["end"]
 
 
-def test_user_call_allocation_site_is_not_attributed_to_the_executable_at_a_bogus_offset(
-        built_targets: Path, gdb_calls_functions: None):
+@pytest.mark.usefixtures("gdb_calls_functions")
+def test_user_call_allocation_site_is_not_attributed_to_the_executable_at_a_bogus_offset(built_targets: Path):
     exe = built_targets / "clean"
     run = run_gdb(["memleak start", "break main", "run", "call (void*)malloc(77)", mark("stack"), "leaks --stack"], exe)
     no_traceback(run)
