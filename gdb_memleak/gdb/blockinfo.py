@@ -10,8 +10,8 @@ from ..core.kinds import LABELS
 from ..core.model import Block
 from ..core.reachability import Referrer
 from ..core.reports.text import render_stack
-from .tracking import Tracking
 from .symbolize import minimal_symbol
+from .tracking import Tracking
 
 
 def find_block(tracking: Tracking, address: int) -> Block | None:
