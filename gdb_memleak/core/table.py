@@ -128,7 +128,7 @@ class AllocationTable:
 
     def reset(self) -> None:
         """Forget everything (`memleak reset`): later frees of blocks allocated before are untracked."""
-        self.__init__(complete=False, freed_history=self.freed_history)
+        self.__dict__.update(vars(AllocationTable(complete=False, freed_history=self.freed_history)))
 
     # -- queries ------------------------------------------------------------------------------------------------
     @property

@@ -104,7 +104,7 @@ def _check_suppressions() -> None:
     try:
         settings.active_suppressions()
     except SuppressionError as exc:
-        raise gdb.GdbError(f"gdb-memleak: {exc}")
+        raise gdb.GdbError(f"gdb-memleak: {exc}") from exc
 
 
 def _snapshot(name: str) -> tuple[int, float]:

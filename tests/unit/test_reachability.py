@@ -433,7 +433,7 @@ def test_referrers_finds_root_and_block_words_with_interior_flag():
 def test_scan_with_watch_finds_the_referrers_in_the_same_pass():
     heap = Heap()
     target = heap.alloc(1, 2, 3)
-    holder = heap.alloc(0, target + 16)
+    heap.alloc(0, target + 16)  # holds an interior pointer to target
     heap.set(target, 0, target)  # its own word: not a referrer
     memory = heap.memory({DATA: words(7, target), STACK: words(0, 0, target)})
     roots = [RootRegion(DATA, DATA + 16, "app .data"), RootRegion(STACK, STACK + 24, "thread 1 stack")]
