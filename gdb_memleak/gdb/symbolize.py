@@ -37,44 +37,73 @@ def object_of(pc: int, maps: list[Mapping]) -> str:
     for mapping in maps:
         if mapping.start <= pc < mapping.end:
             return mapping.path or "??"
-    return (gdb.current_progspace().filename or "??") if not maps else "??"
+    progspace = gdb.current_progspace()
+    return (progspace.filename or "??") if not maps and progspace is not None else "??"
 
 
-def function_of(pc: int) -> str | None:
+def function_symbols(pc: int) -> list[gdb.Symbol]:
+    """The functions whose code is at pc, innermost first: the calls inlined there, then the physical function (the
+    one whose block sits directly in the file's static block)."""
     try:
         block = gdb.block_for_pc(pc)
     except RuntimeError:
-        return None
-    while block is not None and block.function is None:
+        return []
+    found = []
+    while block is not None and not (block.is_static or block.is_global):
+        if block.function is not None:
+            found.append(block.function)
+            outer = block.superblock
+            if outer is None or outer.is_static or outer.is_global:
+                break
         block = block.superblock
-    return block.function.print_name if block is not None else None
+    return found
+
+
+def source_line(pc: int) -> tuple[str | None, int | None]:
+    sal = gdb.find_pc_line(pc)
+    if sal.symtab is None:
+        return None, None
+    return sal.symtab.fullname(), sal.line or None
 
 
 class GdbResolver:
-    """`resolve(pc)` for core's Symbolizer. `pc` is a return address, so the call is looked up at pc - 1."""
+    """`resolve(pc)` for core's Symbolizer. `pc` is a return address, so the call is looked up at pc - 1.
+
+    Where the compiler inlined calls, one PC gives one frame per inlined function (innermost first, the line inside
+    it) and then the function it was inlined into, at the line of the call. GDB's reader gives an inlined
+    function's symbol the call site (DW_AT_call_file/DW_AT_call_line) as its symtab and line.
+    """
 
     def __init__(self, maps: list[Mapping] | None = None) -> None:
         self.maps = maps if maps is not None else []
 
-    def __call__(self, pc: int) -> Frame:
+    def __call__(self, pc: int) -> list[Frame]:
         look = pc - 1
         obj = object_of(look, self.maps)
         if obj == "[stack]":  # the return address of GDB's `call` trampoline
-            return Frame(pc, "<function called from gdb>", None, None, obj)
-        sal = gdb.find_pc_line(look)
-        file = sal.symtab.fullname() if sal.symtab is not None else None
-        line = sal.line or None if sal.symtab is not None else None
-        function = function_of(look)
-        if function is None:
-            msym = minimal_symbol(look)
-            if msym is not None:
-                name, offset = msym
-                function = f"{name}+0x{offset + 1:x}"
-            elif obj == "??":
-                function = f"0x{pc:x}"
-            else:
-                function = f"{os.path.basename(obj)}+0x{self._object_offset(pc, obj):x}"
-        return Frame(pc, function, file, line, obj)
+            return [Frame(pc, "<function called from gdb>", None, None, obj)]
+        file, line = source_line(look)
+        symbols = function_symbols(look)
+        if not symbols:
+            return [Frame(pc, self._unnamed(pc, obj), file, line, obj)]
+        frames = []
+        for i, symbol in enumerate(symbols):
+            inline = i < len(symbols) - 1
+            frames.append(Frame(pc, symbol.print_name, file, line, obj, inline=inline))
+            if inline:  # the caller's line is the inlined call's site
+                file = symbol.symtab.fullname() if symbol.symtab is not None and symbol.line else None
+                line = symbol.line or None
+        return frames
+
+    def _unnamed(self, pc: int, obj: str) -> str:
+        """A name for a PC without debug info: its ELF symbol + offset, else object + offset, else the address."""
+        msym = minimal_symbol(pc - 1)
+        if msym is not None:
+            name, offset = msym
+            return f"{name}+0x{offset + 1:x}"
+        if obj == "??":
+            return f"0x{pc:x}"
+        return f"{os.path.basename(obj)}+0x{self._object_offset(pc, obj):x}"
 
     def _object_offset(self, pc: int, obj: str) -> int:
         real = os.path.realpath(obj)

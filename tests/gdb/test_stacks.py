@@ -1,0 +1,151 @@
+"""Allocation stacks as valgrind shows them: inlined calls expanded into their source frames, and every stack ending
+at the real outermost frame (no argc, argv pointer or 0 unwound past the loader's entry).
+
+valgrind is the oracle: each of its loss records is matched with our leak group of the same kind, bytes and blocks,
+and the two stacks are compared frame by frame (object, source file and line, function name, and which frames share
+one return address, i.e. were inlined there). valgrind's first frame is its own replacement allocator
+(vgpreload_memcheck), which our stacks, starting at the allocator's caller, do not have.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import expectations
+from conftest import TARGETS, cached_cli, run_cli, run_gdb
+
+OPTIMISED = sorted([*TARGETS.glob("*_O2.c"), *TARGETS.glob("*_O2.cpp")])
+GDB_CALL = "<function called from gdb>"
+STACK_FRAME = re.compile(r"^   (?:at|by) 0x[0-9a-f]+: (?P<function>.+) \((?P<where>[^()]+)\)$")
+
+# A library whose constructor leaks: allocated while the dynamic loader runs constructors, before main.
+CTOR_LIBRARY = """\
+#include <stdlib.h>
+#include <string.h>
+__attribute__((constructor)) static void setup(void)
+{
+    char *table = malloc(500);
+    memset(table, 7, 500);
+    __asm__ volatile("" : : "r"(table) : "memory");
+}
+int lib_answer(void) { return 42; }
+"""
+CTOR_PROGRAM = "int lib_answer(void);\nint main(void) { return lib_answer() - 42; }\n"
+
+
+def report_of(argv: list[str]) -> dict:
+    run = cached_cli(["--no-default-suppressions", *argv])
+    assert run.report is not None, run.stderr
+    return run.process()
+
+
+def base_name(function: str) -> str:
+    """`std::vector<int, std::allocator<int> >::resize(unsigned long)` and valgrind's `resize` -> `resize`;
+    `leak_holder(int, char const*) [clone .constprop.0]` -> `leak_holder`."""
+    return function.split("(")[0].split("::")[-1]
+
+
+def same_pc_flags(pcs: list[str]) -> list[bool]:
+    return [i > 0 and pc == pcs[i - 1] for i, pc in enumerate(pcs)]
+
+
+def comparable(frames: list[tuple[str | None, str | None, str | None, int | None, str]]) -> list[tuple]:
+    """(object, source file name, line, function base name when the frame has a line, shares the previous PC)."""
+    flags = same_pc_flags([pc for *_, pc in frames])
+    rows = []
+    for (obj, function, path, line, _), same in zip(frames, flags):
+        named = base_name(function or "") if path and line else None
+        rows.append((os.path.realpath(obj) if obj else None, os.path.basename(path) if path else None, line, named,
+                     same))
+    return rows
+
+
+def valgrind_stack(record: dict) -> list[tuple]:
+    frames = [(f["object"], f["function"], f["path"], f["line"], f["ip"]) for f in record["stack"]
+              if "vgpreload" not in (f["object"] or "")]
+    return comparable(frames)
+
+
+def our_stack(leak: dict) -> list[tuple]:
+    return comparable([(f["object"], f["function"], f["file"], f["line"], f["pc"]) for f in leak["stack"]])
+
+
+def build_ctor_program(directory: Path) -> Path:
+    (directory / "ctor.c").write_text(CTOR_LIBRARY)
+    (directory / "main.c").write_text(CTOR_PROGRAM)
+    flags = ["-g", "-O0", "-fno-omit-frame-pointer"]
+    subprocess.run(["gcc", *flags, "-fPIC", "-shared", "-o", str(directory / "libctor.so"), str(directory / "ctor.c")],
+                   check=True)
+    program = directory / "ctor_main"
+    subprocess.run(["gcc", *flags, "-o", str(program), str(directory / "main.c"), f"-L{directory}", "-lctor",
+                    "-Wl,-rpath,$ORIGIN"], check=True)
+    return program
+
+
+@pytest.fixture(scope="module")
+def ctor_program(tmp_path_factory) -> Path:
+    return build_ctor_program(tmp_path_factory.mktemp("ctor"))
+
+
+def programs(built_targets: Path, ctor_program: Path) -> dict[str, list[str]]:
+    found = {s.stem: [str(built_targets / s.stem), *expectations.parse(s).args] for s in OPTIMISED}
+    found["cpp_string"] = [str(built_targets / "cpp_string")]  # libstdc++'s pool: allocated at load time
+    found["library_constructor"] = [str(ctor_program)]
+    return found
+
+
+# -- inlined frames (issue 8 item 6) ----------------------------------------------------------------------------------
+
+def test_the_optimised_targets_are_built_optimised_with_inlined_calls(built_targets: Path):
+    assert OPTIMISED, "c_targets/*_O2.cpp are the optimised targets"
+    for source in OPTIMISED:
+        info = subprocess.run(["readelf", "--debug-dump=info", str(built_targets / source.stem)],
+                              capture_output=True, text=True, check=True).stdout
+        assert "DW_TAG_inlined_subroutine" in info and "-O2" in info, source.name
+
+
+@pytest.mark.parametrize("source", OPTIMISED, ids=[s.stem for s in OPTIMISED])
+def test_inlined_frames_share_the_pc_of_the_function_they_were_inlined_into(source: Path, built_targets: Path):
+    for leak in report_of([str(built_targets / source.stem)])["leaks"]:
+        stack = leak["stack"]
+        for frame, after in zip(stack, stack[1:]):
+            assert frame["inline"] == (frame["pc"] == after["pc"]), stack
+        assert not stack[-1]["inline"], stack
+
+
+@pytest.mark.parametrize("source", OPTIMISED, ids=[s.stem for s in OPTIMISED])
+def test_leaks_through_inlined_library_calls_are_listed_at_the_users_lines(source: Path, built_targets: Path):
+    """`leaks` (first user frame) and `leaks --by-line` name the user's line, never stl_vector.h/basic_string.h."""
+    expected = expectations.parse(source)
+    run = run_gdb(["memleak start", "run", "echo @@table@@\\n", "leaks --all", "echo @@byline@@\\n",
+                   "leaks --by-line --all"], built_targets / source.stem, args=expected.args)
+    assert "Traceback" not in run.stdout + run.stderr, run.stderr
+    table, by_line = run.stdout.split("@@table@@", 1)[1].split("@@byline@@", 1)
+    for line, (nbytes, nblocks) in expected.leaks.items():
+        assert re.search(rf"\s{nbytes}\s+{nblocks}\s+\w+\s+#\d+\s+.*\({re.escape(str(source))}:{line}\)$", table,
+                         re.MULTILINE), table
+        blocks = "block" if nblocks == 1 else "blocks"
+        assert re.search(rf"^{re.escape(str(source))}:{line}: {nbytes} bytes in {nblocks} {blocks} ", by_line,
+                         re.MULTILINE), by_line
+    assert not re.search(r"/usr/include/\S+:\d+", table + by_line), table + by_line
+
+
+def test_a_suppression_naming_an_inlined_user_function_hides_the_leaks_made_through_it(built_targets: Path,
+                                                                                        tmp_path: Path):
+    source = TARGETS / "cpp_inlined_O2.cpp"
+    expected = expectations.parse(source)
+    inlined = [line for line, text in enumerate(source.read_text().splitlines(), start=1)
+               if line in expected.leaks and text.startswith("    h->")]  # the lines of fill(), inlined at -O2
+    assert len(inlined) == 2
+    supp = tmp_path / "fill.supp"
+    supp.write_text("leak:^fill$\n")
+    run = run_cli(["--no-default-suppressions", "--suppressions", str(supp), str(built_targets / source.stem)],
+                  tmp_path)
+    summary = run.process()["leak_summary"]
+    assert summary["suppressed"] == {"bytes": sum(expected.leaks[n][0] for n in inlined), "blocks": 2}, run.stderr
+    assert summary["definite"] == {"bytes": 56, "blocks": 1}
