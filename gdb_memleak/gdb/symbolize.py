@@ -8,13 +8,19 @@ import re
 import gdb
 
 from ..core.model import Frame
-from ..core.procmaps import Mapping
+from ..core.procmaps import CodeRanges, Mapping, read_maps
 from ..core.unwind import FrameKind, has_frame_pointer_prologue
 
 # `info symbol` output; demangled C++ names contain spaces ("std::basic_string<char, ...>::_M_mutate(...) + 61 in ...")
 INFO_SYMBOL = re.compile(r"^(?P<name>.+?)(?: \+ (?P<offset>\d+))? in section (?P<section>\S+)(?: of (?P<obj>.+))?$")
+# Where a stack ends: main (GDB's `backtrace past-main off`), a thread's entry, the program's or the dynamic
+# loader's entry (`_dl_start_user` runs the libraries' constructors; above it lie argc and argv, not frames).
 ROOT_FUNCTIONS = frozenset({"main", "start_thread", "clone", "clone3", "__libc_start_call_main",
-                            "__libc_start_main", "_start"})
+                            "__libc_start_main", "_start", "_dl_start_user"})
+GDB_CALL = "<function called from gdb>"
+# Return addresses of GDB's call dummies seen while capturing stacks: the only PCs labelled GDB_CALL. GDB calls a
+# function in the program only when the user asks (`call`, `print f()`); gdb-memleak itself never does.
+gdb_call_returns: set[int] = set()
 
 
 def minimal_symbol(pc: int) -> tuple[str, int] | None:
@@ -80,8 +86,8 @@ class GdbResolver:
     def __call__(self, pc: int) -> list[Frame]:
         look = pc - 1
         obj = object_of(look, self.maps)
-        if obj == "[stack]":  # the return address of GDB's `call` trampoline
-            return [Frame(pc, "<function called from gdb>", None, None, obj)]
+        if pc in gdb_call_returns:  # the return address of GDB's `call` trampoline
+            return [Frame(pc, GDB_CALL, None, None, obj)]
         file, line = source_line(look)
         symbols = function_symbols(look)
         if not symbols:
@@ -112,11 +118,13 @@ class GdbResolver:
 
 
 class FrameClassifier:
-    """Per-PC verdict for the frame-pointer walk, cached: does the function holding this PC keep a frame pointer?"""
+    """Per-PC verdict for the stack walks, cached: is this PC code, does its function end the stack, does it keep a
+    frame pointer?"""
 
     def __init__(self, inferior: gdb.Inferior) -> None:
         self.inferior = inferior
         self._cache: dict[int, FrameKind] = {}
+        self._code = CodeRanges([])
 
     def __call__(self, pc: int) -> FrameKind:
         kind = self._cache.get(pc)
@@ -124,7 +132,19 @@ class FrameClassifier:
             kind = self._cache[pc] = self._classify(pc)
         return kind
 
+    def is_code(self, pc: int) -> bool:
+        """In an executable mapping (/proc maps re-read when pc is not in the ones known: a library loaded since)."""
+        if pc - 1 in self._code:
+            return True
+        try:
+            self._code = CodeRanges(read_maps(self.inferior.pid))
+        except OSError:  # not a live local process (core file, remote target): trust GDB
+            return pc > 0
+        return pc - 1 in self._code
+
     def _classify(self, pc: int) -> FrameKind:
+        if not self.is_code(pc):
+            return FrameKind.NOT_CODE
         msym = minimal_symbol(pc - 1)
         if msym is None:
             return FrameKind.NO_FRAME_POINTER

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import expectations
+import valgrind
 from conftest import TARGETS, cached_cli, run_cli, run_gdb
 
 OPTIMISED = sorted([*TARGETS.glob("*_O2.c"), *TARGETS.glob("*_O2.cpp")])
@@ -109,6 +110,24 @@ def test_the_optimised_targets_are_built_optimised_with_inlined_calls(built_targ
         assert "DW_TAG_inlined_subroutine" in info and "-O2" in info, source.name
 
 
+@pytest.mark.valgrind
+@pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
+@pytest.mark.parametrize("name", [s.stem for s in OPTIMISED] + ["cpp_string", "library_constructor"])
+def test_every_stack_equals_valgrinds_frame_for_frame_inlined_calls_expanded(name: str, built_targets: Path,
+                                                                             ctor_program: Path):
+    argv = programs(built_targets, ctor_program)[name]
+    ours = {}
+    for leak in report_of(argv)["leaks"]:
+        key = (leak["kind"], leak["bytes"], leak["blocks"])
+        assert key not in ours, f"two groups {key}: the comparison needs distinct records"
+        ours[key] = leak
+    records = valgrind.leak_records(argv)
+    assert sorted(ours) == sorted((r["kind"], r["bytes"], r["blocks"]) for r in records)
+    for record in records:
+        leak = ours[(record["kind"], record["bytes"], record["blocks"])]
+        assert our_stack(leak) == valgrind_stack(record), (leak["stack"], record["stack"])
+
+
 @pytest.mark.parametrize("source", OPTIMISED, ids=[s.stem for s in OPTIMISED])
 def test_inlined_frames_share_the_pc_of_the_function_they_were_inlined_into(source: Path, built_targets: Path):
     for leak in report_of([str(built_targets / source.stem)])["leaks"]:
@@ -149,3 +168,37 @@ def test_a_suppression_naming_an_inlined_user_function_hides_the_leaks_made_thro
     summary = run.process()["leak_summary"]
     assert summary["suppressed"] == {"bytes": sum(expected.leaks[n][0] for n in inlined), "blocks": 2}, run.stderr
     assert summary["definite"] == {"bytes": 56, "blocks": 1}
+
+
+# -- junk frames (issue 8 item 7) -------------------------------------------------------------------------------------
+
+def junk(frame: dict) -> bool:
+    return (frame["object"] in ("??", "[stack]") or frame["function"] == GDB_CALL
+            or re.fullmatch(r"0x[0-9a-f]+", frame["function"]) is not None)
+
+
+@pytest.mark.parametrize("name", ["cpp_string", "library_constructor"])
+def test_load_time_stacks_end_at_the_loaders_entry_with_no_junk_frames(name: str, built_targets: Path,
+                                                                      ctor_program: Path):
+    process = report_of(programs(built_targets, ctor_program)[name])
+    load_time = [leak for leak in process["leaks"] if any(f["function"] == "_dl_init" for f in leak["stack"])]
+    assert load_time, process["leaks"]
+    for leak in process["leaks"]:
+        assert not [f for f in leak["stack"] if junk(f)], leak["stack"]
+    for leak in load_time:
+        assert leak["stack"][-1]["function"].startswith("_dl_start_user"), leak["stack"]
+
+
+def test_text_stacks_and_sites_of_load_time_allocations_have_no_junk_frames(built_targets: Path):
+    run = run_gdb(["set memleak default-suppressions off", "memleak start", "run", "echo @@table@@\\n", "leaks --all",
+                   "echo @@stacks@@\\n", "leaks --all --stack"], built_targets / "cpp_string")
+    assert "Traceback" not in run.stdout + run.stderr, run.stderr
+    table, stacks = run.stdout.split("@@table@@", 1)[1].split("@@stacks@@", 1)
+    assert re.search(r"^still reachable\s+72,704\s+1\s+malloc\s+#\d+\s+libstdc\+\+\.so\.6\+0x[0-9a-f]+ \(\S+\)$",
+                     table, re.MULTILINE), table
+    frames = [STACK_FRAME.match(line) for line in stacks.splitlines() if line.startswith(("   at ", "   by "))]
+    assert frames and all(frames), stacks
+    for frame in frames:
+        assert frame["where"] not in ("??", "[stack]") and frame["function"] != GDB_CALL, stacks
+        assert not re.fullmatch(r"0x[0-9a-f]+", frame["function"]), stacks
+    assert frames[-1]["function"].startswith("_dl_start_user"), stacks  # the pool is the last group listed
