@@ -7,8 +7,10 @@ import re
 
 import gdb
 
+from ..core.addr2line import Addr2Line, SourceLine
+from ..core.elf import ElfError, read_elf_layout
 from ..core.model import Frame
-from ..core.procmaps import CodeRanges, Mapping, read_maps
+from ..core.procmaps import CodeRanges, Mapping, load_bias, read_maps
 from ..core.unwind import FrameKind, has_frame_pointer_prologue
 
 # `info symbol` output; demangled C++ names contain spaces ("std::basic_string<char, ...>::_M_mutate(...) + 61 in ...")
@@ -77,11 +79,18 @@ class GdbResolver:
 
     Where the compiler inlined calls, one PC gives one frame per inlined function (innermost first, the line inside
     it) and then the function it was inlined into, at the line of the call. GDB's reader gives an inlined
-    function's symbol the call site (DW_AT_call_file/DW_AT_call_line) as its symtab and line.
+    function's symbol the call site (DW_AT_call_file/DW_AT_call_line) as its symtab and line. The innermost line is
+    the line-table row valgrind and addr2line pick (core/addr2line.py), when addr2line sees the same frames.
     """
 
-    def __init__(self, maps: list[Mapping] | None = None) -> None:
+    shared_lines: Addr2Line | None = None
+
+    def __init__(self, maps: list[Mapping] | None = None, lines: Addr2Line | None = None) -> None:
         self.maps = maps if maps is not None else []
+        if lines is None:
+            lines = GdbResolver.shared_lines = GdbResolver.shared_lines or Addr2Line()
+        self.lines = lines
+        self._layouts: dict[str, tuple[int, int] | None] = {}
 
     def __call__(self, pc: int) -> list[Frame]:
         look = pc - 1
@@ -92,6 +101,7 @@ class GdbResolver:
         symbols = function_symbols(look)
         if not symbols:
             return [Frame(pc, self._unnamed(pc, obj), file, line, obj)]
+        file, line = self._innermost_line(look, obj, len(symbols), file, line)
         frames = []
         for i, symbol in enumerate(symbols):
             inline = i < len(symbols) - 1
@@ -100,6 +110,30 @@ class GdbResolver:
                 file = symbol.symtab.fullname() if symbol.symtab is not None and symbol.line else None
                 line = symbol.line or None
         return frames
+
+    def _innermost_line(self, look: int, obj: str, frames: int, file: str | None, line: int | None) -> SourceLine:
+        """addr2line's (file, line) for the innermost frame at `look` when it sees `frames` frames there too."""
+        address = self._elf_address(look, obj)
+        rows = self.lines.lines(obj, address) if address is not None else None
+        if not rows or len(rows) != frames or rows[0][1] is None:
+            return file, line
+        row_file, row_line = rows[0]
+        if row_file is None or (file is not None and os.path.basename(file) == os.path.basename(row_file)):
+            return file, row_line
+        return (os.path.normpath(row_file) if os.path.isabs(row_file) else row_file), row_line
+
+    def _elf_address(self, address: int, obj: str) -> int | None:
+        """`address` as the object file's own (link-time) virtual address, for addr2line."""
+        if obj not in self._layouts:
+            try:
+                self._layouts[obj] = read_elf_layout(obj) if os.path.isfile(obj) else None
+            except ElfError:
+                self._layouts[obj] = None
+        layout = self._layouts[obj]
+        if layout is None:
+            return None
+        bias = load_bias(self.maps, obj, *layout)
+        return address - bias if bias is not None else None
 
     def _unnamed(self, pc: int, obj: str) -> str:
         """A name for a PC without debug info: its ELF symbol + offset, else object + offset, else the address."""
