@@ -52,7 +52,8 @@ def base_name(function: str) -> str:
     plain = function
     while (stripped := re.sub(r"<[^<>]*>", "", plain)) != plain:
         plain = stripped
-    return plain.split("(")[0].split("::")[-1].split()[-1]
+    words = plain.split("(")[0].split("::")[-1].split()
+    return words[-1] if words else ""
 
 
 def same_pc_flags(pcs: list[str]) -> list[bool]:
