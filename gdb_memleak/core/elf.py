@@ -44,19 +44,45 @@ def read_elf_symbols(path: str) -> ElfSymbols:
     return parse_elf_symbols(data, path)
 
 
-def parse_elf_symbols(data: bytes, path: str = "<bytes>") -> ElfSymbols:
+def _check(data: bytes, path: str) -> None:
     if len(data) < 64 or data[:4] != b"\x7fELF":
         raise ElfError(f"{path}: not an ELF file")
     if data[4] != 2 or data[5] != 1:
         raise ElfError(f"{path}: only 64-bit little-endian ELF is supported")
+
+
+def _layout(data: bytes) -> tuple[int, int]:
+    """(e_type, page-aligned lowest PT_LOAD address): what the load bias is computed from."""
+    e_type, e_phoff, e_phentsize, e_phnum = (struct.unpack_from("<HHIQQQIHHHHHH", data, 16)[i] for i in (0, 4, 8, 9))
+    min_vaddr = min((struct.unpack_from("<IIQQ", data, e_phoff + i * e_phentsize)[3]
+                     for i in range(e_phnum)
+                     if struct.unpack_from("<I", data, e_phoff + i * e_phentsize)[0] == PT_LOAD),
+                    default=0)
+    return e_type, min_vaddr & ~0xFFF
+
+
+def read_elf_layout(path: str) -> tuple[int, int]:
+    """(e_type, lowest load address) from the ELF and program headers only (not the whole file)."""
     try:
-        (e_type, _machine, _version, _entry, e_phoff, e_shoff, _flags, _ehsize, e_phentsize, e_phnum,
-         e_shentsize, e_shnum, _shstrndx) = struct.unpack_from("<HHIQQQIHHHHHH", data, 16)
-        min_vaddr = min((struct.unpack_from("<IIQQ", data, e_phoff + i * e_phentsize)[3]
-                         for i in range(e_phnum)
-                         if struct.unpack_from("<I", data, e_phoff + i * e_phentsize)[0] == PT_LOAD),
-                        default=0)
-        result = ElfSymbols(e_type, min_vaddr & ~0xFFF)
+        with open(path, "rb") as f:
+            head = f.read(64)
+            _check(head, path)
+            e_phoff, e_phentsize, e_phnum = (struct.unpack_from("<HHIQQQIHHHHHH", head, 16)[i] for i in (4, 8, 9))
+            f.seek(0)
+            data = f.read(e_phoff + e_phentsize * e_phnum)
+        return _layout(data)
+    except OSError as exc:
+        raise ElfError(f"{path}: {exc.strerror}") from exc
+    except (struct.error, ValueError) as exc:
+        raise ElfError(f"{path}: malformed ELF ({exc})") from exc
+
+
+def parse_elf_symbols(data: bytes, path: str = "<bytes>") -> ElfSymbols:
+    _check(data, path)
+    try:
+        e_type, min_vaddr = _layout(data)
+        e_shoff, e_shentsize, e_shnum = (struct.unpack_from("<HHIQQQIHHHHHH", data, 16)[i] for i in (5, 10, 11))
+        result = ElfSymbols(e_type, min_vaddr)
         sections = [struct.unpack_from("<IIQQQQIIQQ", data, e_shoff + i * e_shentsize) for i in range(e_shnum)]
         for _name, sh_type, _f, _addr, offset, size, link, _info, _align, entsize in sections:
             if sh_type not in (SHT_SYMTAB, SHT_DYNSYM) or not entsize:

@@ -9,13 +9,18 @@ from .kinds import ErrorType
 
 @dataclass(frozen=True)
 class Frame:
-    """One symbolized stack entry; `pc` is the raw (return) address recorded at the allocator call."""
+    """One symbolized stack entry; `pc` is the raw (return) address recorded at the allocator call.
+
+    One PC stands for several entries when the compiler inlined calls there: each inlined function is an entry
+    with `inline` set (same pc), innermost first, followed by the function they were inlined into.
+    """
 
     pc: int
     function: str
     file: str | None = None
     line: int | None = None
     object: str = "??"
+    inline: bool = False
 
     @property
     def location(self) -> str:

@@ -15,8 +15,9 @@ MAX_FRAME_SPAN = 8 << 20  # a saved frame pointer further than this above the la
 
 class FrameKind(Enum):
     FRAME_POINTER = "fp"   # function saves rbp and sets rbp = rsp: its frame links to the next one
-    ROOT = "root"          # main or a thread entry: the stack shown stops here (GDB's `backtrace past-main off`)
+    ROOT = "root"          # main, a thread entry or the loader's entry: the stack shown stops here
     NO_FRAME_POINTER = "nofp"
+    NOT_CODE = "junk"      # not in any executable mapping: no return address (argc, a stack address, 0)
 
 
 PROLOGUES = (
@@ -36,7 +37,8 @@ def walk_frame_pointers(first_pc: int, frame_pointer: int, stack_pointer: int, d
     """Return (pcs, complete) starting at `first_pc`, the return address into the allocator's caller.
 
     `frame_pointer` is the caller's rbp at allocator entry (the allocator has not pushed anything yet).
-    `complete` is False when a frame without a frame pointer, or a corrupt link, cut the walk short.
+    `complete` is False when a frame without a frame pointer, or a corrupt link, cut the walk short. A saved
+    return address that is not code is never kept: the chain ended or is corrupt, and GDB's unwinder decides.
     """
     pcs = [first_pc]
     pc, fp, floor = first_pc, frame_pointer, stack_pointer
@@ -44,13 +46,13 @@ def walk_frame_pointers(first_pc: int, frame_pointer: int, stack_pointer: int, d
         kind = classify(pc)
         if kind is FrameKind.ROOT:
             return pcs, True
-        if kind is FrameKind.NO_FRAME_POINTER:
+        if kind is not FrameKind.FRAME_POINTER:
             return pcs, False
         if fp % 8 or fp < floor or fp - floor > MAX_FRAME_SPAN:
             return pcs, False
         saved_fp = read_word(fp)
         ret = read_word(fp + 8)
-        if saved_fp is None or ret is None or ret == 0:
+        if saved_fp is None or ret is None or ret == 0 or classify(ret) is FrameKind.NOT_CODE:
             return pcs, False
         pcs.append(ret)
         pc, floor, fp = ret, fp + 16, saved_fp

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gdb
 
-from ..core.unwind import walk_frame_pointers
+from ..core.unwind import FrameKind, walk_frame_pointers
 from .access import StackReader
-from .symbolize import FrameClassifier
+from .symbolize import FrameClassifier, gdb_call_returns
 
 
 class StackCapture:
@@ -30,16 +30,32 @@ class StackCapture:
         return self.unwind_with_gdb() or tuple(pcs)
 
     def unwind_with_gdb(self) -> tuple[int, ...]:
+        """GDB's unwinder, stopped at the real outermost frame: GDB's heuristics unwind past the loader's entry
+        (`_start`, `_dl_start_user`: no CFI) into argc, argv and 0, which are no frames."""
         pcs: list[int] = []
         try:
-            frame = gdb.newest_frame().older()
+            frame: gdb.Frame | None = gdb.newest_frame()
+            while frame is not None and frame.type() == gdb.INLINE_FRAME:  # the allocator's own inlined code
+                frame = frame.older()
+            frame = frame.older() if frame is not None else None
             resumed = False
             while frame is not None and len(pcs) < self.depth:
-                if frame.type() != gdb.INLINE_FRAME:
+                kind = frame.type()
+                if kind == gdb.DUMMY_FRAME:  # the user's `call f()` from GDB: f's caller is GDB
+                    gdb_call_returns.add(frame.pc())
+                    pcs.append(frame.pc())
+                elif kind != gdb.INLINE_FRAME:  # inlined calls are expanded from the PC at report time
                     # Recorded PCs are return addresses, looked up at pc - 1; the frame a GDB `call` interrupted
                     # holds the PC where it will resume instead, so it is stored one past it.
-                    pcs.append(frame.pc() + 1 if resumed else frame.pc())
-                resumed = frame.type() == gdb.DUMMY_FRAME
+                    pc = frame.pc() + 1 if resumed else frame.pc()
+                    verdict = self.classify(pc)
+                    if verdict is FrameKind.NOT_CODE:
+                        break
+                    pcs.append(pc)
+                    if verdict is FrameKind.ROOT:
+                        break
+                if kind != gdb.INLINE_FRAME:
+                    resumed = kind == gdb.DUMMY_FRAME
                 frame = frame.older()
         except gdb.error:
             pass

@@ -7,14 +7,22 @@ import re
 
 import gdb
 
+from ..core.addr2line import Addr2Line, SourceLine
+from ..core.elf import ElfError, read_elf_layout
 from ..core.model import Frame
-from ..core.procmaps import Mapping
+from ..core.procmaps import CodeRanges, Mapping, load_bias, read_maps
 from ..core.unwind import FrameKind, has_frame_pointer_prologue
 
 # `info symbol` output; demangled C++ names contain spaces ("std::basic_string<char, ...>::_M_mutate(...) + 61 in ...")
 INFO_SYMBOL = re.compile(r"^(?P<name>.+?)(?: \+ (?P<offset>\d+))? in section (?P<section>\S+)(?: of (?P<obj>.+))?$")
+# Where a stack ends: main (GDB's `backtrace past-main off`), a thread's entry, the program's or the dynamic
+# loader's entry (`_dl_start_user` runs the libraries' constructors; above it lie argc and argv, not frames).
 ROOT_FUNCTIONS = frozenset({"main", "start_thread", "clone", "clone3", "__libc_start_call_main",
-                            "__libc_start_main", "_start"})
+                            "__libc_start_main", "_start", "_dl_start_user"})
+GDB_CALL = "<function called from gdb>"
+# Return addresses of GDB's call dummies seen while capturing stacks: the only PCs labelled GDB_CALL. GDB calls a
+# function in the program only when the user asks (`call`, `print f()`); gdb-memleak itself never does.
+gdb_call_returns: set[int] = set()
 
 
 def minimal_symbol(pc: int) -> tuple[str, int] | None:
@@ -37,44 +45,105 @@ def object_of(pc: int, maps: list[Mapping]) -> str:
     for mapping in maps:
         if mapping.start <= pc < mapping.end:
             return mapping.path or "??"
-    return (gdb.current_progspace().filename or "??") if not maps else "??"
+    progspace = gdb.current_progspace()
+    return (progspace.filename or "??") if not maps and progspace is not None else "??"
 
 
-def function_of(pc: int) -> str | None:
+def function_symbols(pc: int) -> list[gdb.Symbol]:
+    """The functions whose code is at pc, innermost first: the calls inlined there, then the physical function (the
+    one whose block sits directly in the file's static block)."""
     try:
         block = gdb.block_for_pc(pc)
     except RuntimeError:
-        return None
-    while block is not None and block.function is None:
+        return []
+    found = []
+    while block is not None and not (block.is_static or block.is_global):
+        if block.function is not None:
+            found.append(block.function)
+            outer = block.superblock
+            if outer is None or outer.is_static or outer.is_global:
+                break
         block = block.superblock
-    return block.function.print_name if block is not None else None
+    return found
+
+
+def source_line(pc: int) -> tuple[str | None, int | None]:
+    sal = gdb.find_pc_line(pc)
+    if sal.symtab is None:
+        return None, None
+    return sal.symtab.fullname(), sal.line or None
 
 
 class GdbResolver:
-    """`resolve(pc)` for core's Symbolizer. `pc` is a return address, so the call is looked up at pc - 1."""
+    """`resolve(pc)` for core's Symbolizer. `pc` is a return address, so the call is looked up at pc - 1.
 
-    def __init__(self, maps: list[Mapping] | None = None) -> None:
+    Where the compiler inlined calls, one PC gives one frame per inlined function (innermost first, the line inside
+    it) and then the function it was inlined into, at the line of the call. GDB's reader gives an inlined
+    function's symbol the call site (DW_AT_call_file/DW_AT_call_line) as its symtab and line. The innermost line is
+    the line-table row valgrind and addr2line pick (core/addr2line.py), when addr2line sees the same frames.
+    """
+
+    shared_lines: Addr2Line | None = None
+
+    def __init__(self, maps: list[Mapping] | None = None, lines: Addr2Line | None = None) -> None:
         self.maps = maps if maps is not None else []
+        if lines is None:
+            lines = GdbResolver.shared_lines = GdbResolver.shared_lines or Addr2Line()
+        self.lines = lines
+        self._layouts: dict[str, tuple[int, int] | None] = {}
 
-    def __call__(self, pc: int) -> Frame:
+    def __call__(self, pc: int) -> list[Frame]:
         look = pc - 1
         obj = object_of(look, self.maps)
-        if obj == "[stack]":  # the return address of GDB's `call` trampoline
-            return Frame(pc, "<function called from gdb>", None, None, obj)
-        sal = gdb.find_pc_line(look)
-        file = sal.symtab.fullname() if sal.symtab is not None else None
-        line = sal.line or None if sal.symtab is not None else None
-        function = function_of(look)
-        if function is None:
-            msym = minimal_symbol(look)
-            if msym is not None:
-                name, offset = msym
-                function = f"{name}+0x{offset + 1:x}"
-            elif obj == "??":
-                function = f"0x{pc:x}"
-            else:
-                function = f"{os.path.basename(obj)}+0x{self._object_offset(pc, obj):x}"
-        return Frame(pc, function, file, line, obj)
+        if pc in gdb_call_returns:  # the return address of GDB's `call` trampoline
+            return [Frame(pc, GDB_CALL, None, None, obj)]
+        file, line = source_line(look)
+        symbols = function_symbols(look)
+        if not symbols:
+            return [Frame(pc, self._unnamed(pc, obj), file, line, obj)]
+        file, line = self._innermost_line(look, obj, len(symbols), file, line)
+        frames = []
+        for i, symbol in enumerate(symbols):
+            inline = i < len(symbols) - 1
+            frames.append(Frame(pc, symbol.print_name, file, line, obj, inline=inline))
+            if inline:  # the caller's line is the inlined call's site
+                file = symbol.symtab.fullname() if symbol.symtab is not None and symbol.line else None
+                line = symbol.line or None
+        return frames
+
+    def _innermost_line(self, look: int, obj: str, frames: int, file: str | None, line: int | None) -> SourceLine:
+        """addr2line's (file, line) for the innermost frame at `look` when it sees `frames` frames there too."""
+        address = self._elf_address(look, obj)
+        rows = self.lines.lines(obj, address) if address is not None else None
+        if not rows or len(rows) != frames or rows[0][1] is None:
+            return file, line
+        row_file, row_line = rows[0]
+        if row_file is None or (file is not None and os.path.basename(file) == os.path.basename(row_file)):
+            return file, row_line
+        return (os.path.normpath(row_file) if os.path.isabs(row_file) else row_file), row_line
+
+    def _elf_address(self, address: int, obj: str) -> int | None:
+        """`address` as the object file's own (link-time) virtual address, for addr2line."""
+        if obj not in self._layouts:
+            try:
+                self._layouts[obj] = read_elf_layout(obj) if os.path.isfile(obj) else None
+            except ElfError:
+                self._layouts[obj] = None
+        layout = self._layouts[obj]
+        if layout is None:
+            return None
+        bias = load_bias(self.maps, obj, *layout)
+        return address - bias if bias is not None else None
+
+    def _unnamed(self, pc: int, obj: str) -> str:
+        """A name for a PC without debug info: its ELF symbol + offset, else object + offset, else the address."""
+        msym = minimal_symbol(pc - 1)
+        if msym is not None:
+            name, offset = msym
+            return f"{name}+0x{offset + 1:x}"
+        if obj == "??":
+            return f"0x{pc:x}"
+        return f"{os.path.basename(obj)}+0x{self._object_offset(pc, obj):x}"
 
     def _object_offset(self, pc: int, obj: str) -> int:
         real = os.path.realpath(obj)
@@ -83,11 +152,13 @@ class GdbResolver:
 
 
 class FrameClassifier:
-    """Per-PC verdict for the frame-pointer walk, cached: does the function holding this PC keep a frame pointer?"""
+    """Per-PC verdict for the stack walks, cached: is this PC code, does its function end the stack, does it keep a
+    frame pointer?"""
 
     def __init__(self, inferior: gdb.Inferior) -> None:
         self.inferior = inferior
         self._cache: dict[int, FrameKind] = {}
+        self._code = CodeRanges([])
 
     def __call__(self, pc: int) -> FrameKind:
         kind = self._cache.get(pc)
@@ -95,7 +166,19 @@ class FrameClassifier:
             kind = self._cache[pc] = self._classify(pc)
         return kind
 
+    def is_code(self, pc: int) -> bool:
+        """In an executable mapping (/proc maps re-read when pc is not in the ones known: a library loaded since)."""
+        if pc - 1 in self._code:
+            return True
+        try:
+            self._code = CodeRanges(read_maps(self.inferior.pid))
+        except OSError:  # not a live local process (core file, remote target): trust GDB
+            return pc > 0
+        return pc - 1 in self._code
+
     def _classify(self, pc: int) -> FrameKind:
+        if not self.is_code(pc):
+            return FrameKind.NOT_CODE
         msym = minimal_symbol(pc - 1)
         if msym is None:
             return FrameKind.NO_FRAME_POINTER

@@ -321,7 +321,7 @@ def test_leaks_json_writes_the_report_schema(leak_sites_session):
         sorted((kind, b, n) for b, n, kind in expected_leaks(LEAK_SITES).values())
     for leak in process["leaks"]:
         assert set(leak) == {"kind", "bytes", "blocks", "allocator", "stack"}
-        assert set(leak["stack"][0]) == {"pc", "function", "file", "line", "object"}
+        assert set(leak["stack"][0]) == {"pc", "function", "file", "line", "object", "inline"}
     assert process["leak_summary"] == {kind: {"bytes": b, "blocks": n} for kind, (b, n) in
                                        LEAK_SITES.summary.items()}
 

@@ -203,13 +203,13 @@ def test_by_line_without_readable_source_prints_only_the_site():
 
 
 # -- JSON report --------------------------------------------------------------------------------------------------
-FRAME_KEYS = {"pc", "function", "file", "line", "object"}
+FRAME_KEYS = {"pc", "function", "file", "line", "object", "inline"}
 HEX = re.compile(r"^0x[0-9a-f]+$")
 
 
 def frame_dict(frame):
     return {"pc": f"0x{frame.pc:x}", "function": frame.function, "file": frame.file, "line": frame.line,
-            "object": frame.object}
+            "object": frame.object, "inline": frame.inline}
 
 
 @pytest.fixture
@@ -260,7 +260,7 @@ def test_json_signal_exit_invalid_free_and_unresolved_pc(json_doc):
     assert process["exit"] == {"signal": "SIGABRT"}
     assert process["leaks"][0]["stack"] == [
         {"pc": f"0x{UNRESOLVED_PC:x}", "function": f"0x{UNRESOLVED_PC:x}", "file": None, "line": None,
-         "object": "??"}]
+         "object": "??", "inline": False}]
     assert process["errors"] == [{"type": "invalid_free", "address": "0xbad0",
                                   "stack": [frame_dict(RELEASE_A)], "alloc_stack": [], "free_stack": []}]
 
@@ -318,3 +318,38 @@ def test_by_line_leaves_out_suppressed_leaks_like_the_stack_listing(by_line_repo
     text = render(render_by_line, report, where=every_kind)
     assert "LEAKS BY LINE: 0 lines" in text
     assert "30 bytes" not in text
+
+
+# -- inlined frames -------------------------------------------------------------------------------------------------
+INLINED_PC = 0x401700  # one return address, three source frames: two calls inlined into leak_holder
+RESIZE = Frame(INLINED_PC, "std::vector<int>::resize(unsigned long)", "/usr/include/c++/12/bits/stl_vector.h", 1011,
+               APP_OBJ, inline=True)
+FILL = Frame(INLINED_PC, "fill", APP_SRC, 37, APP_OBJ, inline=True)
+LEAK_HOLDER = Frame(INLINED_PC, "leak_holder(int)", APP_SRC, 44, APP_OBJ)
+
+
+@pytest.fixture
+def inlined_report():
+    table = AllocationTable()
+    table.on_alloc(LEAKED, 400, "new", 1, (INLINED_PC, MAIN.pc), 0.0)
+    symbolizer = Symbolizer(lambda pc: [RESIZE, FILL, LEAK_HOLDER] if pc == INLINED_PC else FRAMES[pc])
+    return ProcessReport(ProcessResult(1, ["./app"], exit_code=0), table, symbolizer)
+
+
+def test_json_stack_lists_every_inlined_frame_marked_inline(inlined_report):
+    [leak] = build_json([inlined_report])["processes"][0]["leaks"]
+    assert leak["stack"] == [frame_dict(RESIZE), frame_dict(FILL), frame_dict(LEAK_HOLDER), frame_dict(MAIN)]
+    assert [f["inline"] for f in leak["stack"]] == [True, True, False, False]
+
+
+def test_text_stack_prints_inlined_frames_at_the_same_address_and_the_table_the_users_line(inlined_report):
+    stack = render(render_report, inlined_report, stack=True)
+    assert (f"   at 0x{INLINED_PC:x}: {RESIZE.function} (/usr/include/c++/12/bits/stl_vector.h:1011)\n"
+            f"   by 0x{INLINED_PC:x}: fill ({APP_SRC}:37)\n"
+            f"   by 0x{INLINED_PC:x}: leak_holder(int) ({APP_SRC}:44)\n"
+            f"   by 0x{MAIN.pc:x}: main ({APP_SRC}:50)\n") in stack
+    assert re.search(rf"#1\s+fill \({APP_SRC}:37\)$", render(render_report, inlined_report), re.MULTILINE)
+
+
+def test_by_line_groups_an_inlined_library_call_at_the_users_line(inlined_report):
+    assert f"{APP_SRC}:37: 400 bytes in 1 block (new) in fill" in render(render_by_line, inlined_report)

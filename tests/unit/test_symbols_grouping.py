@@ -56,6 +56,32 @@ def test_symbolizer_turns_resolver_exception_into_hex_frame_and_caches_it():
     assert calls == [0x401ABC]
 
 
+def test_symbolizer_expands_a_pc_into_its_inlined_frames_innermost_first():
+    """One return address where calls were inlined stands for several source frames, as valgrind prints them."""
+    resize = Frame(0x401234, "std::vector<int>::resize", "/usr/include/c++/12/bits/stl_vector.h", 1011, APP_OBJ,
+                   inline=True)
+    fill = Frame(0x401234, "fill", "app.cpp", 37, APP_OBJ, inline=True)
+    holder = Frame(0x401234, "leak_holder(int)", "app.cpp", 44, APP_OBJ)
+    main = Frame(0x401500, "main", "app.cpp", 60, APP_OBJ)
+    calls = []
+
+    def resolve(pc):
+        calls.append(pc)
+        return [resize, fill, holder] if pc == 0x401234 else main
+
+    symbolizer = Symbolizer(resolve)
+    assert symbolizer.stack([0x401234, 0x401500]) == [resize, fill, holder, main]
+    assert symbolizer.stack([0x401234]) == [resize, fill, holder]
+    assert symbolizer.frames(0x401234) == (resize, fill, holder)
+    assert symbolizer.frame(0x401234) is resize
+    assert calls == [0x401234, 0x401500]
+
+
+def test_symbolizer_gives_a_hex_frame_when_the_resolver_finds_nothing():
+    symbolizer = Symbolizer(lambda pc: [])
+    assert symbolizer.stack([0x401ABC]) == [Frame(0x401ABC, "0x401abc")]
+
+
 # -- SystemFilter -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("obj, is_system", [
     ("/lib/x86_64-linux-gnu/libc.so.6", True),
@@ -83,6 +109,27 @@ def test_user_frame_falls_back_to_frame_zero_when_all_frames_are_system():
     frames = [system(0x1, "strdup"), system(0x2, "__libc_start_main")]
     assert SystemFilter().user_frame(frames) == frames[0]
     assert SystemFilter().user_frame([]) is None
+
+
+@pytest.mark.parametrize("file, is_system", [
+    ("/usr/include/c++/12/bits/stl_vector.h", True),
+    ("/usr/local/include/boost/container/vector.hpp", True),
+    ("/home/user/include/vector.h", False),
+    ("/usr/src/app/main.cpp", False),
+    (None, False),
+])
+def test_frames_in_installed_library_headers_are_system_even_in_the_users_object(file, is_system):
+    """g++ compiles std::vector's templates into the user's object (inlined at -O2, out of line at -O0)."""
+    assert SystemFilter().is_system(Frame(0x401234, "f", file, 10, APP_OBJ)) is is_system
+
+
+def test_user_frame_of_an_inlined_library_call_is_the_users_call_site():
+    frames = [system(0x7F01, "operator new", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"),
+              Frame(0x401234, "allocate", "/usr/include/c++/12/bits/new_allocator.h", 137, APP_OBJ, inline=True),
+              Frame(0x401234, "_M_default_append", "/usr/include/c++/12/bits/vector.tcc", 650, APP_OBJ),
+              Frame(0x401300, "resize", "/usr/include/c++/12/bits/stl_vector.h", 1011, APP_OBJ, inline=True),
+              user(0x401300, "leak_holder", 44), user(0x401500, "main", 60)]
+    assert SystemFilter().user_frame(frames) == frames[4]
 
 
 def test_empty_system_pattern_treats_every_frame_as_user():

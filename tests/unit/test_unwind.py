@@ -23,8 +23,10 @@ def build_chain(return_addresses, first_fp=FIRST_FP, step=FRAME_SIZE):
     return memory
 
 
-def classifier(roots=(), no_frame_pointer=()):
+def classifier(roots=(), no_frame_pointer=(), junk=()):
     def classify(pc):
+        if pc in junk:
+            return FrameKind.NOT_CODE
         if pc in roots:
             return FrameKind.ROOT
         if pc in no_frame_pointer:
@@ -129,6 +131,14 @@ def test_walk_stops_incomplete_at_unreadable_word(unreadable):
 def test_walk_stops_incomplete_at_null_return_address():
     memory = build_chain([0x401200, 0])
     pcs, complete = walk(memory, classifier())
+    assert (pcs, complete) == ([FIRST_PC, 0x401200], False)
+
+
+@pytest.mark.parametrize("junk", [0x1, 0x7FFD_0000_2F00], ids=["argc", "stack-address"])
+def test_walk_never_keeps_a_saved_return_address_that_is_not_code(junk):
+    """Past the outermost real frame the words are argc, argv pointers and 0: no frames, and GDB decides."""
+    memory = build_chain([0x401200, junk, 0x401400])
+    pcs, complete = walk(memory, classifier(junk={junk}))
     assert (pcs, complete) == ([FIRST_PC, 0x401200], False)
 
 

@@ -16,7 +16,7 @@ HELP = "write the JSON report to FILE"
 
 def frame_json(frame: Frame) -> dict:
     return {"pc": f"0x{frame.pc:x}", "function": frame.function, "file": frame.file, "line": frame.line,
-            "object": frame.object}
+            "object": frame.object, "inline": frame.inline}
 
 
 def process_json(report: ProcessReport) -> dict:
