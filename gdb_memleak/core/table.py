@@ -9,6 +9,7 @@ from collections import OrderedDict
 from dataclasses import replace
 
 from .kinds import ErrorType
+from .mappings import MappingTable
 from .model import Block, Counters, FreedBlock, HeapError
 from .timeline import Timeline
 
@@ -30,6 +31,7 @@ class AllocationTable:
         self.counters = Counters()
         self.timeline = Timeline(self.counters)  # live bytes/blocks over time (HTML report)
         self.errors: list[HeapError] = []
+        self.mappings = MappingTable()  # regions and shared memory, beside the heap (core/mappings.py)
         self._seq = 0
 
     # -- events -------------------------------------------------------------------------------------------------
@@ -124,6 +126,7 @@ class AllocationTable:
         child.counters = replace(self.counters)
         child.timeline = self.timeline.fork(child.counters)
         child._seq = self._seq
+        child.mappings = self.mappings.fork()
         return child
 
     def reset(self) -> None:
