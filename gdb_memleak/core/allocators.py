@@ -18,6 +18,16 @@ class Role(Enum):
     MEMPTR = "memptr"        # stores the new block through out_arg, returns 0 on success
     EXIT = "exit"            # the process is about to end (its memory still intact): time for the leak scan
     EXEC = "exec"            # the process image may be replaced: classify its blocks while they exist
+    # mappings and shared memory (family MAPPING, handled by gdb/mapping_hooks.py, recorded in core/mappings.py)
+    MAP = "map"              # mmap(addr, length, prot, flags, fd, offset) -> region
+    UNMAP = "unmap"          # munmap(addr, length) -> 0
+    REMAP = "remap"          # mremap(old, old_size, new_size, flags, ...) -> region
+    SHMGET = "shmget"        # shmget(key, size, flags) -> shmid
+    SHMAT = "shmat"          # shmat(shmid, addr, flags) -> region
+    SHMDT = "shmdt"          # shmdt(addr) -> 0
+    SHMCTL = "shmctl"        # shmctl(shmid, cmd, buf) -> 0; only IPC_RMID matters
+    SHM_OPEN = "shm_open"    # shm_open(name, oflag, mode) -> fd
+    SHM_UNLINK = "shm_unlink"  # shm_unlink(name) -> 0
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ class AllocatorSpec:
     label: str = ""                  # the name reports show (C++ operators are hooked by mangled name)
     wraps: bool = False              # a release that calls another hooked release (operator delete -> free):
                                      # its return is tracked so the inner call is known to be part of it
+    nargs: int = 0                   # arguments read at entry when not implied by the fields above
 
     @property
     def display(self) -> str:
@@ -57,7 +68,7 @@ class AllocatorSpec:
     @cached_property  # read on every allocator stop
     def arg_count(self) -> int:
         used = list(self.size_args) + [i for i in (self.ptr_arg, self.out_arg) if i is not None]
-        return max(used) + 1 if used else 0
+        return max(max(used) + 1 if used else 0, self.nargs)
 
 
 C_ALLOCATORS: tuple[AllocatorSpec, ...] = (
@@ -103,6 +114,27 @@ CXX_ALLOCATORS: tuple[AllocatorSpec, ...] = tuple(
 EXIT_HOOKS: tuple[AllocatorSpec, ...] = (AllocatorSpec("_exit", Role.EXIT, ""), AllocatorSpec("execve", Role.EXEC, ""))
 
 DEFAULT_ALLOCATORS = C_ALLOCATORS + FAMILY_ALLOCATORS + CXX_ALLOCATORS
+
+# Mappings and shared memory (issue 10): not heap blocks, hooked the same way. glibc's mmap, mmap64 and __mmap are
+# one address (the first row hooks it), so malloc's own mappings hit it too: they are told apart by the caller
+# (a call made inside a tracked malloc is nested and ignored anyway; see gdb/mapping_hooks.py for the rest).
+# memfd_create needs no hook: a mapping of its descriptor is named "memfd:NAME" by the kernel.
+MAPPING = "mapping"
+MAPPING_HOOKS: tuple[AllocatorSpec, ...] = tuple(
+    AllocatorSpec(name, role, MAPPING, nargs=nargs)
+    for name, role, nargs in (
+        ("mmap", Role.MAP, 6), ("mmap64", Role.MAP, 6), ("munmap", Role.UNMAP, 2), ("mremap", Role.REMAP, 3),
+        ("shmget", Role.SHMGET, 3), ("shmat", Role.SHMAT, 3), ("shmdt", Role.SHMDT, 1), ("shmctl", Role.SHMCTL, 2),
+        ("shm_open", Role.SHM_OPEN, 2), ("shm_unlink", Role.SHM_UNLINK, 1),
+    )
+)
+
+# Where a statically linked glibc maps memory for itself (thread stacks, locale archives, malloc heaps outside a
+# malloc call): in a dynamic program these calls come from libc.so itself and are recognised by object instead.
+INTERNAL_MAPPERS = frozenset({"sysmalloc", "new_heap", "alloc_new_heap", "_int_realloc", "mremap_chunk",
+                              "allocate_stack", "__pthread_create_2_1", "pthread_create",
+                              "_nl_load_locale_from_archive", "_nl_load_locale", "__gconv_load_cache",
+                              "_dl_map_object_from_fd", "_dl_map_segments", "_dl_sysdep_read_whole_file"})
 
 
 def by_name(specs: tuple[AllocatorSpec, ...] = DEFAULT_ALLOCATORS) -> dict[str, AllocatorSpec]:

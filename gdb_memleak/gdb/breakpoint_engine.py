@@ -18,7 +18,7 @@ from typing import Callable
 import gdb
 
 from ..core.abi import Abi
-from ..core.allocators import INTERNAL_RELEASERS, AllocatorSpec, Role
+from ..core.allocators import INTERNAL_RELEASERS, MAPPING, AllocatorSpec, Role
 from ..core.kinds import OnError
 from ..core.model import Block
 from ..core.procmaps import read_maps
@@ -26,6 +26,7 @@ from ..core.table import AllocationTable
 from .access import RegisterReader, StackReader, read_word
 from .engine import Engine, EngineEvents
 from .log import log
+from .mapping_hooks import MappingHooks
 from .resolve import Definition, locate
 from .stacks import StackCapture
 from .symbolize import minimal_symbol
@@ -40,6 +41,7 @@ class PendingCall:
     entry_sp: int
     time: float
     errored: bool = False
+    detail: str | None = None  # mapping calls: what the entry stop read (an mmap's backing, a shm object's name)
 
 
 @dataclass
@@ -100,6 +102,7 @@ class BreakpointEngine(Engine):
         # Engines of forked children share the parent's breakpoints (GDB inserts them in every inferior of the
         # same image); each stop is routed to the engine of the inferior that hit it.
         self.members: dict[int, BreakpointEngine] = {inferior.num: self}
+        self.mapping_hooks = MappingHooks(self)
 
     def fork(self, child: gdb.Inferior, table: AllocationTable, events: EngineEvents) -> BreakpointEngine:
         """An engine for a forked child: its own table, the same entry breakpoints."""
@@ -234,6 +237,13 @@ class BreakpointEngine(Engine):
         return_address = stack.read_word(sp)
         if return_address is None:
             return False
+        if spec.family == MAPPING:  # mmap, munmap, shm*: gdb/mapping_hooks.py decides what matters
+            parked = self.mapping_hooks.entry(spec, args, return_address, regs[self._fp], stack)
+            if parked is not None:
+                call = PendingCall(spec, args, parked[0], thread.num, sp, time.monotonic() - self.started,
+                                   detail=parked[1])
+                self._await_return(call, lwp, sp, return_address)
+            return False
         pcs = self.stacks.capture(stack, return_address, regs[self._fp])
         now = time.monotonic() - self.started
         call = PendingCall(spec, args, pcs, thread.num, sp, now)
@@ -313,6 +323,9 @@ class BreakpointEngine(Engine):
 
     def record(self, call: PendingCall, result: int) -> Block | None:
         spec, args = call.spec, call.args
+        if spec.family == MAPPING:
+            self.mapping_hooks.returned(call, result)
+            return None
         size = spec.size(args)
         if spec.role is Role.ALLOC:
             return self.table.on_alloc(result, size, spec.display, call.thread, call.pcs, call.time, spec.family)

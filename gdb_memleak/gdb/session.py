@@ -13,7 +13,7 @@ from typing import TextIO
 import gdb
 
 from ..core.abi import ABIS, Abi
-from ..core.allocators import DEFAULT_ALLOCATORS, EXIT_HOOKS
+from ..core.allocators import DEFAULT_ALLOCATORS, EXIT_HOOKS, MAPPING_HOOKS
 from ..core.kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
 from ..core.report import ProcessReport
 from ..core.table import AllocationTable
@@ -214,7 +214,7 @@ class Session:
 
 def new_engine(inferior: gdb.Inferior, abi: Abi) -> EngineFactory:
     """How a tracking of `inferior` makes its engine."""
-    depth, specs = int(settings.depth.value), list(DEFAULT_ALLOCATORS + EXIT_HOOKS)
+    depth, specs = int(settings.depth.value), list(DEFAULT_ALLOCATORS + EXIT_HOOKS + MAPPING_HOOKS)
     return lambda tracking: BreakpointEngine(inferior, tracking.table, tracking, abi, depth, specs)
 
 

@@ -1,0 +1,162 @@
+"""The breakpoint engine's handlers for mappings and shared memory (mmap, munmap, mremap, shm*, shm_open/unlink).
+
+The engine hands over every stop of a `MAPPING` family function after its nested-call check (an mmap made inside a
+tracked malloc or realloc is the allocator's own and never gets here). `entry` decides at the entry stop whether
+the call matters, cheaply: a munmap/shmdt of an address no tracked region holds, a shmctl other than IPC_RMID, a
+shm_open that cannot create anything, or an mmap/mremap made by libc or the dynamic loader for itself costs one stop
+and no stack. What matters is parked like an allocation and `returned` records it in `table.mappings`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import gdb
+
+from ..core.allocators import INTERNAL_MAPPERS, AllocatorSpec, Role
+from ..core.mappings import (
+    IPC_RMID,
+    MAP_FAILED,
+    MAP_SHARED,
+    O_CREAT,
+    POSIX_SHM_DIR,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    SHM_RDONLY,
+    MappingTable,
+    backing_of,
+    read_sysvipc,
+)
+from .access import StackReader
+from .log import log
+from .symbolize import minimal_symbol
+
+if TYPE_CHECKING:
+    from .breakpoint_engine import BreakpointEngine, PendingCall
+
+SHM_EXEC = 0o100000
+# calls that make something new: made by libc or ld.so for themselves they are not the program's
+_CREATING = frozenset({Role.MAP, Role.REMAP, Role.SHMAT})
+
+
+def _int(value: int) -> int:
+    """A C `int` argument or result from a 64-bit register (upper half undefined)."""
+    value &= 0xFFFF_FFFF
+    return value - (1 << 32) if value & 0x8000_0000 else value
+
+
+def read_cstring(inferior: gdb.Inferior, address: int, limit: int = 4096) -> str | None:
+    data = b""
+    while len(data) < limit:
+        try:
+            chunk = inferior.read_memory(address + len(data), 64).tobytes()
+        except (gdb.MemoryError, OverflowError):
+            return None
+        end = chunk.find(b"\0")
+        if end >= 0:
+            return (data + chunk[:end]).decode(errors="replace")
+        data += chunk
+    return None
+
+
+class MappingHooks:
+    def __init__(self, engine: BreakpointEngine) -> None:
+        self.engine = engine
+        self._internal: dict[int, bool] = {}   # return address -> made by libc/ld.so for itself
+
+    @property
+    def mappings(self) -> MappingTable:
+        return self.engine.table.mappings  # not kept: `memleak reset` replaces it
+
+    def entry(self, spec: AllocatorSpec, args: tuple[int, ...], return_address: int, frame_pointer: int,
+              stack: StackReader) -> tuple[tuple[int, ...], str | None] | None:
+        """The entry stop of a mapping function: None when the call does not matter, else the stack to record
+        (empty when its return needs none) and a detail read now (the backing of an mmap, a shm object's name)."""
+        role, detail = spec.role, None
+        if role in _CREATING and self.internal(return_address):
+            return None
+        if role is Role.UNMAP and not self.mappings.overlapping(args[0], args[1]):
+            return None
+        if role is Role.REMAP and not self.mappings.overlapping(args[0], max(args[1], 1)):
+            return None
+        if role is Role.SHMDT and args[0] not in self.mappings.regions:
+            return None
+        if role is Role.SHMCTL and _int(args[1]) != IPC_RMID:
+            return None
+        if role in (Role.SHM_OPEN, Role.SHM_UNLINK):
+            detail = read_cstring(self.engine.inferior, args[0])
+            if detail is None:
+                return None
+            if role is Role.SHM_OPEN and (not args[1] & O_CREAT or os.path.exists(self.object_path(detail))):
+                return None  # opens an existing object: created by someone else
+        if role is Role.MAP:
+            fd = _int(args[4])
+            detail = backing_of(_int(args[3]), fd, self.fd_target(fd) if fd >= 0 else None)
+        wants_stack = role in (Role.MAP, Role.REMAP, Role.SHMAT, Role.SHMGET, Role.SHM_OPEN)
+        return (self.engine.stacks.capture(stack, return_address, frame_pointer) if wants_stack else ()), detail
+
+    def returned(self, call: PendingCall, result: int) -> None:
+        role, args, m = call.spec.role, call.args, self.mappings
+        where = (call.pcs, call.thread, call.time)
+        if role is Role.MAP:
+            m.on_map(result, args[1], _int(args[2]), _int(args[3]), call.detail or "anonymous", call.spec.display,
+                     *where)
+        elif role is Role.UNMAP and _int(result) == 0:
+            m.on_unmap(args[0], args[1])
+        elif role is Role.REMAP:
+            m.on_remap(args[0], args[1], result, args[2], *where)
+        elif role is Role.SHMGET and _int(result) >= 0:
+            self.shmget(_int(result), *where)
+        elif role is Role.SHMAT and result != MAP_FAILED:
+            self.shmat(_int(args[0]), result, _int(args[2]), *where)
+        elif role is Role.SHMDT and _int(result) == 0:
+            m.on_shmdt(args[0])
+        elif role is Role.SHMCTL and _int(result) == 0:
+            m.on_rmid(_int(args[0]))
+        elif role is Role.SHM_OPEN and _int(result) >= 0 and call.detail is not None:
+            m.on_shm_open(call.detail, *where)
+        elif role is Role.SHM_UNLINK and _int(result) == 0 and call.detail is not None:
+            m.on_shm_unlink(call.detail)
+
+    def shmget(self, shmid: int, pcs: tuple[int, ...], thread: int, now: float) -> None:
+        """Ours when the kernel names this process its creator (shmget of an existing key only finds it)."""
+        info = (read_sysvipc() or {}).get(shmid)
+        if info is not None and info.cpid == self.engine.inferior.pid:
+            self.mappings.on_shmget(shmid, info.key, info.size, pcs, thread, now)
+
+    def shmat(self, shmid: int, address: int, flags: int, pcs: tuple[int, ...], thread: int, now: float) -> None:
+        size = self.mappings.segment_size(shmid)
+        if size is None:
+            info = (read_sysvipc() or {}).get(shmid)
+            size = info.size if info is not None else 0
+        prot = PROT_READ | (0 if flags & SHM_RDONLY else PROT_WRITE) | (PROT_EXEC if flags & SHM_EXEC else 0)
+        self.mappings.on_map(address, size, prot, MAP_SHARED, f"sysv shmid {shmid}", "shmat", pcs, thread, now,
+                             shmid=shmid)
+
+    def internal(self, return_address: int) -> bool:
+        """Whether a call returning to `return_address` is made by libc or the dynamic loader for itself (thread
+        stacks, locale files, malloc heaps); cached per return address (bounded by the call sites)."""
+        known = self._internal.get(return_address)
+        if known is None:
+            solib = gdb.solib_name(return_address)
+            if solib is not None:
+                base = os.path.basename(solib)
+                known = base.startswith(("libc.so", "ld-linux", "ld64.so", "libpthread.so", "librt.so"))
+            else:  # the executable; a static one holds glibc too: its internal callers are known by name
+                symbol = minimal_symbol(return_address - 1)
+                known = bool(symbol and symbol[0] in INTERNAL_MAPPERS)
+            self._internal[return_address] = known
+            log.debug("mapping call returning to 0x%x: %s", return_address, "libc's own" if known else "program's")
+        return known
+
+    def fd_target(self, fd: int) -> str | None:
+        try:
+            return os.readlink(f"/proc/{self.engine.inferior.pid}/fd/{fd}")
+        except OSError:
+            return None
+
+    @staticmethod
+    def object_path(name: str) -> str:
+        return os.path.join(POSIX_SHM_DIR, name.lstrip("/"))
