@@ -7,6 +7,7 @@ from typing import Callable
 
 from .grouping import LeakGroup, group_by_stack
 from .kinds import KINDS, ORDER, UNFREED, LeakKind
+from .mappings import DEFAULT_MAPPING_ERROR_KINDS, MappingTable
 from .model import Block, Frame, ProcessResult
 from .suppressions import SuppressionList
 from .symbols import Symbolizer, SystemFilter
@@ -85,9 +86,20 @@ class ProcessReport:
     def site(self, pcs: tuple[int, ...]) -> Frame | None:
         return self.system.user_frame(self.frames(pcs))
 
-    def findings(self, error_kinds: frozenset[str]) -> bool:
-        """Heap errors always count; leaks count when their kind is in `error_kinds` and they are not suppressed."""
-        return bool(self.table.errors) or any(g.kind in error_kinds for g in self.leak_groups())
+    @property
+    def mappings(self) -> MappingTable:
+        return self.table.mappings
+
+    def mapping_findings(self, mapping_kinds: frozenset[str]) -> dict[str, int]:
+        """Regions left mapped, System V segments and POSIX objects left behind, of the kinds that count."""
+        return {kind: n for kind, n in self.mappings.counts().items() if n and kind in mapping_kinds}
+
+    def findings(self, error_kinds: frozenset[str],
+                 mapping_kinds: frozenset[str] = DEFAULT_MAPPING_ERROR_KINDS) -> bool:
+        """Heap errors always count; leaks count when their kind is in `error_kinds` and they are not suppressed;
+        mappings and shared memory left behind when their kind is in `mapping_kinds`."""
+        return (bool(self.table.errors) or any(g.kind in error_kinds for g in self.leak_groups())
+                or bool(self.mapping_findings(mapping_kinds)))
 
     @property
     def has_findings(self) -> bool:
@@ -100,3 +112,5 @@ class ProcessReport:
         for error in self.table.errors:
             for pcs in (error.pcs, error.alloc_pcs, error.free_pcs):
                 self.symbolizer.warm(pcs)
+        for pcs in self.mappings.all_pcs():
+            self.symbolizer.warm(pcs)

@@ -3,6 +3,9 @@ inheritance, and how reports show what is left behind."""
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 
 from gdb_memleak.core.mappings import (
@@ -21,16 +24,22 @@ from gdb_memleak.core.mappings import (
     parse_sysvipc,
     prot_text,
 )
+from gdb_memleak.core.model import Frame, ProcessResult
+from gdb_memleak.core.report import ProcessReport
+from gdb_memleak.core.reports import ReportOptions
+from gdb_memleak.core.reports.json import build_json, frame_json
+from gdb_memleak.core.reports.text import render_mappings, render_report
+from gdb_memleak.core.symbols import Symbolizer
 from gdb_memleak.core.table import AllocationTable
 
 PAGE = 4096
 RW, ANON_PRIVATE = PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS
 BASE = 0x7F00_0000_0000
-SITE_PC = 0x401234
+SITE = Frame(0x401234, "share", "/src/app.c", 12, "/src/app")
 
 
 def mapped(table: MappingTable, address: int, length: int, flags: int = ANON_PRIVATE) -> None:
-    table.on_map(address, length, RW, flags, "anonymous", "mmap", (SITE_PC,), 1, 0.0)
+    table.on_map(address, length, RW, flags, "anonymous", "mmap", (SITE.pc,), 1, 0.0)
 
 
 def spans(table: MappingTable) -> list[tuple[int, int]]:
@@ -42,7 +51,7 @@ def test_partial_munmap_of_the_middle_page_splits_a_region_in_two():
     mapped(table, BASE, 3 * PAGE)
     assert table.on_unmap(BASE + PAGE, PAGE) == PAGE
     assert spans(table) == [(0, PAGE), (2 * PAGE, PAGE)]
-    assert all(r.pcs == (SITE_PC,) for r in table.leaked_regions())
+    assert all(r.pcs == (SITE.pc,) for r in table.leaked_regions())
 
 
 def test_munmap_works_on_whole_pages_and_keeps_the_length_asked_for():
@@ -103,9 +112,9 @@ def test_mremap_of_memory_not_tracked_stays_untracked():
 
 def test_sysv_segment_removed_by_rmid_or_by_another_process_is_not_left_behind():
     table = MappingTable(PAGE)
-    table.on_shmget(7, 0, 1024, (SITE_PC,), 1, 0.0)
-    table.on_shmget(8, 0x1234, 2048, (SITE_PC,), 1, 0.0)
-    table.on_shmget(9, 0, 512, (SITE_PC,), 1, 0.0)
+    table.on_shmget(7, 0, 1024, (SITE.pc,), 1, 0.0)
+    table.on_shmget(8, 0x1234, 2048, (SITE.pc,), 1, 0.0)
+    table.on_shmget(9, 0, 512, (SITE.pc,), 1, 0.0)
     table.on_rmid(7)
     alive = {8: SysvInfo(0x1234, 8, 0o600, 2048, 1, 0), 9: SysvInfo(0, 9, 0o600 | 0o1000, 512, 1, 1)}
     table.settle(alive, lambda path: None)
@@ -123,7 +132,7 @@ def test_sysv_attachment_is_a_region_until_shmdt():
 def test_posix_object_left_is_reported_with_its_size_unlinked_or_vanished_is_not():
     table = MappingTable(PAGE)
     for name in ("/kept", "/unlinked", "/gone"):
-        table.on_shm_open(name, (SITE_PC,), 1, 0.0)
+        table.on_shm_open(name, (SITE.pc,), 1, 0.0)
     table.on_shm_unlink("/unlinked")
     sizes = {"/dev/shm/kept": 4096, "/dev/shm/unlinked": 4096}
     table.settle(None, sizes.get)
@@ -174,3 +183,50 @@ def test_mapping_kinds_parse_like_leak_kinds():
     assert parse_mapping_kinds("sysv") == {"sysv"}
     with pytest.raises(ValueError, match="unknown mapping kind heap"):
         parse_mapping_kinds("heap")
+
+
+@pytest.fixture
+def report() -> ProcessReport:
+    table = AllocationTable()
+    m = table.mappings
+    m.on_map(BASE, 1024, RW, MAP_SHARED | MAP_ANONYMOUS, "anonymous", "mmap", (SITE.pc,), 1, 0.0)
+    m.on_shmget(42, 0, 1024, (SITE.pc,), 1, 0.0)
+    m.on_shm_open("/app-cache", (SITE.pc,), 1, 0.0).size = 8192
+    return ProcessReport(ProcessResult(77, ["./app"], exit_code=0), table, Symbolizer({SITE.pc: SITE}.__getitem__))
+
+
+def test_json_lists_mappings_and_shm_of_each_process(report: ProcessReport):
+    process = build_json([report])["processes"][0]
+    assert process["mappings"] == [{"address": f"0x{BASE:x}", "length": 1024, "prot": "rw-",
+                                    "flags": "MAP_SHARED|MAP_ANONYMOUS", "backing": "anonymous", "call": "mmap",
+                                    "stack": [frame_json(SITE)]}]
+    assert [(s["type"], s.get("shmid"), s.get("name"), s["size"]) for s in process["shm"]] == \
+        [("sysv", 42, None, 1024), ("posix", None, "/app-cache", 8192)]
+    json.dumps(process)
+
+
+def test_text_report_has_its_own_section_and_the_verdict_counts_the_chosen_kinds(report: ProcessReport):
+    out = io.StringIO()
+    render_report(report, out, ReportOptions())
+    text = out.getvalue()
+    assert "MAPPINGS: 1,024 bytes in 1 region mapped and never unmapped" in text
+    assert "SHARED MEMORY: 1 System V segment never marked for removal, 1 POSIX object never unlinked" in text
+    assert "share (/src/app.c:12)" in text
+    assert "1 System V segment never removed; 1 POSIX shm object never unlinked" in text
+    assert "region never unmapped" not in text            # not counted by default
+    assert report.findings(frozenset(), frozenset({"mappings"}))
+    assert not report.findings(frozenset(), frozenset())
+
+
+def test_full_stacks_on_demand(report: ProcessReport):
+    out = io.StringIO()
+    render_mappings(report, out, ReportOptions(stack=True), regions=False)
+    assert "sysv shmid 42 key 0x00000000: 1,024 bytes, created at:\n   at 0x401234: share (/src/app.c:12)" in \
+        out.getvalue()
+
+
+def test_a_report_without_mappings_has_no_mapping_section():
+    report = ProcessReport(ProcessResult(1, ["./x"], exit_code=0), AllocationTable(), Symbolizer(lambda pc: SITE))
+    out = io.StringIO()
+    render_report(report, out)
+    assert "MAPPINGS" not in out.getvalue() and "SHARED MEMORY" not in out.getvalue()

@@ -6,6 +6,7 @@ import json
 from typing import Sequence, TextIO
 
 from ... import __version__
+from ..mappings import flags_text, prot_text
 from ..model import Frame
 from ..report import ProcessReport
 from .options import ReportOptions
@@ -34,6 +35,23 @@ def process_json(report: ProcessReport) -> dict:
         "errors": [{"type": e.type, "address": f"0x{e.address:x}", "stack": stack(e.pcs),
                     "alloc_stack": stack(e.alloc_pcs), "free_stack": stack(e.free_pcs)}
                    for e in report.table.errors],
+        **mappings_json(report),
+    }
+
+
+def mappings_json(report: ProcessReport) -> dict:
+    """`mappings`: regions this process mapped and never unmapped; `shm`: System V segments it created and nobody
+    marked for removal, POSIX objects it created and nobody unlinked."""
+    stack = lambda pcs: [frame_json(f) for f in report.frames(pcs)]  # noqa: E731
+    m = report.mappings
+    return {
+        "mappings": [{"address": f"0x{r.start:x}", "length": r.length, "prot": prot_text(r.prot),
+                      "flags": flags_text(r.flags), "backing": r.backing, "call": r.call, "stack": stack(r.pcs)}
+                     for r in m.leaked_regions()],
+        "shm": [{"type": "sysv", "shmid": s.shmid, "key": f"0x{s.key:08x}", "size": s.size, "stack": stack(s.pcs)}
+                for s in m.leaked_segments()]
+               + [{"type": "posix", "name": o.name, "size": o.size, "stack": stack(o.pcs)}
+                  for o in m.leaked_objects()],
     }
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
+from ..mappings import DEFAULT_MAPPING_ERROR_KINDS
 from ..report import LeakFilter
 
 
@@ -17,5 +18,6 @@ class ReportOptions:
     color: bool = False               # pygments/ANSI colours (only where GDB itself would colour)
     where: LeakFilter | None = field(default_factory=lambda: LeakFilter(kinds=DEFAULT_SHOWN))
     error_kinds: frozenset[str] = DEFAULT_ERROR_KINDS   # leak kinds the verdict counts as errors
+    mapping_error_kinds: frozenset[str] = DEFAULT_MAPPING_ERROR_KINDS  # mappings, sysv, posix: which count
     source_root: str | None = None    # SARIF: files under it get %SRCROOT%-relative URIs
     object_base: Callable[[str], int | None] | None = None   # mtrace: load address of an object

@@ -8,6 +8,7 @@ from tabulate import tabulate
 
 from ..grouping import group_by_line, select
 from ..kinds import LABELS, ORDER, UNFREED
+from ..mappings import DEFAULT_MAPPING_ERROR_KINDS, flags_text, prot_text
 from ..model import Frame, HeapError
 from ..report import ProcessReport
 from ..source import highlight_line, source_context
@@ -140,8 +141,57 @@ def render_by_line(report: ProcessReport, out: TextIO, options: ReportOptions | 
             out.write(f"  {marker}{number:5} | {shown}\n")
 
 
+MAPPING_LABELS = {"mappings": ("region", "never unmapped"), "sysv": ("System V segment", "never removed"),
+                  "posix": ("POSIX shm object", "never unlinked")}
+
+
+def _site(report: ProcessReport, pcs: tuple[int, ...]) -> str:
+    site = report.site(pcs)
+    return describe(site) if site else "??"
+
+
+def render_mappings(report: ProcessReport, out: TextIO, options: ReportOptions | None = None,
+                    regions: bool = True, shm: bool = True) -> None:
+    """Regions mapped and never unmapped; shared memory created and left behind (System V segments nobody marked
+    for removal, POSIX objects nobody unlinked): each process lists what it made itself."""
+    options = options or ReportOptions()
+    m = report.mappings
+    if regions:
+        found = m.leaked_regions()
+        out.write(f"\nMAPPINGS: {plural(sum(r.length for r in found), 'byte')} in {plural(len(found), 'region')} "
+                  "mapped and never unmapped\n")
+        if options.stack:
+            for r in found:
+                out.write(f"\n{plural(r.length, 'byte')} at 0x{r.start:x} {prot_text(r.prot)} {flags_text(r.flags)} "
+                          f"({r.backing}), mapped by {r.call}\n")
+                render_stack(report.frames(r.pcs), out)
+        elif found:
+            rows = [[f"0x{r.start:x}", r.length, prot_text(r.prot), flags_text(r.flags), r.backing, r.call,
+                     _site(report, r.pcs)] for r in found]
+            out.write(tabulate(rows, headers=["address", "bytes", "prot", "flags", "backing", "call", "mapped at"],
+                               tablefmt="simple", intfmt=",") + "\n")
+    if shm:
+        segments, objects = m.leaked_segments(), m.leaked_objects()
+        out.write(f"\nSHARED MEMORY: {plural(len(segments), 'System V segment')} never marked for removal, "
+                  f"{plural(len(objects), 'POSIX object')} never unlinked\n")
+        entries: list[tuple[str, str, str, int | None, tuple[int, ...]]] = [
+            ("sysv", f"shmid {s.shmid}", f"0x{s.key:08x}", s.size, s.pcs) for s in segments]
+        entries += [("posix", o.name, "", o.size, o.pcs) for o in objects]
+        if options.stack:
+            for kind, name, key, size, pcs in entries:
+                out.write(f"\n{kind} {name}{' key ' + key if key else ''}: "
+                          f"{plural(size, 'byte') if size is not None else 'size unknown'}, created at:\n")
+                render_stack(report.frames(pcs), out)
+        elif entries:
+            rows = [[kind, name, key, size if size is not None else "?", _site(report, pcs)]
+                    for kind, name, key, size, pcs in entries]
+            out.write(tabulate(rows, headers=["type", "name", "key", "bytes", "created at"], tablefmt="simple",
+                               intfmt=",") + "\n")
+
+
 def render_report(report: ProcessReport, out: TextIO, options: ReportOptions | None = None) -> None:
-    """The end-of-run report: header, heap summary, heap errors, leaks, leak summary."""
+    """The end-of-run report: header, heap summary, heap errors, leaks, leak summary, then mappings and shared
+    memory left behind (only when there are some)."""
     options = options or ReportOptions()
     out.write("\n")
     render_header(report, out)
@@ -149,17 +199,24 @@ def render_report(report: ProcessReport, out: TextIO, options: ReportOptions | N
     render_errors(report, out)
     render_leaks(report, out, options)
     render_leak_summary(report, out)
-    out.write(f"\nSUMMARY: {verdict(report, options.error_kinds)}\n")
+    left = report.mappings.counts()
+    if any(left.values()):
+        render_mappings(report, out, options, regions=bool(left["mappings"]), shm=bool(left["sysv"] or left["posix"]))
+    out.write(f"\nSUMMARY: {verdict(report, options.error_kinds, options.mapping_error_kinds)}\n")
 
 
-def verdict(report: ProcessReport, error_kinds: frozenset[str]) -> str:
-    """The closing SUMMARY line: heap errors, and the leaks of the kinds that count as errors."""
+def verdict(report: ProcessReport, error_kinds: frozenset[str],
+            mapping_kinds: frozenset[str] = DEFAULT_MAPPING_ERROR_KINDS) -> str:
+    """The closing SUMMARY line: heap errors, the leaks of the kinds that count as errors, and the mappings and
+    shared memory left behind of the kinds that count."""
     summary = report.leak_summary()
     counted = [k for k in summary if k in error_kinds and summary[k]["blocks"]]
-    if not report.table.errors and not counted:
+    mapped = report.mapping_findings(mapping_kinds)
+    if not report.table.errors and not counted and not mapped:
         return "no heap errors, no leaks of the kinds that count as errors"
     leaks = ", ".join(f"{summary[k]['bytes']:,} bytes {LABELS[k]}" for k in counted) or "no counted leaks"
-    return f"{plural(len(report.table.errors), 'heap error')}; {leaks}"
+    left = "".join(f"; {plural(n, MAPPING_LABELS[kind][0])} {MAPPING_LABELS[kind][1]}" for kind, n in mapped.items())
+    return f"{plural(len(report.table.errors), 'heap error')}; {leaks}{left}"
 
 
 def write(reports: Sequence[ProcessReport], out: TextIO, options: ReportOptions | None = None) -> None:
