@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .core.kinds import parse_kinds
+from .core.mappings import parse_mapping_kinds
 
 
 def _non_negative(text: str, base: int) -> int:
@@ -48,5 +49,13 @@ def kind_set(text: str) -> frozenset[str]:
     """`definite,possible` | `all` | `none` (valgrind's --show-leak-kinds syntax)."""
     try:
         return parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def mapping_kinds(text: str) -> frozenset[str]:
+    """`sysv,posix` | `all` | `none`: which mappings and shared memory left behind count as errors."""
+    try:
+        return parse_mapping_kinds(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None

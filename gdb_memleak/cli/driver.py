@@ -126,6 +126,7 @@ def _run(config: dict) -> int:
     settings.suppressions.value = ":".join(config["suppressions"])
     SESSION.shown_kinds = frozenset(config["shown_kinds"])
     SESSION.error_kinds = frozenset(config["error_kinds"])
+    settings.errors_for_mappings.value = config.get("errors_for_mappings", "sysv,posix")
     gdb.execute(f"catch signal {' '.join(sorted(FATAL_SIGNALS))}", to_string=True)
     gdb.breakpoints()[-1].silent = True  # a silent catchpoint: the program's stdout gets no GDB chatter
     progress = Progress(SESSION, SESSION.stream) if config.get("progress") else None
@@ -156,7 +157,7 @@ def _run(config: dict) -> int:
         status = 0  # detached: the process runs on
     else:
         status = result.exit_code if result.exit_code is not None else 128 + int(getattr(signal, result.signal, 9))
-    found = any(r.findings(SESSION.error_kinds) for r in reports)
+    found = any(r.findings(SESSION.error_kinds, settings.mapping_error_kinds()) for r in reports)
     return config["error_exitcode"] if found and config["error_exitcode"] else status
 
 

@@ -17,7 +17,7 @@ import tempfile
 from typing import Sequence
 
 from .. import __version__
-from ..argtypes import at_least_one, decimal_count, kind_set
+from ..argtypes import at_least_one, decimal_count, kind_set, mapping_kinds
 from ..core.reports import WRITERS
 from ..core.suppressions import SuppressionError, SuppressionList
 from ..gdbinit import gdbinit_line
@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--errors-for-leak-kinds", type=kind_set, default="definite,possible", metavar="K[,K]",
                         help="leak kinds that count as errors for the exit status (default definite,possible; "
                              "all; none); heap errors always count")
+    parser.add_argument("--errors-for-mappings", type=mapping_kinds, default="sysv,posix", metavar="K[,K]",
+                        help="mappings and shared memory left behind that count as errors: mappings (regions "
+                             "never unmapped), sysv (segments never removed), posix (shm objects never unlinked); "
+                             "all; none (default sysv,posix: what outlives the program)")
     parser.add_argument("--show-leak-kinds", type=kind_set, default="definite,possible", metavar="K[,K]",
                         help="leak kinds listed in the report (default definite,possible; all)")
     parser.add_argument("--suppressions", action="append", default=[], metavar="FILE",
@@ -167,7 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = {**outputs, "depth": opts.depth, "error_exitcode": opts.error_exitcode, "loader": LOADER,
               "argv": [program, *args], "error_kinds": sorted(opts.errors_for_leak_kinds),
               "pid": opts.pid, "duration": opts.duration, "progress": sys.stderr.isatty(),
-              "shown_kinds": sorted(opts.show_leak_kinds), "on_error": opts.on_error,
+              "shown_kinds": sorted(opts.show_leak_kinds),
+              "errors_for_mappings": ",".join(sorted(opts.errors_for_mappings)) or "none", "on_error": opts.on_error,
               "suppressions": [os.path.abspath(p) for p in opts.suppressions],
               "default_suppressions": not opts.no_default_suppressions}
     try:

@@ -7,6 +7,7 @@ import re
 
 import gdb
 
+from ..core.mappings import parse_mapping_kinds
 from ..core.suppressions import DEFAULT_SUPPRESSIONS, SuppressionError, SuppressionList
 from ..core.symbols import DEFAULT_SYSTEM_OBJECTS
 
@@ -179,6 +180,37 @@ class DefaultSuppressions(_Param):
         self.value = True
 
 
+class ErrorsForMappings(_Param):
+    """Which mappings and shared memory left behind count as errors (the exit status): mappings, sysv, posix.
+
+    A comma-separated list, `all` or `none`. Default sysv,posix: System V segments never marked for removal and
+    POSIX shm objects never unlinked outlive the program; regions never unmapped die with it and are only listed
+    (as valgrind lists "still reachable" blocks without failing)."""
+
+    set_doc = "Set which mappings and shared memory left behind count as errors (mappings,sysv,posix|all|none)."
+    show_doc = "Show which mappings and shared memory left behind count as errors."
+    short = "errors-for-mappings"
+
+    def __init__(self) -> None:
+        super().__init__("memleak errors-for-mappings", gdb.COMMAND_DATA, gdb.PARAM_STRING)
+        self.value = "sysv,posix"
+        self.accept()
+
+    def validate(self) -> None:
+        try:
+            parse_mapping_kinds(self.value or "")
+        except ValueError as exc:
+            self.reject(f"errors-for-mappings: {exc}")
+
+    def kinds(self) -> frozenset[str]:
+        return parse_mapping_kinds(self.value or "none")
+
+
+def mapping_error_kinds() -> frozenset[str]:
+    """The mapping kinds that count as errors now (`set memleak errors-for-mappings`)."""
+    return register().errors_for_mappings.kinds()
+
+
 _active: tuple[tuple, SuppressionList] | None = None
 
 
@@ -219,8 +251,9 @@ class Settings:
         self.report_at_exit = ReportAtExit()
         self.suppressions = Suppressions()
         self.default_suppressions = DefaultSuppressions()
+        self.errors_for_mappings = ErrorsForMappings()
         self.all: list[_Param] = [self.depth, self.on_error, self.system_objects, self.report_at_exit,
-                                  self.suppressions, self.default_suppressions]
+                                  self.suppressions, self.default_suppressions, self.errors_for_mappings]
 
 
 _settings: Settings | None = None
@@ -242,7 +275,9 @@ system_objects: SystemObjects
 report_at_exit: ReportAtExit
 suppressions: Suppressions
 default_suppressions: DefaultSuppressions
-_PARAMETERS = ("depth", "on_error", "system_objects", "report_at_exit", "suppressions", "default_suppressions")
+errors_for_mappings: ErrorsForMappings
+_PARAMETERS = ("depth", "on_error", "system_objects", "report_at_exit", "suppressions", "default_suppressions",
+               "errors_for_mappings")
 
 
 def __getattr__(name: str) -> _Param:

@@ -14,6 +14,7 @@ import gdb
 
 from ..core.abi import Abi
 from ..core.kinds import OnError, effective_action
+from ..core.mappings import read_sysvipc
 from ..core.model import Block, HeapError, ProcessResult
 from ..core.procmaps import Mapping, read_maps
 from ..core.reachability import ScanResult
@@ -146,13 +147,20 @@ class Tracking:
     def conclude(self) -> None:
         """Symbolize what the report needs and print it once (also at a fatal signal, before the process dies)."""
         self.engine.sync()
+        self.settle_shared_memory()
         self.report.warm()
         session = self.session
         if not self.reported and settings.report_at_exit.value and self.shares_memory_with is None:
             options = ReportOptions(color=session.use_color(), where=LeakFilter(kinds=session.shown_kinds),
-                                    error_kinds=session.error_kinds)
+                                    error_kinds=session.error_kinds,
+                                    mapping_error_kinds=settings.mapping_error_kinds())
             render_report(self.report, session.out(), options)
         self.reported = True
+
+    def settle_shared_memory(self) -> None:
+        """Segments another process removed and objects it unlinked are not this one's to report: ask the
+        system (/proc/sysvipc/shm, /dev/shm) before a report."""
+        self.table.mappings.settle(read_sysvipc())
 
     def finish(self) -> None:
         """End this tracking: hooks out, clock frozen, report printed once, kept for `leaks` (a vfork child's
