@@ -9,7 +9,8 @@ from ..core.grouping import select
 from ..core.kinds import DEFAULT_SHOWN
 from ..core.report import LeakFilter
 from ..core.reports import WRITERS, ReportOptions
-from ..core.reports.text import plural, render_by_line, render_errors, render_leak_summary, render_leaks, render_summary
+from ..core.reports.text import (plural, render_by_line, render_errors, render_leak_summary, render_leaks,
+                                render_mappings, render_summary)
 from ..core.suppressions import SuppressionError, generate
 from . import settings
 from .argparsing import CommandParser
@@ -32,6 +33,7 @@ class Leaks(gdb.Command):
 Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes N] [--stack]
              [--since SNAPSHOT] [--older-than SECONDS] [--gen-suppressions] [--json FILE] [--html FILE]
              [--pid N]
+       leaks --mappings | --shm [--stack] [--pid N]
 
   --by-line            group by the source line of the first frame in your code and show that line
   --kind K[,K]         leak kinds to list: definite, indirect, possible, reachable (default: definite,possible,
@@ -46,7 +48,10 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
   --gen-suppressions   print a suppression entry (LeakSanitizer format) for each listed leak
   --json FILE          also write the JSON report of this process to FILE
   --html FILE          also write the HTML report (flame graph, timeline, table) of this process to FILE
-  --pid N              report on process N (default: the selected inferior's process)"""
+  --pid N              report on process N (default: the selected inferior's process)
+  --mappings           instead of heap blocks: regions this process mapped (mmap, mremap, shmat) and has not unmapped
+  --shm                instead of heap blocks: System V segments it created and nobody marked for removal, POSIX
+                       shm objects it created and nobody unlinked (both outlive the process)"""
 
     def __init__(self) -> None:
         super().__init__("leaks", gdb.COMMAND_DATA)
@@ -64,6 +69,8 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
         self.parser.add_argument("--json", metavar="FILE")
         self.parser.add_argument("--html", metavar="FILE")
         self.parser.add_argument("--pid", type=count)
+        self.parser.add_argument("--mappings", action="store_true")
+        self.parser.add_argument("--shm", action="store_true")
 
     def invoke(self, argument: str, from_tty: bool) -> None:
         args = self.parser.parse(argument)
@@ -73,8 +80,12 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
         if args.check:
             _check(tracking)
         report = tracking.report
-        _check_suppressions()
         out = SESSION.out()
+        if args.mappings or args.shm:
+            tracking.settle_shared_memory()
+            render_mappings(report, out, ReportOptions(stack=args.stack), regions=args.mappings, shm=args.shm)
+            return
+        _check_suppressions()
         where = LeakFilter(kinds=None if args.all else (args.kind if args.kind is not None else DEFAULT_SHOWN),
                            since_seq=_snapshot(args.since)[0] if args.since else 0,
                            older_than=args.older_than, now=tracking.now())
