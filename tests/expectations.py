@@ -8,6 +8,12 @@ Grammar (one directive per comment; the comment's line is the line it refers to)
   // expect: invalid_free                free of a pointer no allocator returned
   // expect: mismatched_free             release by the wrong family (new[] with delete, malloc with delete, ...)
   // expect: clean                       nothing at all
+  // expect: mapping bytes=B [regions=N] [process=P] [backing=TEXT]
+                                        regions mapped at this line and never unmapped (N pieces, B bytes in all)
+                                        in process P (parent or child, as the target prints "parent PID" /
+                                        "child PID" on stdout; default parent)
+  // expect: sysv bytes=B [process=P]     a System V segment created here and never marked for removal
+  // expect: posix bytes=B [process=P]    a POSIX shm object created here and never unlinked
   // expect-exit: code=N | signal=NAME   how the program ends natively
   // expect-cli-exit: code=N | signal=NAME   how it ends under the CLI when that differs (the CLI skips bad frees)
   // expect-args: ARG...                 command-line arguments
@@ -30,6 +36,18 @@ LEAK_KINDS = ("definite", "indirect", "possible", "reachable")
 SUMMARY_KINDS = (*LEAK_KINDS, "suppressed")
 
 
+@dataclass(frozen=True)
+class LeftBehind:
+    """A mapping, System V segment or POSIX object a target leaves behind (`// expect: mapping|sysv|posix`)."""
+
+    type: str           # "mapping", "sysv", "posix"
+    line: int
+    bytes: int
+    regions: int = 1
+    process: str = "parent"
+    backing: str | None = None
+
+
 @dataclass
 class Expected:
     source: Path
@@ -44,6 +62,7 @@ class Expected:
     cli_exit: dict[str, object] | None = None                            # None: as `exit`
     args: list[str] = field(default_factory=list)
     summary: dict[str, tuple[int, int]] | None = None                  # kind -> (bytes, blocks), LEAK SUMMARY
+    left_behind: list[LeftBehind] = field(default_factory=list)         # mapping / sysv / posix lines
 
     @property
     def name(self) -> str:
@@ -110,6 +129,9 @@ def parse(source: Path) -> Expected:
             expected.invalid_frees.append(number)
         elif words[0] == "mismatched_free":
             expected.mismatched_frees.append(number)
+        elif words[0] in ("mapping", "sysv", "posix"):
+            expected.left_behind.append(LeftBehind(words[0], number, int(f["bytes"]), int(f.get("regions", 1)),
+                                                   f.get("process", "parent"), f.get("backing")))
         elif words[0] == "clean":
             expected.clean = True
         else:
