@@ -143,13 +143,18 @@ class MappingHooks:
             solib = gdb.solib_name(return_address)
             if solib is not None:
                 base = os.path.basename(solib)
-                known = base.startswith(("libc.so", "ld-linux", "ld64.so", "libpthread.so", "librt.so"))
+                known = (base.startswith(("libc.so", "ld-linux", "ld64.so", "libpthread.so", "librt.so"))
+                         or solib == self.allocator_object())  # a preloaded malloc (jemalloc) maps its own heap
             else:  # the executable; a static one holds glibc too: its internal callers are known by name
                 symbol = minimal_symbol(return_address - 1)
                 known = bool(symbol and symbol[0] in INTERNAL_MAPPERS)
             self._internal[return_address] = known
             log.debug("mapping call returning to 0x%x: %s", return_address, "libc's own" if known else "program's")
         return known
+
+    def allocator_object(self) -> str | None:
+        entry = self.engine.entries.get("malloc")
+        return entry.definition.object if entry is not None else None
 
     def fd_target(self, fd: int) -> str | None:
         try:
