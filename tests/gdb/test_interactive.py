@@ -509,7 +509,8 @@ def test_memleak_start_with_arguments_does_not_arm_tracking(built_targets: Path)
 @pytest.mark.parametrize("setting, good, bad", [
     ("backtrace-depth", "16", "0"),
     ("system-objects", "^/opt/", "("),
-], ids=["backtrace-depth", "system-objects"])
+    ("errors-for-mappings", "mappings,sysv", "heap"),
+], ids=["backtrace-depth", "system-objects", "errors-for-mappings"])
 def test_rejected_setting_keeps_the_previous_value(built_targets: Path, setting: str, good: str, bad: str):
     run = run_gdb([f"set memleak {setting} {good}", f"set memleak {setting} {bad}", mark("show"), "show memleak"],
                   built_targets / "clean")
@@ -542,7 +543,7 @@ def test_help_leaks_documents_every_option():
     run = run_gdb(["help leaks"])
     for option in ("--by-line", "--kind K[,K]", "--all", "--check", "--top N", "--min-bytes N", "--stack",
                    "--since SNAPSHOT", "--older-than SECONDS", "--gen-suppressions", "--json FILE", "--html FILE",
-                   "--pid N"):
+                   "--pid N", "--mappings", "--shm"):
         assert re.search(rf"^  {re.escape(option)}\s+\S", run.stdout, re.M), option
 
 
@@ -552,12 +553,14 @@ def test_show_memleak_lists_every_setting_with_its_default():
     lines = run.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["memleak backtrace-depth", "memleak on-error",
                                                       "memleak system-objects", "memleak report-at-exit",
-                                                      "memleak suppressions", "memleak default-suppressions"]
+                                                      "memleak suppressions", "memleak default-suppressions",
+                                                      "memleak errors-for-mappings"]
     assert "memleak backtrace-depth: 16" in lines
     assert "memleak on-error: stop" in lines
     assert "memleak report-at-exit: on" in lines
     assert "memleak suppressions:" in [line.rstrip() for line in lines]
     assert "memleak default-suppressions: on" in lines
+    assert "memleak errors-for-mappings: sysv,posix" in lines
 
 
 @pytest.mark.parametrize("value", ["stop", "report", "skip"])
