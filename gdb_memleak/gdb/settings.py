@@ -198,12 +198,12 @@ class ErrorsForMappings(_Param):
 
     def validate(self) -> None:
         try:
-            parse_mapping_kinds(self.value or "")
+            parse_mapping_kinds(str(self.value or ""))
         except ValueError as exc:
             self.reject(f"errors-for-mappings: {exc}")
 
     def kinds(self) -> frozenset[str]:
-        return parse_mapping_kinds(self.value or "none")
+        return parse_mapping_kinds(str(self.value or "none"))
 
 
 def mapping_error_kinds() -> frozenset[str]:

@@ -74,7 +74,7 @@ def leftovers():
 
 def roles(stdout: str) -> dict[int, str]:
     """pid -> "parent" | "child", as each target prints itself."""
-    return {int(pid): role for role, pid in re.findall(r"^(parent|child) (\d+)$", stdout, re.M)}
+    return {int(pid): role for role, pid in re.findall(r"^(parent|child) (\d+)$", stdout, re.MULTILINE)}
 
 
 def user_line(stack: list[dict], source: str) -> int | None:
@@ -131,7 +131,7 @@ def test_shmget_segment_is_reported_once_by_its_creator_and_is_still_in_the_syst
                                                                                    leftovers: Leftovers):
     source = MAPPING_TARGETS / "shm_sysv.c"
     run = run_target(programs, source, tmp_path, leftovers)
-    shmid = int(re.search(r"^shmid (\d+)$", run.stdout, re.M).group(1))
+    shmid = int(re.search(r"^shmid (\d+)$", run.stdout, re.MULTILINE).group(1))
     who = roles(run.stdout)
     by_role = {who[p["pid"]]: p for p in run.report["processes"]}
     [segment] = by_role["parent"]["shm"]
@@ -141,7 +141,7 @@ def test_shmget_segment_is_reported_once_by_its_creator_and_is_still_in_the_syst
     row = sysv_segments()[shmid]                        # the kernel agrees: it outlived the program
     assert (row["size"], row["cpid"]) == (1024, next(pid for pid, r in who.items() if r == "parent"))
     assert re.search(rf"^sysv +shmid {shmid} +0x00000000 +1,024 +shm_alloc \(\S*shm_sysv\.c:15\)$", run.stderr,
-                     re.M), run.stderr
+                     re.MULTILINE), run.stderr
     assert "SUMMARY: 0 heap errors; no counted leaks; 1 System V segment never removed" in run.stderr
 
 
@@ -153,7 +153,7 @@ def test_posix_object_is_reported_with_its_name_and_is_left_in_dev_shm(programs:
     [obj] = run.report["processes"][0]["shm"]
     assert (obj["type"], obj["name"], obj["size"]) == ("posix", name, 4096)
     assert os.path.exists("/dev/shm" + name)
-    assert re.search(rf"^posix +{re.escape(name)} +4,096 +main \(\S*shm_posix\.c:16\)$", run.stderr, re.M)
+    assert re.search(rf"^posix +{re.escape(name)} +4,096 +main \(\S*shm_posix\.c:16\)$", run.stderr, re.MULTILINE)
     assert run.report["processes"][0]["mappings"] == []   # its mapping of the object was unmapped
 
 
