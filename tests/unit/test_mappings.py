@@ -164,7 +164,8 @@ def test_allocation_table_fork_copies_the_mappings():
 def test_proc_sysvipc_rows_parse_with_octal_perms():
     text = ("       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime"
             "      dtime      ctime                   rss                  swap\n"
-            "         0          3  1600                  1024 14236 14236      1     0     0     0     0 0 0 0 4096 0\n")
+            "         0          3  1600                  1024 14236 14236      1     0     0     0     0 0 0 0"
+            " 4096 0\n")
     info = parse_sysvipc(text)[3]
     assert (info.key, info.size, info.cpid, info.nattch, info.marked_for_removal) == (0, 1024, 14236, 1, True)
 
