@@ -1,13 +1,21 @@
-"""Leak suppressions in LeakSanitizer's format: `leak:PATTERN` lines, `#` comments, blank lines.
+"""Leak suppressions: LeakSanitizer's `leak:PATTERN` lines, and `frames:` lines naming the allocating frames.
 
-A leak is suppressed when PATTERN matches the function name, the source file or the object (module) of any frame of
-its allocation stack. In PATTERN `*` matches any run of characters; a leading `^` anchors it at the start of the
-string and a trailing `$` at the end; without anchors it may match anywhere (a substring), as in LSan. Every other
-character is literal: there is no escape character, and `^`/`$` are literal anywhere but at the ends.
+A `leak:PATTERN` suppresses a leak when PATTERN matches the function name, the source file or the object (module) of
+any frame of its allocation stack. In PATTERN `*` matches any run of characters; a leading `^` anchors it at the
+start of the string and a trailing `$` at the end; without anchors it may match anywhere (a substring), as in LSan.
+Every other character is literal: there is no escape character, and `^`/`$` are literal anywhere but at the ends.
 
 (LSan itself treats a `$` in the middle of a pattern as "end of string" and matches each `*`-separated piece at its
 first occurrence, so it misses e.g. `a*b$` against "abxb"; here the whole pattern is one regular expression, which
 agrees with LSan wherever LSan finds a match.)
+
+Because any frame may match, a `leak:` line naming a runtime function that calls user code (the loader's `_dl_init`
+runs every library's constructors) hides the user's leaks under it. A `frames:` line is anchored instead, like a
+valgrind suppression's frame lines: `frames: M1 ; M2 ; ...` matches when M1 matches the frame that called the
+allocator, M2 the next one out, and so on; `...` stands for any number of frames (none included). Each matcher is
+one or more of `fun:GLOB` and `obj:GLOB`, all of which must match that one frame; a GLOB matches the whole function
+name or object path, `*` any run of characters and `?` one character. The built-in defaults use this form so that
+each names the runtime's own allocating frame and object, never a frame a user's code can be in.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Union
 
 from .model import Frame
 from .symbols import SystemFilter
@@ -28,25 +36,35 @@ DEFAULT_SOURCE = "<default>"
 # unless run with --run-libc-freeres=no --run-cxx-freeres=no) and gdb-memleak never calls. Each entry was seen on
 # Debian 12 (glibc 2.36, g++ 12) with that valgrind run and with gdb-memleak; the stacks are in the comments.
 DEFAULT_SUPPRESSIONS = """\
-# gdb-memleak default suppressions (LeakSanitizer format). Disable with --no-default-suppressions.
+# gdb-memleak default suppressions. Disable with --no-default-suppressions (GDB: set memleak
+# default-suppressions off). Each names the runtime's own allocating frame and object, never a user frame.
 
-# libstdc++'s emergency exception-handling pool (eh_alloc.cc), 72,704 bytes malloc'ed once by a static constructor
-# of libstdc++.so.6 at load time, in every C++ program:
+# libstdc++'s emergency exception-handling pool (eh_alloc.cc), 72,704 bytes malloc'ed once by libstdc++.so.6's
+# own static constructor, in every C++ program:
 #   malloc <- libstdc++.so.6+0xa57ba (no symbol: stripped) <- call_init <- _dl_init (ld-linux-x86-64.so.2)
-# The libstdc++ frame has no name without its debug symbols, so the loader frame is matched: this also hides
-# blocks that other shared libraries' constructors (or ones dlopen runs) allocate and never free.
-leak:_dl_init
+# Without libstdc++'s debug symbols its frame has no name: it is matched as a libstdc++ frame called directly by
+# the loader's call_init (a constructor of libstdc++ itself); with them, by the pool's constructor.
+frames: obj:*/libstdc++.so.6* ; fun:call_init obj:*/ld-linux*.so*
+frames: fun:*::pool::pool* obj:*/libstdc++.so.6*
 
 # stdio stream buffers (BUFSIZ = 4,096 bytes for stdout), allocated on a stream's first read or write and kept
 # until the stream is closed; stdout/stderr/stdin are never closed before exit:
 #   malloc <- _IO_file_doallocate <- _IO_doallocbuf <- _IO_file_overflow <- ... <- printf/puts/fwrite <- main
 # A FILE the program never fclose()s is still reported: its own block comes from fopen, not from here.
-leak:_IO_file_doallocate
+frames: fun:*_IO_file_doallocate* obj:*/libc.so.6
 
-# Statically linked programs: glibc's start-up allocates its _dl_find_object tables (160 bytes) with the program's
-# own malloc; their only pointer lies in RELRO memory that start-up then makes read-only, which the scan (like
-# valgrind's) does not take as a root. Dynamically linked programs allocate them before malloc is hooked.
-leak:_dl_find_object_init
+# A thread's DTV (dynamic thread vector), calloc'ed by the loader when pthread_create sets up the thread's TLS;
+# glibc keeps it with the cached stack of a joined thread and frees it only in libc freeres (valgrind's default
+# run), and LeakSanitizer ignores TLS. Pointed to from the thread's control block 16 bytes past its start, so a
+# scan calls it "possibly lost" (valgrind with --run-libc-freeres=no: 272 bytes per thread):
+#   calloc (rtld-malloc.h, inlined) <- _dl_allocate_tls (ld-linux-x86-64.so.2) <- allocate_stack / pthread_create
+#   (libc.so.6) <- the user's pthread_create call
+frames: ... ; fun:*_dl_allocate_tls* obj:*/ld-linux*.so* ; obj:*/libc.so.6
+
+# Statically linked programs: glibc's start-up (_dl_non_dynamic_init: search paths, the main link map, the
+# _dl_find_object tables) allocates with the program's own malloc and keeps the blocks for the whole run; no user
+# code runs under it. Dynamically linked programs make these before malloc is hooked.
+frames: ... ; fun:_dl_non_dynamic_init*
 """
 
 _RAW_ADDRESS = re.compile(r"^0x[0-9a-fA-F]+$")
@@ -74,6 +92,8 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 @dataclass(frozen=True)
 class Suppression:
+    """`leak:PATTERN`: LSan's form, matching any frame of the stack."""
+
     pattern: str
     source: str = DEFAULT_SOURCE
     line: int = 0
@@ -86,6 +106,9 @@ class Suppression:
         return (self.matches_text(frame.function) or self.matches_text(frame.file)
                 or self.matches_text(frame.object))
 
+    def matches_stack(self, frames: list[Frame]) -> bool:
+        return any(self.matches(frame) for frame in frames)
+
     @property
     def where(self) -> str:
         return f"{self.source}:{self.line}"
@@ -94,11 +117,92 @@ class Suppression:
         return f"leak:{self.pattern}"
 
 
+@lru_cache(maxsize=None)
+def _glob(pattern: str) -> re.Pattern[str]:
+    """valgrind's wildcards: `*` any run, `?` one character, the whole string."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL)
+
+
+_FIELD = re.compile(r"(fun|obj):(.*?)(?=\s+(?:fun|obj):|$)")
+ANY_FRAMES = "..."
+
+
+@dataclass(frozen=True)
+class FrameMatcher:
+    """One frame of a `frames:` line: every field given must match that frame."""
+
+    fun: str | None = None
+    obj: str | None = None
+
+    def matches(self, frame: Frame) -> bool:
+        return ((self.fun is None or _glob(self.fun).fullmatch(frame.function or "") is not None)
+                and (self.obj is None or _glob(self.obj).fullmatch(frame.object or "") is not None))
+
+    def __str__(self) -> str:
+        return " ".join(f"{key}:{value}" for key, value in (("fun", self.fun), ("obj", self.obj)) if value is not None)
+
+    @classmethod
+    def parse(cls, text: str) -> FrameMatcher:
+        fields: dict[str, str] = {}
+        position = 0
+        for match in _FIELD.finditer(text):
+            if text[position:match.start()].strip() or match.group(1) in fields or not match.group(2).strip():
+                raise ValueError(text)
+            fields[match.group(1)] = match.group(2).strip()
+            position = match.end()
+        if not fields or text[position:].strip():
+            raise ValueError(text)
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class FrameSuppression:
+    """`frames: M1 ; M2 ; ...`: anchored at the frame that called the allocator (None in `frames` is `...`)."""
+
+    frames: tuple[FrameMatcher | None, ...]
+    source: str = DEFAULT_SOURCE
+    line: int = 0
+
+    def matches_stack(self, frames: list[Frame]) -> bool:
+        matchers = self.frames
+
+        def walk(m: int, f: int) -> bool:
+            while m < len(matchers):
+                matcher = matchers[m]
+                if matcher is None:  # `...`: try every number of skipped frames
+                    return any(walk(m + 1, skip) for skip in range(f, len(frames) + 1))
+                if f >= len(frames) or not matcher.matches(frames[f]):
+                    return False
+                m, f = m + 1, f + 1
+            return True
+
+        return walk(0, 0)
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+    def __str__(self) -> str:
+        return "frames: " + " ; ".join(ANY_FRAMES if m is None else str(m) for m in self.frames)
+
+    @classmethod
+    def parse(cls, text: str, source: str = DEFAULT_SOURCE, line: int = 0) -> FrameSuppression:
+        """ValueError names the part that is neither `...` nor `fun:GLOB`/`obj:GLOB` fields."""
+        parts = [part.strip() for part in text.split(";")]
+        matchers = tuple(None if part == ANY_FRAMES else FrameMatcher.parse(part) for part in parts)
+        if all(m is None for m in matchers):
+            raise ValueError(text)
+        return cls(matchers, source, line)
+
+
+AnySuppression = Union[Suppression, FrameSuppression]
+
+
 class SuppressionList:
     """Suppressions in the order given (first match wins, so a report can say which line hid a leak)."""
 
-    def __init__(self, suppressions: Iterable[Suppression] = ()) -> None:
-        self._items: list[Suppression] = list(suppressions)
+    def __init__(self, suppressions: Iterable[AnySuppression] = ()) -> None:
+        self._items: list[AnySuppression] = list(suppressions)
 
     @classmethod
     def parse(cls, text: str, source: str) -> SuppressionList:
@@ -110,9 +214,16 @@ class SuppressionList:
             kind, colon, pattern = line.partition(":")
             if not colon or not kind or not re.fullmatch(r"[A-Za-z_]+", kind):
                 raise SuppressionError(f"{source}:{number}: expected 'leak:PATTERN', got {line!r}")
+            if kind == "frames":
+                try:
+                    items.append(FrameSuppression.parse(pattern, source, number))
+                except ValueError:
+                    raise SuppressionError(f"{source}:{number}: expected 'frames: M ; M ...' with each M '...' or "
+                                           f"'fun:GLOB' and/or 'obj:GLOB': {line!r}") from None
+                continue
             if kind != "leak":
                 raise SuppressionError(f"{source}:{number}: unsupported suppression type {kind!r} "
-                                       f"(only 'leak:' is supported): {line!r}")
+                                       f"(only 'leak:' and 'frames:' are supported): {line!r}")
             pattern = pattern.strip()
             if not pattern:
                 raise SuppressionError(f"{source}:{number}: empty pattern after 'leak:'")
@@ -134,17 +245,17 @@ class SuppressionList:
     def default(cls) -> SuppressionList:
         return cls.parse(DEFAULT_SUPPRESSIONS, DEFAULT_SOURCE)
 
-    def extend(self, other: Iterable[Suppression]) -> None:
+    def extend(self, other: Iterable[AnySuppression]) -> None:
         self._items.extend(other)
 
-    def match(self, frames: list[Frame]) -> Suppression | None:
-        """The first suppression matching any frame of the stack, or None."""
+    def match(self, frames: list[Frame]) -> AnySuppression | None:
+        """The first suppression matching the stack (innermost frame first), or None."""
         for suppression in self._items:
-            if any(suppression.matches(frame) for frame in frames):
+            if suppression.matches_stack(frames):
                 return suppression
         return None
 
-    def __iter__(self) -> Iterator[Suppression]:
+    def __iter__(self) -> Iterator[AnySuppression]:
         return iter(self._items)
 
     def __len__(self) -> int:

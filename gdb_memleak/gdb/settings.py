@@ -163,7 +163,7 @@ class Suppressions(_Param):
         lines = [f"Suppression files: {svalue or '(none)'}."]
         entries = active_suppressions()
         lines.append(f"{len(entries)} entries in use:")
-        lines += [f"  leak:{s.pattern}    ({s.source}:{s.line})" for s in entries]
+        lines += [f"  {s}    ({s.where})" for s in entries]
         return "\n".join(lines)
 
 

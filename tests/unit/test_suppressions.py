@@ -10,6 +10,7 @@ from gdb_memleak.core.model import Frame
 from gdb_memleak.core.suppressions import (
     DEFAULT_SOURCE,
     DEFAULT_SUPPRESSIONS,
+    FrameSuppression,
     Suppression,
     SuppressionError,
     SuppressionList,
@@ -51,7 +52,10 @@ def test_parse_of_empty_text_is_an_empty_list():
 
 
 @pytest.mark.parametrize("line, problem", [
-    ("race:foo", "unsupported suppression type 'race' (only 'leak:' is supported)"),
+    ("race:foo", "unsupported suppression type 'race' (only 'leak:' and 'frames:' are supported)"),
+    ("frames: fun:a ; bogus", "expected 'frames: M ; M ...'"),
+    ("frames: ...", "expected 'frames: M ; M ...'"),
+    ("frames: fun:a fun:b", "expected 'frames: M ; M ...'"),
     ("Leak:foo", "unsupported suppression type 'Leak'"),
     ("leak:", "empty pattern after 'leak:'"),
     ("leak:   ", "empty pattern after 'leak:'"),
@@ -276,7 +280,13 @@ def test_default_suppressions_parse_with_default_source():
 def test_every_default_suppression_has_a_comment_above_it():
     lines = DEFAULT_SUPPRESSIONS.splitlines()
     for s in SuppressionList.default():
-        assert lines[s.line - 2].startswith("#"), f"no justification above {s}"
+        above = next(line for line in reversed(lines[:s.line - 1]) if not line.startswith("frames:"))
+        assert above.startswith("#"), f"no justification above {s}"
+
+
+def test_default_suppressions_never_match_any_frame_like_lsan_lines():
+    """A `leak:` default matches any frame, so it hides user code running under the runtime (constructors)."""
+    assert all(isinstance(s, FrameSuppression) for s in SuppressionList.default())
 
 
 # Stacks as gdb-memleak recorded them on Debian 12 (glibc 2.36 with libc6-dbg, g++ 12), innermost first.
@@ -312,3 +322,76 @@ def test_default_suppressions_keep_the_users_leaks():
     assert defaults.match([STRDUP, MAKE_LEAK, MAIN]) is None
     fopen = [Frame(0x7FFFF7E4B000, "__fopen_internal", "./libio/./libio/iofopen.c", 75, LIBC), MAIN]
     assert defaults.match(fopen) is None  # a FILE never fclose()d is the user's leak
+
+
+# -- frames: lines ---------------------------------------------------------------------------------------------------
+def test_frames_line_parses_matchers_and_prints_back():
+    [s] = SuppressionList.parse("frames: ... ; fun:operator new(unsigned long) obj:*/libstdc++* ; obj:/x.so\n", "f")
+    assert str(s) == "frames: ... ; fun:operator new(unsigned long) obj:*/libstdc++* ; obj:/x.so"
+    assert (s.source, s.line, s.where) == ("f", 1, "f:1")
+    assert SuppressionList.parse(str(s), "f")._items[0].frames == s.frames
+
+
+def test_frames_line_is_anchored_at_the_frame_that_called_the_allocator():
+    s = FrameSuppression.parse("fun:make_leak")
+    assert s.matches_stack([MAKE_LEAK, MAIN])
+    assert not s.matches_stack([STRDUP, MAKE_LEAK, MAIN])  # make_leak is not the allocating frame here
+    assert FrameSuppression.parse("... ; fun:make_leak").matches_stack([STRDUP, MAKE_LEAK, MAIN])
+    assert FrameSuppression.parse("fun:*strdup ; fun:make_leak ; fun:main").matches_stack([STRDUP, MAKE_LEAK, MAIN])
+    assert not FrameSuppression.parse("fun:*strdup ; fun:main").matches_stack([STRDUP, MAKE_LEAK, MAIN])
+
+
+def test_frames_globs_match_whole_names_and_every_field_of_a_matcher():
+    assert not FrameSuppression.parse("fun:make").matches_stack([MAKE_LEAK])  # whole name, not a substring
+    assert FrameSuppression.parse("fun:make_le?k obj:*/app").matches_stack([MAKE_LEAK])
+    assert not FrameSuppression.parse("fun:make_leak obj:*/libc.so.6").matches_stack([MAKE_LEAK])
+    assert not FrameSuppression.parse("fun:a").matches_stack([])
+
+
+# Stacks recorded on Debian 12 (glibc 2.36 + libc6-dbg): a user library's constructor, a thread's DTV.
+LIBCTOR = "/home/user/lib/libctor_leak.so"
+USER_CONSTRUCTOR = [  # 500 bytes, valgrind: definitely lost
+    Frame(0x7FFFF7FB9139, "ctor_leak_init", "/home/user/src/ctor_leak.c", 21, LIBCTOR),
+    Frame(0x7FFFF7FCEA1E, "call_init", "./elf/./elf/dl-init.c", 74, LDSO),
+    Frame(0x7FFFF7FCEB04, "_dl_init", "./elf/./elf/dl-init.c", 121, LDSO),
+    Frame(0x7FFFF7FE4BA0, "_dl_start_user+0x28", None, None, LDSO),
+]
+USER_CONSTRUCTOR_VIA_LIBSTDCXX = [  # a user constructor calling a libstdc++ function that allocates
+    Frame(0x7FFFF7D4C0DE, "std::__cxx11::basic_string<char>::_M_create(unsigned long&, unsigned long)+0x2e", None,
+          None, LIBSTDCXX),
+    USER_CONSTRUCTOR[0], *USER_CONSTRUCTOR[1:],
+]
+THREAD_DTV = [  # 272 bytes per thread, possibly lost under valgrind --run-libc-freeres=no
+    Frame(0x7FFFF7FDC4F2, "calloc", "./elf/../include/rtld-malloc.h", 44, LDSO),
+    Frame(0x7FFFF7FDC4F2, "__GI__dl_allocate_tls", "./elf/../elf/dl-tls.c", 670, LDSO),
+    Frame(0x7FFFF7E5E2C5, "allocate_stack", "./nptl/./nptl/allocatestack.c", 423, LIBC),
+    Frame(0x401600, "main", "/home/user/src/app.c", 32, APP),
+]
+THREAD_DTV_NO_LIBC_DEBUG_INFO = [
+    Frame(0x7FFFF7FDC4F2, "_dl_allocate_tls+0x42", None, None, LDSO),
+    Frame(0x7FFFF7E5E2C5, "pthread_create@@GLIBC_2.34+0x8c5", None, None, LIBC),
+    Frame(0x401600, "main", "/home/user/src/app.c", 32, APP),
+]
+THREAD_WORKER_LEAK = [
+    Frame(0x401700, "worker", "/home/user/src/app.c", 12, APP),
+    Frame(0x7FFFF7E5DFD4, "start_thread", "./nptl/./nptl/pthread_create.c", 442, LIBC),
+    Frame(0x7FFFF7EDD66C, "clone3", None, None, LIBC),
+]
+STATIC = "/home/user/app_static"
+STATIC_STARTUP = [
+    Frame(0x4A1B2D, "_dl_find_object_init+0x3d", None, None, STATIC),
+    Frame(0x4A0AB0, "_dl_non_dynamic_init+0x7e0", None, None, STATIC),
+    Frame(0x4A0005, "__libc_init_first+0x25", None, None, STATIC),
+]
+
+
+@pytest.mark.parametrize("stack", [USER_CONSTRUCTOR, USER_CONSTRUCTOR_VIA_LIBSTDCXX, THREAD_WORKER_LEAK],
+                         ids=["user-library-constructor", "user-constructor-via-libstdc++", "thread-worker"])
+def test_default_suppressions_never_hide_a_user_frames_leak(stack):
+    assert SuppressionList.default().match(stack) is None
+
+
+@pytest.mark.parametrize("stack", [THREAD_DTV, THREAD_DTV_NO_LIBC_DEBUG_INFO, STATIC_STARTUP],
+                         ids=["thread-dtv", "thread-dtv-minimal-symbols", "static-startup"])
+def test_default_suppressions_hide_the_runtimes_own_blocks(stack):
+    assert SuppressionList.default().match(stack) is not None
