@@ -20,6 +20,8 @@ class Abi:
     # Return address location at function entry: "stack" (x86-64: [sp]) or a register name (aarch64: x30).
     return_address: str
     user_regs: tuple[str, ...]  # field order of struct user_regs_struct
+    # Registers a call may clobber: dead in a thread that called a function which never returns (_exit).
+    caller_saved: tuple[str, ...] = ()
 
     def index(self, register: str) -> int:
         return self.user_regs.index(register)
@@ -37,6 +39,7 @@ X86_64_SYSV = Abi(
         "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi", "rdi",
         "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs",
     ),
+    caller_saved=("rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"),
 )
 
 ABIS = {"i386:x86-64": X86_64_SYSV}

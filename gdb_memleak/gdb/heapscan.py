@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import gdb
 
+from ..core.abi import Abi
 from ..core.procmaps import Mapping, read_maps
 from ..core.reachability import RootRegion, ScanResult, scan
 from .access import RegisterReader
@@ -188,6 +189,22 @@ def exit_machinery_floor() -> int | None:
         return None
 
 
+def exiting_thread(threads: list[ThreadState], lwp: int, floor: int | None, abi: Abi) -> None:
+    """The thread in `_exit` never returns: its stack counts from the frame that called exit() (see
+    exit_machinery_floor), and the registers a call clobbers are dead (valgrind, checking after the exit_group
+    system call, never sees what they held), so they are no roots."""
+    dead = [abi.index(name) for name in abi.caller_saved]
+    for t in threads:
+        if t.lwp != lwp:
+            continue
+        if floor is not None and floor > t.sp:
+            t.sp = floor
+        values = list(t.registers)
+        for index in dead:
+            values[index] = 0
+        t.registers = tuple(values)
+
+
 class HeapScan:
     """One reachability scan of a stopped process; also answers `memleak block`'s who-points-at-it."""
 
@@ -198,11 +215,7 @@ class HeapScan:
         self.maps = read_maps(inferior.pid)
         self.threads = thread_states(inferior, regs)
         if exiting:
-            floor = exit_machinery_floor()
-            lwp = gdb.selected_thread().ptid[1]
-            for t in self.threads:
-                if t.lwp == lwp and floor is not None and floor > t.sp:
-                    t.sp = floor
+            exiting_thread(self.threads, gdb.selected_thread().ptid[1], exit_machinery_floor(), regs.abi)
         self.raw = ProcessMemory(inferior.pid, self.maps)
         self.roots = root_regions(self.maps, sorted(blocks), self.threads, self.raw)
         ignored = glibc_chunk_links(self.raw, blocks) if glibc else frozenset()
