@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from .model import Block, Frame
 from .symbols import Symbolizer, SystemFilter
@@ -21,6 +21,12 @@ class LeakGroup:
     first_seq: int = 0
     addresses: list[int] = field(default_factory=list)
     suppressed_by: object | None = None  # the Suppression matching this group's stack, if any
+    indirect_bytes: int = 0   # definite groups: what is indirectly lost through their blocks (valgrind's
+    indirect_blocks: int = 0  # "80 (16 direct, 64 indirect) bytes in 1 blocks are definitely lost")
+
+    @property
+    def total_bytes(self) -> int:
+        return self.bytes + self.indirect_bytes
 
 
 @dataclass
@@ -50,6 +56,23 @@ def group_by_stack(blocks: Iterable[Block], kind_of: Callable[[Block], str] = la
         group.blocks += 1
         group.addresses.append(block.address)
     return sorted(groups.values(), key=_sort_key)
+
+
+def attribute_indirect(groups: Iterable[LeakGroup], leaders: Mapping[int, int], sizes: Mapping[int, int]) -> None:
+    """Credit each group with the blocks lost through its blocks: `leaders` maps every indirectly lost block to the
+    definitely lost block (its clique leader) that reaches it, as valgrind adds a clique's size to its leader."""
+    through: dict[int, list[int]] = {}
+    for member, leader in leaders.items():
+        entry = through.setdefault(leader, [0, 0])
+        entry[0] += sizes.get(member, 0)
+        entry[1] += 1
+    for group in groups:
+        group.indirect_bytes = group.indirect_blocks = 0
+        for address in group.addresses:
+            lost = through.get(address)
+            if lost is not None:
+                group.indirect_bytes += lost[0]
+                group.indirect_blocks += lost[1]
 
 
 def group_by_line(blocks: Iterable[Block], symbolizer: Symbolizer, system: SystemFilter) -> list[LineGroup]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .addressinfo import AddressInfo
 from .kinds import ErrorType
 
 
@@ -68,6 +69,7 @@ class HeapError:
     free_pcs: tuple[int, ...] = ()
     block_size: int | None = None
     alloc_allocator: str | None = None  # for mismatched_free: what allocated the block
+    address_info: AddressInfo | None = None  # for invalid_free: what the pointer is (gdb/addressinfo.py)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .grouping import LeakGroup, group_by_stack
+from .grouping import LeakGroup, attribute_indirect, group_by_stack
 from .kinds import KINDS, ORDER, UNFREED, LeakKind
 from .mappings import DEFAULT_MAPPING_ERROR_KINDS, MappingTable
 from .model import Block, Frame, ProcessResult
@@ -37,6 +37,7 @@ class ProcessReport:
     system: SystemFilter = field(default_factory=SystemFilter)
     notes: list[str] = field(default_factory=list)   # caveats printed under the report header
     kinds: dict[int, LeakKind] | None = None          # block address -> kind, from the last reachability scan
+    leaders: dict[int, int] | None = None             # indirect block -> the definite block it is lost through
     # where the active suppressions come from: set once when the report is made (the GDB settings, the CLI's
     # files), read at each render so a `set memleak suppressions` applies to every listing at once
     suppression_source: Callable[[], SuppressionList] = SuppressionList
@@ -51,6 +52,9 @@ class ProcessReport:
     def _groups(self, where: LeakFilter | None) -> list[LeakGroup]:
         blocks = self.table.live() if where is None else [b for b in self.table.live() if where.admits(b)]
         groups = group_by_stack(blocks, self.kind_of)
+        if self.leaders:
+            live = self.table.blocks
+            attribute_indirect(groups, self.leaders, {a: live[a].size for a in self.leaders if a in live})
         suppressions = self.suppressions
         for group in groups:
             group.suppressed_by = suppressions.match(self.frames(group.pcs)) if len(suppressions) else None
@@ -60,7 +64,7 @@ class ProcessReport:
         """Unsuppressed groups of the kinds asked for, by kind (valgrind's order) then size."""
         groups = [g for g in self._groups(where) if g.suppressed_by is None
                   and (where is None or where.kinds is None or g.kind in where.kinds)]
-        return sorted(groups, key=lambda g: (ORDER.get(g.kind, 99), -g.bytes, -g.blocks, g.first_seq))
+        return sorted(groups, key=lambda g: (ORDER.get(g.kind, 99), -g.total_bytes, -g.blocks, g.first_seq))
 
     def leak_blocks(self, where: LeakFilter | None = None) -> list[Block]:
         """The blocks of `leak_groups(where)`: what every listing (by stack, by line, any format) draws from."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Iterable, Iterator, Union
 
 from .model import Frame
@@ -100,7 +100,7 @@ class Suppression:
 
     def matches_text(self, text: str | None) -> bool:
         """LSan never matches an empty or missing name."""
-        return bool(text) and _compile(self.pattern).search(text) is not None
+        return text is not None and text != "" and _compile(self.pattern).search(text) is not None
 
     def matches(self, frame: Frame) -> bool:
         return (self.matches_text(frame.function) or self.matches_text(frame.file)
@@ -117,7 +117,7 @@ class Suppression:
         return f"leak:{self.pattern}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _glob(pattern: str) -> re.Pattern[str]:
     """valgrind's wildcards: `*` any run, `?` one character, the whole string."""
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL)
@@ -206,7 +206,7 @@ class SuppressionList:
 
     @classmethod
     def parse(cls, text: str, source: str) -> SuppressionList:
-        items = []
+        items: list[AnySuppression] = []
         for number, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):

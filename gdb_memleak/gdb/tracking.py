@@ -23,7 +23,7 @@ from ..core.reports import ReportOptions
 from ..core.reports.text import render_error, render_report
 from ..core.symbols import Symbolizer, SystemFilter
 from ..core.table import AllocationTable
-from . import settings
+from . import addressinfo, settings
 from .access import RegisterReader
 from .engine import Engine
 from .heapscan import HeapScan
@@ -94,6 +94,7 @@ class Tracking:
 
     def heap_error(self, error: HeapError) -> OnError:
         """Print the error now (from stop()); returns what happens to the call."""
+        addressinfo.annotate(error, self.table, self.engine.inferior, self.regs)  # verdicts: what the pointer is
         out = self.session.out()
         out.write("\ngdb-memleak: ")
         render_error(self.report, error, out)
@@ -139,6 +140,7 @@ class Tracking:
         finally:
             heap.close()
         self.report.kinds = dict(result.kinds)
+        self.report.leaders = result.leader  # verdicts: indirect blocks -> their definite leader
         self.last_scan = result
         log.debug("process %d: scan of %d blocks read %d bytes", self.pid, len(result.kinds), result.scanned_bytes)
         return result

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 import valgrind
 from conftest import TARGETS, run_cli
 
@@ -26,7 +25,7 @@ def summary(process: dict) -> dict[str, tuple[int, int]]:
 
 def valgrind_summaries_per_process(argv: list[str]) -> list[dict[str, tuple[int, int]]]:
     proc = subprocess.run(["valgrind", "--trace-children=yes", *valgrind.LEAK_FLAGS, *argv], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
     found: dict[str, dict[str, tuple[int, int]]] = {}
     for key, label in (("definite", "definitely lost"), ("indirect", "indirectly lost"),
                        ("possible", "possibly lost"), ("reachable", "still reachable"), ("suppressed", "suppressed")):
@@ -51,3 +50,85 @@ def test_forked_child_at_exit_leak_summary_equals_valgrinds(tmp_path: Path):
     program = compile_c(PROCESSES / "fork_exit_registers.c", tmp_path)
     ours = run_cli(["--no-default-suppressions", str(program)], tmp_path).report["processes"]
     assert sorted((summary(p) for p in ours), key=sorted) == valgrind_summaries_per_process([str(program)])
+
+
+# --- heap error context -----------------------------------------------------------------------------------------------
+VALGRIND_ADDRESS = re.compile(
+    r"Address 0x[0-9a-f]+ is (?:(?P<offset>\d+) bytes inside a block of size (?P<size>[\d,]+) (?P<how>alloc'd|free'd)"
+    r"|on thread (?P<thread>\d+)'s stack"
+    r"|(?P<goffset>\d+) bytes inside data symbol \"(?P<symbol>[^\"]+)\")")
+
+
+def valgrind_addresses(argv: list[str]) -> list[tuple]:
+    proc = subprocess.run(["valgrind", "--run-libc-freeres=no", "--run-cxx-freeres=no", *argv],
+                          capture_output=True, text=True, timeout=300, check=False)
+    found = []
+    for m in VALGRIND_ADDRESS.finditer(proc.stderr):
+        if m["how"]:
+            found.append(("block" if m["how"] == "alloc'd" else "freed", int(m["offset"]),
+                          int(m["size"].replace(",", ""))))
+        elif m["thread"]:
+            found.append(("stack", int(m["thread"])))
+        else:
+            found.append(("global", m["symbol"], int(m["goffset"])))
+    return found
+
+
+def our_addresses(process: dict) -> list[tuple]:
+    found = []
+    for error in process["errors"]:
+        info = error["address_info"]
+        if info["place"] in ("block", "freed"):
+            found.append((info["place"], info["offset"], info["block_size"]))
+        elif info["place"] == "stack":
+            found.append(("stack", info["thread"]))
+        else:
+            found.append((info["place"], info.get("symbol"), info.get("offset")))
+    return found
+
+
+def test_invalid_frees_say_what_the_pointer_is(built_targets: Path, tmp_path: Path):
+    run = run_cli([str(built_targets / "invalid_free_where")], tmp_path)
+    process = run.process()
+    assert our_addresses(process) == [("block", 8, 32), ("freed", 16, 48), ("stack", 1), ("global", "table", 16)]
+    block, freed = process["errors"][0]["address_info"], process["errors"][1]["address_info"]
+    assert block["alloc_stack"][0]["line"] == 21 and freed["free_stack"][0]["line"] == 29
+    assert "is 8 bytes inside a block of size 32 allocated at:" in run.stderr
+    assert "in a global: table+16 (section .bss" in run.stderr
+
+
+@pytest.mark.valgrind
+@pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
+def test_invalid_free_addresses_are_described_as_valgrind_describes_them(built_targets: Path, tmp_path: Path):
+    argv = [str(built_targets / "invalid_free_where")]
+    assert our_addresses(run_cli(argv, tmp_path).process()) == valgrind_addresses(argv)
+
+
+def test_invalid_realloc_is_named_realloc(tmp_path: Path):
+    source = tmp_path / "bad_realloc.c"
+    source.write_text('#include <stdlib.h>\nint main(void) {\n  char *p = malloc(32);\n  char *q = p + 4;\n'
+                      '  __asm__ volatile("" : "+r"(q));\n  q = realloc(q, 64);\n'
+                      '  __asm__ volatile("" : : "r"(q));\n  free(p);\n  return 0;\n}\n')
+    program = compile_c(source, tmp_path)
+    run = run_cli([str(program)], tmp_path)
+    [error] = run.process()["errors"]
+    assert (error["type"], error["allocator"], error["stack"][0]["line"]) == ("invalid_free", "realloc", 6)
+    assert error["address_info"]["place"] == "block" and error["address_info"]["offset"] == 4
+    assert f"Invalid realloc of {error['address']}" in run.stderr
+
+
+# --- loss records: indirect bytes ---------------------------------------------------------------------------------
+@pytest.mark.valgrind
+@pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
+@pytest.mark.parametrize("name", ["lost_list", "cpp_string", "cpp_object"])
+def test_definite_records_carry_the_indirect_bytes_valgrind_gives_them(built_targets: Path, tmp_path: Path,
+                                                                        name: str):
+    argv = [str(built_targets / name)]
+    theirs = sorted((r["line"], r["bytes"], r["blocks"], r["indirect_bytes"])
+                    for r in valgrind.leak_records(argv, TARGETS) if r["kind"] == "definite")
+    process = run_cli(["--no-default-suppressions", *argv], tmp_path).process()
+    ours = sorted((next(f["line"] for f in leak["stack"] if (f["file"] or "").startswith(str(TARGETS))),
+                   leak["bytes"], leak["blocks"], leak["indirect_bytes"])
+                  for leak in process["leaks"] if leak["kind"] == "definite")
+    assert any(indirect for *_, indirect in theirs)
+    assert ours == theirs

@@ -232,10 +232,11 @@ def test_json_top_level_schema(json_doc):
         assert set(process["totals"]) == {"allocs", "frees", "bytes_allocated"}
         assert set(process["in_use_at_exit"]) == {"bytes", "blocks"}
         for leak in process["leaks"]:
-            assert set(leak) == {"kind", "bytes", "blocks", "allocator", "stack"}
+            assert set(leak) == {"kind", "bytes", "blocks", "indirect_bytes", "indirect_blocks", "allocator", "stack"}
             assert all(set(frame) == FRAME_KEYS for frame in leak["stack"])
         for error in process["errors"]:
-            assert set(error) == {"type", "address", "stack", "alloc_stack", "free_stack"}
+            assert set(error) == {"type", "address", "allocator", "stack", "alloc_stack", "free_stack",
+                                  "address_info"}
             for key in ("stack", "alloc_stack", "free_stack"):
                 assert all(set(frame) == FRAME_KEYS for frame in error[key])
 
@@ -245,14 +246,17 @@ def test_json_process_values(json_doc):
     assert (process["pid"], process["argv"], process["exit"]) == (4242, ["./app", "-v"], {"code": 0})
     assert process["totals"] == {"allocs": 4, "frees": 4, "bytes_allocated": 100}
     assert process["in_use_at_exit"] == {"bytes": 30, "blocks": 1}
-    assert process["leaks"] == [{"kind": "unfreed", "bytes": 30, "blocks": 1, "allocator": "malloc",
+    assert process["leaks"] == [{"kind": "unfreed", "bytes": 30, "blocks": 1, "indirect_bytes": 0,
+                                 "indirect_blocks": 0, "allocator": "malloc",
                                  "stack": [frame_dict(MAKE_LEAK), frame_dict(MAIN)]}]
     assert process["errors"] == [{
         "type": "double_free",
         "address": f"0x{A:x}",
+        "allocator": "free",
         "stack": [frame_dict(RELEASE_AGAIN), frame_dict(MAIN)],
         "alloc_stack": [frame_dict(MAKE_A), frame_dict(MAIN)],
         "free_stack": [frame_dict(RELEASE_A), frame_dict(MAIN)],
+        "address_info": None,
     }]
 
 
@@ -262,8 +266,9 @@ def test_json_signal_exit_invalid_free_and_unresolved_pc(json_doc):
     assert process["leaks"][0]["stack"] == [
         {"pc": f"0x{UNRESOLVED_PC:x}", "function": f"0x{UNRESOLVED_PC:x}", "file": None, "line": None,
          "object": "??", "inline": False}]
-    assert process["errors"] == [{"type": "invalid_free", "address": "0xbad0",
-                                  "stack": [frame_dict(RELEASE_A)], "alloc_stack": [], "free_stack": []}]
+    assert process["errors"] == [{"type": "invalid_free", "address": "0xbad0", "allocator": "free",
+                                  "stack": [frame_dict(RELEASE_A)], "alloc_stack": [], "free_stack": [],
+                                  "address_info": None}]
 
 
 def test_json_pcs_and_addresses_are_lowercase_hex_strings(json_doc):

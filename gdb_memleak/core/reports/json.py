@@ -29,11 +29,13 @@ def process_json(report: ProcessReport) -> dict:
         "exit": report.result.exit_json(),
         "totals": {"allocs": c.allocs, "frees": c.frees, "bytes_allocated": c.bytes_allocated},
         "in_use_at_exit": {"bytes": c.live_bytes, "blocks": c.live_blocks},
-        "leaks": [{"kind": g.kind, "bytes": g.bytes, "blocks": g.blocks, "allocator": g.allocator,
-                   "stack": stack(g.pcs)} for g in report.leak_groups()],
+        "leaks": [{"kind": g.kind, "bytes": g.bytes, "blocks": g.blocks, "indirect_bytes": g.indirect_bytes,
+                   "indirect_blocks": g.indirect_blocks, "allocator": g.allocator, "stack": stack(g.pcs)}
+                  for g in report.leak_groups()],
         "leak_summary": report.leak_summary(),
-        "errors": [{"type": e.type, "address": f"0x{e.address:x}", "stack": stack(e.pcs),
-                    "alloc_stack": stack(e.alloc_pcs), "free_stack": stack(e.free_pcs)}
+        "errors": [{"type": e.type, "address": f"0x{e.address:x}", "allocator": e.allocator, "stack": stack(e.pcs),
+                    "alloc_stack": stack(e.alloc_pcs), "free_stack": stack(e.free_pcs),
+                    "address_info": e.address_info.to_json(stack) if e.address_info is not None else None}
                    for e in report.table.errors],
         **mappings_json(report),
     }

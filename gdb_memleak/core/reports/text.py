@@ -6,7 +6,7 @@ from typing import Sequence, TextIO
 
 from tabulate import tabulate
 
-from ..grouping import group_by_line, select
+from ..grouping import LeakGroup, group_by_line, select
 from ..kinds import LABELS, ORDER, UNFREED
 from ..mappings import DEFAULT_MAPPING_ERROR_KINDS, flags_text, prot_text
 from ..model import Frame, HeapError
@@ -20,6 +20,17 @@ HELP = "the valgrind-like text report"
 
 def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def sizes(group: LeakGroup) -> str:
+    """valgrind's loss-record size: "80 (16 direct, 64 indirect)" when blocks are lost through the group."""
+    if not group.indirect_bytes:
+        return f"{group.bytes:,}"
+    return f"{group.total_bytes:,} ({group.bytes:,} direct, {group.indirect_bytes:,} indirect)"
+
+
+def amount(group: LeakGroup) -> str:
+    return plural(group.bytes, "byte") if not group.indirect_bytes else f"{sizes(group)} bytes"
 
 
 def describe(frame: Frame) -> str:
@@ -60,15 +71,27 @@ def render_summary(report: ProcessReport, out: TextIO) -> None:
         out.write(f"  untracked frees: {c.untracked_frees:,} (blocks allocated before tracking began)\n")
 
 
-def render_error(report: ProcessReport, error: HeapError, out: TextIO) -> None:
+def error_headline(error: HeapError) -> str:
+    """valgrind's names: a double free, a mismatched release, an invalid free (or realloc) of a pointer."""
     if error.type == "double_free":
-        out.write(f"Double free of 0x{error.address:x} ({error.block_size or 0:,}-byte block)\n")
-    elif error.type == "mismatched_free":
-        out.write(f"Mismatched free() / delete / delete []: 0x{error.address:x} ({error.block_size or 0:,}-byte "
-                  f"block) allocated by {error.alloc_allocator}, released by {error.allocator}\n")
-    else:
-        out.write(f"Invalid free of 0x{error.address:x}: no allocator returned this pointer\n")
+        return f"Double free of 0x{error.address:x} ({error.block_size or 0:,}-byte block)"
+    if error.type == "mismatched_free":
+        return (f"Mismatched free() / delete / delete []: 0x{error.address:x} ({error.block_size or 0:,}-byte "
+                f"block) allocated by {error.alloc_allocator}, released by {error.allocator}")
+    call = "realloc" if "realloc" in error.allocator else "free"  # realloc, reallocarray
+    return f"Invalid {call} of 0x{error.address:x}: no allocator returned this pointer"
+
+
+def render_error(report: ProcessReport, error: HeapError, out: TextIO) -> None:
+    out.write(error_headline(error) + "\n")
     render_stack(report.frames(error.pcs), out)
+    info = error.address_info
+    if info is not None:
+        out.write(f" {info.describe()}" + (" at:\n" if info.free_pcs or info.alloc_pcs else "\n"))
+        if info.free_pcs:
+            render_stack(report.frames(info.free_pcs), out)
+            out.write(" Block was allocated at:\n")
+        render_stack(report.frames(info.alloc_pcs), out)
     if error.free_pcs:
         out.write(" Block was first freed at:\n")
         render_stack(report.frames(error.free_pcs), out)
@@ -111,14 +134,14 @@ def render_leaks(report: ProcessReport, out: TextIO, options: ReportOptions | No
         return
     if options.stack:
         for group in chosen:
-            out.write(f"\n{plural(group.bytes, 'byte')} in {plural(group.blocks, 'block')} are {LABELS[group.kind]}, "
+            out.write(f"\n{amount(group)} in {plural(group.blocks, 'block')} are {LABELS[group.kind]}, "
                       f"allocated by {group.allocator} (first is allocation #{group.first_seq})\n")
             render_stack(report.frames(group.pcs), out)
         return
     rows = []
     for group in chosen:
         site = report.site(group.pcs)
-        rows.append([LABELS[group.kind], group.bytes, group.blocks, group.allocator, f"#{group.first_seq}",
+        rows.append([LABELS[group.kind], sizes(group) if group.indirect_bytes else group.bytes, group.blocks, group.allocator, f"#{group.first_seq}",
                      describe(site) if site else "??"])
     out.write(tabulate(rows, headers=["kind", "bytes", "blocks", "allocator", "first", "allocated at"],
                        tablefmt="simple", intfmt=",") + "\n")
