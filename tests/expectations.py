@@ -1,9 +1,11 @@
 """Reads the findings a C target declares about itself (`// expect: ...` comments), so adding a case is one file.
 
 Grammar (one directive per comment; the comment's line is the line it refers to):
-  // expect: leak bytes=B [blocks=N] [kind=K]
+  // expect: leak bytes=B [blocks=N] [kind=K] [suppressed]
                                         unfreed blocks allocated at this line; K (valgrind's verdict on them)
-                                        is definite, indirect, possible or reachable; absent means any kind
+                                        is definite, indirect, possible or reachable; absent means any kind.
+                                        `suppressed`: gdb-memleak's default suppressions hide them (a thread's
+                                        DTV): listed only with --no-default-suppressions (suppressed_leaks)
   // expect: double_free tag=T           the bad (second) free; `// mark: alloc tag=T`, `// mark: free tag=T`
   // expect: invalid_free                free of a pointer no allocator returned
   // expect: mismatched_free             release by the wrong family (new[] with delete, malloc with delete, ...)
@@ -53,6 +55,7 @@ class Expected:
     source: Path
     leaks: dict[int, tuple[int, int]] = field(default_factory=dict)     # line -> (bytes, blocks)
     leak_kinds: dict[int, str] = field(default_factory=dict)            # line -> kind, for lines that declare one
+    suppressed_leaks: dict[int, tuple[int, int, str | None]] = field(default_factory=dict)  # hidden by the defaults
     double_frees: dict[str, int] = field(default_factory=dict)          # tag -> line of the bad free
     marks: dict[tuple[str, str], int] = field(default_factory=dict)     # (alloc|free, tag) -> line
     invalid_frees: list[int] = field(default_factory=list)
@@ -118,10 +121,13 @@ def parse(source: Path) -> Expected:
         elif kind == "mark":
             expected.marks[(words[0], f["tag"])] = number
         elif words[0] == "leak":
+            if "kind" in f and f["kind"] not in LEAK_KINDS:
+                raise ValueError(f"{source}:{number}: leak kind {f['kind']!r} not one of {LEAK_KINDS}")
+            if "suppressed" in words[1:]:
+                expected.suppressed_leaks[number] = (int(f["bytes"]), int(f.get("blocks", 1)), f.get("kind"))
+                continue
             expected.leaks[number] = (int(f["bytes"]), int(f.get("blocks", 1)))
             if "kind" in f:
-                if f["kind"] not in LEAK_KINDS:
-                    raise ValueError(f"{source}:{number}: leak kind {f['kind']!r} not one of {LEAK_KINDS}")
                 expected.leak_kinds[number] = f["kind"]
         elif words[0] == "double_free":
             expected.double_frees[f["tag"]] = number
