@@ -8,9 +8,9 @@ any pointer as indirectly lost through it; an earlier leader reached from a late
 all its members, as valgrind merges cliques.
 
 Built for a million blocks read out of a stopped process. Every block is read exactly once, one read per block, in
-address order (friendly to a caching Memory); the words of many small blocks are joined and
-searched at once by C-level operations (re.finditer / bytes.find on the high half of heap addresses, memoryview
-casts, mapped dict and bisect look-ups), so Python runs per pointer found, not per word. The pointers found between heap blocks are kept
+address order (friendly to a caching Memory); the words of many small blocks are joined and searched at once by
+C-level operations (re.finditer / bytes.find on the high half of heap addresses, memoryview casts, mapped dict and
+bisect look-ups), so Python runs per pointer found, not per word. The pointers found between heap blocks are kept
 (8 bytes each) and both phases walk that record instead of reading memory again.
 
 Deviations from valgrind: no leak-check heuristics (valgrind's default `--leak-check-heuristics=all` counts some
@@ -29,7 +29,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from itertools import accumulate, compress, count, repeat
 from operator import add, and_, floordiv, is_, is_not, setitem
-from typing import Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Iterable, Iterator, Literal, Mapping, Protocol, Sequence, cast
 
 from .kinds import KINDS, LeakKind
 
@@ -40,6 +40,7 @@ MAX_PREFIXES = 16  # heap addresses with more distinct high halves than this: se
 DENSE = 5  # when more than one word in DENSE may point into the heap, search words one by one
 
 _match_start = re.Match.start
+WordFormat = Literal["I", "Q", "L"]  # array/memoryview codes of an unsigned word
 
 UNREACHED, POSSIBLE, REACHABLE, INDIRECT = 0, 1, 2, 3  # phase 1 only raises a state: UNREACHED < POSSIBLE < REACHABLE
 
@@ -214,13 +215,13 @@ class _Finder:
     """Indices of the words of a buffer whose value lies in [lo, hi), found without a Python step per word.
 
     For 8-byte words it searches (re.finditer or bytes.find, in C) the little-endian high halves the addresses of
-    [lo, hi) can have, keeping those at offsets 4 mod 8, so Python only runs on candidates. Other word sizes, a range with too many high halves, or a
-    buffer dense with candidates use a comprehension over the words instead.
+    [lo, hi) can have, keeping those at offsets 4 mod 8, so Python only runs on candidates. Other word sizes, a range
+    with too many high halves, or a buffer dense with candidates use a comprehension over the words instead.
     """
 
     def __init__(self, lo: int, hi: int, word_size: int, highs: Iterable[int] | None = None) -> None:
         self.lo, self.hi, self.word_size = lo, hi, word_size
-        self.format = next(code for code in "IQL" if array(code).itemsize == word_size)
+        self.format = cast(WordFormat, next(code for code in "IQL" if array(code).itemsize == word_size))
         self.swap = sys.byteorder != "little"
         self.literals: list[bytes] = []
         if word_size == 8 and hi > lo:
@@ -352,7 +353,7 @@ def scan(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootRegion],
                 if not degree[src]:
                     sources.append(src)
                 degree[src] += count_
-        dst.extend(targets)
+        dst.extend(cast("list[int]", targets))  # the None targets were dropped above
     has_edges = bytes(map(bool, degree))
     first = array("q", accumulate(degree, initial=0))
     del degree
@@ -365,15 +366,16 @@ def scan(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootRegion],
 
     def mark_roots(values: list[int]) -> None:
         targets = list(map(index.get, values))  # in memory order, not deduplicated first: kinder to the dict's cache
-        for t in compress(targets, map(is_not, targets, repeat(None))):  # start pointers
+        starts_hit = cast("Iterator[int]", compress(targets, map(is_not, targets, repeat(None))))
+        for t in starts_hit:  # start pointers
             if state[t] != REACHABLE:
                 state[t] = REACHABLE
                 push(t)
         if None in targets:
-            for t in resolve(list(compress(values, map(is_, targets, repeat(None))))):
-                if t is not None and not state[~t]:  # an interior pointer
-                    state[~t] = POSSIBLE
-                    push(~t)
+            for hit in resolve(list(compress(values, map(is_, targets, repeat(None))))):
+                if hit is not None and not state[~hit]:  # an interior pointer
+                    state[~hit] = POSSIBLE
+                    push(~hit)
 
     mark_roots([int(r) & ((1 << (8 * ws)) - 1) for r in registers])
     for region in roots:

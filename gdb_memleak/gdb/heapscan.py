@@ -181,7 +181,7 @@ def exit_machinery_floor() -> int | None:
     """Stack pointer of the frame that called exit(): the frames of exit() itself are libc's own and hold stale
     words of the frames that ran there before (main's locals after main returned), which are not roots."""
     try:
-        frame = gdb.newest_frame()
+        frame: gdb.Frame | None = gdb.newest_frame()
         while frame is not None and (frame.name() or "").split("(")[0] in EXIT_MACHINERY:
             frame = frame.older()
         return int(frame.read_register("rsp")) if frame is not None else None

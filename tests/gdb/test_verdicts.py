@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 import valgrind
 from conftest import TARGETS, run_cli
 

@@ -141,7 +141,8 @@ def render_leaks(report: ProcessReport, out: TextIO, options: ReportOptions | No
     rows = []
     for group in chosen:
         site = report.site(group.pcs)
-        rows.append([LABELS[group.kind], sizes(group) if group.indirect_bytes else group.bytes, group.blocks, group.allocator, f"#{group.first_seq}",
+        nbytes = sizes(group) if group.indirect_bytes else group.bytes
+        rows.append([LABELS[group.kind], nbytes, group.blocks, group.allocator, f"#{group.first_seq}",
                      describe(site) if site else "??"])
     out.write(tabulate(rows, headers=["kind", "bytes", "blocks", "allocator", "first", "allocated at"],
                        tablefmt="simple", intfmt=",") + "\n")
