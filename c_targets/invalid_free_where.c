@@ -2,7 +2,7 @@
  * invalid_free_where.c - bad frees of pointers of every origin; each error says what the pointer is, as
  * valgrind's "Address 0x... is 8 bytes inside a block of size 32 alloc'd" does:
  *   inside a live block, inside a freed block, on the main thread's stack, in a global (static data).
- * (An invalid realloc is in tests/gdb/test_verdicts.py: valgrind counts its allocation in the totals, we do not.)
+ * (An invalid realloc is in tests/gdb/test_verdicts.py.)
  * Natively glibc aborts at the first; under a checker each bad call is skipped and the program runs on.
  */
 #include <stdlib.h>

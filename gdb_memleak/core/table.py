@@ -98,6 +98,12 @@ class AllocationTable:
         self.errors.append(error)
         return error
 
+    def on_skipped_realloc(self, size: int) -> None:
+        """An invalid realloc not performed (on-error skip) returns NULL; valgrind, which never performs it either,
+        still counts the allocation it was asked for (its bad free is counted by `on_free`)."""
+        self.counters.allocs += 1
+        self.counters.bytes_allocated += size
+
     def on_realloc(self, old: int, new: int, size: int, allocator: str, thread: int, pcs: tuple[int, ...],
                    now: float) -> HeapError | None:
         """realloc = free of `old` + allocation of `new`, as valgrind counts it.

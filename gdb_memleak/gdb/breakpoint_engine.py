@@ -263,7 +263,9 @@ class BreakpointEngine(Engine):
             call.errored = True
             if error is not None:
                 action = self.events.heap_error(error)
-                if action is not OnError.SKIP:
+                if action is OnError.SKIP:
+                    self.table.on_skipped_realloc(spec.size(args))
+                else:
                     self._await_return(call, lwp, sp, return_address)
                 return self.apply(action, return_address, sp, result=0)
         self._await_return(call, lwp, sp, return_address)
