@@ -9,8 +9,15 @@ from ..core.grouping import select
 from ..core.kinds import DEFAULT_SHOWN
 from ..core.report import LeakFilter
 from ..core.reports import WRITERS, ReportOptions
-from ..core.reports.text import (plural, render_by_line, render_errors, render_leak_summary, render_leaks,
-                                render_mappings, render_summary)
+from ..core.reports.text import (
+    plural,
+    render_by_line,
+    render_errors,
+    render_leak_summary,
+    render_leaks,
+    render_mappings,
+    render_summary,
+)
 from ..core.suppressions import SuppressionError, generate
 from . import settings
 from .argparsing import CommandParser

@@ -1,4 +1,5 @@
 """addr2line's answers parsed, its server protocol on a real object, and the ELF layout the addresses need."""
+from __future__ import annotations
 
 import os
 import shutil
