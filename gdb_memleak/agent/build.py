@@ -1,0 +1,78 @@
+"""Compile the recorder (recorder.c, shipped in the package) into a per-user cache, once per source version.
+
+The cache key is the hash of the source and of the compiler command, so an upgraded package never runs a stale
+library: ~/.cache/gdb-memleak/<hash>/librecorder.so (XDG_CACHE_HOME respected). Pure Python, no `gdb` import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parent / "recorder.c"
+LIBRARY_NAME = "librecorder.so"  # recorder.c recognises its own LD_PRELOAD entry by this name
+CFLAGS = ("-O2", "-g", "-fPIC", "-shared", "-fvisibility=hidden", "-ftls-model=initial-exec", "-fexceptions",
+          "-fno-omit-frame-pointer", "-fno-builtin-malloc", "-fno-builtin-calloc", "-fno-builtin-realloc",
+          "-fno-builtin-free", "-pthread")
+LIBS = ("-ldl",)
+
+
+class BuildError(RuntimeError):
+    """The recorder cannot be built here; the message is one line saying why."""
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "gdb-memleak"
+
+
+def compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+
+
+def source_hash(source: Path = SOURCE, cc: str = "gcc") -> str:
+    digest = hashlib.sha256(source.read_bytes())
+    digest.update(" ".join((os.path.basename(cc), *CFLAGS, *LIBS)).encode())
+    return digest.hexdigest()[:16]
+
+
+def library_path(source: Path = SOURCE, root: Path | None = None) -> Path:
+    """Where the library for this source lives (built or not)."""
+    return (root or cache_root()) / source_hash(source, compiler() or "gcc") / LIBRARY_NAME
+
+
+def ensure_built(source: Path = SOURCE, root: Path | None = None) -> Path:
+    """The path of the built library, compiling it first if this source version was never built."""
+    target = library_path(source, root)
+    if target.is_file():
+        return target
+    cc = compiler()
+    if cc is None:
+        raise BuildError("gdb-memleak: cannot build the recorder: no C compiler (gcc) found")
+    if not source.is_file():
+        raise BuildError(f"gdb-memleak: cannot build the recorder: {source} is missing from the package")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise BuildError(f"gdb-memleak: cannot build the recorder: {target.parent}: {exc.strerror}") from exc
+    # Build beside the target and rename: concurrent first uses never see a half-written library.
+    fd, tmp = tempfile.mkstemp(prefix=".librecorder-", suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        proc = subprocess.run([cc, *CFLAGS, "-o", tmp, str(source), *LIBS], capture_output=True, text=True,
+                              timeout=120)
+        if proc.returncode != 0:
+            first = next((line for line in proc.stderr.splitlines() if "error" in line), proc.stderr.strip())
+            raise BuildError(f"gdb-memleak: cannot build the recorder with {cc}: {first.strip()[:200]}")
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BuildError(f"gdb-memleak: cannot build the recorder with {cc}: {exc}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target

@@ -1,0 +1,1351 @@
+/* gdb-memleak's in-process recorder: an LD_PRELOAD library hooking the allocator family.
+ *
+ * Why: the breakpoint engine costs two GDB stops (~200 us each) per allocation. This library records every call in
+ * the program itself, into one anonymous memory region that GDB reads in bulk (/proc/PID/mem) when it needs the
+ * table: a live-block table, counters, a deduplicated stack table and the heap errors. The program stops only for
+ * what needs the debugger: a heap error (memleak_agent_error), `break-alloc N` (memleak_agent_break_alloc).
+ *
+ * The layout of the region is described by `struct ml_header`; gdb_memleak/core/agent_format.py mirrors it (keep
+ * ML_VERSION in step). GDB finds the region through the exported object `memleak_agent` (never by calling code).
+ *
+ * Rules this file keeps:
+ *  - nothing is allocated through the hooked functions: recorder memory comes from mmap, early or recursive calls
+ *    (dlsym, dlopen of libunwind, glibc backtrace) are served from a static bump arena recognised at free;
+ *  - no global lock on the hot path: the block table is 64 shards (spinlock each, chosen by address hash), the
+ *    stack table is lock-striped with a per-thread cache in front, counters that must be global are atomics;
+ *  - fork-safe (pthread_atfork takes every lock), vfork-safe (the child writes the shared table under the same
+ *    locks: its heap *is* the parent's), exec re-adds the preload only for the exec'd program;
+ *  - the region is private anonymous memory: a forked child gets its own copy, nothing is left on disk.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <execinfo.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__((visibility("default")))
+#define HIDDEN __attribute__((visibility("hidden")))
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define ML_MAGIC 0x314b41454c4d4447ULL /* "GDMLEAK1" little-endian */
+#define ML_VERSION 1
+#define ML_SHARDS 64
+#define ML_STACK_SHARDS 64
+#define ML_MAX_DEPTH 64
+#define ML_DEFAULT_DEPTH 16
+#define ML_ERRORS 4096            /* error ring; older errors are dropped (counted) */
+#define ML_FREED_PER_SHARD 2048   /* freed blocks remembered per shard, for double-free reports (64 x 2048) */
+#define ML_REGION_BYTES (64ULL << 30) /* reserved address space (MAP_NORESERVE): pages are used as touched */
+#define ML_POOL_BYTES (4ULL << 30)    /* stack records */
+#define ML_ARENA_BYTES (4u << 20)
+
+enum { ST_EMPTY = 0, ST_LIVE = 1, ST_FREED = 2 };
+enum { FAM_MALLOC = 0, FAM_NEW = 1, FAM_NEW_ARRAY = 2 };
+enum { ERR_DOUBLE = 1, ERR_INVALID = 2, ERR_MISMATCHED = 3 };
+enum { UNW_NONE = 0, UNW_LIBUNWIND = 1, UNW_BACKTRACE = 2 };
+
+/* Allocator ids; names (as reports show them) and families in ML_NAMES / ml_family below, same order. */
+enum {
+    A_MALLOC, A_CALLOC, A_REALLOC, A_FREE, A_REALLOCARRAY, A_POSIX_MEMALIGN, A_ALIGNED_ALLOC, A_MEMALIGN, A_VALLOC,
+    A_PVALLOC,
+    A_NEW, A_NEW_NOTHROW, A_NEW_ALIGNED, A_NEW_ALIGNED_NOTHROW,
+    A_NEWA, A_NEWA_NOTHROW, A_NEWA_ALIGNED, A_NEWA_ALIGNED_NOTHROW,
+    A_DELETE, A_DELETE_SIZED, A_DELETE_ALIGNED, A_DELETE_SIZED_ALIGNED, A_DELETE_NOTHROW, A_DELETE_ALIGNED_NOTHROW,
+    A_DELETEA, A_DELETEA_SIZED, A_DELETEA_ALIGNED, A_DELETEA_SIZED_ALIGNED, A_DELETEA_NOTHROW,
+    A_DELETEA_ALIGNED_NOTHROW,
+    A_COUNT
+};
+/* name\0family-digit per allocator: the reader builds its id -> (label, family) table from this. */
+static const char ML_NAMES[] =
+    "malloc\0" "0\0" "calloc\0" "0\0" "realloc\0" "0\0" "free\0" "0\0" "reallocarray\0" "0\0" "posix_memalign\0" "0\0"
+    "aligned_alloc\0" "0\0" "memalign\0" "0\0" "valloc\0" "0\0" "pvalloc\0" "0\0"
+    "new\0" "1\0" "new(nothrow)\0" "1\0" "new(aligned)\0" "1\0" "new(nothrow)(aligned)\0" "1\0"
+    "new[]\0" "2\0" "new[](nothrow)\0" "2\0" "new[](aligned)\0" "2\0" "new[](nothrow)(aligned)\0" "2\0"
+    "delete\0" "1\0" "delete(sized)\0" "1\0" "delete(aligned)\0" "1\0" "delete(aligned)(sized)\0" "1\0"
+    "delete(nothrow)\0" "1\0" "delete(nothrow)(aligned)\0" "1\0"
+    "delete[]\0" "2\0" "delete[](sized)\0" "2\0" "delete[](aligned)\0" "2\0" "delete[](aligned)(sized)\0" "2\0"
+    "delete[](nothrow)\0" "2\0" "delete[](nothrow)(aligned)\0" "2\0";
+
+static uint8_t ml_family(unsigned allocator) {
+    if (allocator <= A_PVALLOC) return FAM_MALLOC;
+    if (allocator <= A_NEW_ALIGNED_NOTHROW) return FAM_NEW;
+    if (allocator <= A_NEWA_ALIGNED_NOTHROW) return FAM_NEW_ARRAY;
+    if (allocator <= A_DELETE_ALIGNED_NOTHROW) return FAM_NEW;
+    return FAM_NEW_ARRAY;
+}
+
+/* ---- the region's records (mirrored by core/agent_format.py) ---------------------------------------------- */
+
+struct ml_slot {                 /* one block: live, or freed and remembered for double-free reports */
+    uint64_t addr;               /* 0: empty slot */
+    uint64_t size;
+    uint64_t seq;                /* allocation number, from 1 */
+    uint64_t time_ns;            /* CLOCK_MONOTONIC at the allocation */
+    uint32_t stack;              /* stack id (word offset in the pool; 0 = none) */
+    uint32_t tid;
+    uint16_t allocator;
+    uint8_t state;               /* ST_LIVE / ST_FREED */
+    uint8_t pad0;
+    uint32_t free_stack;
+    uint64_t free_time_ns;
+    uint32_t free_tid;
+    uint32_t pad1;
+};
+
+struct ml_shard {                /* 128 bytes: its own cache lines */
+    atomic_int lock;
+    uint32_t pad0;
+    uint64_t table_off;          /* offset of its slot array in the region */
+    uint64_t capacity;           /* slots (power of two) */
+    uint64_t used;               /* occupied slots (live + freed) */
+    uint64_t allocs, frees, bytes_allocated;
+    uint64_t freed_ring_off;     /* ML_FREED_PER_SHARD x {addr, seq} */
+    uint64_t freed_head;         /* frees pushed so far */
+    uint64_t pad[7];
+};
+
+struct ml_stack_shard {
+    atomic_int lock;
+    uint32_t pad0;
+    uint64_t table_off;          /* uint64 entries: hash tag << 32 | stack id */
+    uint64_t capacity;
+    uint64_t used;
+    uint64_t pad[4];
+};
+
+struct ml_error {                /* 128 bytes */
+    uint64_t type;               /* ERR_* */
+    uint64_t addr;
+    uint64_t tid;
+    uint64_t time_ns;
+    uint64_t stack;              /* the bad release's stack */
+    uint64_t allocator;          /* the bad release's allocator id */
+    uint64_t alloc_stack;        /* the block's allocation stack (double / mismatched) */
+    uint64_t free_stack;         /* where it was freed before (double) */
+    uint64_t block_size;         /* UINT64_MAX: unknown */
+    uint64_t alloc_allocator;    /* UINT64_MAX: unknown */
+    volatile uint64_t skip;      /* GDB writes 1: do not perform the bad release (on-error skip) */
+    uint64_t seq;                /* error number, from 1 */
+    uint64_t pad[4];
+};
+
+struct ml_header {
+    uint64_t magic, version, header_size, region_size;
+    uint64_t nshards, shards_off, shard_size, slot_size;
+    uint64_t stack_shards, stack_shards_off, pool_off, pool_capacity_words;
+    _Atomic uint64_t pool_used_words;
+    uint64_t errors_off, errors_capacity, error_size;
+    _Atomic uint64_t error_count;
+    uint64_t names_off, names_size, allocator_count;
+    _Atomic uint64_t seq;
+    _Atomic int64_t live_blocks, live_bytes;
+    _Atomic int64_t peak_blocks, peak_bytes;
+    _Atomic uint64_t failed_allocs;
+    volatile uint64_t break_seq;         /* GDB writes N: memleak_agent_break_alloc is called at allocation N */
+    volatile uint64_t skip_bad_frees;    /* default of ml_error.skip (GDB or GDB_MEMLEAK_AGENT_ON_ERROR=skip) */
+    uint64_t start_ns, depth, pid, unwinder;
+    _Atomic uint64_t dyn_used;           /* bump offset for shard tables */
+    _Atomic uint64_t stacks_dropped;     /* stacks not stored (pool full) */
+    uint64_t freed_per_shard;
+    uint64_t pad[16];
+};
+
+/* What GDB looks up in the ELF symbol table: where the region is. */
+struct ml_anchor {
+    uint64_t magic;
+    uint64_t version;
+    uint64_t region;        /* address of struct ml_header, 0 until the first hooked call */
+    uint64_t region_size;
+};
+EXPORT struct ml_anchor memleak_agent = {ML_MAGIC, ML_VERSION, 0, 0};
+
+/* ---- the no-op functions GDB breaks on ------------------------------------------------------------------- */
+
+EXPORT __attribute__((noinline, noipa, used)) void memleak_agent_error(struct ml_error *error) {
+    __asm__ volatile("" : : "r"(error) : "memory");
+}
+
+EXPORT __attribute__((noinline, noipa, used)) void memleak_agent_break_alloc(struct ml_slot *slot) {
+    __asm__ volatile("" : : "r"(slot) : "memory");
+}
+
+/* ---- state ------------------------------------------------------------------------------------------------ */
+
+struct real_fns {
+    void *(*malloc)(size_t);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void (*free)(void *);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+                       char *const[], char *const[]);
+    int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+                        char *const[], char *const[]);
+};
+static struct real_fns R;
+static void *cxx_real[A_COUNT]; /* real C++ operators, resolved on first use (libstdc++ may load late) */
+
+static struct ml_header *H;
+static char *base;              /* == (char *)H */
+static atomic_int init_state;   /* 0 none, 1 running, 2 done */
+static int (*unw_bt)(void **, int);
+static uint64_t cfg_depth = ML_DEFAULT_DEPTH;
+static int cfg_test_stop;
+static const char *saved_preload;   /* our library's path as it was in LD_PRELOAD */
+static const char *saved_env[8];    /* our GDB_MEMLEAK_AGENT_* entries, re-added for exec'd programs */
+static int saved_env_count;
+
+/* Per-thread state, without a TLS segment of our own: one would enlarge the DTV that ld.so callocs for every new
+ * thread (valgrind would see other sizes). A pthread key (keys below 32 live in the thread descriptor: no
+ * allocation) holds busy (bit 0: inside the recorder, allocations go to the arena), the nesting depth of hooked
+ * C++ operators (bits 1-15: their inner C calls belong to them) and the cached kernel tid (bits 16-47). */
+static pthread_key_t tkey;
+static int tkey_ready;
+static pthread_t init_owner;
+#define TS_BUSY ((uintptr_t)1)
+#define TS_NEST ((uintptr_t)2)
+#define TS_NEST_MASK ((uintptr_t)0xfffe)
+
+static uintptr_t dtv_extra_bytes;         /* what our dlopen's TLS modules add to each thread's DTV */
+static uintptr_t ldso_start, ldso_end;    /* ld.so's mapped range: its callocs of DTVs are recognised by caller */
+
+/* ---- the bump arena for calls the real allocator cannot serve (before dlsym, inside the recorder) --------- */
+
+static char arena[ML_ARENA_BYTES] __attribute__((aligned(64)));
+static atomic_size_t arena_used;
+
+static int in_arena(const void *p) {
+    return (const char *)p >= arena && (const char *)p < arena + sizeof arena;
+}
+
+static void *arena_alloc(size_t size, size_t align) {
+    if (align < 16) align = 16;
+    size_t need = size + align + 16;
+    size_t at = atomic_fetch_add(&arena_used, (need + 15) & ~(size_t)15);
+    if (at + need > sizeof arena) { /* exhausted: raw pages, never released (only the recorder's own calls) */
+        char *m = mmap(NULL, size + align + 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return NULL;
+        return m + align;
+    }
+    uintptr_t p = ((uintptr_t)(arena + at + 16) + align - 1) & ~(uintptr_t)(align - 1);
+    ((size_t *)p)[-1] = size;
+    return (void *)p;
+}
+
+static size_t arena_size(const void *p) { return ((const size_t *)p)[-1]; }
+
+/* ---- small helpers ---------------------------------------------------------------------------------------- */
+
+static inline uintptr_t ts_get(void) {
+    if (UNLIKELY(!tkey_ready))
+        return atomic_load_explicit(&init_state, memory_order_acquire) == 1 && pthread_equal(init_owner, pthread_self())
+                   ? TS_BUSY : 0;
+    return (uintptr_t)pthread_getspecific(tkey);
+}
+
+static inline void ts_set(uintptr_t v) {
+    if (LIKELY(tkey_ready)) pthread_setspecific(tkey, (void *)v);
+}
+
+static inline int is_busy(void) { return (int)(ts_get() & TS_BUSY); }
+static inline int is_nested(void) { return (ts_get() & TS_NEST_MASK) != 0; }
+
+static inline int busy_enter(void) {
+    uintptr_t v = ts_get();
+    if (!(v & TS_BUSY)) ts_set(v | TS_BUSY);
+    return (int)(v & TS_BUSY);
+}
+
+static inline void busy_leave(int was_busy) {
+    if (!was_busy) ts_set(ts_get() & ~TS_BUSY);
+}
+
+static inline uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint32_t my_tid(void) {
+    uintptr_t v = ts_get();
+    uint32_t tid = (uint32_t)(v >> 16);
+    if (UNLIKELY(!tid)) {
+        tid = (uint32_t)syscall(SYS_gettid);
+        ts_set((v & 0xffff) | ((uintptr_t)tid << 16));
+    }
+    return tid;
+}
+
+static inline void spin_lock(atomic_int *l) {
+    for (;;) {
+        if (!atomic_exchange_explicit(l, 1, memory_order_acquire)) return;
+        while (atomic_load_explicit(l, memory_order_relaxed)) __builtin_ia32_pause();
+    }
+}
+
+static inline void spin_unlock(atomic_int *l) { atomic_store_explicit(l, 0, memory_order_release); }
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static inline struct ml_shard *shard_of(uint64_t h) {
+    return (struct ml_shard *)(base + H->shards_off) + (h >> 58);
+}
+
+static inline struct ml_stack_shard *stack_shard_of(uint64_t h) {
+    return (struct ml_stack_shard *)(base + H->stack_shards_off) + (h >> 58);
+}
+
+/* Page-aligned bump allocation in the region (shard and stack tables). */
+static uint64_t region_alloc(uint64_t bytes) {
+    bytes = (bytes + 4095) & ~4095ULL;
+    uint64_t off = atomic_fetch_add(&H->dyn_used, bytes);
+    if (off + bytes > H->region_size) return 0;
+    return off;
+}
+
+static void region_release(uint64_t off, uint64_t bytes) {
+    madvise(base + off, (bytes + 4095) & ~4095ULL, MADV_DONTNEED);
+}
+
+/* ---- initialisation --------------------------------------------------------------------------------------- */
+
+static void *resolve(const char *name) { return dlsym(RTLD_NEXT, name); }
+
+static void atfork_prepare(void);
+static void atfork_parent(void);
+static void atfork_child(void);
+
+static void map_region(void) {
+    size_t size = ML_REGION_BYTES;
+    void *m = MAP_FAILED;
+    while (size >= (256ULL << 20)) {
+        m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m != MAP_FAILED) break;
+        size >>= 1;
+    }
+    if (m == MAP_FAILED) {
+        static const char msg[] = "gdb-memleak recorder: cannot map its memory; aborting\n";
+        (void)!write(2, msg, sizeof msg - 1);
+        _exit(127);
+    }
+#ifdef PR_SET_VMA
+    prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)m, 4096, (unsigned long)"gdb-memleak");
+#endif
+    H = m;
+    base = m;
+    uint64_t off = 4096;
+    H->magic = ML_MAGIC;
+    H->version = ML_VERSION;
+    H->header_size = sizeof(struct ml_header);
+    H->region_size = size;
+    H->nshards = ML_SHARDS;
+    H->shard_size = sizeof(struct ml_shard);
+    H->slot_size = sizeof(struct ml_slot);
+    H->shards_off = off;
+    off += ML_SHARDS * sizeof(struct ml_shard);
+    H->stack_shards = ML_STACK_SHARDS;
+    H->stack_shards_off = off;
+    off += ML_STACK_SHARDS * sizeof(struct ml_stack_shard);
+    H->names_off = off;
+    H->names_size = sizeof ML_NAMES;
+    H->allocator_count = A_COUNT;
+    memcpy(base + off, ML_NAMES, sizeof ML_NAMES);
+    off = (off + sizeof ML_NAMES + 4095) & ~4095ULL;
+    H->errors_off = off;
+    H->errors_capacity = ML_ERRORS;
+    H->error_size = sizeof(struct ml_error);
+    off += ML_ERRORS * sizeof(struct ml_error);
+    H->freed_per_shard = ML_FREED_PER_SHARD;
+    for (int i = 0; i < ML_SHARDS; i++) {
+        struct ml_shard *s = (struct ml_shard *)(base + H->shards_off) + i;
+        s->freed_ring_off = off;
+        off += ML_FREED_PER_SHARD * 16;
+    }
+    off = (off + 4095) & ~4095ULL;
+    H->pool_off = off;
+    H->pool_capacity_words = ML_POOL_BYTES / 8;
+    if (H->pool_capacity_words * 8 > size / 4) H->pool_capacity_words = size / 4 / 8;
+    atomic_store(&H->pool_used_words, 1); /* stack id 0 means "none" */
+    off += H->pool_capacity_words * 8;
+    atomic_store(&H->dyn_used, off);
+    for (int i = 0; i < ML_SHARDS; i++) {
+        struct ml_shard *s = (struct ml_shard *)(base + H->shards_off) + i;
+        s->capacity = 256;
+        s->table_off = region_alloc(s->capacity * sizeof(struct ml_slot));
+    }
+    for (int i = 0; i < ML_STACK_SHARDS; i++) {
+        struct ml_stack_shard *s = (struct ml_stack_shard *)(base + H->stack_shards_off) + i;
+        s->capacity = 512;
+        s->table_off = region_alloc((s->capacity + 1) * 8);
+        ((uint64_t *)(base + s->table_off))[0] = s->capacity;
+    }
+    H->start_ns = now_ns();
+    H->depth = cfg_depth;
+    H->pid = (uint64_t)getpid();
+    memleak_agent.region_size = size;
+    __atomic_store_n(&memleak_agent.region, (uint64_t)(uintptr_t)m, __ATOMIC_RELEASE);
+}
+
+static void resolve_real(void) {
+    R.malloc = resolve("malloc");
+    R.calloc = resolve("calloc");
+    R.realloc = resolve("realloc");
+    R.free = resolve("free");
+    R.posix_memalign = resolve("posix_memalign");
+    R.aligned_alloc = resolve("aligned_alloc");
+    R.memalign = resolve("memalign");
+    R.valloc = resolve("valloc");
+    R.pvalloc = resolve("pvalloc");
+    R.execve = resolve("execve");
+    R.execvpe = resolve("execvpe");
+    R.posix_spawn = resolve("posix_spawn");
+    R.posix_spawnp = resolve("posix_spawnp");
+}
+
+struct tls_census { int tls_modules; uintptr_t probe, start, end; };
+
+static int census_cb(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    struct tls_census *c = data;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_TLS) c->tls_modules++;
+        if (ph->p_type != PT_LOAD) continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo) lo = a;
+        if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+    }
+    if (c->probe >= lo && c->probe < hi) { c->start = lo; c->end = hi; }
+    return 0;
+}
+
+static void init_unwinder(void) {
+    /* libunwind has a TLS segment: loading it makes ld.so's DTV of every later thread one slot (16 bytes) longer.
+     * Blocks the program alone would not have are reported at the size it would have had. */
+    struct tls_census before = {0, (uintptr_t)dlsym(RTLD_DEFAULT, "_dl_allocate_tls"), 0, 0};
+    dl_iterate_phdr(census_cb, &before);
+    void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+    struct tls_census after = {0, 0, 0, 0};
+    dl_iterate_phdr(census_cb, &after);
+    if (before.start && after.tls_modules > before.tls_modules) {
+        ldso_start = before.start;
+        ldso_end = before.end;
+        dtv_extra_bytes = (uintptr_t)(after.tls_modules - before.tls_modules) * 16;
+    }
+    if (lib) unw_bt = (int (*)(void **, int))dlsym(lib, "unw_backtrace");
+    if (unw_bt) {
+        H->unwinder = UNW_LIBUNWIND;
+    } else {
+        void *probe[2];
+        backtrace(probe, 2); /* first use may dlopen libgcc_s: do it now, in the arena */
+        H->unwinder = UNW_BACKTRACE;
+    }
+}
+
+/* First hooked call (or the constructor): map the region, find the real functions. Reentrant calls made while
+ * this runs (dlsym's own calloc) are served by the arena: the thread counts as busy. */
+static void ensure_init(void) {
+    if (LIKELY(atomic_load_explicit(&init_state, memory_order_acquire) == 2)) return;
+    int expected = 0;
+    init_owner = pthread_self();
+    if (atomic_compare_exchange_strong(&init_state, &expected, 1)) {
+        map_region();
+        if (pthread_key_create(&tkey, NULL) == 0) {
+            tkey_ready = 1;
+            ts_set(TS_BUSY);
+        }
+        resolve_real();
+        pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+        ts_set(0);
+        atomic_store_explicit(&init_state, 2, memory_order_release);
+        return;
+    }
+    while (atomic_load_explicit(&init_state, memory_order_acquire) != 2) __builtin_ia32_pause();
+}
+
+/* ---- stacks ----------------------------------------------------------------------------------------------- */
+
+static inline uint64_t hash_pcs(void *const *pcs, int n) {
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+    for (int i = 0; i < n; i++) h = mix64(h ^ (uint64_t)(uintptr_t)pcs[i]);
+    return h | 1;
+}
+
+static inline int same_stack(uint32_t id, void *const *pcs, int n) {
+    const uint64_t *rec = (const uint64_t *)(base + H->pool_off) + id;
+    if (rec[0] != (uint64_t)n) return 0;
+    return memcmp(rec + 1, pcs, (size_t)n * 8) == 0;
+}
+
+/* Stack tables: word 0 is the capacity, then entries (tag << 32 | id). Lookups take no lock: entries are only
+ * added (release-stored after their pool record), and a grown table is published whole; old tables are kept, so a
+ * reader still probing one stays safe. */
+static void stack_table_grow(struct ml_stack_shard *s) {
+    uint64_t cap = s->capacity * 2;
+    uint64_t off = region_alloc((cap + 1) * 8);
+    if (!off) return;
+    uint64_t *old = (uint64_t *)(base + s->table_off) + 1, *fresh = (uint64_t *)(base + off) + 1;
+    fresh[-1] = cap;
+    for (uint64_t i = 0; i < s->capacity; i++) {
+        uint64_t e = old[i];
+        if (!e) continue;
+        uint32_t id = (uint32_t)e;
+        const uint64_t *rec = (const uint64_t *)(base + H->pool_off) + id;
+        uint64_t h = hash_pcs((void *const *)(rec + 1), (int)rec[0]);
+        for (uint64_t j = h & (cap - 1);; j = (j + 1) & (cap - 1))
+            if (!fresh[j]) { fresh[j] = e; break; }
+    }
+    s->capacity = cap;
+    __atomic_store_n(&s->table_off, off, __ATOMIC_RELEASE);
+}
+
+static uint32_t probe_stack(struct ml_stack_shard *s, uint64_t h, void *const *pcs, int n) {
+    const uint64_t *t = (const uint64_t *)(base + __atomic_load_n(&s->table_off, __ATOMIC_ACQUIRE));
+    uint64_t mask = t[0] - 1, tag = h >> 32;
+    for (uint64_t j = h & mask;; j = (j + 1) & mask) {
+        uint64_t e = __atomic_load_n(&t[1 + j], __ATOMIC_ACQUIRE);
+        if (!e) return 0;
+        if ((e >> 32) == tag && same_stack((uint32_t)e, pcs, n)) return (uint32_t)e;
+    }
+}
+
+/* The id of this stack in the pool, stored once. */
+static uint32_t intern_stack(void *const *pcs, int n) {
+    uint64_t h = hash_pcs(pcs, n);
+    struct ml_stack_shard *s = stack_shard_of(h);
+    uint32_t tag = (uint32_t)(h >> 32), id = probe_stack(s, h, pcs, n);
+    if (LIKELY(id)) return id;
+    spin_lock(&s->lock);
+    uint64_t *table = (uint64_t *)(base + s->table_off) + 1, mask = s->capacity - 1;
+    uint64_t j = h & mask;
+    for (;; j = (j + 1) & mask) {
+        uint64_t e = table[j];
+        if (!e) break;
+        if ((uint32_t)(e >> 32) == tag && same_stack((uint32_t)e, pcs, n)) { id = (uint32_t)e; break; }
+    }
+    if (!id) {
+        uint64_t at = atomic_fetch_add(&H->pool_used_words, (uint64_t)n + 1);
+        if (at + (uint64_t)n + 1 > H->pool_capacity_words || at + n + 1 > UINT32_MAX) {
+            atomic_fetch_add(&H->stacks_dropped, 1);
+        } else {
+            uint64_t *rec = (uint64_t *)(base + H->pool_off) + at;
+            memcpy(rec + 1, pcs, (size_t)n * 8);
+            rec[0] = (uint64_t)n;
+            id = (uint32_t)at;
+            __atomic_store_n(&table[j], ((uint64_t)tag << 32) | id, __ATOMIC_RELEASE);
+            if (++s->used * 10 > s->capacity * 7) stack_table_grow(s);
+        }
+    }
+    spin_unlock(&s->lock);
+    return id;
+}
+
+/* Raw return addresses, innermost first: pcs[0] is the return address into the allocator's caller, as the
+ * breakpoint engine records it (the reader symbolizes pc - 1). */
+static __attribute__((noinline)) uint32_t capture_stack(void *ret) {
+    void *buf[ML_MAX_DEPTH + 8];
+    int depth = (int)cfg_depth, n = 0;
+    if (depth > ML_MAX_DEPTH) depth = ML_MAX_DEPTH;
+    if (depth < 1) depth = 1;
+    void **pcs = buf;
+    if (depth > 1 && atomic_load_explicit(&init_state, memory_order_acquire) == 2 && H->unwinder) {
+        int got = unw_bt ? unw_bt(buf, depth + 6) : backtrace(buf, depth + 6);
+        for (int i = 0; i < got && i < 8; i++) {
+            if (buf[i] == ret) { pcs = buf + i; n = got - i; break; }
+        }
+    }
+    if (!n) { buf[0] = ret; pcs = buf; n = 1; }
+    if (n > depth) n = depth;
+    return intern_stack(pcs, n);
+}
+
+/* ---- the block table -------------------------------------------------------------------------------------- */
+
+static inline struct ml_slot *slots_of(struct ml_shard *s) { return (struct ml_slot *)(base + s->table_off); }
+
+static struct ml_slot *find_slot(struct ml_shard *s, uint64_t addr, uint64_t h) {
+    struct ml_slot *t = slots_of(s);
+    uint64_t mask = s->capacity - 1;
+    for (uint64_t j = h & mask;; j = (j + 1) & mask) {
+        if (t[j].addr == addr) return &t[j];
+        if (!t[j].addr) return NULL;
+    }
+}
+
+static void shard_grow(struct ml_shard *s) {
+    uint64_t cap = s->capacity * 2;
+    uint64_t off = region_alloc(cap * sizeof(struct ml_slot));
+    if (!off) return;
+    struct ml_slot *old = slots_of(s), *fresh = (struct ml_slot *)(base + off);
+    for (uint64_t i = 0; i < s->capacity; i++) {
+        if (!old[i].addr) continue;
+        uint64_t h = mix64(old[i].addr);
+        for (uint64_t j = h & (cap - 1);; j = (j + 1) & (cap - 1))
+            if (!fresh[j].addr) { fresh[j] = old[i]; break; }
+    }
+    uint64_t old_off = s->table_off, old_cap = s->capacity;
+    __atomic_store_n(&s->capacity, cap, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->table_off, off, __ATOMIC_RELEASE);
+    region_release(old_off, old_cap * sizeof(struct ml_slot));
+}
+
+/* Linear probing with backward-shift deletion: no tombstones. */
+static void delete_slot(struct ml_shard *s, struct ml_slot *victim) {
+    struct ml_slot *t = slots_of(s);
+    uint64_t mask = s->capacity - 1;
+    uint64_t i = (uint64_t)(victim - t);
+    for (uint64_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+        if (!t[j].addr) break;
+        uint64_t home = mix64(t[j].addr) & mask;
+        /* can t[j] move to i? yes unless its home lies cyclically in (i, j] */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            t[i] = t[j];
+            i = j;
+        }
+    }
+    memset(&t[i], 0, sizeof t[i]);
+    s->used--;
+}
+
+static struct ml_slot *insert_slot(struct ml_shard *s, uint64_t addr, uint64_t h) {
+    if ((s->used + 1) * 10 > s->capacity * 7) shard_grow(s);
+    struct ml_slot *t = slots_of(s);
+    uint64_t mask = s->capacity - 1;
+    for (uint64_t j = h & mask;; j = (j + 1) & mask) {
+        if (!t[j].addr) { s->used++; return &t[j]; }
+        if (t[j].addr == addr) return &t[j];
+    }
+}
+
+/* Remember a freed block (bounded per shard, oldest forgotten first). */
+static void remember_freed(struct ml_shard *s, struct ml_slot *slot) {
+    uint64_t *ring = (uint64_t *)(base + s->freed_ring_off);
+    uint64_t k = (s->freed_head++ % ML_FREED_PER_SHARD) * 2;
+    if (s->freed_head > ML_FREED_PER_SHARD) {
+        uint64_t old_addr = ring[k], old_seq = ring[k + 1];
+        struct ml_slot *old = find_slot(s, old_addr, mix64(old_addr));
+        if (old && old->state == ST_FREED && old->seq == old_seq && old != slot) {
+            uint64_t addr = slot->addr;
+            delete_slot(s, old);
+            slot = find_slot(s, addr, mix64(addr)); /* the deletion may have moved it */
+        }
+    }
+    ring[k] = slot->addr;
+    ring[k + 1] = slot->seq;
+}
+
+static inline void add_live(int64_t blocks, int64_t bytes) {
+    int64_t lb = atomic_fetch_add_explicit(&H->live_blocks, blocks, memory_order_relaxed) + blocks;
+    int64_t ly = atomic_fetch_add_explicit(&H->live_bytes, bytes, memory_order_relaxed) + bytes;
+    if (blocks > 0) {
+        int64_t p = atomic_load_explicit(&H->peak_blocks, memory_order_relaxed);
+        while (lb > p && !atomic_compare_exchange_weak(&H->peak_blocks, &p, lb)) {}
+        p = atomic_load_explicit(&H->peak_bytes, memory_order_relaxed);
+        while (ly > p && !atomic_compare_exchange_weak(&H->peak_bytes, &p, ly)) {}
+    }
+}
+
+static void record_alloc(void *ptr, size_t size, unsigned allocator, void *ret) {
+    if (UNLIKELY(!ptr)) {
+        atomic_fetch_add_explicit(&H->failed_allocs, 1, memory_order_relaxed);
+        return;
+    }
+    int was_busy = busy_enter();
+    uint32_t stack = capture_stack(ret);
+    uint64_t addr = (uint64_t)(uintptr_t)ptr, h = mix64(addr), seq = atomic_fetch_add(&H->seq, 1) + 1;
+    uint64_t t = now_ns();
+    struct ml_shard *s = shard_of(h);
+    int64_t stale = -1;
+    spin_lock(&s->lock);
+    struct ml_slot *slot = insert_slot(s, addr, h);
+    if (slot->addr == addr && slot->state == ST_LIVE) stale = (int64_t)slot->size; /* its free was never seen */
+    slot->size = size;
+    slot->seq = seq;
+    slot->time_ns = t;
+    slot->stack = stack;
+    slot->tid = my_tid();
+    slot->allocator = (uint16_t)allocator;
+    slot->free_stack = 0;
+    slot->free_time_ns = 0;
+    slot->free_tid = 0;
+    slot->state = ST_LIVE;
+    slot->addr = addr;
+    s->allocs++;
+    s->bytes_allocated += size;
+    struct ml_slot copy = *slot;
+    spin_unlock(&s->lock);
+    if (stale >= 0) add_live(-1, -stale);
+    add_live(1, (int64_t)size);
+    if (UNLIKELY(H->break_seq == seq)) memleak_agent_break_alloc(&copy);
+    busy_leave(was_busy);
+}
+
+/* Report a bad release; returns whether the release should still be performed. */
+static int report_error(int type, uint64_t addr, unsigned allocator, void *ret, const struct ml_slot *block) {
+    uint64_t n = atomic_fetch_add(&H->error_count, 1);
+    struct ml_error *e = (struct ml_error *)(base + H->errors_off) + (n % ML_ERRORS);
+    memset(e, 0, sizeof *e);
+    e->type = (uint64_t)type;
+    e->addr = addr;
+    e->tid = my_tid();
+    e->time_ns = now_ns();
+    e->stack = capture_stack(ret);
+    e->allocator = allocator;
+    e->alloc_stack = block ? block->stack : 0;
+    e->free_stack = block && type == ERR_DOUBLE ? block->free_stack : 0;
+    e->block_size = block ? block->size : UINT64_MAX;
+    e->alloc_allocator = block ? block->allocator : UINT64_MAX;
+    e->skip = type == ERR_MISMATCHED ? 0 : H->skip_bad_frees;
+    e->seq = n + 1;
+    memleak_agent_error(e);
+    /* a mismatched release still releases (valgrind); GDB's on-error skip only applies to the others */
+    return type == ERR_MISMATCHED || !e->skip;
+}
+
+/* Record a release of `ptr`; returns whether the real release should be performed. */
+static int record_free(void *ptr, unsigned allocator, void *ret) {
+    int was_busy = busy_enter();
+    uint64_t addr = (uint64_t)(uintptr_t)ptr, h = mix64(addr);
+    struct ml_shard *s = shard_of(h);
+    uint32_t stack = capture_stack(ret);
+    uint64_t t = now_ns();
+    spin_lock(&s->lock);
+    struct ml_slot *slot = find_slot(s, addr, h);
+    int perform = 1;
+    if (slot && slot->state == ST_LIVE) {
+        uint64_t size = slot->size;
+        int mismatched = ml_family(slot->allocator) != ml_family(allocator);
+        slot->state = ST_FREED;
+        slot->free_stack = stack;
+        slot->free_time_ns = t;
+        slot->free_tid = my_tid();
+        s->frees++;
+        struct ml_slot copy = *slot;
+        remember_freed(s, slot);
+        spin_unlock(&s->lock);
+        add_live(-1, -(int64_t)size);
+        if (UNLIKELY(mismatched)) report_error(ERR_MISMATCHED, addr, allocator, ret, &copy);
+    } else {
+        struct ml_slot copy;
+        int known = slot != NULL;
+        if (known) copy = *slot;
+        s->frees++; /* valgrind counts the bad free too */
+        spin_unlock(&s->lock);
+        perform = report_error(known ? ERR_DOUBLE : ERR_INVALID, addr, allocator, ret, known ? &copy : NULL);
+    }
+    busy_leave(was_busy);
+    return perform;
+}
+
+/* Before a realloc: is `ptr` a live block? (A bad one is reported as the breakpoint engine does, at the call.) */
+static int is_live(void *ptr) {
+    uint64_t addr = (uint64_t)(uintptr_t)ptr, h = mix64(addr);
+    struct ml_shard *s = shard_of(h);
+    spin_lock(&s->lock);
+    struct ml_slot *slot = find_slot(s, addr, h);
+    int live = slot && slot->state == ST_LIVE;
+    spin_unlock(&s->lock);
+    return live;
+}
+
+/* Undo the free half of a realloc that failed (the block stays live). */
+static void unfree(void *ptr) {
+    uint64_t addr = (uint64_t)(uintptr_t)ptr, h = mix64(addr);
+    struct ml_shard *s = shard_of(h);
+    spin_lock(&s->lock);
+    struct ml_slot *slot = find_slot(s, addr, h);
+    uint64_t size = 0;
+    if (slot && slot->state == ST_FREED) {
+        slot->state = ST_LIVE;
+        slot->free_stack = 0;
+        s->frees--;
+        size = slot->size;
+    }
+    spin_unlock(&s->lock);
+    if (slot) add_live(1, (int64_t)size);
+}
+
+/* ---- fork ------------------------------------------------------------------------------------------------- */
+
+static void atfork_prepare(void) {
+    if (!H) return;
+    for (int i = 0; i < ML_STACK_SHARDS; i++) spin_lock(&((struct ml_stack_shard *)(base + H->stack_shards_off))[i].lock);
+    for (int i = 0; i < ML_SHARDS; i++) spin_lock(&((struct ml_shard *)(base + H->shards_off))[i].lock);
+}
+
+static void atfork_parent(void) {
+    if (!H) return;
+    for (int i = 0; i < ML_SHARDS; i++) spin_unlock(&((struct ml_shard *)(base + H->shards_off))[i].lock);
+    for (int i = 0; i < ML_STACK_SHARDS; i++) spin_unlock(&((struct ml_stack_shard *)(base + H->stack_shards_off))[i].lock);
+}
+
+static void atfork_child(void) {
+    ts_set(ts_get() & 0xffff); /* a new process: its tid is new too */
+    if (!H) return;
+    H->pid = (uint64_t)getpid();
+    atfork_parent();
+}
+
+/* ---- the hooks -------------------------------------------------------------------------------------------- */
+
+#define RET() __builtin_return_address(0)
+
+EXPORT void *malloc(size_t size) {
+    if (UNLIKELY(is_busy())) return arena_alloc(size, 16);
+    ensure_init();
+    if (is_nested()) return R.malloc(size);
+    void *p = R.malloc(size);
+    record_alloc(p, size, A_MALLOC, RET());
+    return p;
+}
+
+EXPORT void *calloc(size_t n, size_t m) {
+    if (UNLIKELY(is_busy())) {
+        size_t total;
+        if (__builtin_mul_overflow(n, m, &total)) return NULL;
+        return arena_alloc(total, 16); /* the arena is never reused: already zero */
+    }
+    ensure_init();
+    if (is_nested()) return R.calloc(n, m);
+    void *p = R.calloc(n, m);
+    size_t total;
+    if (__builtin_mul_overflow(n, m, &total)) total = 0;
+    uintptr_t ret = (uintptr_t)RET();
+    if (UNLIKELY(m == 16 && ret >= ldso_start && ret < ldso_end && total > dtv_extra_bytes))
+        total -= dtv_extra_bytes; /* a thread's DTV (dtv_t is 16 bytes), longer only because we loaded libunwind */
+    record_alloc(p, total, A_CALLOC, (void *)ret);
+    return p;
+}
+
+EXPORT void free(void *p) {
+    if (!p || in_arena(p)) return;
+    if (UNLIKELY(is_busy())) { if (R.free) R.free(p); return; }
+    ensure_init();
+    if (is_nested()) { R.free(p); return; }
+    if (record_free(p, A_FREE, RET())) R.free(p);
+}
+
+static void *realloc_common(void *p, size_t size, unsigned allocator, void *ret,
+                            void *(*real)(void *, size_t, size_t), size_t n, size_t m) {
+    if (!p) {
+        void *q = real(NULL, n, m);
+        record_alloc(q, size, allocator, ret);
+        return q;
+    }
+    if (in_arena(p)) { /* a block from before the real allocator was found: move it out */
+        void *q = real(NULL, n, m);
+        if (q) memcpy(q, p, arena_size(p) < size ? arena_size(p) : size);
+        record_alloc(q, size, allocator, ret);
+        return q;
+    }
+    if (!is_live(p)) { /* reported at the call: glibc may abort before it returns */
+        if (!record_free(p, allocator, ret)) return NULL;
+        void *q = real(p, n, m);
+        record_alloc(q, size, allocator, ret);
+        return q;
+    }
+    /* release first: once the real realloc returns, another thread may be handed the old address */
+    record_free(p, allocator, ret);
+    void *q = real(p, n, m);
+    if (!q) {
+        if (size != 0) { unfree(p); atomic_fetch_add(&H->failed_allocs, 1); }
+        return NULL; /* realloc(p, 0) returning NULL freed p (glibc) */
+    }
+    record_alloc(q, size, allocator, ret);
+    return q;
+}
+
+static void *real_realloc2(void *p, size_t n, size_t m) { (void)m; return R.realloc(p, n); }
+/* glibc's reallocarray calls realloc through the PLT (this library's hook): do what it does over the real one */
+static void *real_reallocarray3(void *p, size_t n, size_t m) {
+    size_t total;
+    if (__builtin_mul_overflow(n, m, &total)) { errno = ENOMEM; return NULL; }
+    return R.realloc(p, total);
+}
+
+EXPORT void *realloc(void *p, size_t size) {
+    if (UNLIKELY(is_busy())) {
+        if (p && !in_arena(p)) return R.realloc ? R.realloc(p, size) : NULL;
+        void *q = arena_alloc(size, 16);
+        if (p && q) memcpy(q, p, arena_size(p) < size ? arena_size(p) : size);
+        return q;
+    }
+    ensure_init();
+    if (is_nested()) return R.realloc(p, size);
+    return realloc_common(p, size, A_REALLOC, RET(), real_realloc2, size, 0);
+}
+
+EXPORT void *reallocarray(void *p, size_t n, size_t m) {
+    size_t total;
+    if (__builtin_mul_overflow(n, m, &total)) { errno = ENOMEM; return NULL; }
+    if (UNLIKELY(is_busy())) return realloc(p, total);
+    ensure_init();
+    if (is_nested()) return real_reallocarray3(p, n, m);
+    return realloc_common(p, total, A_REALLOCARRAY, RET(), real_reallocarray3, n, m);
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t size) {
+    if (UNLIKELY(is_busy())) {
+        void *p = arena_alloc(size, align);
+        if (!p) return ENOMEM;
+        *out = p;
+        return 0;
+    }
+    ensure_init();
+    if (is_nested()) return R.posix_memalign(out, align, size);
+    int rc = R.posix_memalign(out, align, size);
+    record_alloc(rc == 0 ? *out : NULL, size, A_POSIX_MEMALIGN, RET());
+    return rc;
+}
+
+#define ALIGNED_HOOK(name, id)                                                                                 \
+    EXPORT void *name(size_t align, size_t size) {                                                             \
+        if (UNLIKELY(is_busy())) return arena_alloc(size, align);                                                 \
+        ensure_init();                                                                                         \
+        if (is_nested()) return R.name(align, size);                                                                \
+        void *p = R.name(align, size);                                                                         \
+        record_alloc(p, size, id, RET());                                                                      \
+        return p;                                                                                              \
+    }
+ALIGNED_HOOK(aligned_alloc, A_ALIGNED_ALLOC)
+ALIGNED_HOOK(memalign, A_MEMALIGN)
+
+#define PAGE_HOOK(name, id)                                                                                    \
+    EXPORT void *name(size_t size) {                                                                           \
+        if (UNLIKELY(is_busy())) return arena_alloc(size, 4096);                                                  \
+        ensure_init();                                                                                         \
+        if (is_nested()) return R.name(size);                                                                       \
+        void *p = R.name(size);                                                                                \
+        record_alloc(p, size, id, RET());                                                                      \
+        return p;                                                                                              \
+    }
+PAGE_HOOK(valloc, A_VALLOC)
+PAGE_HOOK(pvalloc, A_PVALLOC)
+
+/* ---- C++ operators: forward to libstdc++'s (new_handler, exceptions), the outermost call owns the block ---- */
+
+static const char *const CXX_NAMES[A_COUNT] = {
+    [A_NEW] = "_Znwm", [A_NEW_NOTHROW] = "_ZnwmRKSt9nothrow_t", [A_NEW_ALIGNED] = "_ZnwmSt11align_val_t",
+    [A_NEW_ALIGNED_NOTHROW] = "_ZnwmSt11align_val_tRKSt9nothrow_t",
+    [A_NEWA] = "_Znam", [A_NEWA_NOTHROW] = "_ZnamRKSt9nothrow_t", [A_NEWA_ALIGNED] = "_ZnamSt11align_val_t",
+    [A_NEWA_ALIGNED_NOTHROW] = "_ZnamSt11align_val_tRKSt9nothrow_t",
+    [A_DELETE] = "_ZdlPv", [A_DELETE_SIZED] = "_ZdlPvm", [A_DELETE_ALIGNED] = "_ZdlPvSt11align_val_t",
+    [A_DELETE_SIZED_ALIGNED] = "_ZdlPvmSt11align_val_t", [A_DELETE_NOTHROW] = "_ZdlPvRKSt9nothrow_t",
+    [A_DELETE_ALIGNED_NOTHROW] = "_ZdlPvSt11align_val_tRKSt9nothrow_t",
+    [A_DELETEA] = "_ZdaPv", [A_DELETEA_SIZED] = "_ZdaPvm", [A_DELETEA_ALIGNED] = "_ZdaPvSt11align_val_t",
+    [A_DELETEA_SIZED_ALIGNED] = "_ZdaPvmSt11align_val_t", [A_DELETEA_NOTHROW] = "_ZdaPvRKSt9nothrow_t",
+    [A_DELETEA_ALIGNED_NOTHROW] = "_ZdaPvSt11align_val_tRKSt9nothrow_t",
+};
+
+static void *cxx(unsigned id) {
+    void *f = __atomic_load_n(&cxx_real[id], __ATOMIC_ACQUIRE);
+    if (UNLIKELY(!f)) {
+        int was_busy = busy_enter();
+        f = resolve(CXX_NAMES[id]);
+        busy_leave(was_busy);
+        if (!f) {
+            static const char msg[] = "gdb-memleak recorder: a C++ operator was called but libstdc++ defines none\n";
+            (void)!write(2, msg, sizeof msg - 1);
+            abort();
+        }
+        __atomic_store_n(&cxx_real[id], f, __ATOMIC_RELEASE);
+    }
+    return f;
+}
+
+static void nest_leave(int *unused) { (void)unused; ts_set(ts_get() - TS_NEST); }
+static int nest_enter(void) { ts_set(ts_get() + TS_NEST); return 0; }
+#define NESTED int nest_guard __attribute__((cleanup(nest_leave))) = nest_enter(); (void)nest_guard
+
+#define NEW_HOOK(sym, id, params, args, size)                                                                  \
+    EXPORT void *sym params {                                                                                  \
+        ensure_init();                                                                                         \
+        void *ret = RET();                                                                                     \
+        if (ts_get() & (TS_NEST_MASK | TS_BUSY)) return ((void *(*) params)cxx(id))args;                                          \
+        void *p;                                                                                               \
+        {                                                                                                      \
+            NESTED;                                                                                            \
+            p = ((void *(*) params)cxx(id))args;                                                               \
+        }                                                                                                      \
+        record_alloc(p, size, id, ret);                                                                        \
+        return p;                                                                                              \
+    }
+
+typedef struct nothrow_t_ nothrow_t_;
+NEW_HOOK(_Znwm, A_NEW, (size_t n), (n), n)
+NEW_HOOK(_ZnwmRKSt9nothrow_t, A_NEW_NOTHROW, (size_t n, const nothrow_t_ *t), (n, t), n)
+NEW_HOOK(_ZnwmSt11align_val_t, A_NEW_ALIGNED, (size_t n, size_t a), (n, a), n)
+NEW_HOOK(_ZnwmSt11align_val_tRKSt9nothrow_t, A_NEW_ALIGNED_NOTHROW, (size_t n, size_t a, const nothrow_t_ *t),
+         (n, a, t), n)
+NEW_HOOK(_Znam, A_NEWA, (size_t n), (n), n)
+NEW_HOOK(_ZnamRKSt9nothrow_t, A_NEWA_NOTHROW, (size_t n, const nothrow_t_ *t), (n, t), n)
+NEW_HOOK(_ZnamSt11align_val_t, A_NEWA_ALIGNED, (size_t n, size_t a), (n, a), n)
+NEW_HOOK(_ZnamSt11align_val_tRKSt9nothrow_t, A_NEWA_ALIGNED_NOTHROW, (size_t n, size_t a, const nothrow_t_ *t),
+         (n, a, t), n)
+
+#define DELETE_HOOK(sym, id, params, args)                                                                     \
+    EXPORT void sym params {                                                                                   \
+        if (!p || in_arena(p)) return;                                                                         \
+        ensure_init();                                                                                         \
+        if (ts_get() & (TS_NEST_MASK | TS_BUSY)) { ((void (*) params)cxx(id))args; return; }                                      \
+        if (!record_free(p, id, RET())) return;                                                                \
+        NESTED;                                                                                                \
+        ((void (*) params)cxx(id))args;                                                                        \
+    }
+
+DELETE_HOOK(_ZdlPv, A_DELETE, (void *p), (p))
+DELETE_HOOK(_ZdlPvm, A_DELETE_SIZED, (void *p, size_t n), (p, n))
+DELETE_HOOK(_ZdlPvSt11align_val_t, A_DELETE_ALIGNED, (void *p, size_t a), (p, a))
+DELETE_HOOK(_ZdlPvmSt11align_val_t, A_DELETE_SIZED_ALIGNED, (void *p, size_t n, size_t a), (p, n, a))
+DELETE_HOOK(_ZdlPvRKSt9nothrow_t, A_DELETE_NOTHROW, (void *p, const nothrow_t_ *t), (p, t))
+DELETE_HOOK(_ZdlPvSt11align_val_tRKSt9nothrow_t, A_DELETE_ALIGNED_NOTHROW, (void *p, size_t a, const nothrow_t_ *t),
+            (p, a, t))
+DELETE_HOOK(_ZdaPv, A_DELETEA, (void *p), (p))
+DELETE_HOOK(_ZdaPvm, A_DELETEA_SIZED, (void *p, size_t n), (p, n))
+DELETE_HOOK(_ZdaPvSt11align_val_t, A_DELETEA_ALIGNED, (void *p, size_t a), (p, a))
+DELETE_HOOK(_ZdaPvmSt11align_val_t, A_DELETEA_SIZED_ALIGNED, (void *p, size_t n, size_t a), (p, n, a))
+DELETE_HOOK(_ZdaPvRKSt9nothrow_t, A_DELETEA_NOTHROW, (void *p, const nothrow_t_ *t), (p, t))
+DELETE_HOOK(_ZdaPvSt11align_val_tRKSt9nothrow_t, A_DELETEA_ALIGNED_NOTHROW,
+            (void *p, size_t a, const nothrow_t_ *t), (p, a, t))
+
+/* ---- environment: hide the preload from the program, give it back to the programs it execs --------------- */
+
+#define ENV_PREFIX "GDB_MEMLEAK_AGENT_"
+
+static int starts_with(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+
+/* Our path is the first LD_PRELOAD entry ending in librecorder.so (the engine puts it first). */
+static int is_ours(const char *entry, size_t len) {
+    static const char tail[] = "librecorder.so";
+    return len >= sizeof tail - 1 && memcmp(entry + len - (sizeof tail - 1), tail, sizeof tail - 1) == 0;
+}
+
+static char preload_rest[4096]; /* the user's own LD_PRELOAD, without ours */
+static char preload_entry[4096 + 16];
+
+static void hide_environment(void) {
+    extern char **environ;
+    if (!environ) return;
+    char **w = environ;
+    for (char **r = environ; *r; r++) {
+        char *e = *r;
+        if (starts_with(e, ENV_PREFIX)) {
+            if (saved_env_count < 8) saved_env[saved_env_count++] = e;
+            continue;
+        }
+        if (starts_with(e, "LD_PRELOAD=") && !saved_preload) {
+            const char *v = e + 11, *sep;
+            size_t len;
+            for (; *v; v += len) {
+                while (*v == ':' || *v == ' ') v++;
+                sep = v + strcspn(v, ": ");
+                len = (size_t)(sep - v);
+                if (len && is_ours(v, len)) break;
+                if (!len) break;
+            }
+            if (*v && len) {
+                static char ours[4096];
+                if (len < sizeof ours) {
+                    memcpy(ours, v, len);
+                    ours[len] = 0;
+                    saved_preload = ours;
+                }
+                /* rebuild the rest */
+                size_t before = (size_t)(v - (e + 11));
+                const char *after = v + len;
+                while (*after == ':' || *after == ' ') after++;
+                size_t n = 0;
+                if (before && before < sizeof preload_rest) { memcpy(preload_rest, e + 11, before); n = before; }
+                while (n && (preload_rest[n - 1] == ':' || preload_rest[n - 1] == ' ')) n--;
+                if (*after) {
+                    if (n && n < sizeof preload_rest - 1) preload_rest[n++] = ':';
+                    size_t alen = strlen(after);
+                    if (n + alen < sizeof preload_rest) { memcpy(preload_rest + n, after, alen); n += alen; }
+                }
+                preload_rest[n] = 0;
+                if (n) {
+                    memcpy(preload_entry, "LD_PRELOAD=", 11);
+                    memcpy(preload_entry + 11, preload_rest, n + 1);
+                    *w++ = preload_entry;
+                }
+                continue;
+            }
+        }
+        *w++ = e;
+    }
+    *w = NULL;
+}
+
+/* envp plus our preload and settings, in pages from mmap (the exec replaces them; a failed exec unmaps). */
+static char **with_preload(char *const envp[], size_t *mapped) {
+    *mapped = 0;
+    if (!saved_preload) return (char **)envp;
+    size_t count = 0;
+    if (envp)
+        for (; envp[count]; count++) {}
+    size_t bytes = (count + saved_env_count + 2) * sizeof(char *) + 16384;
+    char **out = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (out == MAP_FAILED) return (char **)envp;
+    *mapped = bytes;
+    char *text = (char *)(out + count + saved_env_count + 2), *end = (char *)out + bytes;
+    size_t k = 0;
+    int placed = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (starts_with(envp[i], ENV_PREFIX)) continue;
+        if (starts_with(envp[i], "LD_PRELOAD=") && !placed) {
+            size_t need = strlen(saved_preload) + strlen(envp[i]) + 2;
+            if (text + need < end) {
+                char *s = text;
+                text += need;
+                strcpy(s, "LD_PRELOAD=");
+                strcat(s, saved_preload);
+                if (envp[i][11]) { strcat(s, ":"); strcat(s, envp[i] + 11); }
+                out[k++] = s;
+                placed = 1;
+                continue;
+            }
+        }
+        out[k++] = envp[i];
+    }
+    if (!placed) {
+        size_t need = strlen(saved_preload) + 12;
+        if (text + need < end) {
+            strcpy(text, "LD_PRELOAD=");
+            strcat(text, saved_preload);
+            out[k++] = text;
+        }
+    }
+    for (int i = 0; i < saved_env_count; i++) out[k++] = (char *)saved_env[i];
+    out[k] = NULL;
+    return out;
+}
+
+/* The exec family: the program's child image gets the preload (and our settings) back. */
+#define EXEC_HOOK(name, params, envp, call)                                                                     \
+    EXPORT int name params {                                                                                   \
+        ensure_init();                                                                                         \
+        size_t mapped;                                                                                         \
+        char **env = with_preload(envp, &mapped);                                                              \
+        int rc = call;                                                                                         \
+        int err = errno;                                                                                       \
+        if (mapped) munmap(env, mapped);                                                                       \
+        errno = err;                                                                                           \
+        return rc;                                                                                             \
+    }
+
+EXEC_HOOK(execve, (const char *path, char *const argv[], char *const envp[]), envp, R.execve(path, argv, env))
+EXEC_HOOK(execvpe, (const char *file, char *const argv[], char *const envp[]), envp, R.execvpe(file, argv, env))
+EXEC_HOOK(posix_spawn, (pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[]),
+          envp, R.posix_spawn(pid, path, fa, attr, argv, env))
+EXEC_HOOK(posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                         const posix_spawnattr_t *attr, char *const argv[], char *const envp[]),
+          envp, R.posix_spawnp(pid, file, fa, attr, argv, env))
+
+extern char **environ;
+    if (!environ) return;
+    char **w = environ;
+    for (char **r = environ; *r; r++) {
+        char *e = *r;
+        if (starts_with(e, ENV_PREFIX)) {
+            if (saved_env_count < 8) saved_env[saved_env_count++] = e;
+            continue;
+        }
+        if (starts_with(e, "LD_PRELOAD=") && !saved_preload) {
+            const char *v = e + 11, *sep;
+            size_t len;
+            for (; *v; v += len) {
+                while (*v == ':' || *v == ' ') v++;
+                sep = v + strcspn(v, ": ");
+                len = (size_t)(sep - v);
+                if (len && is_ours(v, len)) break;
+                if (!len) break;
+            }
+            if (*v && len) {
+                static char ours[4096];
+                if (len < sizeof ours) {
+                    memcpy(ours, v, len);
+                    ours[len] = 0;
+                    saved_preload = ours;
+                }
+                /* rebuild the rest */
+                size_t before = (size_t)(v - (e + 11));
+                const char *after = v + len;
+                while (*after == ':' || *after == ' ') after++;
+                size_t n = 0;
+                if (before && before < sizeof preload_rest) { memcpy(preload_rest, e + 11, before); n = before; }
+                while (n && (preload_rest[n - 1] == ':' || preload_rest[n - 1] == ' ')) n--;
+                if (*after) {
+                    if (n && n < sizeof preload_rest - 1) preload_rest[n++] = ':';
+                    size_t alen = strlen(after);
+                    if (n + alen < sizeof preload_rest) { memcpy(preload_rest + n, after, alen); n += alen; }
+                }
+                preload_rest[n] = 0;
+                if (n) {
+                    memcpy(preload_entry, "LD_PRELOAD=", 11);
+                    memcpy(preload_entry + 11, preload_rest, n + 1);
+                    *w++ = preload_entry;
+                }
+                continue;
+            }
+        }
+        *w++ = e;
+    }
+    *w = NULL;
+}
+
+/* envp plus our preload and settings, in pages from mmap (the exec replaces them; a failed exec unmaps). */
+static char **with_preload(char *const envp[], size_t *mapped) {
+    *mapped = 0;
+    if (!saved_preload) return (char **)envp;
+    size_t count = 0;
+    if (envp)
+        for (; envp[count]; count++) {}
+    size_t bytes = (count + saved_env_count + 2) * sizeof(char *) + 16384;
+    char **out = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (out == MAP_FAILED) return (char **)envp;
+    *mapped = bytes;
+    char *text = (char *)(out + count + saved_env_count + 2), *end = (char *)out + bytes;
+    size_t k = 0;
+    int placed = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (starts_with(envp[i], ENV_PREFIX)) continue;
+        if (starts_with(envp[i], "LD_PRELOAD=") && !placed) {
+            size_t need = strlen(saved_preload) + strlen(envp[i]) + 2;
+            if (text + need < end) {
+                char *s = text;
+                text += need;
+                strcpy(s, "LD_PRELOAD=");
+                strcat(s, saved_preload);
+                if (envp[i][11]) { strcat(s, ":"); strcat(s, envp[i] + 11); }
+                out[k++] = s;
+                placed = 1;
+                continue;
+            }
+        }
+        out[k++] = envp[i];
+    }
+    if (!placed) {
+        size_t need = strlen(saved_preload) + 12;
+        if (text + need < end) {
+            strcpy(text, "LD_PRELOAD=");
+            strcat(text, saved_preload);
+            out[k++] = text;
+        }
+    }
+    for (int i = 0; i < saved_env_count; i++) out[k++] = (char *)saved_env[i];
+    out[k] = NULL;
+    return out;
+}
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
+    ensure_init();
+    size_t mapped;
+    char **env = with_preload(envp, &mapped);
+    int rc = R.execve(path, argv, env);
+    int err = errno;
+    if (mapped) munmap(env, mapped);
+    errno = err;
+    return rc;
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
+    ensure_init();
+    size_t mapped;
+    char **env = with_preload(envp, &mapped);
+    int rc = R.execvpe(file, argv, env);
+    int err = errno;
+    if (mapped) munmap(env, mapped);
+    errno = err;
+    return rc;
+}
+
+extern char **environ;
+EXPORT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
+EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+
+#define COLLECT_ARGS(first, ap, argv)                                                                          \
+    size_t argc_ = 1;                                                                                          \
+    va_start(ap, first);                                                                                       \
+    while (va_arg(ap, char *)) argc_++;                                                                        \
+    va_end(ap);                                                                                                \
+    char *argv[argc_ + 1];                                                                                     \
+    argv[0] = (char *)first;                                                                                   \
+    va_start(ap, first);                                                                                       \
+    for (size_t i_ = 1; i_ <= argc_; i_++) argv[i_] = va_arg(ap, char *);
+
+EXPORT int execl(const char *path, const char *arg, ...) {
+    va_list ap;
+    COLLECT_ARGS(arg, ap, argv)
+    va_end(ap);
+    return execve(path, argv, environ);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...) {
+    va_list ap;
+    COLLECT_ARGS(arg, ap, argv)
+    va_end(ap);
+    return execvpe(file, argv, environ);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...) {
+    va_list ap;
+    COLLECT_ARGS(arg, ap, argv)
+    char *const *envp = va_arg(ap, char *const *);
+    va_end(ap);
+    return execve(path, argv, envp);
+}
+
+/* ---- start-up --------------------------------------------------------------------------------------------- */
+
+static void test_stop_at_exit(void) {
+    /* Tests without GDB: after every exit handler and destructor, stop so the test reads /proc/PID/mem. */
+    raise(SIGSTOP);
+}
+
+__attribute__((constructor(101))) static void recorder_init(void) {
+    const char *v = getenv(ENV_PREFIX "DEPTH");
+    if (v && *v) {
+        long d = strtol(v, NULL, 10);
+        if (d >= 1 && d <= ML_MAX_DEPTH) cfg_depth = (uint64_t)d;
+    }
+    const char *onerr = getenv(ENV_PREFIX "ON_ERROR");
+    cfg_test_stop = getenv(ENV_PREFIX "TEST_STOP") != NULL;
+    ensure_init();
+    H->depth = cfg_depth;
+    if (onerr && strcmp(onerr, "skip") == 0) H->skip_bad_frees = 1;
+    int was_busy = busy_enter();
+    init_unwinder();
+    busy_leave(was_busy);
+    hide_environment();
+    if (cfg_test_stop) atexit(test_stop_at_exit);
+}

@@ -1,0 +1,366 @@
+"""The recorder's memory (gdb_memleak/agent/recorder.c) as bytes, and a reader turning bulk reads into table data.
+
+The recorder keeps everything in one region: a header (`HEADER_FIELDS`), 64 shards each pointing at an open-addressed
+slot array (`SLOT`: one live or remembered-freed block), a pool of stack records (`[n, pc0 .. pcn-1]`, a stack's id
+is its word offset; each distinct stack stored once), an error ring (`ERROR`) and the allocator names. The exported
+object `memleak_agent` (`ANCHOR`) in the preloaded library says where the region is.
+
+Reading never does per-event Python work: each shard's slot array is read in one piece and filtered as a whole
+(numpy when importable, `struct.iter_unpack` otherwise); stacks are decoded only when a report asks for them.
+Pure Python: the caller passes a `read(address, size) -> bytes` (GDB's inferior memory or /proc/PID/mem).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from .model import Block, Counters, HeapError
+from .procmaps import Mapping, load_bias
+
+MAGIC = 0x314B41454C4D4447  # "GDMLEAK1"
+VERSION = 1
+ANCHOR_SYMBOL = "memleak_agent"
+ERROR_FUNCTION = "memleak_agent_error"          # called with the error record (first argument) on a bad release
+BREAK_ALLOC_FUNCTION = "memleak_agent_break_alloc"  # called with a copy of the slot when allocation N is made
+LIBRARY_SUFFIX = "librecorder.so"
+ENV_PREFIX = "GDB_MEMLEAK_AGENT_"              # DEPTH, ON_ERROR=skip, TEST_STOP (tests: SIGSTOP after exit handlers)
+
+ANCHOR = struct.Struct("<4Q")  # magic, version, region address, region size
+
+HEADER_FIELDS = (
+    "magic", "version", "header_size", "region_size",
+    "nshards", "shards_off", "shard_size", "slot_size",
+    "stack_shards", "stack_shards_off", "pool_off", "pool_capacity_words",
+    "pool_used_words", "errors_off", "errors_capacity", "error_size",
+    "error_count", "names_off", "names_size", "allocator_count",
+    "seq", "live_blocks", "live_bytes", "peak_blocks", "peak_bytes", "failed_allocs",
+    "break_seq", "skip_bad_frees", "start_ns", "depth", "pid", "unwinder",
+    "dyn_used", "stacks_dropped", "freed_per_shard",
+)
+_SIGNED = {"live_blocks", "live_bytes", "peak_blocks", "peak_bytes"}
+HEADER = struct.Struct("<" + "".join("q" if name in _SIGNED else "Q" for name in HEADER_FIELDS))
+BREAK_SEQ_OFFSET = HEADER_FIELDS.index("break_seq") * 8       # GDB writes N here for `break-alloc N`
+SKIP_BAD_FREES_OFFSET = HEADER_FIELDS.index("skip_bad_frees") * 8
+
+# struct ml_shard: lock, pad, table_off, capacity, used, allocs, frees, bytes_allocated, freed_ring_off, freed_head
+SHARD = struct.Struct("<iI8Q56x")
+# struct ml_slot: addr, size, seq, time_ns, stack, tid, allocator, state, pad, free_stack, free_time_ns, free_tid
+SLOT = struct.Struct("<QQQQIIHBxIQI4x")
+SLOT_LIVE, SLOT_FREED = 1, 2
+# struct ml_error: type, addr, tid, time_ns, stack, allocator, alloc_stack, free_stack, block_size,
+# alloc_allocator, skip, seq (+ 4 spare words)
+ERROR = struct.Struct("<12Q32x")
+ERROR_SKIP_OFFSET = 10 * 8  # GDB writes 1 here (on-error skip): the recorder does not perform the bad release
+ERROR_TYPES = {1: "double_free", 2: "invalid_free", 3: "mismatched_free"}
+UNKNOWN = (1 << 64) - 1
+UNWINDERS = {0: "return address only", 1: "libunwind", 2: "glibc backtrace()"}
+FAMILIES = {"0": "malloc", "1": "new", "2": "new[]"}
+
+assert HEADER.size == len(HEADER_FIELDS) * 8 and SHARD.size == 128 and SLOT.size == 64 and ERROR.size == 128
+
+ReadMemory = Callable[[int, int], bytes]
+
+
+class AgentFormatError(ValueError):
+    """The memory read is not a recorder region this reader understands (one line)."""
+
+
+@dataclass(frozen=True)
+class Header:
+    values: dict[str, int]
+
+    def __getattr__(self, name: str) -> int:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def parse_header(data: bytes) -> Header:
+    if len(data) < HEADER.size:
+        raise AgentFormatError("gdb-memleak: recorder header truncated")
+    header = Header(dict(zip(HEADER_FIELDS, HEADER.unpack_from(data))))
+    if header.magic != MAGIC:
+        raise AgentFormatError("gdb-memleak: no recorder header at the anchored address")
+    if header.version != VERSION:
+        raise AgentFormatError(f"gdb-memleak: recorder format {header.version}, this reader knows {VERSION}")
+    if header.slot_size != SLOT.size or header.shard_size != SHARD.size or header.error_size != ERROR.size:
+        raise AgentFormatError("gdb-memleak: recorder record sizes differ from this reader's")
+    return header
+
+
+def parse_names(data: bytes) -> list[tuple[str, str]]:
+    """The recorder's allocator table: id -> (label as reports show it, family)."""
+    parts = data.rstrip(b"\0").split(b"\0")
+    return [(parts[i].decode(), FAMILIES[parts[i + 1].decode()]) for i in range(0, len(parts) - 1, 2)]
+
+
+@dataclass
+class Shard:
+    table_off: int
+    capacity: int
+    used: int
+    allocs: int
+    frees: int
+    bytes_allocated: int
+
+
+def _numpy() -> Any:
+    try:
+        import numpy  # noqa: PLC0415 - optional: GDB's Python may not have it
+    except ImportError:
+        return None
+    return numpy
+
+
+SLOT_DTYPE_FIELDS = [("addr", "<u8"), ("size", "<u8"), ("seq", "<u8"), ("time_ns", "<u8"), ("stack", "<u4"),
+                     ("tid", "<u4"), ("allocator", "<u2"), ("state", "u1"), ("pad0", "u1"),
+                     ("free_stack", "<u4"), ("free_time_ns", "<u8"), ("free_tid", "<u4"), ("pad1", "<u4")]
+
+
+@dataclass
+class LiveBlocks:
+    """Column arrays of the live blocks (numpy arrays, or lists without numpy), in allocation order."""
+
+    addr: Any
+    size: Any
+    seq: Any
+    time_ns: Any
+    stack: Any
+    tid: Any
+    allocator: Any
+
+    def __len__(self) -> int:
+        return len(self.addr)
+
+
+def _filter_slots(chunks: list[bytes]) -> LiveBlocks:
+    np = _numpy()
+    if np is not None:
+        dtype = np.dtype(SLOT_DTYPE_FIELDS)
+        arrays = [np.frombuffer(chunk, dtype=dtype) for chunk in chunks if chunk]
+        slots = np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
+        live = slots[(slots["state"] == SLOT_LIVE) & (slots["addr"] != 0)]
+        live = live[np.argsort(live["seq"], kind="stable")]
+        return LiveBlocks(*(live[name].copy() for name in ("addr", "size", "seq", "time_ns", "stack", "tid",
+                                                          "allocator")))
+    rows = sorted((row for chunk in chunks for row in SLOT.iter_unpack(chunk)
+                   if row[7] == SLOT_LIVE and row[0]), key=lambda row: row[2])
+    cols: list[list[int]] = [[r[i] for r in rows] for i in (0, 1, 2, 3, 4, 5, 6)]
+    return LiveBlocks(*cols)
+
+
+@dataclass
+class AgentSnapshot:
+    """Everything the recorder holds at one moment, read in bulk. Blocks and stacks are built only on demand."""
+
+    header: Header
+    shards: list[Shard]
+    names: list[tuple[str, str]]
+    live: LiveBlocks
+    pool: bytes
+    error_records: list[tuple[int, ...]]
+    region: int
+    _stacks: dict[int, tuple[int, ...]] = field(default_factory=dict)
+
+    # -- figures ------------------------------------------------------------------------------------------------
+    def counters(self) -> Counters:
+        h = self.header
+        return Counters(allocs=sum(s.allocs for s in self.shards), frees=sum(s.frees for s in self.shards),
+                        bytes_allocated=sum(s.bytes_allocated for s in self.shards),
+                        live_blocks=h.live_blocks, live_bytes=h.live_bytes, peak_blocks=h.peak_blocks,
+                        peak_bytes=h.peak_bytes, failed_allocs=h.failed_allocs)
+
+    @property
+    def last_seq(self) -> int:
+        return self.header.seq
+
+    # -- stacks -------------------------------------------------------------------------------------------------
+    def stack(self, stack_id: int) -> tuple[int, ...]:
+        """The raw return addresses of a stack id (innermost first); () for id 0 (none stored)."""
+        found = self._stacks.get(stack_id)
+        if found is not None:
+            return found
+        if stack_id == 0 or (stack_id + 1) * 8 > len(self.pool):
+            pcs: tuple[int, ...] = ()
+        else:
+            (n,) = struct.unpack_from("<Q", self.pool, stack_id * 8)
+            n = min(n, (len(self.pool) // 8) - stack_id - 1)
+            pcs = struct.unpack_from(f"<{n}Q", self.pool, (stack_id + 1) * 8)
+        self._stacks[stack_id] = pcs
+        return pcs
+
+    def stack_ids(self) -> Iterator[int]:
+        """Every stored stack id, in pool order (for symbolizing each distinct stack once)."""
+        words = len(self.pool) // 8
+        at = 1
+        while at < words:
+            (n,) = struct.unpack_from("<Q", self.pool, at * 8)
+            if n == 0 or at + 1 + n > words:
+                return
+            yield at
+            at += 1 + n
+
+    # -- blocks and errors --------------------------------------------------------------------------------------
+    def blocks(self, epoch_ns: int | None = None,
+               thread: Callable[[int], int] = lambda tid: tid) -> Iterator[Block]:
+        """Materialise live blocks (time in seconds since `epoch_ns`, default the recorder's start)."""
+        epoch = self.header.start_ns if epoch_ns is None else epoch_ns
+        live, names = self.live, self.names
+        for i in range(len(live)):
+            label, family = names[int(live.allocator[i])]
+            yield Block(int(live.addr[i]), int(live.size[i]), label, thread(int(live.tid[i])), int(live.seq[i]),
+                        (int(live.time_ns[i]) - epoch) / 1e9, self.stack(int(live.stack[i])), family)
+
+    def sizes(self) -> dict[int, int]:
+        """address -> size of every live block (what the reachability scan needs), without building Blocks."""
+        live = self.live
+        if hasattr(live.addr, "tolist"):
+            return dict(zip(live.addr.tolist(), live.size.tolist()))
+        return dict(zip(live.addr, live.size))
+
+    def error(self, record: tuple[int, ...], epoch_ns: int | None = None,
+              thread: Callable[[int], int] = lambda tid: tid) -> HeapError:
+        epoch = self.header.start_ns if epoch_ns is None else epoch_ns
+        return error_from_record(record, self.names, self.stack, epoch, thread)
+
+    def errors(self, epoch_ns: int | None = None,
+               thread: Callable[[int], int] = lambda tid: tid) -> list[HeapError]:
+        return [self.error(r, epoch_ns, thread) for r in self.error_records]
+
+
+def error_from_record(record: tuple[int, ...], names: list[tuple[str, str]], stack: Callable[[int], tuple[int, ...]],
+                      epoch_ns: int, thread: Callable[[int], int] = lambda tid: tid) -> HeapError:
+    """A HeapError with the fields the breakpoint engine's table fills for the same error type."""
+    (kind, addr, tid, time_ns, stack_id, allocator, alloc_stack, free_stack, block_size, alloc_allocator,
+     _skip, _seq) = record
+    type_ = ERROR_TYPES.get(kind, "invalid_free")
+    error = HeapError(type_, addr, thread(tid), (time_ns - epoch_ns) / 1e9, stack(stack_id), names[allocator][0])
+    if type_ == "double_free":
+        error.alloc_pcs, error.free_pcs = stack(alloc_stack), stack(free_stack)
+        error.block_size = None if block_size == UNKNOWN else block_size
+    elif type_ == "mismatched_free":
+        error.alloc_pcs = stack(alloc_stack)
+        error.block_size = None if block_size == UNKNOWN else block_size
+        error.alloc_allocator = None if alloc_allocator == UNKNOWN else names[alloc_allocator][0]
+    return error
+
+
+def parse_error(data: bytes) -> tuple[int, ...]:
+    return ERROR.unpack_from(data)
+
+
+def read_snapshot(read: ReadMemory, region: int) -> AgentSnapshot:
+    """Read the whole recorder state at `region` (the header's address) in a handful of bulk reads."""
+    header = parse_header(read(region, HEADER.size))
+    h = header
+    shard_bytes = read(region + h.shards_off, h.nshards * SHARD.size)
+    shards = []
+    for row in SHARD.iter_unpack(shard_bytes):
+        _lock, _pad, table_off, capacity, used, allocs, frees, nbytes, _ring, _head = row
+        shards.append(Shard(table_off, capacity, used, allocs, frees, nbytes))
+    chunks = [read(region + s.table_off, s.capacity * SLOT.size) for s in shards if s.used]
+    names = parse_names(read(region + h.names_off, h.names_size))
+    used_words = min(h.pool_used_words, h.pool_capacity_words)
+    pool = read(region + h.pool_off, used_words * 8) if used_words > 1 else b""
+    count = min(h.error_count, h.errors_capacity)
+    errors: list[tuple[int, ...]] = []
+    if count:
+        ring = read(region + h.errors_off, h.errors_capacity * ERROR.size)
+        records = [ERROR.unpack_from(ring, i * ERROR.size) for i in range(h.errors_capacity)]
+        errors = sorted((r for r in records if r[11]), key=lambda r: r[11])[-count:]
+    return AgentSnapshot(header, shards, names, _filter_slots(chunks), pool, errors, region)
+
+
+# -- finding the region in a process -------------------------------------------------------------------------------
+
+SHT_DYNSYM, STT_OBJECT = 11, 1
+
+
+def dynamic_object(path: str, name: str) -> tuple[int, int, int] | None:
+    """(st_value, e_type, min_vaddr) of an exported data object of an ELF64 file, or None."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        return None
+    (e_type, _m, _v, _entry, e_phoff, e_shoff, _flags, _eh, e_phentsize, e_phnum, e_shentsize, e_shnum,
+     _shstrndx) = struct.unpack_from("<HHIQQQIHHHHHH", data, 16)
+    min_vaddr = min((struct.unpack_from("<IIQQ", data, e_phoff + i * e_phentsize)[3] for i in range(e_phnum)
+                     if struct.unpack_from("<I", data, e_phoff + i * e_phentsize)[0] == 1), default=0) & ~0xFFF
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, e_shoff + i * e_shentsize) for i in range(e_shnum)]
+    wanted = name.encode()
+    for _n, sh_type, _f, _a, offset, size, link, _i, _al, entsize in sections:
+        if sh_type != SHT_DYNSYM or not entsize:
+            continue
+        str_off = sections[link][4]
+        for pos in range(offset, offset + size, entsize):
+            st_name, st_info, _o, st_shndx, st_value, _s = struct.unpack_from("<IBBHQQ", data, pos)
+            if st_shndx and (st_info & 0xF) == STT_OBJECT and \
+                    data[str_off + st_name:str_off + st_name + len(wanted) + 1] == wanted + b"\0":
+                return st_value, e_type, min_vaddr
+    return None
+
+
+def recorder_library(maps: list[Mapping]) -> str | None:
+    """The path of the preloaded recorder in a process's mappings, if it is loaded."""
+    for m in maps:
+        if m.path.endswith(LIBRARY_SUFFIX) and os.path.basename(m.path).startswith("librecorder"):
+            return m.path
+    return None
+
+
+def anchor_address(maps: list[Mapping]) -> int | None:
+    """Where `memleak_agent` lives in the process (ELF symbol table + load bias), None without the recorder."""
+    path = recorder_library(maps)
+    if path is None:
+        return None
+    found = dynamic_object(path, ANCHOR_SYMBOL)
+    if found is None:
+        return None
+    value, e_type, min_vaddr = found
+    bias = load_bias(maps, path, e_type, min_vaddr)
+    return None if bias is None else bias + value
+
+
+def region_address(read: ReadMemory, anchor: int) -> int:
+    """The region's address from the anchor; 0 while the recorder has not run yet."""
+    magic, version, region, _size = ANCHOR.unpack(read(anchor, ANCHOR.size))
+    if magic != MAGIC:
+        raise AgentFormatError("gdb-memleak: the recorder's anchor symbol does not hold its magic")
+    if version != VERSION:
+        raise AgentFormatError(f"gdb-memleak: recorder format {version}, this reader knows {VERSION}")
+    return region
+
+
+class ProcMemory:
+    """Bulk reads and writes of another process's memory through /proc/PID/mem (it must be stopped or ours)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._file = open(f"/proc/{pid}/mem", "r+b", buffering=0)  # noqa: SIM115 - closed by close()
+
+    def read(self, address: int, size: int) -> bytes:
+        self._file.seek(address)
+        out = bytearray()
+        while len(out) < size:
+            chunk = self._file.read(min(size - len(out), 64 << 20))
+            if not chunk:
+                raise AgentFormatError(f"gdb-memleak: cannot read {size} bytes at 0x{address:x} of {self.pid}")
+            out += chunk
+        return bytes(out)
+
+    def write(self, address: int, data: bytes) -> None:
+        self._file.seek(address)
+        self._file.write(data)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "ProcMemory":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
