@@ -287,6 +287,14 @@ static inline uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Block times: the coarse clock (same epoch as CLOCK_MONOTONIC, a few ms resolution) reads no hardware counter;
+ * the precise one cost 15% of the hot path here (a VM's TSC reads are slow). */
+static inline uint64_t coarse_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static inline uint32_t my_tid(void) {
     uintptr_t v = ts_get();
     uint32_t tid = (uint32_t)(v >> 16);
@@ -454,6 +462,12 @@ static void init_unwinder(void) {
     struct tls_census before = {0, (uintptr_t)dlsym(RTLD_DEFAULT, "_dl_allocate_tls"), 0, 0};
     dl_iterate_phdr(census_cb, &before);
     void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+    if (lib) {
+        /* the default global cache takes a lock that blocks signals (two syscalls per backtrace): per thread */
+        int (*set_policy)(void *, int) = (int (*)(void *, int))dlsym(lib, "_ULx86_64_set_caching_policy");
+        void **space = dlsym(lib, "_ULx86_64_local_addr_space");
+        if (set_policy && space) set_policy(*space, 2 /* UNW_CACHE_PER_THREAD */);
+    }
     struct tls_census after = {0, 0, 0, 0};
     dl_iterate_phdr(census_cb, &after);
     if (before.start && after.tls_modules > before.tls_modules) {
@@ -496,8 +510,11 @@ static void ensure_init(void) {
 
 static inline uint64_t hash_pcs(void *const *pcs, int n) {
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
-    for (int i = 0; i < n; i++) h = mix64(h ^ (uint64_t)(uintptr_t)pcs[i]);
-    return h | 1;
+    for (int i = 0; i < n; i++) {
+        h = (h ^ (uint64_t)(uintptr_t)pcs[i]) * 0x9e3779b97f4a7c15ULL;
+        h = (h << 29) | (h >> 35);
+    }
+    return mix64(h) | 1;
 }
 
 static inline int same_stack(uint32_t id, void *const *pcs, int n) {
@@ -682,7 +699,7 @@ static void record_alloc(void *ptr, size_t size, unsigned allocator, void *ret) 
     int was_busy = busy_enter();
     uint32_t stack = capture_stack(ret);
     uint64_t addr = (uint64_t)(uintptr_t)ptr, h = mix64(addr), seq = atomic_fetch_add(&H->seq, 1) + 1;
-    uint64_t t = now_ns();
+    uint64_t t = coarse_ns();
     struct ml_shard *s = shard_of(h);
     int64_t stale = -1;
     spin_lock(&s->lock);
@@ -737,7 +754,7 @@ static int record_free(void *ptr, unsigned allocator, void *ret) {
     uint64_t addr = (uint64_t)(uintptr_t)ptr, h = mix64(addr);
     struct ml_shard *s = shard_of(h);
     uint32_t stack = capture_stack(ret);
-    uint64_t t = now_ns();
+    uint64_t t = coarse_ns();
     spin_lock(&s->lock);
     struct ml_slot *slot = find_slot(s, addr, h);
     int perform = 1;

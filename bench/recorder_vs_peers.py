@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""The fast engine against its peers, measured side by side in one run: wall time and ratio to the native run.
+
+Columns: native; the recorder alone (LD_PRELOAD, no GDB: the in-process cost); gdb-memleak with the recorder engine
+(when the CLI offers `--engine agent`); gdb-memleak's breakpoint engine (run at a smaller N and scaled linearly,
+marked `~`); heaptrack; valgrind memcheck (--run-libc-freeres=no --run-cxx-freeres=no).
+Workloads: (a) N malloc/free pairs in one thread (c_targets/churn), (b) T threads x N/T pairs (bench/c/threads_churn).
+
+Usage: python bench/recorder_vs_peers.py [--pairs 1000000] [--threads 8] [--repeat 3] [--breakpoint-pairs 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from gdb_memleak.agent import build  # noqa: E402
+
+CLI = [sys.executable, "-m", "gdb_memleak.cli.main", "--error-exitcode", "0"]
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the run and every process it started): on a shared, loaded machine the wall
+    time is mostly waiting for a core, the CPU time is what the tool costs."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cli_has_engine_option() -> bool:
+    out = subprocess.run([*CLI, "--help"], capture_output=True, text=True, cwd=ROOT).stdout
+    return "--engine" in out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=1_000_000, help="malloc/free pairs per workload (default 1M)")
+    parser.add_argument("--threads", type=int, default=8, help="threads in workload (b) (default 8)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per fast measurement; the median is used")
+    parser.add_argument("--breakpoint-pairs", type=int, default=2000,
+                        help="pairs run under the breakpoint engine, scaled to --pairs (default 2000)")
+    opts = parser.parse_args()
+    subprocess.run(["make", "-s", "-C", str(ROOT / "c_targets")], check=True)
+    library = build.ensure_built()
+    with_engine = cli_has_engine_option()
+    with tempfile.TemporaryDirectory(prefix="bench-recorder-") as tmp:
+        threads_bin = os.path.join(tmp, "threads_churn")
+        subprocess.run(["gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-pthread", "-o", threads_bin,
+                        str(ROOT / "bench" / "c" / "threads_churn.c")], check=True)
+        per_thread = opts.pairs // opts.threads
+        workloads = {
+            f"(a) {opts.pairs:,} pairs": lambda n: [str(ROOT / "c_targets" / "bin" / "churn"), str(n)],
+            f"(b) {opts.threads} threads x {per_thread:,}":
+                lambda n: [threads_bin, str(opts.threads), str(max(1, n // opts.threads))],
+        }
+        preload = dict(os.environ, LD_PRELOAD=str(library))
+        rows = []
+        for label, argv_for in workloads.items():
+            argv = argv_for(opts.pairs)
+            runs: dict[str, list[tuple[float, float]]] = {"native": [], "recorder": [], "agent": [], "heaptrack": [],
+                                             "valgrind": []}
+            for _ in range(opts.repeat):  # interleaved, so machine noise hits every column alike
+                runs["native"].append(timed(argv))
+                runs["recorder"].append(timed(argv, env=preload))
+                if with_engine:
+                    runs["agent"].append(timed([*CLI, "--engine", "agent", "--", *argv], cwd=str(ROOT)))
+                if shutil.which("heaptrack"):
+                    runs["heaptrack"].append(timed(["heaptrack", "-o", os.path.join(tmp, "ht"), *argv]))
+            if shutil.which("valgrind"):
+                runs["valgrind"].append(timed(["valgrind", "-q", "--run-libc-freeres=no", "--run-cxx-freeres=no",
+                                               *argv]))
+            small = argv_for(opts.breakpoint_pairs)
+            bp_cli = [*CLI, *(["--engine", "breakpoint"] if with_engine else []), "--", *small]
+            scale = opts.pairs / opts.breakpoint_pairs
+            bp_wall, bp_cpu = timed(bp_cli, cwd=str(ROOT))
+            medians = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+                       for k, v in runs.items() if v}
+            rows.append((label, medians, (bp_wall * scale, bp_cpu * scale)))
+    columns = ["native", "recorder", "agent", "heaptrack", "valgrind", "breakpoint"]
+    names = {"native": "native", "recorder": "recorder (preload)", "agent": "gdb-memleak agent",
+             "heaptrack": "heaptrack", "valgrind": "valgrind", "breakpoint": "breakpoint engine~"}
+    for index, what in ((0, "wall seconds"), (1, "CPU seconds")):
+        print(f"\n{what} (x = ratio to native)")
+        print(f"{'workload':<24}" + "".join(f"{names[c]:>22}" for c in columns))
+        for label, medians, breakpoint in rows:
+            medians = {**medians, "breakpoint": breakpoint}
+            native = max(medians["native"][index], 1e-3)
+            cells = [f"{medians[c][index]:9.3f} {medians[c][index] / native:8.1f}x" if c in medians else "n/a"
+                     for c in columns]
+            print(f"{label:<24}" + "".join(f"{cell:>22}" for cell in cells))
+            if "heaptrack" in medians:
+                ht = medians["heaptrack"][index]
+                print(f"{'':<24}recorder / heaptrack = {medians['recorder'][index] / ht:.2f}"
+                      + (f", gdb-memleak agent / heaptrack = {medians['agent'][index] / ht:.2f}"
+                         if "agent" in medians else "")
+                      + f", recorder / valgrind = {medians['recorder'][index] / medians['valgrind'][index]:.2f}"
+                      if "valgrind" in medians else "")
+    print(f"\n~ breakpoint engine measured at {opts.breakpoint_pairs:,} pairs and scaled linearly; "
+          "load average now: " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
