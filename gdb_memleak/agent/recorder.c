@@ -1242,6 +1242,8 @@ __attribute__((constructor(101))) static void recorder_init(void) {
     ensure_init();
     H->depth = cfg_depth;
     if (onerr && strcmp(onerr, "skip") == 0) H->skip_bad_frees = 1;
+    const char *brk = getenv(ENV_PREFIX "BREAK_ALLOC"); /* `memleak break-alloc N` set before the run */
+    if (brk && *brk) H->break_seq = strtoull(brk, NULL, 10);
     int was_busy = busy_enter();
     init_unwinder();
     busy_leave(was_busy);

@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="attach to a running process instead of starting PROG")
     parser.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
                         help="with --pid: how long to track before reporting and detaching (default 10)")
+    parser.add_argument("--engine", choices=["auto", "agent", "breakpoint"], default="auto",
+                        help="agent: an in-process recorder (fast; dynamically linked programs); breakpoint: GDB "
+                             "breakpoints (any program, ~1,000x slower); auto (default): agent when it can, else "
+                             "breakpoint, saying why")
     parser.add_argument("--gdb", default="gdb", metavar="PATH", help="the GDB to use (default: gdb on PATH)")
     parser.add_argument("--gdbinit", action="store_true",
                         help="print the line for ~/.gdbinit after which `source gdb_memleak` loads the plugin in GDB")
@@ -173,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "pid": opts.pid, "duration": opts.duration, "progress": sys.stderr.isatty(),
               "shown_kinds": sorted(opts.show_leak_kinds),
               "errors_for_mappings": ",".join(sorted(opts.errors_for_mappings)) or "none", "on_error": opts.on_error,
+              "engine": opts.engine,
               "suppressions": [os.path.abspath(p) for p in opts.suppressions],
               "default_suppressions": not opts.no_default_suppressions}
     try:

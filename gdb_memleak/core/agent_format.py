@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from .kinds import ErrorType
 from .model import Block, Counters, HeapError
 from .procmaps import Mapping, load_bias
 
@@ -26,7 +27,7 @@ ANCHOR_SYMBOL = "memleak_agent"
 ERROR_FUNCTION = "memleak_agent_error"          # called with the error record (first argument) on a bad release
 BREAK_ALLOC_FUNCTION = "memleak_agent_break_alloc"  # called with a copy of the slot when allocation N is made
 LIBRARY_SUFFIX = "librecorder.so"
-ENV_PREFIX = "GDB_MEMLEAK_AGENT_"              # DEPTH, ON_ERROR=skip, TEST_STOP (tests: SIGSTOP after exit handlers)
+ENV_PREFIX = "GDB_MEMLEAK_AGENT_"  # DEPTH, ON_ERROR=skip, BREAK_ALLOC=N, TEST_STOP (tests: SIGSTOP at the very end)
 
 ANCHOR = struct.Struct("<4Q")  # magic, version, region address, region size
 
@@ -54,7 +55,7 @@ SLOT_LIVE, SLOT_FREED = 1, 2
 # alloc_allocator, skip, seq (+ 4 spare words)
 ERROR = struct.Struct("<12Q32x")
 ERROR_SKIP_OFFSET = 10 * 8  # GDB writes 1 here (on-error skip): the recorder does not perform the bad release
-ERROR_TYPES = {1: "double_free", 2: "invalid_free", 3: "mismatched_free"}
+ERROR_TYPES = {1: ErrorType.DOUBLE_FREE, 2: ErrorType.INVALID_FREE, 3: ErrorType.MISMATCHED_FREE}
 UNKNOWN = (1 << 64) - 1
 UNWINDERS = {0: "return address only", 1: "libunwind", 2: "glibc backtrace()"}
 FAMILIES = {"0": "malloc", "1": "new", "2": "new[]"}
@@ -205,15 +206,21 @@ class AgentSnapshot:
             at += 1 + n
 
     # -- blocks and errors --------------------------------------------------------------------------------------
-    def blocks(self, epoch_ns: int | None = None,
-               thread: Callable[[int], int] = lambda tid: tid) -> Iterator[Block]:
-        """Materialise live blocks (time in seconds since `epoch_ns`, default the recorder's start)."""
+    def blocks(self, epoch_ns: int | None = None, thread: Callable[[int], int] = lambda tid: tid,
+               stack: Callable[[int], tuple[int, ...]] | None = None) -> Iterator[Block]:
+        """Materialise live blocks (time in seconds since `epoch_ns`, default the recorder's start); `stack` maps
+        a stack id to the PCs blocks get (default: as stored), called once per distinct stack."""
         epoch = self.header.start_ns if epoch_ns is None else epoch_ns
         live, names = self.live, self.names
-        for i in range(len(live)):
-            label, family = names[int(live.allocator[i])]
-            yield Block(int(live.addr[i]), int(live.size[i]), label, thread(int(live.tid[i])), int(live.seq[i]),
-                        (int(live.time_ns[i]) - epoch) / 1e9, self.stack(int(live.stack[i])), family)
+        stacks: dict[int, tuple[int, ...]] = {}
+        columns = [c.tolist() if hasattr(c, "tolist") else c for c in (live.addr, live.size, live.allocator,
+                                                                      live.tid, live.seq, live.time_ns, live.stack)]
+        for addr, size, allocator, tid, seq, time_ns, stack_id in zip(*columns):
+            pcs = stacks.get(stack_id)
+            if pcs is None:
+                pcs = stacks[stack_id] = (stack or self.stack)(stack_id)
+            label, family = names[allocator]
+            yield Block(addr, size, label, thread(tid), seq, (time_ns - epoch) / 1e9, pcs, family)
 
     def sizes(self) -> dict[int, int]:
         """address -> size of every live block (what the reachability scan needs), without building Blocks."""
@@ -237,12 +244,12 @@ def error_from_record(record: tuple[int, ...], names: list[tuple[str, str]], sta
     """A HeapError with the fields the breakpoint engine's table fills for the same error type."""
     (kind, addr, tid, time_ns, stack_id, allocator, alloc_stack, free_stack, block_size, alloc_allocator,
      _skip, _seq) = record
-    type_ = ERROR_TYPES.get(kind, "invalid_free")
+    type_ = ERROR_TYPES.get(kind, ErrorType.INVALID_FREE)
     error = HeapError(type_, addr, thread(tid), (time_ns - epoch_ns) / 1e9, stack(stack_id), names[allocator][0])
-    if type_ == "double_free":
+    if type_ is ErrorType.DOUBLE_FREE:
         error.alloc_pcs, error.free_pcs = stack(alloc_stack), stack(free_stack)
         error.block_size = None if block_size == UNKNOWN else block_size
-    elif type_ == "mismatched_free":
+    elif type_ is ErrorType.MISMATCHED_FREE:
         error.alloc_pcs = stack(alloc_stack)
         error.block_size = None if block_size == UNKNOWN else block_size
         error.alloc_allocator = None if alloc_allocator == UNKNOWN else names[alloc_allocator][0]
@@ -364,3 +371,23 @@ class ProcMemory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+PT_INTERP = 3
+
+
+def is_dynamic(path: str) -> bool:
+    """Whether an executable asks for the dynamic loader (PT_INTERP): only then can a library be preloaded."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:
+                return False
+            e_phoff, = struct.unpack_from("<Q", head, 32)
+            e_phentsize, e_phnum = struct.unpack_from("<HH", head, 54)
+            f.seek(e_phoff)
+            table = f.read(e_phentsize * e_phnum)
+    except OSError:
+        return False
+    return any(struct.unpack_from("<I", table, i * e_phentsize)[0] == PT_INTERP
+               for i in range(len(table) // max(e_phentsize, 1)))

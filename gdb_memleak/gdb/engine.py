@@ -86,6 +86,10 @@ class Engine(ABC):
     def sync(self) -> None:  # noqa: B027 - most engines record straight into the table: nothing to do
         """Bring `table` up to date before it is read (an engine that records out of GDB reads it in bulk here)."""
 
+    def hidden_memory(self) -> tuple[tuple[int, int], ...]:
+        """Address ranges in the process that are the engine's own, not the program's (never scan roots)."""
+        return ()
+
     def events_seen(self) -> int:
         """A plain counter of events handled, for a progress line (read from another thread: no GDB calls)."""
         return 0

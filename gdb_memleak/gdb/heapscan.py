@@ -209,10 +209,11 @@ class HeapScan:
     """One reachability scan of a stopped process; also answers `memleak block`'s who-points-at-it."""
 
     def __init__(self, inferior: gdb.Inferior, blocks: dict[int, int], regs: RegisterReader,
-                 glibc: bool = True, exiting: bool = False) -> None:
+                 glibc: bool = True, exiting: bool = False, hidden: tuple[tuple[int, int], ...] = ()) -> None:
         self.inferior = inferior
         self.blocks = blocks
-        self.maps = read_maps(inferior.pid)
+        # the tool's own memory in the process (the recorder's) is not the program's: never a root
+        self.maps = [m for m in read_maps(inferior.pid) if not any(lo <= m.start < hi for lo, hi in hidden)]
         self.threads = thread_states(inferior, regs)
         if exiting:
             exiting_thread(self.threads, gdb.selected_thread().ptid[1], exit_machinery_floor(), regs.abi)

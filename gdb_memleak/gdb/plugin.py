@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import commands, log, session, settings
+from . import agent_engine, commands, log, session, settings
 
 _registered = False
 
@@ -15,4 +15,5 @@ def register() -> None:
     log.register()
     commands.register()
     session.connect()
+    agent_engine.register()
     _registered = True

@@ -17,7 +17,7 @@ from ..core.allocators import DEFAULT_ALLOCATORS, EXIT_HOOKS, MAPPING_HOOKS
 from ..core.kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
 from ..core.report import ProcessReport
 from ..core.table import AllocationTable
-from . import settings
+from . import agent_engine, settings
 from .breakpoint_engine import BreakpointEngine
 from .log import log
 from .tracking import EngineFactory, Tracking
@@ -80,7 +80,8 @@ class Session:
         if abi is None:
             raise gdb.GdbError(f"gdb-memleak: architecture {arch} is not supported yet (x86-64 only)")
         tracking = Tracking(self, inferior, AllocationTable(complete=complete),
-                            argv or self.argv or self._argv(inferior), abi, new_engine(inferior, abi))
+                            argv or self.argv or self._argv(inferior), abi,
+                            new_engine(inferior, abi, complete, self.out()))
         self.tracking[inferior.num] = tracking
         return tracking
 
@@ -127,6 +128,9 @@ class Session:
         self.armed = True
         inferior = gdb.selected_inferior()
         if not inferior.pid:
+            if settings.engine.value != "breakpoint":  # the recorder must be in the environment `run` uses
+                agent_engine.prepare_environment(int(settings.depth.value), str(settings.on_error.value),
+                                                 self.break_alloc)
             return "gdb-memleak: tracking will start when the program runs."
         tracking = self.current(inferior)
         if tracking is not None and tracking.pid == inferior.pid and not tracking.finished and tracking.engine.active:
@@ -144,6 +148,7 @@ class Session:
 
     def stop(self) -> str:
         self.armed = False
+        agent_engine.restore_environment()
         removed = 0
         for tracking in self.tracking.values():
             if tracking.engine.active:
@@ -212,10 +217,20 @@ class Session:
         return [t.report for t in self.ended]
 
 
-def new_engine(inferior: gdb.Inferior, abi: Abi) -> EngineFactory:
-    """How a tracking of `inferior` makes its engine."""
+def new_engine(inferior: gdb.Inferior, abi: Abi, complete: bool, out: TextIO) -> EngineFactory:
+    """How a tracking of `inferior` makes its engine: the recorder's when it can (`memleak engine`)."""
     depth, specs = int(settings.depth.value), list(DEFAULT_ALLOCATORS + EXIT_HOOKS + MAPPING_HOOKS)
-    return lambda tracking: BreakpointEngine(inferior, tracking.table, tracking, abi, depth, specs)
+
+    def breakpoint_engine(tracking: Tracking) -> BreakpointEngine:
+        return BreakpointEngine(inferior, tracking.table, tracking, abi, depth, specs)
+
+    kind, why = agent_engine.choose(str(settings.engine.value), inferior, complete)
+    if why is not None:
+        out.write(why + "\n")
+    if kind == "breakpoint":
+        return breakpoint_engine
+    return lambda tracking: agent_engine.AgentEngine(inferior, tracking.table, tracking, abi, depth,
+                                                     lambda: breakpoint_engine(tracking))
 
 
 SESSION = Session()

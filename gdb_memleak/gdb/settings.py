@@ -12,6 +12,7 @@ from ..core.suppressions import DEFAULT_SUPPRESSIONS, SuppressionError, Suppress
 from ..core.symbols import DEFAULT_SYSTEM_OBJECTS
 
 ON_ERROR_CHOICES = ["stop", "report", "skip"]
+ENGINE_CHOICES = ["auto", "agent", "breakpoint"]
 
 
 class SetPrefix(gdb.Command):
@@ -97,6 +98,23 @@ class OnError(_Param):
     def __init__(self) -> None:
         super().__init__("memleak on-error", gdb.COMMAND_DATA, gdb.PARAM_ENUM, ON_ERROR_CHOICES)
         self.value = "stop"
+
+
+class EngineChoice(_Param):
+    """Which engine tracks the allocator calls (takes effect at the next `memleak start` before `run`).
+
+    auto: the in-process recorder (agent) for a dynamically linked program GDB starts; the breakpoint engine for
+    static binaries, attach, or when the recorder cannot be built (one line says so).
+    agent: the recorder (same fallbacks: nothing else can work there).
+    breakpoint: GDB breakpoints on the allocator functions (two stops per allocation, any program)."""
+
+    set_doc = "Set which engine tracks allocations: auto, agent or breakpoint."
+    show_doc = "Show which engine tracks allocations."
+    short = "engine"
+
+    def __init__(self) -> None:
+        super().__init__("memleak engine", gdb.COMMAND_DATA, gdb.PARAM_ENUM, ENGINE_CHOICES)
+        self.value = "auto"
 
 
 class SystemObjects(_Param):
@@ -252,8 +270,10 @@ class Settings:
         self.suppressions = Suppressions()
         self.default_suppressions = DefaultSuppressions()
         self.errors_for_mappings = ErrorsForMappings()
+        self.engine = EngineChoice()
         self.all: list[_Param] = [self.depth, self.on_error, self.system_objects, self.report_at_exit,
-                                  self.suppressions, self.default_suppressions, self.errors_for_mappings]
+                                  self.suppressions, self.default_suppressions, self.errors_for_mappings,
+                                  self.engine]
 
 
 _settings: Settings | None = None
@@ -276,8 +296,9 @@ report_at_exit: ReportAtExit
 suppressions: Suppressions
 default_suppressions: DefaultSuppressions
 errors_for_mappings: ErrorsForMappings
+engine: EngineChoice
 _PARAMETERS = ("depth", "on_error", "system_objects", "report_at_exit", "suppressions", "default_suppressions",
-               "errors_for_mappings")
+               "errors_for_mappings", "engine")
 
 
 def __getattr__(name: str) -> _Param:

@@ -127,7 +127,7 @@ class Tracking:
         self.engine.sync()
         table = self.table
         return HeapScan(self.engine.inferior, {b.address: b.size for b in table.blocks.values()}, self.regs,
-                        glibc=self.engine.glibc_malloc, exiting=exiting)
+                        glibc=self.engine.glibc_malloc, exiting=exiting, hidden=self.engine.hidden_memory())
 
     def scan(self, exiting: bool = False, watch: int | None = None) -> ScanResult | None:
         """Classify every live block (valgrind's leak kinds); with `watch` (a block's start), also find who points

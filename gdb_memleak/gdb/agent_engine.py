@@ -1,0 +1,443 @@
+"""The recorder engine: the program records its own allocator calls (gdb_memleak/agent/recorder.c, LD_PRELOADed);
+GDB reads the recorder's memory in bulk when the table is needed and stops the program only for what needs it.
+
+Breakpoints: the recorder's no-op `memleak_agent_error` (a bad free: `on-error` decides; for skip GDB writes the
+record's skip flag and the recorder does not perform the call) and `memleak_agent_break_alloc` (allocation N), and
+libc's `_exit` / `execve` (the scan at exit, the image before exec), as the breakpoint engine does.
+`sync()` reads the whole state through /proc/PID/mem (core/agent_format.py) and refreshes the table: blocks,
+counters, sequence number. Nothing here calls a function in the program.
+
+Which engine runs (`set memleak engine auto|agent|breakpoint`, CLI `--engine`): `choose()`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+import gdb
+
+from ..agent import build
+from ..core import agent_format as fmt
+from ..core.abi import Abi
+from ..core.allocators import EXIT_HOOKS, AllocatorSpec, Role, by_name
+from ..core.elf import ElfError, read_elf_symbols
+from ..core.kinds import OnError
+from ..core.model import Block
+from ..core.procmaps import Mapping, load_bias, read_maps
+from ..core.table import AllocationTable
+from .breakpoint_engine import BreakpointEngine
+from .engine import Engine, EngineEvents
+from .log import log
+from .resolve import locate
+from .symbolize import ROOT_FUNCTIONS, minimal_symbol
+
+PRELOAD = "LD_PRELOAD"
+ENV_SETTINGS = ("DEPTH", "ON_ERROR", "BREAK_ALLOC")
+
+
+class AgentBreakpoint(gdb.Breakpoint):
+    """One of the few places the program stops; routed to the engine of the inferior that hit it."""
+
+    def __init__(self, members: dict[int, AgentEngine], address: int, handler: str) -> None:
+        super().__init__(f"*0x{address:x}", type=gdb.BP_BREAKPOINT, internal=True)
+        self.silent = True
+        self.members = members
+        self.handler = handler
+
+    def stop(self) -> bool:
+        engine = self.members.get(gdb.selected_inferior().num)
+        return engine.guarded(getattr(engine, self.handler)) if engine is not None else False
+
+
+def _without(maps: list[Mapping], path: str | None) -> list[Mapping]:
+    """The mappings minus one object's: lookups then find what the recorder itself calls (libc's functions)."""
+    return [m for m in maps if not path or m.path != path]
+
+
+class AgentEngine(Engine):
+    """Reads the recorder's table; falls back to the breakpoint engine when the recorder never loaded."""
+
+    name = "agent"
+
+    def __init__(self, inferior: gdb.Inferior, table: AllocationTable, events: EngineEvents, abi: Abi, depth: int,
+                 fallback: Callable[[], BreakpointEngine]) -> None:
+        super().__init__(inferior, table, events)
+        self.abi, self.depth = abi, depth
+        self.make_fallback = fallback
+        self.fallback: BreakpointEngine | None = None
+        self.members: dict[int, AgentEngine] = {inferior.num: self}
+        self.breakpoints: dict[str, AgentBreakpoint] = {}  # handler name -> breakpoint (shared with forks)
+        self.library: str | None = None
+        self.anchor: int | None = None
+        self.region = 0
+        self.header: fmt.Header | None = None
+        self.names: list[tuple[str, str]] = []
+        self.threads: dict[int, int] = {}   # kernel tid -> GDB thread number, as threads were seen
+        self.trimmed: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self.syncs, self.sync_seconds, self.stops = 0, 0.0, 0
+        self.break_written: int | None = None
+        self._warned = False
+
+    # -- the Engine interface -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.fallback is not None:
+            self.fallback.start()
+            return
+        if not self.inferior.pid:
+            return
+        maps = read_maps(self.inferior.pid)
+        if self.library is None:
+            self.library = fmt.recorder_library(maps)
+            if self.library is not None:
+                self._hook_recorder(maps)
+            elif any(os.path.basename(m.path).startswith("libc.so") for m in maps):
+                self._fall_back("the recorder was not loaded (the program ignored LD_PRELOAD)")
+                return
+        wanted = [s for s in EXIT_HOOKS if self._handler(s) not in self.breakpoints]
+        placed = {bp.location for bp in self.breakpoints.values()}
+        for definition in locate(wanted, _without(maps, self.library)):
+            if f"*0x{definition.address:x}" not in placed:
+                self._place(definition.address, self._handler(definition.spec))
+        self.write_settings()
+
+    def stop(self) -> int:
+        if self.fallback is not None:
+            return self.fallback.stop()
+        removed = len(self.breakpoints)
+        if len(self.members) > 1:  # forked relatives still use the breakpoints
+            self.members.pop(self.inferior.num, None)
+        else:
+            for bp in self.breakpoints.values():
+                if bp.is_valid():
+                    bp.delete()
+        self.members = {self.inferior.num: self}
+        self.breakpoints = {}
+        _ENGINES.discard(self)
+        return removed
+
+    def fork(self, child: gdb.Inferior, table: AllocationTable, events: EngineEvents) -> Engine:
+        """A forked child has its own copy of the recorder's memory at the same address; a vfork child writes
+        into its parent's (the table it is given is the parent's too)."""
+        if self.fallback is not None:
+            return self.fallback.fork(child, table, events)
+        engine = AgentEngine(child, table, events, self.abi, self.depth, self.make_fallback)
+        engine.library, engine.anchor, engine.region = self.library, self.anchor, self.region
+        engine.header, engine.names, engine.threads = self.header, self.names, dict(self.threads)
+        engine.breakpoints, engine.members = self.breakpoints, self.members
+        self.members[child.num] = engine
+        _ENGINES.add(engine)
+        return engine
+
+    @property
+    def active(self) -> bool:
+        return self.fallback.active if self.fallback is not None else bool(self.breakpoints)
+
+    @property
+    def complete(self) -> bool:
+        if self.fallback is not None:
+            return self.fallback.complete
+        return self.library is not None and all(self._handler(s) in self.breakpoints for s in EXIT_HOOKS)
+
+    @property
+    def glibc_malloc(self) -> bool:
+        """Whether the allocator behind the recorder is glibc's (the scan skips its chunk links then)."""
+        if self.fallback is not None:
+            return self.fallback.glibc_malloc
+        try:
+            maps = _without(read_maps(self.inferior.pid), self.library)
+        except OSError:
+            return True
+        found = locate([by_name()["malloc"]], maps)
+        if not found:
+            return True
+        obj = found[0].object
+        return os.path.basename(obj).startswith("libc.so") or obj == self.inferior.progspace.filename
+
+    def sync(self) -> None:
+        """Refresh the table from the recorder's memory (the process must be stopped: GDB's commands and stops)."""
+        if self.fallback is not None:
+            self.fallback.sync()
+            return
+        inferior = self.inferior
+        if not inferior.is_valid() or not inferior.pid or self.anchor is None:
+            return
+        started = time.perf_counter()
+        try:
+            with fmt.ProcMemory(inferior.pid) as mem:
+                if not self.region:
+                    self.region = fmt.region_address(mem.read, self.anchor)
+                    if not self.region:
+                        return  # no allocator call yet
+                snapshot = fmt.read_snapshot(mem.read, self.region)
+        except (OSError, fmt.AgentFormatError) as exc:
+            log.debug("process %d: recorder not readable: %s", inferior.pid, exc)
+            return
+        self.header, self.names = snapshot.header, snapshot.names
+        self._learn_threads()
+        epoch = int(self.started * 1e9)
+        table = self.table
+        table.blocks = {b.address: b for b in snapshot.blocks(epoch, self._thread, self._stack_of(snapshot))}
+        counters = snapshot.counters()
+        counters.untracked_frees = table.counters.untracked_frees
+        table.counters = counters
+        table._seq = snapshot.last_seq  # noqa: SLF001 - the recorder numbers allocations itself
+        self.syncs += 1
+        self.sync_seconds += time.perf_counter() - started
+        self.write_settings()
+
+    def hidden_memory(self) -> tuple[tuple[int, int], ...]:
+        """The recorder's region (it holds every block's address) and the library's own data."""
+        if self.fallback is not None:
+            return self.fallback.hidden_memory()
+        ranges = []
+        if self.region and self.header is not None:
+            ranges.append((self.region, self.region + self.header.region_size))
+        try:
+            maps = read_maps(self.inferior.pid)
+        except OSError:
+            maps = []
+        ranges.extend((m.start, m.end) for m in maps if self.library and m.path == self.library)
+        return tuple(ranges)
+
+    def events_seen(self) -> int:
+        if self.fallback is not None:
+            return self.fallback.events_seen()
+        c = self.table.counters
+        return c.allocs + c.frees
+
+    def status(self) -> list[str]:
+        if self.fallback is not None:
+            return ["engine: breakpoint (the recorder was not loaded)", *self.fallback.status()]
+        h = self.header
+        unwinder = fmt.UNWINDERS.get(h.unwinder, "?") if h is not None else "?"
+        lines = [f"engine: agent (in-process recorder {self.library or 'not loaded yet'}; stacks by {unwinder}, "
+                 f"depth {h.depth if h is not None else self.depth})",
+                 f"table reads: {self.syncs:,} taking {self.sync_seconds:.3f} s; program stops: {self.stops:,}"]
+        if h is not None and h.stacks_dropped:
+            lines.append(f"stacks not stored (pool full): {h.stacks_dropped:,}")
+        return lines
+
+    # -- stop() handlers ----------------------------------------------------------------------------------------
+    def guarded(self, handler: Callable[[], bool]) -> bool:
+        try:
+            self.stops += 1
+            return handler()
+        except Exception as exc:  # noqa: BLE001 - stop() must never raise into GDB
+            if not self._warned:
+                self._warned = True
+                gdb.write(f"gdb-memleak: internal error in the recorder engine: {exc!r}\n", gdb.STDERR)
+            log.debug("recorder engine stop handler failed", exc_info=True)
+            return False
+
+    def on_heap_error(self) -> bool:
+        """The recorder found a bad free: report it; `skip` is told to the recorder through the record."""
+        address = self._argument(0)
+        record = fmt.parse_error(self._read(address, fmt.ERROR.size))
+        self._ensure_layout()
+        self._learn_threads()
+        error = fmt.error_from_record(record, self.names, self._stack_by_id, int(self.started * 1e9), self._thread)
+        self.table.errors.append(error)
+        action = self.events.heap_error(error)
+        skip = 1 if action is OnError.SKIP else 0
+        self.inferior.write_memory(address + fmt.ERROR_SKIP_OFFSET, skip.to_bytes(8, "little"))
+        return action is OnError.STOP
+
+    def on_break_alloc(self) -> bool:
+        slot = fmt.SLOT.unpack(self._read(self._argument(0), fmt.SLOT.size))
+        addr, size, seq, time_ns, stack_id, tid, allocator = slot[:7]
+        self._ensure_layout()
+        self._learn_threads()
+        label, family = self.names[allocator]
+        block = Block(addr, size, label, self._thread(tid), seq, (time_ns - int(self.started * 1e9)) / 1e9,
+                      self._stack_by_id(stack_id), family)
+        self.events.allocation_break(block)
+        return True
+
+    def on_exit(self) -> bool:
+        self.events.exiting()
+        return False
+
+    def on_exec(self) -> bool:
+        self.events.exec_called()
+        return False
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _handler(spec: AllocatorSpec) -> str:
+        return "on_exit" if spec.role is Role.EXIT else "on_exec"
+
+    def _place(self, address: int, handler: str) -> None:
+        self.breakpoints[handler] = AgentBreakpoint(self.members, address, handler)
+
+    def _hook_recorder(self, maps: list[Mapping]) -> None:
+        path = self.library
+        assert path is not None
+        try:
+            symbols = read_elf_symbols(path)
+        except ElfError as exc:
+            self._fall_back(f"the recorder library is unreadable ({exc})")
+            return
+        bias = load_bias(maps, path, symbols.e_type, symbols.min_vaddr)
+        self.anchor = fmt.anchor_address(maps)
+        for name, handler in ((fmt.ERROR_FUNCTION, "on_heap_error"), (fmt.BREAK_ALLOC_FUNCTION, "on_break_alloc")):
+            value = symbols.function(name)
+            if bias is None or value is None or self.anchor is None:
+                self._fall_back(f"the recorder library lacks {name}")
+                return
+            self._place(bias + value, handler)
+        _ENGINES.add(self)
+
+    def _fall_back(self, why: str) -> None:
+        gdb.write(f"gdb-memleak: process {self.inferior.pid}: {why}: using the breakpoint engine.\n", gdb.STDERR)
+        for bp in self.breakpoints.values():
+            if bp.is_valid():
+                bp.delete()
+        self.breakpoints = {}
+        self.fallback = self.make_fallback()
+        self.fallback.start()
+
+    def _argument(self, index: int) -> int:
+        return int(gdb.selected_frame().read_register(self.abi.arg_registers[index])) & 0xFFFFFFFFFFFFFFFF
+
+    def _read(self, address: int, size: int) -> bytes:
+        return self.inferior.read_memory(address, size).tobytes()
+
+    def _ensure_layout(self) -> None:
+        if self.header is None or not self.names:
+            if not self.region and self.anchor is not None:
+                self.region = fmt.region_address(self._read, self.anchor)
+            self.header = fmt.parse_header(self._read(self.region, fmt.HEADER.size))
+            self.names = fmt.parse_names(self._read(self.region + self.header.names_off, self.header.names_size))
+
+    def _stack_by_id(self, stack_id: int) -> tuple[int, ...]:
+        """One stack read from the pool (at a stop: a few words, not the whole pool)."""
+        if not stack_id or self.header is None:
+            return ()
+        base = self.region + self.header.pool_off + stack_id * 8
+        count = int.from_bytes(self._read(base, 8), "little")
+        words = self._read(base + 8, 8 * min(count, 256))
+        return self._trim(tuple(int.from_bytes(words[i:i + 8], "little") for i in range(0, len(words), 8)))
+
+    def _stack_of(self, snapshot: fmt.AgentSnapshot) -> Callable[[int], tuple[int, ...]]:
+        return lambda stack_id: self._trim(snapshot.stack(stack_id))
+
+    def _trim(self, pcs: tuple[int, ...]) -> tuple[int, ...]:
+        """End a stack at main or a thread's entry, as the breakpoint engine's walk does (cached per stack)."""
+        done = self.trimmed.get(pcs)
+        if done is None:
+            done = pcs
+            for i, pc in enumerate(pcs):
+                symbol = minimal_symbol(pc - 1)
+                if symbol is not None and symbol[0].split("@")[0] in ROOT_FUNCTIONS:
+                    done = pcs[:i + 1]
+                    break
+            self.trimmed[pcs] = done
+        return done
+
+    def _learn_threads(self) -> None:
+        try:
+            for thread in self.inferior.threads():
+                self.threads[thread.ptid[1]] = thread.num
+        except gdb.error:
+            pass
+
+    def _thread(self, tid: int) -> int:
+        return self.threads.get(tid, tid)
+
+    def write_settings(self) -> None:
+        """Tell the recorder the allocation `break-alloc` waits for (0: none), when it changed."""
+        if self.fallback is not None or self.anchor is None or not self.inferior.pid:
+            return
+        wanted = self.events.break_alloc or 0
+        if wanted == self.break_written:
+            return
+        try:
+            if not self.region:
+                self.region = fmt.region_address(self._read, self.anchor)
+            if self.region:
+                self.inferior.write_memory(self.region + fmt.BREAK_SEQ_OFFSET, wanted.to_bytes(8, "little"))
+                self.break_written = wanted
+        except (gdb.error, gdb.MemoryError, fmt.AgentFormatError):
+            log.debug("could not write break-alloc to the recorder", exc_info=True)
+
+
+_ENGINES: set[AgentEngine] = set()
+
+
+def _before_prompt() -> None:
+    """`memleak break-alloc N` typed at the prompt reaches the recorder before the program runs on."""
+    for engine in list(_ENGINES):
+        if engine.inferior.is_valid() and engine.inferior.pid:
+            engine.write_settings()
+
+
+# -- choosing the engine and preparing the program's environment -------------------------------------------------
+
+_prepared: dict[str, str] = {}  # what prepare_environment set, and the user's own LD_PRELOAD to restore
+
+
+def _gdb_env(name: str) -> str | None:
+    text = gdb.execute(f"show environment {name}", to_string=True).strip()
+    prefix = f"{name} = "
+    return text[len(prefix):] if text.startswith(prefix) else None
+
+
+def prepare_environment(depth: int, on_error: str, break_alloc: int | None) -> str | None:
+    """Before `run`: put the recorder in the program's LD_PRELOAD (ahead of the user's own); returns the one-line
+    reason when it cannot be built (the breakpoint engine is used then)."""
+    try:
+        library = str(build.ensure_built())
+    except build.BuildError as exc:
+        _prepared.clear()
+        _prepared["error"] = str(exc)
+        return str(exc)
+    user = _prepared.get("user") if "library" in _prepared else _gdb_env(PRELOAD)
+    entries = [p for p in (user or "").split(":") if p and not p.endswith(fmt.LIBRARY_SUFFIX)]
+    gdb.execute(f"set environment {PRELOAD}={':'.join([library, *entries])}", to_string=True)
+    gdb.execute(f"set environment {fmt.ENV_PREFIX}DEPTH={depth}", to_string=True)
+    gdb.execute(f"set environment {fmt.ENV_PREFIX}ON_ERROR={'skip' if on_error == 'skip' else 'report'}",
+                to_string=True)
+    if break_alloc:
+        gdb.execute(f"set environment {fmt.ENV_PREFIX}BREAK_ALLOC={break_alloc}", to_string=True)
+    else:
+        gdb.execute(f"unset environment {fmt.ENV_PREFIX}BREAK_ALLOC", to_string=True)
+    _prepared.clear()
+    _prepared.update(library=library, user=":".join(entries))
+    return None
+
+
+def restore_environment() -> None:
+    """`memleak stop`: the next run gets the user's own environment back."""
+    if "library" not in _prepared:
+        return
+    user = _prepared.get("user")
+    if user:
+        gdb.execute(f"set environment {PRELOAD}={user}", to_string=True)
+    else:
+        gdb.execute(f"unset environment {PRELOAD}", to_string=True)
+    for name in ENV_SETTINGS:
+        gdb.execute(f"unset environment {fmt.ENV_PREFIX}{name}", to_string=True)
+    _prepared.clear()
+
+
+def choose(setting: str, inferior: gdb.Inferior, complete: bool) -> tuple[str, str | None]:
+    """("agent" | "breakpoint", the one line saying why not the recorder, or None)."""
+    if setting == "breakpoint":
+        return "breakpoint", None
+    program = inferior.progspace.filename or ""
+    why = None
+    if not complete:
+        why = "the recorder only tracks programs GDB starts (not attach or a mid-run `memleak start`)"
+    elif "library" not in _prepared:
+        why = _prepared.get("error") or "the recorder was not in the environment when the program started"
+    elif program and not fmt.is_dynamic(program):
+        why = f"{os.path.basename(program)} is statically linked (nothing can be preloaded)"
+    if why is None:
+        return "agent", None
+    return "breakpoint", f"gdb-memleak: {why}: using the breakpoint engine."
+
+
+def register() -> None:
+    gdb.events.before_prompt.connect(_before_prompt)
