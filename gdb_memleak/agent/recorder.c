@@ -348,6 +348,7 @@ static void region_release(uint64_t off, uint64_t bytes) {
 static void *resolve(const char *name) { return dlsym(RTLD_NEXT, name); }
 
 static void atfork_prepare(void);
+static void init_unwinder(void);
 static void atfork_parent(void);
 static void atfork_child(void);
 
@@ -499,6 +500,9 @@ static void ensure_init(void) {
         }
         resolve_real();
         pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+        /* now, not in our constructor: libraries initialised before ours (libstdc++'s emergency pool) allocate
+         * too, and their stacks must be whole (suppressions match the loader frames) */
+        init_unwinder();
         ts_set(0);
         atomic_store_explicit(&init_state, 2, memory_order_release);
         return;
@@ -1244,9 +1248,6 @@ __attribute__((constructor(101))) static void recorder_init(void) {
     if (onerr && strcmp(onerr, "skip") == 0) H->skip_bad_frees = 1;
     const char *brk = getenv(ENV_PREFIX "BREAK_ALLOC"); /* `memleak break-alloc N` set before the run */
     if (brk && *brk) H->break_seq = strtoull(brk, NULL, 10);
-    int was_busy = busy_enter();
-    init_unwinder();
-    busy_leave(was_busy);
     hide_environment();
     if (cfg_test_stop) atexit(test_stop_at_exit);
 }
