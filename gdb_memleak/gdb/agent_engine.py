@@ -215,6 +215,13 @@ class AgentEngine(Engine):
         lines = [f"engine: agent (in-process recorder {self.library or 'not loaded yet'}; stacks by {unwinder}, "
                  f"depth {h.depth if h is not None else self.depth})",
                  f"table reads: {self.syncs:,} taking {self.sync_seconds:.3f} s; program stops: {self.stops:,}"]
+        try:
+            served = locate([by_name()[n] for n in ("malloc", "calloc", "realloc", "free")],
+                            _without(read_maps(self.inferior.pid), self.library)) if self.inferior.pid else []
+        except OSError:
+            served = []
+        if served:  # the allocator the recorder forwards to (glibc, or a preloaded jemalloc ...)
+            lines.append("forwards to: " + ", ".join(f"{d.spec.name} ({d.object})" for d in served))
         if h is not None and h.stacks_dropped:
             lines.append(f"stacks not stored (pool full): {h.stacks_dropped:,}")
         return lines
