@@ -103,6 +103,9 @@ class OnError(_Param):
 class EngineChoice(_Param):
     """Which engine tracks the allocator calls (takes effect at the next `memleak start` before `run`).
 
+    Interactive default: breakpoint (a stop at a heap error or break-alloc then lands at the program's own frame);
+    the batch CLI's default is auto.
+
     auto: the in-process recorder (agent) for a dynamically linked program GDB starts; the breakpoint engine for
     static binaries, attach, or when the recorder cannot be built (one line says so).
     agent: the recorder (same fallbacks: nothing else can work there).
@@ -114,7 +117,7 @@ class EngineChoice(_Param):
 
     def __init__(self) -> None:
         super().__init__("memleak engine", gdb.COMMAND_DATA, gdb.PARAM_ENUM, ENGINE_CHOICES)
-        self.value = "auto"
+        self.value = "breakpoint"
 
 
 class SystemObjects(_Param):

@@ -556,7 +556,8 @@ def test_show_memleak_lists_every_setting_with_its_default():
     assert [line.split(":")[0] for line in lines] == ["memleak backtrace-depth", "memleak on-error",
                                                       "memleak system-objects", "memleak report-at-exit",
                                                       "memleak suppressions", "memleak default-suppressions",
-                                                      "memleak errors-for-mappings"]
+                                                      "memleak errors-for-mappings", "memleak engine"]
+    assert "memleak engine: breakpoint" in lines
     assert "memleak backtrace-depth: 16" in lines
     assert "memleak on-error: stop" in lines
     assert "memleak report-at-exit: on" in lines
