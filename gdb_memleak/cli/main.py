@@ -60,10 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="attach to a running process instead of starting PROG")
     parser.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
                         help="with --pid: how long to track before reporting and detaching (default 10)")
-    parser.add_argument("--engine", choices=["auto", "agent", "breakpoint"], default="auto",
-                        help="agent: an in-process recorder (fast; dynamically linked programs); breakpoint: GDB "
-                             "breakpoints (any program, ~1,000x slower); auto (default): agent when it can, else "
-                             "breakpoint, saying why")
+    parser.add_argument("--engine", choices=["auto", "agent", "breakpoint"],
+                        default=os.environ.get("GDB_MEMLEAK_ENGINE", "breakpoint"),
+                        help="breakpoint (default; or $GDB_MEMLEAK_ENGINE): GDB breakpoints (any program; ~200 us a stop); agent: an "
+                             "in-process recorder (allocation-heavy programs at near-native speed; dynamically "
+                             "linked programs, no mmap/shm tracking yet); auto: agent when it can, else breakpoint, "
+                             "saying why")
     parser.add_argument("--gdb", default="gdb", metavar="PATH", help="the GDB to use (default: gdb on PATH)")
     parser.add_argument("--gdbinit", action="store_true",
                         help="print the line for ~/.gdbinit after which `source gdb_memleak` loads the plugin in GDB")

@@ -103,8 +103,8 @@ class OnError(_Param):
 class EngineChoice(_Param):
     """Which engine tracks the allocator calls (takes effect at the next `memleak start` before `run`).
 
-    Interactive default: breakpoint (a stop at a heap error or break-alloc then lands at the program's own frame);
-    the batch CLI's default is auto.
+    Default: breakpoint. The agent does not track mmap/shared memory yet, and its stops at a heap error or
+    break-alloc land in the recorder's frames (`up` reaches the program's).
 
     auto: the in-process recorder (agent) for a dynamically linked program GDB starts; the breakpoint engine for
     static binaries, attach, or when the recorder cannot be built (one line says so).
