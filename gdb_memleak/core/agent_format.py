@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from .kinds import ErrorType
-from .model import Block, Counters, HeapError
+from .model import Block, Counters, FreedBlock, HeapError
 from .procmaps import Mapping, load_bias
 
 MAGIC = 0x314B41454C4D4447  # "GDMLEAK1"
@@ -138,6 +138,12 @@ class LiveBlocks:
         return len(self.addr)
 
 
+def _freed_slots(chunks: list[bytes]) -> list[tuple[int, ...]]:
+    """The remembered freed blocks (bounded by the recorder), as raw slot rows, oldest allocation first."""
+    return sorted((row for chunk in chunks for row in SLOT.iter_unpack(chunk) if row[7] == SLOT_FREED and row[0]),
+                  key=lambda row: row[2])
+
+
 def _filter_slots(chunks: list[bytes]) -> LiveBlocks:
     np = _numpy()
     if np is not None:
@@ -162,6 +168,7 @@ class AgentSnapshot:
     shards: list[Shard]
     names: list[tuple[str, str]]
     live: LiveBlocks
+    freed_rows: list[tuple[int, ...]]
     pool: bytes
     error_records: list[tuple[int, ...]]
     region: int
@@ -222,6 +229,17 @@ class AgentSnapshot:
             label, family = names[allocator]
             yield Block(addr, size, label, thread(tid), seq, (time_ns - epoch) / 1e9, pcs, family)
 
+    def freed(self, epoch_ns: int | None = None, thread: Callable[[int], int] = lambda tid: tid,
+              stack: Callable[[int], tuple[int, ...]] | None = None) -> Iterator[FreedBlock]:
+        """The freed blocks the recorder still remembers (to explain a later bad pointer)."""
+        epoch = self.header.start_ns if epoch_ns is None else epoch_ns
+        stack_of = stack or self.stack
+        for addr, size, seq, time_ns, stack_id, tid, allocator, _state, free_stack, free_ns, free_tid in \
+                self.freed_rows:
+            label, family = self.names[allocator]
+            block = Block(addr, size, label, thread(tid), seq, (time_ns - epoch) / 1e9, stack_of(stack_id), family)
+            yield FreedBlock(block, stack_of(free_stack), thread(free_tid), max(free_ns - epoch, 0) / 1e9)
+
     def sizes(self) -> dict[int, int]:
         """address -> size of every live block (what the reachability scan needs), without building Blocks."""
         live = self.live
@@ -279,7 +297,7 @@ def read_snapshot(read: ReadMemory, region: int) -> AgentSnapshot:
         ring = read(region + h.errors_off, h.errors_capacity * ERROR.size)
         records = [ERROR.unpack_from(ring, i * ERROR.size) for i in range(h.errors_capacity)]
         errors = sorted((r for r in records if r[11]), key=lambda r: r[11])[-count:]
-    return AgentSnapshot(header, shards, names, _filter_slots(chunks), pool, errors, region)
+    return AgentSnapshot(header, shards, names, _filter_slots(chunks), _freed_slots(chunks), pool, errors, region)
 
 
 # -- finding the region in a process -------------------------------------------------------------------------------

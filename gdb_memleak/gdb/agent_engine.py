@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from typing import Callable
 
 import gdb
@@ -179,6 +180,8 @@ class AgentEngine(Engine):
         epoch = int(self.started * 1e9)
         table = self.table
         table.blocks = {b.address: b for b in snapshot.blocks(epoch, self._thread, self._stack_of(snapshot))}
+        table.freed = OrderedDict((f.block.address, f) for f in snapshot.freed(epoch, self._thread,
+                                                                                 self._stack_of(snapshot)))
         counters = snapshot.counters()
         counters.untracked_frees = table.counters.untracked_frees
         table.counters = counters
@@ -242,6 +245,7 @@ class AgentEngine(Engine):
         """The recorder found a bad free: report it; `skip` is told to the recorder through the record."""
         address = self._argument(0)
         record = fmt.parse_error(self._read(address, fmt.ERROR.size))
+        self.sync()  # the report describes the pointer against the live blocks (inside a block, a stack, ...)
         self._ensure_layout()
         self._learn_threads()
         error = fmt.error_from_record(record, self.names, self._stack_by_id, int(self.started * 1e9), self._thread)
