@@ -377,7 +377,7 @@ class AgentEngine(Engine):
 _ENGINES: set[AgentEngine] = set()
 
 
-def _before_prompt() -> None:
+def _before_prompt(*_event: object) -> None:
     """`memleak break-alloc N` typed at the prompt reaches the recorder before the program runs on."""
     for engine in list(_ENGINES):
         if engine.inferior.is_valid() and engine.inferior.pid:
