@@ -151,6 +151,11 @@ See `help memleak SUBCOMMAND`, `leaks` for the report and `show memleak` for set
     def __init__(self) -> None:
         super().__init__("memleak", gdb.COMMAND_DATA, prefix=True)
 
+    def invoke(self, argument: str, from_tty: bool) -> None:
+        what = f"unknown subcommand {argument.split()[0]!r}" if argument.strip() else "needs a subcommand"
+        raise gdb.GdbError(f"memleak: {what}: start, stop, status, reset, errors, check, break-alloc, block or "
+                           "snapshot (e.g. `memleak start`, then `run`; see `help memleak`)")
+
 
 class MemleakStart(gdb.Command):
     """Start tracking allocations.
@@ -177,6 +182,8 @@ Usage: memleak stop"""
 
     def invoke(self, argument: str, from_tty: bool) -> None:
         _no_arguments("memleak stop", argument)
+        if not SESSION.armed:
+            raise gdb.GdbError("memleak stop: not tracking, nothing to stop (`memleak start` starts tracking)")
         SESSION.out().write(SESSION.stop() + "\n")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import os
 from typing import TextIO
 
 import gdb
@@ -58,8 +59,9 @@ class Session:
     def use_color(self) -> bool:
         if self.color is not None:
             return self.color
-        try:
-            return bool(gdb.parameter("style enabled")) and self.stream is None
+        try:  # where GDB itself would colour: styling on, and its stdout a terminal that is not "dumb"
+            return bool(gdb.parameter("style enabled")) and self.stream is None and os.isatty(1) \
+                and os.environ.get("TERM", "dumb") != "dumb"
         except RuntimeError:
             return False
 
