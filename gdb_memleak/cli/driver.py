@@ -12,16 +12,20 @@ import json
 import os
 import signal
 import threading
-import time
 
 import gdb
 
 QUIET = ["set pagination off", "set confirm off", "set width 0",
          "set print inferior-events off", "set suppress-cli-notifications on", "set print thread-events off", "set debuginfod enabled off",
-         "handle all nostop noprint pass",
+         # every signal goes to the program as without GDB (`all` leaves out SIGINT, which GDB keeps for itself)
+         "handle all nostop noprint pass", "handle SIGINT nostop noprint pass",
          # forked children stay under GDB and run alongside their parent: each is tracked and reported
-         "set detach-on-fork off", "set schedule-multiple on", "set follow-exec-mode same",
-         "unset environment GDB_MEMLEAK_CLI", "unset environment GDB_MEMLEAK_PYTHONPATH"]
+         "set detach-on-fork off", "set schedule-multiple on", "set follow-exec-mode same"]
+
+#: signals whose default action ends the process (besides the faults in FATAL_SIGNALS): caught so that, when one is
+#: about to kill the program, the report is made first, while its memory is still there
+TERMINATING = frozenset({"SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGPIPE", "SIGALRM", "SIGUSR1", "SIGUSR2",
+                         "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGXFSZ", "SIGIO", "SIGPWR"})
 
 
 def _quiet(command: str) -> None:
@@ -31,6 +35,42 @@ def _quiet(command: str) -> None:
         pass
 
 
+def _environment() -> dict[str, str]:
+    """The environment GDB will give the program (`show environment`; lines that are not NAME=VALUE belong to a
+    multi-line value and are skipped)."""
+    env = {}
+    for line in gdb.execute("show environment", to_string=True).splitlines():
+        name, eq, value = line.partition("=")
+        if eq and name and not name[0].isspace():
+            env[name] = value
+    return env
+
+
+def _give_the_users_environment(user: dict[str, str]) -> None:
+    """GDB adds its own variables to the program's environment (LINES and COLUMNS, from readline) and the CLI adds
+    its GDB_MEMLEAK_* ones: give the program exactly the user's, keeping the user's own values where set. The
+    exec shim still needs GDB_MEMLEAK_EXEC (it removes it) and restores SHELL."""
+    for name, value in _environment().items():
+        if name in ("GDB_MEMLEAK_EXEC", "SHELL"):
+            continue
+        if name not in user:
+            _quiet(f"unset environment {name}")
+        elif value != user[name] and "\n" not in user[name]:
+            _quiet(f"set environment {name}={user[name]}")
+
+
+def _kills_the_process(pid: int, name: str) -> bool:
+    """Whether signal `name`, being delivered now, ends the process: its action is the default one (no handler,
+    not ignored), read from /proc (SigCgt/SigIgn)."""
+    bit = 1 << (int(getattr(signal, name)) - 1)
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            masks = {k: int(v, 16) for k, _, v in (line.partition(":") for line in f) if k in ("SigCgt", "SigIgn")}
+    except (OSError, ValueError):
+        return True
+    return not (masks.get("SigCgt", 0) | masks.get("SigIgn", 0)) & bit
+
+
 def _stop_signal() -> str | None:
     try:
         return signal.Signals(int(gdb.parse_and_eval("$_siginfo.si_signo"))).name
@@ -38,8 +78,9 @@ def _stop_signal() -> str | None:
         return None
 
 
-def _follow_to_the_end(session) -> None:
-    """Continue until the process has ended; at a fatal signal report first (memory still there), then kill."""
+def _follow_to_the_end(session, private_dir: str | None) -> None:
+    """Continue until the process has ended; at a signal that kills it, report first (memory still there), then
+    kill it (the result records that signal). A signal the program handles or ignores is simply passed on."""
     from gdb_memleak.gdb.session import FATAL_SIGNALS
 
     while True:
@@ -50,15 +91,26 @@ def _follow_to_the_end(session) -> None:
             gdb.execute(f"inferior {alive[0].num}", to_string=True)
         tracking = session.current()
         name = _stop_signal()
-        if tracking is not None and name in FATAL_SIGNALS:
+        inferior = gdb.selected_inferior()
+        if tracking is not None and name in FATAL_SIGNALS | TERMINATING and _kills_the_process(inferior.pid, name):
+            _mark(private_dir, "reporting")
             session.fatal_signal(tracking, name)
             gdb.execute("kill", to_string=True)
         else:
             gdb.execute("continue", to_string=True)
 
 
-def _attach_window(pid: int, duration: float, session) -> None:
-    """Attach, track for `duration` seconds, report what was allocated meanwhile and is still live, detach."""
+def _mark(private_dir: str | None, name: str) -> None:
+    """Tell the CLI (a file in the run's private directory), e.g. that the final report is being made."""
+    if private_dir:
+        with open(os.path.join(private_dir, name), "w"):
+            pass
+
+
+def _attach_window(pid: int, duration: float, session, private_dir: str | None) -> None:
+    """Attach, track for `duration` seconds (or until the CLI is interrupted), report what was allocated meanwhile
+    and is still live, detach."""
+    ended_early = os.path.join(private_dir, "end-window") if private_dir else ""
     gdb.execute(f"attach {pid}", to_string=True)
     session.start()
     window = threading.Timer(duration, os.kill, (pid, signal.SIGINT))
@@ -67,50 +119,23 @@ def _attach_window(pid: int, duration: float, session) -> None:
         gdb.execute("continue", to_string=True)
         while gdb.selected_inferior().pid:
             name = _stop_signal()
-            if name == "SIGINT" and window.finished.is_set():
+            if name == "SIGINT" and (window.finished.is_set() or os.path.exists(ended_early)):
+                _quiet("handle SIGINT nopass")  # our SIGINT: GDB would deliver it on detach
+                _mark(private_dir, "reporting")
                 session.detach(session.current(), duration)
                 return
             if name != "SIGINT":  # a fatal signal, or the end: same as a run
-                _follow_to_the_end(session)
+                _follow_to_the_end(session, private_dir)
                 return
             gdb.execute("continue", to_string=True)
     finally:
         window.cancel()
 
 
-class Progress(threading.Thread):
-    """One status line on a terminal's stderr, rewritten twice a second: events/s, live blocks, live bytes."""
-
-    def __init__(self, session, out) -> None:
-        super().__init__(daemon=True)
-        self.session, self.out = session, out
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        last_events, last_time = 0, time.monotonic()
-        while not self.done.wait(0.5):
-            tracking = self.session.current()
-            if tracking is None or tracking.reported:  # nothing to show, or the report is out
-                continue
-            events = tracking.engine.events_seen()
-            now = time.monotonic()
-            rate = (events - last_events) / (now - last_time)
-            last_events, last_time = events, now
-            c = tracking.report.table.counters
-            self.out.write(f"\r\033[Kgdb-memleak: {rate:,.0f} events/s, {c.live_blocks:,} live blocks, "
-                           f"{c.live_bytes:,} live bytes")
-            self.out.flush()
-
-    def finish(self) -> None:
-        self.done.set()
-        self.join()
-        self.out.write("\r\033[K")
-        self.out.flush()
-
-
 def _run(config: dict) -> int:
     gdb.execute(f"source {config['loader']}")
     try:
+        from gdb_memleak.cli.progress import Progress
         from gdb_memleak.core.reports import WRITERS
         from gdb_memleak.gdb import settings
         from gdb_memleak.gdb.session import FATAL_SIGNALS, SESSION
@@ -118,6 +143,9 @@ def _run(config: dict) -> int:
         return 2  # the loader already said what is missing
     for command in QUIET:
         _quiet(command)
+    if config.get("environment_file"):
+        with open(config["environment_file"]) as f:
+            _give_the_users_environment(json.load(f))
     SESSION.stream = open(os.dup(2), "w", buffering=1)
     SESSION.argv = list(config["argv"])
     settings.depth.value = int(config["depth"])
@@ -128,18 +156,18 @@ def _run(config: dict) -> int:
     SESSION.shown_kinds = frozenset(config["shown_kinds"])
     SESSION.error_kinds = frozenset(config["error_kinds"])
     settings.errors_for_mappings.value = config.get("errors_for_mappings", "sysv,posix")
-    gdb.execute(f"catch signal {' '.join(sorted(FATAL_SIGNALS))}", to_string=True)
+    gdb.execute(f"catch signal {' '.join(sorted(FATAL_SIGNALS | TERMINATING))}", to_string=True)
     gdb.breakpoints()[-1].silent = True  # a silent catchpoint: the program's stdout gets no GDB chatter
-    progress = Progress(SESSION, SESSION.stream) if config.get("progress") else None
+    progress = Progress(SESSION, SESSION.stream.fileno()) if config.get("progress") else None
     if progress is not None:
         progress.start()
     try:
         if config.get("pid"):
-            _attach_window(int(config["pid"]), float(config["duration"]), SESSION)
+            _attach_window(int(config["pid"]), float(config["duration"]), SESSION, config.get("private_dir"))
         else:
             SESSION.start()
             gdb.execute("run", to_string=True)
-            _follow_to_the_end(SESSION)
+            _follow_to_the_end(SESSION, config.get("private_dir"))
     except gdb.error as exc:
         SESSION.stream.write(f"gdb-memleak: error: {exc}\n")
         return 2
@@ -154,10 +182,9 @@ def _run(config: dict) -> int:
     if not reports:
         return 2
     result = reports[-1].result
-    if result.exit_code is None and result.signal is None:
-        status = 0  # detached: the process runs on
-    else:
-        status = result.exit_code if result.exit_code is not None else 128 + int(getattr(signal, result.signal, 9))
+    if result.signal is not None:  # killed by a signal: 128+N like a shell; valgrind too dies of that signal
+        return 128 + int(getattr(signal, result.signal, 9))
+    status = result.exit_code if result.exit_code is not None else 0  # None: detached, the process runs on
     found = any(r.findings(SESSION.error_kinds, settings.mapping_error_kinds()) for r in reports)
     return config["error_exitcode"] if found and config["error_exitcode"] else status
 

@@ -8,25 +8,25 @@ starts the program without a shell.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .. import __version__
 from ..argtypes import at_least_one, decimal_count, kind_set, mapping_kinds
 from ..core.reports import WRITERS
 from ..core.suppressions import SuppressionError, SuppressionList
 from ..gdbinit import gdbinit_line
+from . import runner
+from .runner import Launch
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOADER = os.path.join(PACKAGE_DIR, "load.py")
 DRIVER = os.path.join(PACKAGE_DIR, "cli", "driver.py")
-EXEC_SHIM = os.path.join(PACKAGE_DIR, "cli", "exec_shim.py")
 EXIT_USAGE = 2
+DEFAULT_DURATION = 10.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "or report it and let it happen (glibc usually aborts)")
     parser.add_argument("--pid", type=at_least_one, metavar="PID",
                         help="attach to a running process instead of starting PROG")
-    parser.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
+    parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="with --pid: how long to track before reporting and detaching (default 10)")
     parser.add_argument("--engine", choices=["auto", "agent", "breakpoint"],
                         default=os.environ.get("GDB_MEMLEAK_ENGINE", "breakpoint"),
@@ -75,14 +75,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def find_program(name: str) -> str:
-    """The executable to run, resolved like a shell would (PATH only when the name has no slash)."""
+@dataclass
+class Program:
+    """What to run: the file GDB loads (a #! script's interpreter), the file to exec, and argv as typed."""
+
+    target: str        # the executable GDB debugs first
+    executable: str    # what the shim execs (the script itself for a #! script: the kernel runs its interpreter)
+    argv: list[str]
+
+
+def find_program(name: str, args: Sequence[str]) -> Program:
+    """The program to run, resolved like a shell would (PATH only when the name has no slash); argv[0] stays `name`.
+    A `#!` script runs as the kernel runs it: GDB starts on its interpreter and follows it into every program the
+    script executes (forks and execs are tracked), as valgrind's --trace-children=yes would."""
     path = name if os.sep in name else shutil.which(name)
     if path is None or not os.path.exists(path):
         raise LookupError(f"{name}: no such program")
     if os.path.isdir(path) or not os.access(path, os.X_OK):
         raise LookupError(f"{name}: not an executable file")
-    return os.path.abspath(path)
+    with open(path, "rb") as f:
+        head = f.read(256)
+    if head.startswith(b"\x7fELF"):
+        return Program(os.path.abspath(path), path, [name, *args])
+    if head.startswith(b"#!"):
+        interpreter = head[2:].split(b"\n", 1)[0].strip().split(maxsplit=1)
+        if not interpreter or not os.access(interpreter[0], os.X_OK):
+            shown = interpreter[0].decode(errors="replace") if interpreter else "(none)"
+            raise LookupError(f"{name}: its #! interpreter {shown} is not an executable file")
+        return Program(os.fsdecode(interpreter[0]), path, [name, *args])  # the kernel passes `path` as $0
+    raise LookupError(f"{name}: neither an ELF executable nor a #! script (run it through its interpreter: "
+                      f"gdb-memleak -- /bin/sh {name})")
 
 
 def process_executable(pid: int) -> str:
@@ -113,31 +135,21 @@ def gdb_command(gdb: str, program: str) -> list[str]:
     return [gdb, "-nx", "-q", "-batch", "-x", DRIVER, program]
 
 
-def write_shim(directory: str) -> str:
-    """An executable copy of exec_shim.py for SHELL (package files need not keep their mode bits when installed)."""
-    path = os.path.join(directory, "gdb-memleak-exec")
-    with open(EXEC_SHIM) as src, open(path, "w") as dst:
-        dst.write(f"#!{sys.executable} -S\n{src.read()}")
-    os.chmod(path, 0o700)
-    return path
+def check_output_path(path: str) -> str | None:
+    """Why `path` cannot be written (checked before the program runs), or None. Nothing is created."""
+    if os.path.isdir(path):
+        return "is a directory"
+    if os.path.exists(path):
+        return None if os.access(path, os.W_OK) else "permission denied"
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return f"no such directory {directory}"
+    return None if os.access(directory, os.W_OK | os.X_OK) else f"directory {directory} is not writable"
 
 
-def run_under_gdb(gdb: str, program: str, args: Sequence[str], config: dict) -> int:
-    """GDB's own stdout is discarded (the report is written to stderr); the program gets the real stdout through the shim (fd passed by number)."""
-    stdout_fd = os.dup(1)
-    try:
-        with tempfile.TemporaryDirectory(prefix="gdb-memleak-") as tmp:
-            env = dict(os.environ)
-            env.update(
-                SHELL=write_shim(tmp),
-                GDB_MEMLEAK_CLI=json.dumps(config),
-                GDB_MEMLEAK_PYTHONPATH=os.pathsep.join([os.path.dirname(PACKAGE_DIR), *dependency_dirs()]),
-                GDB_MEMLEAK_EXEC=json.dumps({"argv": [program, *args], "stdout_fd": stdout_fd,
-                                             "shell": os.environ.get("SHELL")}))
-            return subprocess.run(gdb_command(gdb, program), env=env, stdout=subprocess.DEVNULL,
-                                  pass_fds=(stdout_fd,)).returncode
-    finally:
-        os.close(stdout_fd)
+def error(message: str) -> int:
+    print(f"gdb-memleak: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,45 +159,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(gdbinit_line())
         return 0
     if opts.pid and opts.program:
-        print("gdb-memleak: error: give either --pid PID or a program to run, not both", file=sys.stderr)
-        return EXIT_USAGE
+        return error("give either --pid PID or a program to run, not both")
     if not opts.program and not opts.pid:
         parser.print_usage(sys.stderr)
-        print("gdb-memleak: error: a program to run (or --pid PID) is required", file=sys.stderr)
-        return EXIT_USAGE
-    if opts.duration <= 0:
-        print("gdb-memleak: error: --duration must be positive", file=sys.stderr)
-        return EXIT_USAGE
+        return error("a program to run (or --pid PID) is required")
+    if opts.duration is not None and not opts.pid:
+        return error("--duration only applies with --pid (how long to track an attached process); "
+                     "a program started by gdb-memleak is tracked until it ends")
+    duration = DEFAULT_DURATION if opts.duration is None else opts.duration
+    if duration <= 0:
+        return error("--duration must be positive")
     args = opts.args[1:] if opts.args[:1] == ["--"] else opts.args
     try:
-        program = find_program(opts.program) if opts.program else process_executable(opts.pid)
+        program = find_program(opts.program, args) if opts.program else None
+        target = program.target if program else process_executable(opts.pid)
     except LookupError as exc:
-        print(f"gdb-memleak: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return error(str(exc))
     gdb = shutil.which(opts.gdb)
     if gdb is None:
-        print(f"gdb-memleak: error: {opts.gdb}: GDB not found (install gdb or pass --gdb PATH)", file=sys.stderr)
-        return EXIT_USAGE
+        return error(f"{opts.gdb}: GDB not found (install gdb or pass --gdb PATH)")
     for path in opts.suppressions:
         try:
             SuppressionList.load(path)
         except SuppressionError as exc:
-            print(f"gdb-memleak: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    outputs = {name: os.path.abspath(path) if path else None
-               for name, path in ((name, getattr(opts, name)) for name in WRITERS)}
-    config = {**outputs, "depth": opts.depth, "error_exitcode": opts.error_exitcode, "loader": LOADER,
-              "argv": [program, *args], "error_kinds": sorted(opts.errors_for_leak_kinds),
-              "pid": opts.pid, "duration": opts.duration, "progress": sys.stderr.isatty(),
+            return error(str(exc))
+    outputs = {name: getattr(opts, name) for name in WRITERS}
+    for name, path in outputs.items():
+        problem = check_output_path(path) if path else None
+        if problem:
+            return error(f"--{name} {path}: cannot write there: {problem}")
+    report_argv = program.argv if program else [target]
+    config = {**{k: os.path.abspath(v) if v else None for k, v in outputs.items()},
+              "depth": opts.depth, "error_exitcode": opts.error_exitcode, "loader": LOADER,
+              "argv": report_argv, "error_kinds": sorted(opts.errors_for_leak_kinds),
+              "pid": opts.pid, "duration": duration, "progress": sys.stderr.isatty(),
               "shown_kinds": sorted(opts.show_leak_kinds),
               "errors_for_mappings": ",".join(sorted(opts.errors_for_mappings)) or "none", "on_error": opts.on_error,
               "engine": opts.engine,
               "suppressions": [os.path.abspath(p) for p in opts.suppressions],
               "default_suppressions": not opts.no_default_suppressions}
-    try:
-        return run_under_gdb(gdb, program, args, config)
-    except KeyboardInterrupt:
-        return 130
+    launch = Launch(gdb_command(gdb, target), program.executable if program else target, report_argv, config,
+                    gdb_environment={"GDB_MEMLEAK_PYTHONPATH": os.pathsep.join([os.path.dirname(PACKAGE_DIR),
+                                                                                *dependency_dirs()])},
+                    attach_pid=opts.pid)
+    return runner.run(launch)
 
 
 def entry() -> None:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -66,7 +64,8 @@ def test_target_findings_match_its_declared_expectations(source: Path, built_tar
             assert first_user_frame(error["alloc_stack"])["line"] == expected.marks[("alloc", tag)]
             assert first_user_frame(error["free_stack"])["line"] == expected.marks[("free", tag)]
     counted = errors or any(kind in ERROR_KINDS for _, _, kind in found.values())
-    assert run.returncode == (1 if counted else exit_status(ending)), run.stderr
+    # killed by a signal: 128+N whatever was found (valgrind too dies of the signal); else 1 when something counts
+    assert run.returncode == (exit_status(ending) if "signal" in ending or not counted else 1), run.stderr
     if expected.clean:
         assert not found and not errors
 
@@ -169,30 +168,6 @@ def test_sarif_folded_and_mtrace_outputs_describe_the_same_leaks(built_targets: 
     assert run.returncode == 1
 
 
-def test_progress_line_only_on_a_terminal(built_targets: Path, tmp_path: Path):
-    import pty
-
-    program = [sys.executable, "-m", "gdb_memleak.cli.main", str(built_targets / "churn"), "3000"]
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(program, stderr=slave, stdout=subprocess.DEVNULL, cwd=TARGETS.parent)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=300)
-    os.close(master)
-    on_tty = b"".join(chunks).decode(errors="replace")
-    assert re.search(r"\r\x1b\[Kgdb-memleak: [\d,]+ events/s, [\d,]+ live blocks, [\d,]+ live bytes", on_tty), on_tty
-    piped = run_cli([str(built_targets / "churn"), "300"], tmp_path)
-    assert "events/s" not in piped.stderr
-
-
 @pytest.mark.parametrize("on_error", ["skip", "report"])
 def test_double_delete_is_reported_once_not_again_for_the_free_inside_delete(tmp_path: Path, on_error: str):
     source = tmp_path / "double_delete.cpp"
@@ -201,4 +176,5 @@ def test_double_delete_is_reported_once_not_again_for_the_free_inside_delete(tmp
     subprocess.run(["g++", "-g", "-O0", "-o", str(program), str(source)], check=True)
     run = run_cli(["--on-error", on_error, str(program)], tmp_path)
     assert [e["type"] for e in run.process()["errors"]] == ["double_free"], run.stderr
-    assert run.returncode == 1
+    # `report` lets the second delete happen: glibc aborts, and a program killed by a signal exits 128+N
+    assert run.returncode == (1 if on_error == "skip" else 128 + signal.SIGABRT)

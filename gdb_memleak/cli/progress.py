@@ -1,0 +1,103 @@
+"""The batch CLI's live status line (events/s, live blocks, live bytes) on a terminal's stderr.
+
+The program writes to the same terminal, at moments nobody can predict, so the line is kept out of its way instead
+of cleared in time: the terminal's scroll region is set to every row but the last, program output (and the report)
+scroll inside it, and the status is drawn on the last row with the cursor saved and restored in the same write()
+(one write to a tty is never interleaved with another process's write). At the end the region is reset and the
+row cleared; `reset_terminal` does the same if GDB was killed before it could.
+
+The thread calls no `gdb` API (GDB is not thread-safe): it reads plain counters the engine and the table keep.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, Protocol
+
+MIN_ROWS = 3
+
+
+class _Counters(Protocol):
+    live_blocks: int
+    live_bytes: int
+
+
+def terminal_rows(fd: int) -> int:
+    """Rows of the terminal on fd, 0 when it is not a terminal fit for a status line."""
+    if not os.isatty(fd) or os.environ.get("TERM", "dumb") == "dumb":
+        return 0
+    try:
+        rows = os.get_terminal_size(fd).lines
+    except OSError:
+        return 0
+    return rows if rows >= MIN_ROWS else 0
+
+
+def reset_terminal(fd: int) -> None:
+    """Give the whole screen back to scrolling and clear the status row (cursor kept where it was)."""
+    rows = terminal_rows(fd)
+    if rows:
+        os.write(fd, f"\0337\033[r\033[{rows};1H\033[2K\0338".encode())
+
+
+class StatusLine:
+    def __init__(self, fd: int) -> None:
+        self.fd, self.rows = fd, 0
+
+    def _reserve(self, rows: int) -> None:
+        # a newline then up one row: room for the status row whatever line the cursor was on; setting the region
+        # homes the cursor, so it is saved and restored around it
+        os.write(self.fd, f"\n\0337\033[1;{rows - 1}r\0338\033[1A".encode())
+        self.rows = rows
+
+    def show(self, text: str) -> None:
+        rows = terminal_rows(self.fd)
+        if not rows:
+            return
+        if rows != self.rows:  # first line, or the terminal was resized
+            self._reserve(rows)
+        os.write(self.fd, f"\0337\033[{rows};1H\033[2K{text}\0338".encode())
+
+    def close(self) -> None:
+        if self.rows:
+            reset_terminal(self.fd)
+            self.rows = 0
+
+
+class Progress(threading.Thread):
+    """Redraws the status line twice a second from the session's plain counters."""
+
+    def __init__(self, session: Any, fd: int, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.session, self.interval = session, interval
+        self.line = StatusLine(fd)
+        self.done = threading.Event()
+
+    def sample(self) -> tuple[int, int, int] | None:
+        """(allocator stops so far, live blocks, live bytes) over the processes being tracked, or None."""
+        running = [t for t in list(self.session.tracking.values())  # a vfork child records into its parent's table
+                   if not t.finished and not t.reported and t.shares_memory_with is None]
+        if not running:
+            return None
+        events = sum(t.engine.events_seen() for t in running)
+        counters: list[_Counters] = [t.report.table.counters for t in running]
+        return events, sum(c.live_blocks for c in counters), sum(c.live_bytes for c in counters)
+
+    def run(self) -> None:
+        last_events, last_time = 0, time.monotonic()
+        while not self.done.wait(self.interval):
+            sample = self.sample()
+            if sample is None:  # nothing tracked yet, or the report is being made
+                continue
+            events, blocks, size = sample
+            now = time.monotonic()
+            rate = max(events - last_events, 0) / (now - last_time)
+            last_events, last_time = events, now
+            self.line.show(f"gdb-memleak: {rate:,.0f} events/s, {blocks:,} live blocks, {size:,} live bytes")
+
+    def finish(self) -> None:
+        self.done.set()
+        self.join()
+        self.line.close()

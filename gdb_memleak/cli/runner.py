@@ -1,0 +1,196 @@
+"""One batch run: GDB started on the program, and what the CLI does when it is interrupted.
+
+GDB runs in its own process group, so a signal sent to the CLI's group (`kill -INT -PGID`, a shell's job control,
+`timeout`) reaches only the CLI, which decides what it means, as valgrind would:
+- the first SIGINT/SIGTERM/SIGHUP goes to the program (GDB passes it on; if it kills the program, the driver reports
+  first, while the memory is still there); the report and every requested output are written, and the CLI exits
+  with the program's status (128+signal when the signal killed it);
+- a Ctrl-C typed while the report is being made, or any second interrupt, ends everything at once: GDB and the
+  program are killed, nothing is left behind, exit 128+signal.
+Ctrl-C typed while the program runs goes straight to the program: GDB hands the terminal to the program's process
+group while it runs and gives it back to the CLI's group when the program stops.
+With `--pid`, the first interrupt ends the tracking window early (the report is written and the process detached
+and left running), a second one detaches at once without a report.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from .progress import reset_terminal
+
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXEC_SHIM = os.path.join(PACKAGE_DIR, "cli", "exec_shim.py")
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1
+
+#: files the driver and the shim leave in the run's private directory for the CLI
+PID_FILE = "program.pid"      # the program's pid (the shim writes it before exec)
+REPORTING = "reporting"       # the driver is making the final report: the program no longer runs
+END_WINDOW = "end-window"     # --pid: the CLI asks the driver to end the tracking window now
+
+
+@dataclass
+class Launch:
+    """What one run needs: the GDB command line, the program as the shim execs it, and the driver's config."""
+
+    gdb_argv: list[str]
+    executable: str              # the file the shim execs (a #! script is execed as such; the kernel runs its interpreter)
+    argv: list[str]              # the program's argv, argv[0] as the user typed it
+    config: dict
+    environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))  # the program's, the user's
+    gdb_environment: dict[str, str] = field(default_factory=dict)  # added for GDB only
+    attach_pid: int | None = None
+
+
+def write_shim(directory: str) -> str:
+    """An executable copy of exec_shim.py for SHELL (package files need not keep their mode bits when installed)."""
+    path = os.path.join(directory, "gdb-memleak-exec")
+    with open(EXEC_SHIM) as src, open(path, "w") as dst:
+        dst.write(f"#!{sys.executable} -S\n{src.read()}")
+    os.chmod(path, 0o700)
+    return path
+
+
+def _die_with_parent() -> None:
+    """In GDB's child process: if the CLI is killed outright (SIGKILL), GDB goes too (and with it the program)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+class Run:
+    """Starts GDB for one launch and handles interrupts until it ends; `start()` returns the CLI's exit status."""
+
+    def __init__(self, launch: Launch, private_dir: str) -> None:
+        self.launch, self.dir = launch, private_dir
+        self.proc: subprocess.Popen | None = None
+        self.received: list[int] = []
+        self.aborted: int | None = None
+        self.kill_at: float | None = None  # when a GDB asked to quit is killed if it has not
+
+    # -- files shared with the driver and the shim -----------------------------------------------------------
+    def _path(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    def program_pid(self) -> int | None:
+        if self.launch.attach_pid:
+            return self.launch.attach_pid
+        try:
+            with open(self._path(PID_FILE)) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return None
+
+    def reporting(self) -> bool:
+        pid = self.program_pid()
+        return os.path.exists(self._path(REPORTING)) or (pid is not None and not _alive(pid))
+
+    # -- signals ----------------------------------------------------------------------------------------------
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+        if self.aborted is not None:
+            return
+        pid = self.program_pid()
+        if len(self.received) > 1 or pid is None or (signum == signal.SIGINT and self.reporting()):
+            self.abort(signum)
+        elif self.launch.attach_pid:
+            Path(self._path(END_WINDOW)).touch()
+            os.kill(pid, signal.SIGINT)  # stops it under GDB; the driver sees the window has ended
+        elif not self.reporting():
+            os.kill(pid, signum)
+        # else: the program is gone and the report is being written: let it finish
+
+    def abort(self, signum: int) -> None:
+        """End at once, leaving nothing behind: a started program is killed with GDB; an attached one is detached
+        (GDB's own SIGTERM handling detaches from processes it attached to)."""
+        self.aborted = signum
+        sys.stderr.write(f"\ngdb-memleak: interrupted ({signal.Signals(signum).name}): stopped without a report\n")
+        sys.stderr.flush()
+        if self.proc is None:
+            return
+        if self.launch.attach_pid:
+            self.proc.terminate()
+            self.kill_at = time.monotonic() + 10
+            return
+        pid = self.program_pid()
+        if pid is not None and _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self._kill_gdb()
+
+    def _kill_gdb(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+
+    def _wait(self, proc: subprocess.Popen) -> int:
+        while True:
+            try:
+                return proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                if self.kill_at is not None and time.monotonic() > self.kill_at:
+                    proc.kill()
+
+    # -- the run ----------------------------------------------------------------------------------------------
+    def start(self, env: dict[str, str], pass_fds: Sequence[int]) -> int:
+        previous = {s: signal.signal(s, self.on_signal) for s in INTERRUPTS}
+        try:
+            self.proc = subprocess.Popen(  # preexec_fn is safe: the CLI runs no other thread
+                self.launch.gdb_argv, env=env, stdout=subprocess.DEVNULL, pass_fds=tuple(pass_fds), process_group=0,
+                preexec_fn=_die_with_parent)  # noqa: PLW1509
+            status = self._wait(self.proc)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        if self.aborted is not None:
+            if self.launch.config.get("progress"):
+                reset_terminal(2)  # GDB was killed: the status line's scroll region may still be set
+            return 128 + self.aborted
+        if self.launch.attach_pid and self.received and status == 0:
+            return 128 + self.received[0]
+        return status
+
+
+def run(launch: Launch) -> int:
+    """GDB's own stdout is discarded (the report goes to stderr); the program gets the real stdout through the
+    shim (fd passed by number). The private directory is removed however the run ends."""
+    stdout_fd = os.dup(1)
+    try:
+        with tempfile.TemporaryDirectory(prefix="gdb-memleak-") as private_dir:
+            env_file = os.path.join(private_dir, "environment.json")
+            with open(env_file, "w") as f:
+                json.dump(launch.environment, f)
+            config = {**launch.config, "private_dir": private_dir, "environment_file": env_file}
+            env = {**launch.environment, **launch.gdb_environment}
+            env.update(
+                SHELL=write_shim(private_dir),
+                GDB_MEMLEAK_CLI=json.dumps(config),
+                GDB_MEMLEAK_EXEC=json.dumps({"executable": launch.executable, "argv": launch.argv,
+                                             "stdout_fd": stdout_fd,
+                                             "shell": launch.environment.get("SHELL"),
+                                             "pid_file": os.path.join(private_dir, PID_FILE)}))
+            return Run(launch, private_dir).start(env, (stdout_fd,))
+    finally:
+        os.close(stdout_fd)
