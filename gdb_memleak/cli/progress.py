@@ -46,18 +46,22 @@ class StatusLine:
     def __init__(self, fd: int) -> None:
         self.fd, self.rows = fd, 0
 
-    def _reserve(self, rows: int) -> None:
-        # a newline then up one row: room for the status row whatever line the cursor was on; setting the region
-        # homes the cursor, so it is saved and restored around it
-        os.write(self.fd, f"\n\0337\033[1;{rows - 1}r\0338\033[1A".encode())
+    def reserve(self) -> None:
+        """Take the last row out of scrolling. Done before the program starts, while the cursor is at the start of
+        a line: a newline then up one row makes room whatever row the cursor is on; setting the region homes the
+        cursor, so it is saved and restored around it."""
+        rows = terminal_rows(self.fd)
+        if rows:
+            os.write(self.fd, f"\n\0337\033[1;{rows - 1}r\0338\033[1A".encode())
         self.rows = rows
 
     def show(self, text: str) -> None:
         rows = terminal_rows(self.fd)
-        if not rows:
+        if not rows or not self.rows:
             return
-        if rows != self.rows:  # first line, or the terminal was resized
-            self._reserve(rows)
+        if rows != self.rows:  # the terminal was resized: the region follows
+            os.write(self.fd, f"\0337\033[1;{rows - 1}r\0338".encode())
+            self.rows = rows
         os.write(self.fd, f"\0337\033[{rows};1H\033[2K{text}\0338".encode())
 
     def close(self) -> None:
@@ -84,6 +88,10 @@ class Progress(threading.Thread):
         events = sum(t.engine.events_seen() for t in running)
         counters: list[_Counters] = [t.report.table.counters for t in running]
         return events, sum(c.live_blocks for c in counters), sum(c.live_bytes for c in counters)
+
+    def start(self) -> None:
+        self.line.reserve()  # now, before the program can write anything
+        super().start()
 
     def run(self) -> None:
         last_events, last_time = 0, time.monotonic()

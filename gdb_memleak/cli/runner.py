@@ -79,6 +79,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _send(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except OSError:  # it has just ended
+        pass
+
+
 class Run:
     """Starts GDB for one launch and handles interrupts until it ends; `start()` returns the CLI's exit status."""
 
@@ -116,9 +123,9 @@ class Run:
             self.abort(signum)
         elif self.launch.attach_pid:
             Path(self._path(END_WINDOW)).touch()
-            os.kill(pid, signal.SIGINT)  # stops it under GDB; the driver sees the window has ended
+            _send(pid, signal.SIGINT)  # stops it under GDB; the driver sees the window has ended
         elif not self.reporting():
-            os.kill(pid, signum)
+            _send(pid, signum)
         # else: the program is gone and the report is being written: let it finish
 
     def abort(self, signum: int) -> None:
@@ -135,10 +142,7 @@ class Run:
             return
         pid = self.program_pid()
         if pid is not None and _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+            _send(pid, signal.SIGKILL)
         self._kill_gdb()
 
     def _kill_gdb(self) -> None:

@@ -248,6 +248,23 @@ int main(void)
     assert_nothing_left(tmp_path, program)
 
 
+def test_interrupt_with_pid_ends_the_window_early_and_the_process_runs_on(built_targets: Path, tmp_path: Path):
+    target = subprocess.Popen([str(built_targets / "attach_loop"), "400"], stdout=subprocess.PIPE)
+    pid = wait_ready(target.stdout)
+    out = tmp_path / "report.json"
+    proc = subprocess.Popen(cli_command("--json", str(out), "--pid", str(pid), "--duration", "120"),
+                            stderr=subprocess.PIPE, env=cli_env(tmp_path), cwd=tmp_path, process_group=0)
+    time.sleep(2)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "detached (still running)" in err.decode()
+    assert json.loads(out.read_text())["processes"][0]["exit"] is None
+    assert target.stdout.read() == b"finished 400\n"  # not killed, no breakpoint left behind
+    assert target.wait(timeout=60) == 0
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
 # -- output paths (item 11) -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("option", ["--json", "--sarif", "--folded", "--mtrace"])
