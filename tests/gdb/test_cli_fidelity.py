@@ -21,6 +21,7 @@ from typing import Union
 
 import pytest
 from conftest import ROOT, run_cli, run_gdb
+from gdb_memleak.core.reports import WRITERS
 
 SHOW = r"""
 #include <stdio.h>
@@ -288,7 +289,7 @@ def test_interrupt_with_pid_ends_the_window_early_and_the_process_runs_on(built_
 
 # -- output paths (item 11) -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("option", ["--json", "--sarif", "--folded", "--mtrace"])
+@pytest.mark.parametrize("option", [f"--{name}" for name in WRITERS])
 @pytest.mark.parametrize("where", ["missing_dir", "a_directory"])
 def test_unwritable_output_path_is_one_error_before_the_program_runs(tmp_path: Path, option: str, where: str):
     path = tmp_path / "no" / "such" / "r.out" if where == "missing_dir" else tmp_path
