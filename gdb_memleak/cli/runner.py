@@ -46,7 +46,7 @@ class Launch:
     """What one run needs: the GDB command line, the program as the shim execs it, and the driver's config."""
 
     gdb_argv: list[str]
-    executable: str              # the file the shim execs (a #! script is execed as such; the kernel runs its interpreter)
+    executable: str              # the file the shim execs (a #! script itself: the kernel runs its interpreter)
     argv: list[str]              # the program's argv, argv[0] as the user typed it
     config: dict
     environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))  # the program's, the user's

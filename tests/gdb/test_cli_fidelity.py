@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Union
 
 import pytest
+
 from conftest import ROOT, run_cli, run_gdb
 from gdb_memleak.core.reports import WRITERS
 
@@ -129,8 +130,8 @@ def test_program_gets_argv0_as_typed_and_exactly_the_users_environment(tmp_path:
     env = {k: v for k, v in cli_env(tmp_path).items() if k not in ("LINES", "COLUMNS")}
     env.update(terminal_vars, PATH=f"{tmp_path}{os.pathsep}{env['PATH']}")
     for typed in ("./show", "show"):
-        plain = subprocess.run([typed], cwd=tmp_path, env=env, capture_output=True, text=True, check=False, executable=None
-                               if typed == "./show" else str(tmp_path / "show")).stdout
+        plain = subprocess.run([typed], cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+                               executable=None if typed == "./show" else str(tmp_path / "show")).stdout
         under = subprocess.run(cli_command(typed), cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
         assert under.returncode == 0, under.stderr
         assert under.stdout.splitlines()[0] == f"argv0={typed}"
@@ -376,7 +377,8 @@ STATUS = re.compile(r"\x1b7\x1b\[(\d+);1H\x1b\[2Kgdb-memleak: [\d,]+ events/s, [
                     r"bytes\x1b8")
 
 
-def test_status_line_only_on_a_terminal_and_on_its_last_row_out_of_the_programs_output(built_targets: Path, tmp_path: Path):
+def test_status_line_only_on_a_terminal_and_on_its_last_row_out_of_the_programs_output(built_targets: Path,
+                                                                                       tmp_path: Path):
     """The program prints while the status line is live: its lines come out whole, never glued to the status."""
     status, shown = on_terminal(cli_command(str(built_targets / "attach_loop"), "60"), tmp_path, [])
     assert status == 0, shown
