@@ -16,7 +16,8 @@ import threading
 import gdb
 
 QUIET = ["set pagination off", "set confirm off", "set width 0",
-         "set print inferior-events off", "set suppress-cli-notifications on", "set print thread-events off", "set debuginfod enabled off",
+         "set print inferior-events off", "set suppress-cli-notifications on", "set print thread-events off",
+         "set debuginfod enabled off",
          # every signal goes to the program as without GDB (`all` leaves out SIGINT, which GDB keeps for itself)
          "handle all nostop noprint pass", "handle SIGINT nostop noprint pass",
          # forked children stay under GDB and run alongside their parent: each is tracked and reported
@@ -136,7 +137,8 @@ def _run(config: dict) -> int:
     gdb.execute(f"source {config['loader']}")
     try:
         from gdb_memleak.cli.progress import Progress
-        from gdb_memleak.core.reports import WRITERS
+        from gdb_memleak.core.report import LeakFilter
+        from gdb_memleak.core.reports import WRITERS, ReportOptions
         from gdb_memleak.gdb import settings
         from gdb_memleak.gdb.session import FATAL_SIGNALS, SESSION
     except ImportError:
@@ -177,8 +179,9 @@ def _run(config: dict) -> int:
     reports = SESSION.finished_reports()
     for key, writer in WRITERS.items():
         if config.get(key):
-            with open(config[key], "w") as f:
-                writer.write(reports, f, None)
+            with open(config[key], "w") as f:  # files list what the text report lists (--show-leak-kinds)
+                writer.write(reports, f, ReportOptions(where=LeakFilter(kinds=SESSION.shown_kinds),
+                                                       error_kinds=SESSION.error_kinds))
     if not reports:
         return 2
     result = reports[-1].result

@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --pid: how long to track before reporting and detaching (default 10)")
     parser.add_argument("--engine", choices=["auto", "agent", "breakpoint"],
                         default=os.environ.get("GDB_MEMLEAK_ENGINE", "breakpoint"),
-                        help="breakpoint (default; or $GDB_MEMLEAK_ENGINE): GDB breakpoints (any program; ~200 us a stop); agent: an "
+                        help="breakpoint (default; or $GDB_MEMLEAK_ENGINE): GDB breakpoints (any program; ~200 us "
+                             "a stop); agent: an "
                              "in-process recorder (allocation-heavy programs at near-native speed; dynamically "
                              "linked programs, no mmap/shm tracking yet); auto: agent when it can, else breakpoint, "
                              "saying why")
@@ -123,8 +124,11 @@ def dependency_dirs() -> list[str]:
 
     dirs = []
     for module in (pygments, tabulate):
-        directory = os.path.dirname(os.path.abspath(module.__file__))
-        if os.path.basename(module.__file__).startswith("__init__"):
+        path = module.__file__
+        if path is None:  # a namespace package: not how these two are installed
+            continue
+        directory = os.path.dirname(os.path.abspath(path))
+        if os.path.basename(path).startswith("__init__"):
             directory = os.path.dirname(directory)
         if directory not in dirs:
             dirs.append(directory)

@@ -63,8 +63,10 @@ def write_shim(directory: str) -> str:
     return path
 
 
-def _die_with_parent() -> None:
-    """In GDB's child process: if the CLI is killed outright (SIGKILL), GDB goes too (and with it the program)."""
+def _in_gdb_child() -> None:
+    """In GDB's child process: its own process group (the terminal's Ctrl-C reaches the CLI, which passes it on),
+    and if the CLI is killed outright (SIGKILL), GDB goes too (and with it the program)."""
+    os.setpgid(0, 0)  # what Popen's process_group=0 does, on every Python the package supports (3.9+)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
@@ -162,8 +164,8 @@ class Run:
         previous = {s: signal.signal(s, self.on_signal) for s in INTERRUPTS}
         try:
             self.proc = subprocess.Popen(  # preexec_fn is safe: the CLI runs no other thread
-                self.launch.gdb_argv, env=env, stdout=subprocess.DEVNULL, pass_fds=tuple(pass_fds), process_group=0,
-                preexec_fn=_die_with_parent)  # noqa: PLW1509
+                self.launch.gdb_argv, env=env, stdout=subprocess.DEVNULL, pass_fds=tuple(pass_fds),
+                preexec_fn=_in_gdb_child)
             status = self._wait(self.proc)
         finally:
             for s, handler in previous.items():

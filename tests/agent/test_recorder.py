@@ -10,12 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from recorded import run_recorded
 
 import expectations
 import valgrind
 from gdb_memleak.agent import build
 from gdb_memleak.core import agent_format
-from recorded import run_recorded
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "c_targets" / "bin"

@@ -60,7 +60,8 @@ def test_target_findings_match_its_declared_expectations(source: Path, built_tar
     assert sorted(errors) == sorted(want_errors), run.stderr
     for error in process["errors"]:
         if error["type"] == "double_free":
-            tag = next(t for t, line in expected.double_frees.items() if line == first_user_frame(error["stack"])["line"])
+            bad_line = first_user_frame(error["stack"])["line"]
+            tag = next(t for t, line in expected.double_frees.items() if line == bad_line)
             assert first_user_frame(error["alloc_stack"])["line"] == expected.marks[("alloc", tag)]
             assert first_user_frame(error["free_stack"])["line"] == expected.marks[("free", tag)]
     counted = errors or any(kind in ERROR_KINDS for _, _, kind in found.values())
@@ -110,7 +111,7 @@ def test_seed_demo_reports_exactly_one_definite_leak_and_one_double_free_and_run
     run = run_cli([str(built_targets / "seed_demo")], tmp_path)
     process = run.process()
     assert process["exit"] == {"code": 0}
-    assert [(l["kind"], l["bytes"], l["blocks"], l["stack"][0]["line"]) for l in process["leaks"]] == [
+    assert [(g["kind"], g["bytes"], g["blocks"], g["stack"][0]["line"]) for g in process["leaks"]] == [
         ("definite", 30, 1, next(iter(expected.leaks)))]
     [error] = process["errors"]
     assert (error["type"], error["stack"][0]["line"], error["free_stack"][0]["line"],
