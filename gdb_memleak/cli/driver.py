@@ -30,10 +30,13 @@ TERMINATING = frozenset({"SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGPIPE", "S
 
 
 def _quiet(command: str) -> None:
+    """A setting this GDB may not have (older versions): the run goes on without it."""
+    from gdb_memleak.gdb.log import log
+
     try:
         gdb.execute(command, to_string=True)
     except gdb.error:
-        pass
+        log.debug("driver: %r not accepted by this GDB", command, exc_info=True)
 
 
 def _environment() -> dict[str, str]:

@@ -14,6 +14,7 @@ import struct
 import gdb
 
 from ..core.abi import Abi
+from .log import log
 
 PTRACE_GETREGS = 12
 
@@ -32,7 +33,7 @@ class RegisterReader:
             libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
             self._ptrace = libc.ptrace
         except (OSError, AttributeError):
-            pass
+            log.debug("no ptrace from Python: registers come from GDB's frames", exc_info=True)
 
     def read(self, lwp: int) -> tuple[int, ...]:
         if self._ptrace is not None and self._ptrace(PTRACE_GETREGS, lwp, None, self._buf) == 0:

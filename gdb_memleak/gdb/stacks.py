@@ -6,6 +6,7 @@ import gdb
 
 from ..core.unwind import FrameKind, walk_frame_pointers
 from .access import StackReader
+from .log import log
 from .symbolize import FrameClassifier, gdb_call_returns
 
 
@@ -57,6 +58,6 @@ class StackCapture:
                 if kind != gdb.INLINE_FRAME:
                     resumed = kind == gdb.DUMMY_FRAME
                 frame = frame.older()
-        except gdb.error:
-            pass
+        except gdb.error:  # GDB's unwinder gave up further out: the frames found so far are the stack
+            log.debug("unwinding stopped after %d frames", len(pcs), exc_info=True)
         return tuple(pcs)

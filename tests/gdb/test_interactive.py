@@ -945,3 +945,13 @@ def test_malformed_suppression_file_is_a_one_line_error_naming_file_and_line(tmp
                    "show memleak suppressions"])
     assert run.stderr.splitlines() == [f"suppressions: {bad}:{number}: {message}"]
     assert f"Suppression files: {good}." in sections(run.stdout)["show"], "the rejected value is not kept"
+
+
+def test_set_debug_memleak_on_logs_engine_and_scan_decisions(built_targets: Path):
+    """GDB's `debug` prefix convention: off by default (nothing logged), on: decisions on GDB's stderr."""
+    quiet = run_gdb(["set memleak on-error skip", "memleak start", "run"], built_targets / "seed_demo")
+    assert "[gdb-memleak]" not in quiet.stdout + quiet.stderr
+    run = run_gdb(["set debug memleak on", "show debug memleak", "set memleak on-error skip", "memleak start", "run"],
+                  built_targets / "seed_demo")
+    assert "gdb-memleak debugging is on." in run.stdout, run.stdout
+    assert re.search(r"^\[gdb-memleak\] process \d+: scan of 1 blocks read \d+ bytes$", run.stderr, re.M), run.stderr
