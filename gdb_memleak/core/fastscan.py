@@ -180,7 +180,6 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
     graph.closure(seeds, start_only=False, mark=POSSIBLE)
 
     # Phase 2: cliques among the blocks still unreached, as the pure scan finds them.
-    starts = heap.starts.tolist()
     owner = graph.forest()
     if owner is not None:
         lost, heads = owner
@@ -190,11 +189,26 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
         has_edges = (degree > 0).astype(np.uint8).tobytes()
         members = rb._cliques(np.flatnonzero((degree > 0) & (st == UNREACHED)).tolist(), state, first, dst,
                               has_edges)
+        starts = heap.starts.tolist()
         leader = {starts[m]: starts[head] for head, lost in members.items() for m in lost}
-    by_state = np.array(rb.KIND_OF_STATE, dtype=object)[st].tolist()
-    # the caller's own keys when it listed the blocks in address order (no new int objects), else the sorted starts
-    kinds = dict(zip(blocks if arrays.in_order else starts, by_state))
+    kinds = _kinds(blocks, heap.starts, st, arrays.in_order)
     return ScanResult(kinds, leader, counters.scanned, counters.unreadable, (root_refs + block_refs)[:limit])
+
+
+def _kinds(blocks: Mapping[int, int], starts: Any, st: Any, in_order: bool) -> dict[int, rb.LeakKind]:
+    """address -> kind for every block. When one kind dominates (the usual case: most blocks still reachable), that
+    kind for all (dict.fromkeys copies a dict's keys in C) and the few others over it; else key by key."""
+    counts = np.bincount(st, minlength=len(rb.KIND_OF_STATE))
+    common = int(counts.argmax())
+    if (len(st) - int(counts[common])) * 8 > len(st):
+        by_state = np.array(rb.KIND_OF_STATE, dtype=object)[st].tolist()
+        # the caller's own keys when listed in address order (no new int objects), else the sorted starts
+        return dict(zip(blocks if in_order else starts.tolist(), by_state))
+    kinds = dict.fromkeys(blocks, rb.KIND_OF_STATE[common])
+    for state, kind in enumerate(rb.KIND_OF_STATE):
+        if state != common and counts[state]:
+            kinds.update(dict.fromkeys(starts[st == state].tolist(), kind))
+    return kinds
 
 
 def _unsign(codes: Any) -> Any:

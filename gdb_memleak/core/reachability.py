@@ -60,7 +60,8 @@ class SpanMemory(Memory, Protocol):
     """A Memory that can also read a span of many adjacent blocks at once (optional: the numpy scan uses it when
     present; a span that comes back short is read again block by block)."""
 
-    def read_span(self, address: int, size: int) -> bytes:
+    def read_span(self, address: int, size: int) -> bytes | memoryview:
+        """Up to `size` bytes at `address` (a view will do); a short answer means: read these blocks one by one."""
         ...
 
 

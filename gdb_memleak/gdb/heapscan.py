@@ -68,7 +68,16 @@ class ProcessMemory:
         offset = address - mapping.start
         return data[offset:offset + size]
 
-    read_span = read  # many adjacent blocks at once (the numpy scan): sliced from the mapping read whole
+    def read_span(self, address: int, size: int) -> bytes | memoryview:
+        """Many adjacent blocks at once (the numpy scan): a view into the mapping read whole, no copy."""
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i < 0 or address >= self.maps[i].end:
+            return self.read(address, size)
+        data = self._cache.get(self.maps[i].start)
+        if data is None:
+            return self.read(address, size)
+        offset = address - self.maps[i].start
+        return memoryview(data)[offset:offset + size]
 
 
 @dataclass
@@ -172,14 +181,14 @@ def _chunk_links_numpy(memory: ProcessMemory, arrays: Any) -> frozenset[int]:
             continue
         data = memory.read(mapping.start, mapping.end - mapping.start)
         words = np.frombuffer(data, dtype="<u8", count=len(data) // 8).view(np.int64)
-        address = starts[lo:hi]
-        index = (address - 8 - mapping.start) // 8
-        inside = index < len(words)
-        if not bool(inside.all()):
-            address, index = address[inside], index[inside]
-        following = address - 16 + (words[index] & ~7)
-        hit = (address < following) & (following < address + sizes[lo:hi][inside])
-        links += following[hit].tolist()
+        address, size = starts[lo:hi], sizes[lo:hi]
+        index = (address - (mapping.start + 8)) >> 3
+        if int(index[-1]) >= len(words):
+            inside = index < len(words)
+            address, size, index = address[inside], size[inside], index[inside]
+        offset = (words[index] & ~7) - 16  # where the next chunk's header is, from the block's start
+        hit = np.flatnonzero((offset > 0) & (offset < size))
+        links += (address[hit] + offset[hit]).tolist()
     return frozenset(links)
 
 
@@ -220,7 +229,7 @@ class RootFilteringMemory:
             return words.tobytes() + data[len(data) - len(data) % 8:]
         return data
 
-    def read_span(self, address: int, size: int) -> bytes:
+    def read_span(self, address: int, size: int) -> bytes | memoryview:
         """Blocks, read as they are (never inside a root region)."""
         return self.memory.read_span(address, size)
 
