@@ -15,8 +15,10 @@ import gdb
 
 gdb.execute("set pagination off")
 gdb.execute(f"source {os.environ['BENCH_LOADER']}")
+from gdb_memleak.core import reachability  # noqa: E402
 from gdb_memleak.core.abi import X86_64_SYSV  # noqa: E402
 from gdb_memleak.core.procmaps import read_maps  # noqa: E402
+from gdb_memleak.core.reachability import numpy_backend  # noqa: E402
 from gdb_memleak.gdb.access import RegisterReader  # noqa: E402
 from gdb_memleak.gdb.heapscan import HeapScan  # noqa: E402
 
@@ -35,12 +37,28 @@ while offset + 16 <= len(data):
     if size == 48:  # the 32-byte blocks (chunk of 48); the first chunks are glibc's and the pointer array
         blocks[user] = 32
     offset += size
+if os.environ.get("BENCH_SCAN_BACKEND"):
+    reachability.BACKEND = os.environ["BENCH_SCAN_BACKEND"]
+start = time.perf_counter()
+fast, why = numpy_backend()  # once per GDB session, at the first scan: timed apart
+imported = time.perf_counter() - start
+
+
+def peak_kib() -> int:
+    """GDB's peak resident set so far (VmHWM)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+
+before = peak_kib()
 start = time.perf_counter()
 scan = HeapScan(inferior, blocks, RegisterReader(X86_64_SYSV))
 prepared = time.perf_counter()
 result = scan.run()
 seconds = time.perf_counter() - start
-print(f"prepare {prepared - start:.2f} s, classify {seconds - (prepared - start):.2f} s")
 summary = result.summary(blocks)
-print("BENCH " + json.dumps({"blocks": len(blocks), "seconds": seconds, "summary": summary}))
+backend = "python" if reachability.BACKEND == "python" or fast is None else "numpy"
+print("BENCH " + json.dumps({"blocks": len(blocks), "seconds": seconds, "prepare": prepared - start,
+                             "classify": seconds - (prepared - start), "import": imported, "backend": backend,
+                             "summary": summary, "peak_before_kib": before, "peak_after_kib": peak_kib()}))
 gdb.execute("kill")

@@ -33,6 +33,8 @@ class FlatMemory:
         offset = address - self.bases[j]
         return self.regions[j][offset:offset + size]
 
+    read_span = read  # spans of adjacent blocks in one read, as the process memory (gdb/heapscan.py) offers
+
 
 def benchmark(n: int = 1_000_000, block_size: int = 32, chain: int = 5,
               report: Callable[[str], None] | None = print) -> dict[str, float]:

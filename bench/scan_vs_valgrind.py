@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""Reachability scan of 1M live blocks: gdb-memleak's scan against valgrind's leak check on the same program.
+"""Reachability scan of 1M live blocks: gdb-memleak's scan against valgrind's leak check on the same program,
+side by side in one run (interleaved repeats, medians).
 
-valgrind's leak-check time is read from its own time stamps (HEAP SUMMARY to LEAK SUMMARY); ours is the time of
-one scan of the stopped process (reading its memory through /proc, classifying every block).
+valgrind's leak-check time is read from its own time stamps (HEAP SUMMARY to LEAK SUMMARY: its pointer search and
+loss records, after the program has ended); ours is one scan of the stopped process (reading its memory through
+/proc, classifying every block), with numpy (core/fastscan.py) and in pure Python. numpy's import, once per GDB
+session, is shown apart.
 
-Usage: python bench/scan_vs_valgrind.py [--blocks N]
+Usage: python bench/scan_vs_valgrind.py [--blocks N] [--repeat 3] [--no-python]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -35,22 +40,46 @@ def valgrind_leak_check_seconds(blocks: int) -> tuple[float, float]:
     return stamps["LEAK"] - stamps["HEAP"], whole
 
 
-def ours(blocks: int) -> dict:
-    return run_in_gdb("scan_gdb_side.py", [str(BIN), str(blocks)])
+def ours(blocks: int, backend: str) -> dict:
+    return run_in_gdb("scan_gdb_side.py", [str(BIN), str(blocks)], BENCH_SCAN_BACKEND=backend)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per column; the median is used (default 3)")
+    parser.add_argument("--no-python", action="store_true", help="skip the pure-Python scan")
     opts = parser.parse_args()
     subprocess.run(["gcc", "-O1", "-g", "-o", str(BIN), str(BIN) + ".c"], check=True)
-    result = ours(opts.blocks)
-    vg, whole = valgrind_leak_check_seconds(opts.blocks)
-    print(f"blocks scanned: {result['blocks']:,}   our LEAK SUMMARY: "
-          + ", ".join(f"{k} {v['blocks']:,}" for k, v in result["summary"].items()))
-    print(f"gdb-memleak scan: {result['seconds']:.2f} s")
-    print(f"valgrind leak check: {vg:.2f} s  (whole valgrind run {whole:.2f} s)")
-    print(f"ours / valgrind = {result['seconds'] / vg:.2f}" if vg else "valgrind's leak check took no measurable time")
+    backends = ["numpy"] + ([] if opts.no_python else ["python"])
+    runs: dict[str, list[dict]] = {b: [] for b in backends}
+    leak_checks: list[float] = []
+    wholes: list[float] = []
+    for _ in range(opts.repeat):  # interleaved, so machine noise hits every column alike
+        for backend in backends:
+            runs[backend].append(ours(opts.blocks, backend))
+        vg, whole = valgrind_leak_check_seconds(opts.blocks)
+        leak_checks.append(vg)
+        wholes.append(whole)
+    vg = statistics.median(leak_checks)
+    first = runs["numpy"][0]
+    print(f"blocks scanned: {first['blocks']:,}   our LEAK SUMMARY: "
+          + ", ".join(f"{k} {v['blocks']:,}" for k, v in first["summary"].items()))
+    print(f"valgrind leak check: {vg:.2f} s  (whole valgrind run {statistics.median(wholes):.2f} s)")
+    for backend, results in runs.items():
+        if results[0]["backend"] != backend:
+            print(f"gdb-memleak scan ({backend}): not available (ran {results[0]['backend']})")
+            continue
+        seconds = statistics.median(r["seconds"] for r in results)
+        prepare = statistics.median(r["prepare"] for r in results)
+        imported = statistics.median(r["import"] for r in results)
+        print(f"gdb-memleak scan ({backend}): {seconds:.2f} s (preparing roots {prepare:.2f} s, classifying "
+              f"{seconds - prepare:.2f} s; numpy import once per session {imported:.2f} s)   "
+              f"ours / valgrind = {seconds / vg:.2f}" if vg else "")
+    grown = statistics.median(r["peak_after_kib"] - r["peak_before_kib"] for r in runs["numpy"])
+    print(f"GDB's peak RSS grew by {grown / 1024:.0f} MiB during the numpy scan = {grown * 1024 / opts.blocks:.0f} "
+          f"bytes per block (the memory read, the arrays, the kinds)")
+    print(f"median of {opts.repeat}; load average now: " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
     return 0
 
 

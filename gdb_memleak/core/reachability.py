@@ -21,6 +21,8 @@ definedness bits (an uninitialised word that happens to hold a heap address stil
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 import sys
 from array import array
@@ -29,7 +31,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from itertools import accumulate, compress, count, repeat
 from operator import add, and_, floordiv, is_, is_not, setitem
-from typing import Iterable, Iterator, Literal, Mapping, Protocol, Sequence, cast
+from typing import Any, Iterable, Iterator, Literal, Mapping, Protocol, Sequence, cast
 
 from .kinds import KINDS, LeakKind
 
@@ -52,6 +54,59 @@ class Memory(Protocol):
     def read(self, address: int, size: int) -> bytes:
         """Up to `size` bytes at `address`: fewer (b"" when unreadable) rather than an exception."""
         ...
+
+
+class SpanMemory(Memory, Protocol):
+    """A Memory that can also read a span of many adjacent blocks at once (optional: the numpy scan uses it when
+    present; a span that comes back short is read again block by block)."""
+
+    def read_span(self, address: int, size: int) -> bytes | memoryview:
+        """Up to `size` bytes at `address` (a view will do); a short answer means: read these blocks one by one."""
+        ...
+
+
+# -- which implementation ----------------------------------------------------------------------------------------
+BACKEND = "auto"  # "auto": numpy when usable (core/fastscan.py), else pure Python; "python"; "numpy" (tests)
+_backend: tuple[Any, str | None] | None = None
+
+
+def numpy_problem() -> str | None:
+    """Why the numpy scan cannot run though numpy is installed, found without importing it (cheap enough for load
+    time): a compiled numpy only loads in the Python version it was built for, and GDB embeds the system Python,
+    which may not be the virtualenv's. None when numpy looks usable or is simply not installed."""
+    try:
+        spec = importlib.util.find_spec("numpy")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None  # not installed: the optional extra `fast` was not asked for
+    built = re.search(r"[/\\]python(\d+)\.(\d+)[/\\]", spec.origin)
+    here = sys.version_info[:2]
+    if built and (int(built[1]), int(built[2])) != here:
+        where = os.path.dirname(os.path.dirname(spec.origin))
+        return (f"numpy in {where} is built for Python {built[1]}.{built[2]}, this is Python {here[0]}.{here[1]}: "
+                f"the reachability scan runs in pure Python (slower on large heaps)")
+    return None
+
+
+def numpy_backend() -> tuple[Any, str | None]:
+    """(the numpy scan module, core/fastscan.py, or None; why not, when numpy is installed but unusable)."""
+    global _backend
+    if _backend is not None:
+        return _backend
+    problem = numpy_problem()
+    if problem is not None or importlib.util.find_spec("numpy") is None:
+        _backend = (None, problem)
+        return _backend
+    try:
+        from . import fastscan
+    except Exception as error:  # a broken or mismatched build raises ImportError, or worse
+        text = str(error).strip().splitlines()
+        _backend = (None, f"numpy cannot be imported ({text[0] if text else type(error).__name__}): the "
+                          f"reachability scan runs in pure Python (slower on large heaps)")
+        return _backend
+    _backend = (fastscan, None)
+    return _backend
 
 
 @dataclass(frozen=True)
@@ -293,10 +348,30 @@ def _heap_finder(layout: _Layout) -> _Finder:
 # -- scan -----------------------------------------------------------------------------------------------------------
 def scan(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootRegion], registers: Iterable[int] = (),
          word_size: int = 8, max_block_scan: int = DEFAULT_MAX_BLOCK_SCAN, watch: int | None = None,
-         limit: int = 100) -> ScanResult:
+         limit: int = 100, prepared: Any = None) -> ScanResult:
     """Classify every block of `blocks` (address -> requested size) as valgrind's leak check would. With `watch`
     (the start of one of the blocks), also list up to `limit` words pointing into it, in the same pass
-    (`memleak block`): root words first, in the order given, then words of other blocks in address order."""
+    (`memleak block`): root words first, in the order given, then words of other blocks in address order.
+
+    Runs vectorised (core/fastscan.py) when numpy is importable, else in pure Python; the results are equal.
+    `prepared`: fastscan.Blocks.of(blocks), when the caller has built it already."""
+    if word_size not in (4, 8):
+        raise ValueError(f"unsupported word size {word_size}")
+    if BACKEND != "python":
+        fast, why = numpy_backend()
+        if fast is None and BACKEND == "numpy":
+            raise RuntimeError(why or "numpy is not installed")
+        arrays = (prepared if prepared is not None else fast.Blocks.of(blocks)) if fast is not None else None
+        if arrays is not None:
+            return cast(ScanResult, fast.scan(blocks, arrays, memory, roots, registers, word_size, max_block_scan,
+                                              watch, limit))
+    return scan_python(blocks, memory, roots, registers, word_size, max_block_scan, watch, limit)
+
+
+def scan_python(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootRegion], registers: Iterable[int] = (),
+                word_size: int = 8, max_block_scan: int = DEFAULT_MAX_BLOCK_SCAN, watch: int | None = None,
+                limit: int = 100) -> ScanResult:
+    """scan() in pure Python, without numpy."""
     layout = _Layout(blocks, word_size, max_block_scan)
     if not layout.starts:
         return ScanResult({}, {}, 0, 0)

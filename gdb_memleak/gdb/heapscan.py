@@ -12,12 +12,14 @@ import bisect
 import os
 from array import array
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import gdb
 
+from ..core import reachability
 from ..core.abi import Abi
 from ..core.procmaps import Mapping, read_maps
-from ..core.reachability import RootRegion, ScanResult, scan
+from ..core.reachability import RootRegion, ScanResult, numpy_backend, numpy_problem, scan
 from .access import RegisterReader
 
 SKIPPED = ("[vvar]", "[vsyscall]", "[vdso]")
@@ -66,6 +68,17 @@ class ProcessMemory:
         offset = address - mapping.start
         return data[offset:offset + size]
 
+    def read_span(self, address: int, size: int) -> bytes | memoryview:
+        """Many adjacent blocks at once (the numpy scan): a view into the mapping read whole, no copy."""
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i < 0 or address >= self.maps[i].end:
+            return self.read(address, size)
+        data = self._cache.get(self.maps[i].start)
+        if data is None:
+            return self.read(address, size)
+        offset = address - self.maps[i].start
+        return memoryview(data)[offset:offset + size]
+
 
 @dataclass
 class ThreadState:
@@ -102,7 +115,7 @@ def thread_control_block(memory: ProcessMemory, mapping: Mapping, search: int = 
     return None
 
 
-def root_regions(maps: list[Mapping], block_starts: list[int], threads: list[ThreadState],
+def root_regions(maps: list[Mapping], block_starts: Sequence[int], threads: list[ThreadState],
                  memory: ProcessMemory) -> list[RootRegion]:
     """Root regions as valgrind sees them: a stack counts from its stack pointer up only (memory below it is dead),
     and an exited thread's cached stack only from its thread control block up (TLS descriptors stay visible)."""
@@ -127,10 +140,13 @@ def root_regions(maps: list[Mapping], block_starts: list[int], threads: list[Thr
     return regions
 
 
-def glibc_chunk_links(memory: ProcessMemory, blocks: dict[int, int]) -> frozenset[int]:
+def glibc_chunk_links(memory: ProcessMemory, blocks: dict[int, int], arrays: Any = None) -> frozenset[int]:
     """Addresses glibc's own bookkeeping points at that fall inside a live block: the header of the chunk after
     it, whose prev_size field overlaps the block's last bytes (main_arena.top and the bins hold such pointers).
-    valgrind's allocator keeps no such pointers in client memory, so they must not make a block 'possibly lost'."""
+    valgrind's allocator keeps no such pointers in client memory, so they must not make a block 'possibly lost'.
+    `arrays`: the blocks as core.fastscan.Blocks (numpy), when the numpy scan runs."""
+    if arrays is not None:
+        return _chunk_links_numpy(memory, arrays)
     links = set()
     words: array | None = None
     mapping: Mapping | None = None
@@ -149,6 +165,46 @@ def glibc_chunk_links(memory: ProcessMemory, blocks: dict[int, int]) -> frozense
         if address < following < address + blocks[address]:
             links.add(following)
     return frozenset(links)
+
+
+def _chunk_links_numpy(memory: ProcessMemory, arrays: Any) -> frozenset[int]:
+    """glibc_chunk_links over the sorted block arrays, one mapping's slice at a time (no loop step per block)."""
+    import numpy as np  # present: `arrays` was built with it
+
+    starts, sizes = arrays.starts, arrays.sizes
+    links: list[int] = []
+    for mapping in memory.maps:
+        if mapping.start >= 1 << 63:
+            break
+        lo, hi = np.searchsorted(starts, [mapping.start + 8, min(mapping.end + 8, (1 << 63) - 1)]).tolist()
+        if lo == hi:
+            continue
+        data = memory.read(mapping.start, mapping.end - mapping.start)
+        words = np.frombuffer(data, dtype="<u8", count=len(data) // 8).view(np.int64)
+        address, size = starts[lo:hi], sizes[lo:hi]
+        index = (address - (mapping.start + 8)) >> 3
+        if int(index[-1]) >= len(words):
+            inside = index < len(words)
+            address, size, index = address[inside], size[inside], index[inside]
+        offset = (words[index] & ~7) - 16  # where the next chunk's header is, from the block's start
+        hit = np.flatnonzero((offset > 0) & (offset < size))
+        links += (address[hit] + offset[hit]).tolist()
+    return frozenset(links)
+
+
+def block_arrays(blocks: dict[int, int]) -> Any:
+    """The blocks as core.fastscan.Blocks when the numpy scan runs, else None."""
+    if reachability.BACKEND == "python":
+        return None
+    fast, _why = numpy_backend()
+    return fast.Blocks.of(blocks) if fast is not None else None
+
+
+def announce_numpy_problem() -> None:
+    """One line at load when numpy is installed but cannot serve GDB's Python (the scan then runs in pure Python)."""
+    problem = numpy_problem()
+    if problem is not None:
+        gdb.write(f"gdb-memleak: {problem}\n", gdb.STDERR)
 
 
 class RootFilteringMemory:
@@ -172,6 +228,10 @@ class RootFilteringMemory:
             words = array("Q", (0 if w in self.ignored else w for w in words))
             return words.tobytes() + data[len(data) - len(data) % 8:]
         return data
+
+    def read_span(self, address: int, size: int) -> bytes | memoryview:
+        """Blocks, read as they are (never inside a root region)."""
+        return self.memory.read_span(address, size)
 
 
 EXIT_MACHINERY = frozenset({"_exit", "__GI__exit", "_Exit", "__run_exit_handlers", "exit", "__GI_exit"})
@@ -218,14 +278,16 @@ class HeapScan:
         if exiting:
             exiting_thread(self.threads, gdb.selected_thread().ptid[1], exit_machinery_floor(), regs.abi)
         self.raw = ProcessMemory(inferior.pid, self.maps)
-        self.roots = root_regions(self.maps, sorted(blocks), self.threads, self.raw)
-        ignored = glibc_chunk_links(self.raw, blocks) if glibc else frozenset()
+        self.arrays = block_arrays(blocks)  # numpy, shared with the scan; None without numpy
+        starts = self.arrays.starts if self.arrays is not None else sorted(blocks)
+        self.roots = root_regions(self.maps, starts, self.threads, self.raw)
+        ignored = glibc_chunk_links(self.raw, blocks, self.arrays) if glibc else frozenset()
         self.memory = RootFilteringMemory(self.raw, self.roots, ignored)
 
     def run(self, watch: int | None = None) -> ScanResult:
         """Classify every block; with `watch` (a block's start), also find who points into it in the same pass."""
         registers = [value for t in self.threads for value in t.registers]
-        return scan(self.blocks, self.memory, self.roots, registers, watch=watch)
+        return scan(self.blocks, self.memory, self.roots, registers, watch=watch, prepared=self.arrays)
 
     def close(self) -> None:
         self.raw.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import agent_engine, commands, log, session, settings
+from . import agent_engine, commands, heapscan, log, session, settings
 
 _registered = False
 
@@ -16,4 +16,5 @@ def register() -> None:
     commands.register()
     session.connect()
     agent_engine.register()
+    heapscan.announce_numpy_problem()
     _registered = True

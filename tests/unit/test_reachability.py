@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from unittest.mock import patch
 
 import pytest
@@ -11,6 +12,31 @@ from hypothesis import strategies as st
 from gdb_memleak.core import reachability
 from gdb_memleak.core.kinds import LeakKind as Kind
 from gdb_memleak.core.reachability import Referrer, RootRegion, ScanResult, referrers, scan
+
+BACKENDS = ["python", "numpy"]
+
+
+@pytest.fixture(autouse=True, params=BACKENDS)
+def backend(request, monkeypatch):
+    """Every test runs on both implementations of the scan: pure Python and numpy (core/fastscan.py)."""
+    if request.param == "numpy" and reachability.numpy_backend()[0] is None:
+        pytest.skip("numpy is not installed (the `fast` extra)")
+    monkeypatch.setattr(reachability, "BACKEND", request.param)
+    return request.param
+
+
+def small_steps(backend: str) -> contextlib.AbstractContextManager:
+    """The numpy scan with tiny thresholds, so that small heaps go through its wide (numpy) closure steps, split
+    spans and gaps too; nothing for the pure scan."""
+    if backend != "numpy":
+        return contextlib.nullcontext()
+    fast = reachability.numpy_backend()[0]
+    stack = contextlib.ExitStack()
+    stack.enter_context(patch.object(fast, "WIDE", 2))
+    stack.enter_context(patch.object(fast, "SPAN_BYTES", 40))
+    stack.enter_context(patch.object(fast, "MAX_GAP", 16))
+    return stack
+
 
 HEAP = 0x5555_5555_9000
 DATA = 0x5555_5555_8000  # a writable segment of the program
@@ -33,6 +59,28 @@ class FakeMemory:
         if self.raising:
             raise OSError(f"cannot access memory at {address:#x}")
         return b""
+
+
+class SpanMemory(FakeMemory):
+    """Also reads spans of adjacent blocks at once, as the process memory does: the bytes between regions hold
+    `filler` (e.g. a pointer to a block, as an allocator's header or a freed chunk could), and a span ending
+    outside every region comes back short."""
+
+    def __init__(self, regions: dict[int, bytes], filler: int) -> None:
+        super().__init__(regions)
+        self.filler = filler.to_bytes(8, "little")
+        self.spans: list[tuple[int, int]] = []
+
+    def read_span(self, address: int, size: int) -> bytes:
+        self.spans.append((address, size))
+        out = bytearray((self.filler * (size // 8 + 2))[address % 8:address % 8 + size])
+        for start, data in self.regions.items():
+            lo, hi = max(start, address), min(start + len(data), address + size)
+            if lo < hi:
+                out[lo - address:hi - address] = data[lo - start:hi - start]
+        if not any(start <= address + size - 1 < start + len(data) for start, data in self.regions.items()):
+            return bytes(out[:size // 2])
+        return bytes(out)
 
 
 def words(*values: int, word_size: int = 8) -> bytes:
@@ -454,6 +502,35 @@ def test_referrers_address_inside_large_block_pieces():
 
 
 # -- benchmark ----------------------------------------------------------------------------------------------------
+def test_span_reads_cover_adjacent_blocks_and_ignore_the_words_between_them(backend):
+    heap = Heap()
+    nodes = [heap.alloc(0, n, size=24) for n in range(50)]  # 24 bytes each, 32 apart: 8 bytes between blocks
+    for node, following in zip(nodes, nodes[1:]):
+        heap.set(node, 0, following)
+    memory = SpanMemory({**heap.contents, DATA: words(nodes[0])}, filler=nodes[-1])
+    result = scan(heap.blocks, memory, [RootRegion(DATA, DATA + 8, "data")])
+    assert set(result.kinds.values()) == {Kind.REACHABLE}
+    memory = SpanMemory({**heap.contents, DATA: words(nodes[1])}, filler=nodes[0])
+    result = scan(heap.blocks, memory, [RootRegion(DATA, DATA + 8, "data")])
+    assert result.kinds[nodes[0]] == Kind.DEFINITE  # the filler between blocks points at it: not a pointer
+    assert result.scanned_bytes == 8 + 24 * len(nodes)
+    if backend == "numpy":
+        assert memory.spans == [(nodes[0], nodes[-1] + 24 - nodes[0])]
+        assert not [a for a, _ in memory.reads if a in heap.blocks]
+
+
+def test_short_span_read_falls_back_to_block_reads_and_counts_unreadable_bytes():
+    heap = Heap()
+    nodes = [heap.alloc(n, size=16) for n in range(10)]
+    contents = dict(heap.contents)
+    del contents[nodes[-1]]  # the last block is unreadable: the span comes back short
+    memory = SpanMemory({**contents, DATA: words(nodes[2])}, filler=nodes[3])
+    result = scan(heap.blocks, memory, [RootRegion(DATA, DATA + 8, "data")])
+    assert result.kinds[nodes[2]] == Kind.REACHABLE and result.kinds[nodes[3]] == Kind.DEFINITE
+    assert result.unreadable_bytes == 16
+    assert result.scanned_bytes == 8 + 16 * 9
+
+
 def test_synthetic_scan_benchmark_runs_and_classifies():
     from bench.scan_synthetic import benchmark
 
@@ -551,15 +628,18 @@ def heaps(draw):
     return dict(zip(starts, sizes)), contents, roots, registers
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(heap=heaps(), small_batches=st.booleans())
-def test_scan_matches_reference_on_random_heaps(heap, small_batches):
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(heap=heaps(), small_batches=st.booleans(), spans=st.booleans(), filler=st.integers(0, 12))
+def test_scan_matches_reference_on_random_heaps(backend, heap, small_batches, spans, filler):
     blocks, contents, roots, registers = heap
     regions = {a: words(*ws) for a, ws in contents.items() if ws}
     regions[DATA] = words(*roots)
-    memory = FakeMemory(regions)
+    order = sorted(blocks)
+    memory = SpanMemory(regions, order[filler % len(order)] if order else 0) if spans else FakeMemory(regions)
     with patch.object(reachability, "PIECE_BYTES", 16 if small_batches else reachability.PIECE_BYTES), \
-            patch.object(reachability, "BATCH_BYTES", 24 if small_batches else reachability.BATCH_BYTES):
+            patch.object(reachability, "BATCH_BYTES", 24 if small_batches else reachability.BATCH_BYTES), \
+            (small_steps(backend) if small_batches else contextlib.nullcontext()):
         result = scan(blocks, memory, [RootRegion(DATA, DATA + 8 * len(roots), "data")], registers)
     expected_kinds, expected_owner = reference(blocks, contents, roots + registers)
     assert set(result.kinds) == set(blocks)
@@ -569,3 +649,28 @@ def test_scan_matches_reference_on_random_heaps(heap, small_batches):
     assert set(result.leader) == {a for a, k in result.kinds.items() if k == Kind.INDIRECT}
     assert result.unreadable_bytes == 0
 
+
+
+# -- which implementation -------------------------------------------------------------------------------------------
+def test_numpy_built_for_another_python_is_refused_with_one_line(backend, tmp_path, monkeypatch):
+    from importlib.machinery import ModuleSpec
+
+    origin = tmp_path / "lib" / "python3.99" / "site-packages" / "numpy" / "__init__.py"
+    spec = ModuleSpec("numpy", None, origin=str(origin))
+    monkeypatch.setattr(reachability.importlib.util, "find_spec", lambda name: spec if name == "numpy" else None)
+    monkeypatch.setattr(reachability, "_backend", None)
+    problem = reachability.numpy_problem()
+    assert problem is not None and "\n" not in problem
+    assert "Python 3.99" in problem and "pure Python" in problem
+    assert reachability.numpy_backend() == (None, problem)
+    monkeypatch.setattr(reachability, "BACKEND", "auto")
+    heap = Heap()
+    a = heap.alloc(1)
+    assert kinds(heap.scan({DATA: words(a)})) == {a: "reachable"}  # the pure scan answers
+
+
+def test_numpy_not_installed_is_silent(backend, monkeypatch):
+    monkeypatch.setattr(reachability.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(reachability, "_backend", None)
+    assert reachability.numpy_problem() is None
+    assert reachability.numpy_backend() == (None, None)
