@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ROOT / "c_targets"
 GDB_TESTS = Path(__file__).resolve().parent / "gdb"
 TARGET_PARAMS = ("source", "binary")  # a test parametrized by one of these runs one C target
+ENGINES = ("breakpoint", "agent")  # the tracking engines (`--engine`); tests that run programs check both
 
 _shared_dir: Path | None = None  # this run's temporary directory, the same for every xdist worker
 
@@ -67,6 +68,12 @@ def _exclusive(name: str) -> Iterator[Path]:
     with open(_shared_dir / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield _shared_dir
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """The tracking engine a test runs its program under (CLI `--engine`, GDB `set memleak engine`)."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")

@@ -14,14 +14,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any
 
 MIN_ROWS = 3
-
-
-class _Counters(Protocol):
-    live_blocks: int
-    live_bytes: int
 
 
 def terminal_rows(fd: int) -> int:
@@ -85,9 +80,13 @@ class Progress(threading.Thread):
                    if not t.finished and not t.reported and t.shares_memory_with is None]
         if not running:
             return None
-        events = sum(t.engine.events_seen() for t in running)
-        counters: list[_Counters] = [t.report.table.counters for t in running]
-        return events, sum(c.live_blocks for c in counters), sum(c.live_bytes for c in counters)
+        # each engine's own plain figures: the recorder's come straight from its memory (/proc/PID/mem), the
+        # breakpoint engine's from its table
+        events = blocks = size = 0
+        for tracking in running:
+            e, b, s = tracking.engine.progress()
+            events, blocks, size = events + e, blocks + b, size + s
+        return events, blocks, size
 
     def start(self) -> None:
         self.line.reserve()  # now, before the program can write anything

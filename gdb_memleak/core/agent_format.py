@@ -360,6 +360,23 @@ def region_address(read: ReadMemory, anchor: int) -> int:
     return region
 
 
+@dataclass(frozen=True)
+class Progress:
+    """The recorder's running figures, read while the program runs (a progress line): no stacks, no blocks."""
+
+    events: int       # allocations + releases so far
+    live_blocks: int
+    live_bytes: int
+
+
+def read_progress(read: ReadMemory, region: int) -> Progress:
+    """Two small reads (header, shard array): cheap enough twice a second while the program runs."""
+    h = parse_header(read(region, HEADER.size))
+    shard_bytes = read(region + h.shards_off, h.nshards * SHARD.size)
+    frees = sum(row[6] for row in SHARD.iter_unpack(shard_bytes))
+    return Progress(h.seq + frees, h.live_blocks, h.live_bytes)
+
+
 class ProcMemory:
     """Bulk reads and writes of another process's memory through /proc/PID/mem (it must be stopped or ours)."""
 

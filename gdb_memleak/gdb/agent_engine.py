@@ -22,7 +22,7 @@ import gdb
 from ..agent import build
 from ..core import agent_format as fmt
 from ..core.abi import Abi
-from ..core.allocators import EXIT_HOOKS, AllocatorSpec, Role, by_name
+from ..core.allocators import EXIT_HOOKS, MAPPING_HOOKS, AllocatorSpec, Role, by_name
 from ..core.elf import ElfError, read_elf_symbols
 from ..core.kinds import OnError
 from ..core.model import Block
@@ -68,6 +68,9 @@ class AgentEngine(Engine):
         self.abi, self.depth = abi, depth
         self.make_fallback = fallback
         self.fallback: BreakpointEngine | None = None
+        # mmap/munmap/shm*: rare calls, tracked through GDB breakpoints by the breakpoint engine's mapping hooks
+        # (only those specs); the recorder itself sees none of them
+        self.mapper: BreakpointEngine | None = None
         self.members: dict[int, AgentEngine] = {inferior.num: self}
         self.breakpoints: dict[str, AgentBreakpoint] = {}  # handler name -> breakpoint (shared with forks)
         self.library: str | None = None
@@ -79,6 +82,7 @@ class AgentEngine(Engine):
         self.trimmed: dict[tuple[int, ...], tuple[int, ...]] = {}
         self.syncs, self.sync_seconds, self.stops = 0, 0.0, 0
         self.break_written: int | None = None
+        self.pid = inferior.pid  # a plain copy: the progress thread must not touch GDB objects
         self._warned = False
 
     # -- the Engine interface -----------------------------------------------------------------------------------
@@ -88,6 +92,7 @@ class AgentEngine(Engine):
             return
         if not self.inferior.pid:
             return
+        self.pid = self.inferior.pid
         maps = read_maps(self.inferior.pid)
         if self.library is None:
             self.library = fmt.recorder_library(maps)
@@ -96,6 +101,8 @@ class AgentEngine(Engine):
             elif any(os.path.basename(m.path).startswith("libc.so") for m in maps):
                 self._fall_back("the recorder was not loaded (the program ignored LD_PRELOAD)")
                 return
+        if self.mapper is not None:
+            self.mapper.start()
         wanted = [s for s in EXIT_HOOKS if self._handler(s) not in self.breakpoints]
         placed = {bp.location for bp in self.breakpoints.values()}
         for definition in locate(wanted, _without(maps, self.library)):
@@ -107,6 +114,8 @@ class AgentEngine(Engine):
         if self.fallback is not None:
             return self.fallback.stop()
         removed = len(self.breakpoints)
+        if self.mapper is not None:
+            removed += self.mapper.stop()
         if len(self.members) > 1:  # forked relatives still use the breakpoints
             self.members.pop(self.inferior.num, None)
         else:
@@ -127,6 +136,10 @@ class AgentEngine(Engine):
         engine.library, engine.anchor, engine.region = self.library, self.anchor, self.region
         engine.header, engine.names, engine.threads = self.header, self.names, dict(self.threads)
         engine.breakpoints, engine.members = self.breakpoints, self.members
+        if self.mapper is not None:
+            engine.mapper = self.mapper.fork(child, table, events)
+            hooks, ours = engine.mapper.mapping_hooks, self.mapper.mapping_hooks
+            hooks.own_objects, hooks.own_prefixes = set(ours.own_objects), ours.own_prefixes
         self.members[child.num] = engine
         _ENGINES.add(engine)
         return engine
@@ -139,7 +152,8 @@ class AgentEngine(Engine):
     def complete(self) -> bool:
         if self.fallback is not None:
             return self.fallback.complete
-        return self.library is not None and all(self._handler(s) in self.breakpoints for s in EXIT_HOOKS)
+        return (self.library is not None and all(self._handler(s) in self.breakpoints for s in EXIT_HOOKS)
+                and (self.mapper is None or self.mapper.complete))
 
     @property
     def glibc_malloc(self) -> bool:
@@ -205,10 +219,25 @@ class AgentEngine(Engine):
         return tuple(ranges)
 
     def events_seen(self) -> int:
+        return self.progress()[0]
+
+    def progress(self) -> tuple[int, int, int]:
+        """Straight from the recorder's header and shard counters through /proc/PID/mem (the program may be
+        running: the tracer may read it; no GDB call, so the CLI's progress thread can ask)."""
         if self.fallback is not None:
-            return self.fallback.events_seen()
+            return self.fallback.progress()
+        pid, anchor = self.pid, self.anchor
+        if pid and anchor is not None:
+            try:
+                with fmt.ProcMemory(pid) as mem:
+                    region = self.region or fmt.region_address(mem.read, anchor)
+                    if region:
+                        p = fmt.read_progress(mem.read, region)
+                        return p.events, p.live_blocks, p.live_bytes
+            except (OSError, fmt.AgentFormatError):
+                log.debug("process %d: recorder counters not readable", pid, exc_info=True)
         c = self.table.counters
-        return c.allocs + c.frees
+        return c.allocs + c.frees, c.live_blocks, c.live_bytes
 
     def status(self) -> list[str]:
         if self.fallback is not None:
@@ -225,6 +254,10 @@ class AgentEngine(Engine):
             served = []
         if served:  # the allocator the recorder forwards to (glibc, or a preloaded jemalloc ...)
             lines.append("forwards to: " + ", ".join(f"{d.spec.name} ({d.object})" for d in served))
+        if self.mapper is not None:
+            s = self.mapper.stats
+            lines.append(f"mappings and shared memory through breakpoints: {s.entry_stops:,} entry, "
+                         f"{s.return_stops:,} return stops")
         if h is not None and h.stacks_dropped:
             lines.append(f"stacks not stored (pool full): {h.stacks_dropped:,}")
         return lines
@@ -253,7 +286,7 @@ class AgentEngine(Engine):
         action = self.events.heap_error(error)
         skip = 1 if action is OnError.SKIP else 0
         self.inferior.write_memory(address + fmt.ERROR_SKIP_OFFSET, skip.to_bytes(8, "little"))
-        return action is OnError.STOP
+        return self._stopping(action is OnError.STOP)
 
     def on_break_alloc(self) -> bool:
         slot = fmt.SLOT.unpack(self._read(self._argument(0), fmt.SLOT.size))
@@ -264,7 +297,14 @@ class AgentEngine(Engine):
         block = Block(addr, size, label, self._thread(tid), seq, (time_ns - int(self.started * 1e9)) / 1e9,
                       self._stack_by_id(stack_id), family)
         self.events.allocation_break(block)
-        return True
+        return self._stopping(True)
+
+    def _stopping(self, stop: bool) -> bool:
+        """The program stops inside the recorder: once GDB reports the stop, the program's own frame (the bad
+        free's or the allocation's caller) is selected, so `frame`, `info locals` and `up` start there."""
+        if stop and self.library is not None:
+            _PROGRAM_FRAME[self.inferior.num] = self.library
+        return stop
 
     def on_exit(self) -> bool:
         self.events.exiting()
@@ -299,6 +339,14 @@ class AgentEngine(Engine):
                 return
             self._place(bias + value, handler)
         _ENGINES.add(self)
+        self.mapper = BreakpointEngine(self.inferior, self.table, self.events, self.abi, self.depth,
+                                       list(MAPPING_HOOKS))
+        self.mapper.mapping_hooks.own_objects.add(path)
+        self.mapper.mapping_hooks.own_prefixes = ("libunwind.so",)  # the recorder's stack capture maps its cache
+        served = locate([by_name()["malloc"]], _without(maps, path))
+        if served and not os.path.basename(served[0].object).startswith("libc.so"):
+            self.mapper.mapping_hooks.own_objects.add(served[0].object)  # a preloaded jemalloc maps its heap
+        self.mapper.start()
 
     def _fall_back(self, why: str) -> None:
         gdb.write(f"gdb-memleak: process {self.inferior.pid}: {why}: using the breakpoint engine.\n", gdb.STDERR)
@@ -306,6 +354,9 @@ class AgentEngine(Engine):
             if bp.is_valid():
                 bp.delete()
         self.breakpoints = {}
+        if self.mapper is not None:
+            self.mapper.stop()
+            self.mapper = None
         self.fallback = self.make_fallback()
         self.fallback.start()
 
@@ -375,6 +426,29 @@ class AgentEngine(Engine):
 
 
 _ENGINES: set[AgentEngine] = set()
+_PROGRAM_FRAME: dict[int, str] = {}  # inferior number -> the recorder library whose frames a stop steps over
+
+
+def program_frame(library: str) -> gdb.Frame | None:
+    """The newest frame whose code is not the recorder's (the hooked call's caller)."""
+    frame: gdb.Frame | None = gdb.newest_frame()
+    while frame is not None:
+        if gdb.solib_name(frame.pc()) != library:
+            return frame
+        frame = frame.older()
+    return None
+
+
+def _on_stop(_event: gdb.StopEvent) -> None:
+    library = _PROGRAM_FRAME.pop(gdb.selected_inferior().num, None)
+    if library is None:
+        return
+    try:
+        frame = program_frame(library)
+        if frame is not None:
+            frame.select()
+    except gdb.error:
+        log.debug("could not select the program's frame", exc_info=True)
 
 
 def _before_prompt(*_event: object) -> None:
@@ -419,6 +493,17 @@ def prepare_environment(depth: int, on_error: str, break_alloc: int | None) -> s
     return None
 
 
+def break_alloc_changed(number: int | None) -> None:
+    """`memleak break-alloc N|off`: the next run's recorder reads N from its environment; a running one gets it
+    written into its memory now (a batch GDB shows no prompt before `continue`)."""
+    if "library" in _prepared:
+        if number:
+            gdb.execute(f"set environment {fmt.ENV_PREFIX}BREAK_ALLOC={number}", to_string=True)
+        else:
+            gdb.execute(f"unset environment {fmt.ENV_PREFIX}BREAK_ALLOC", to_string=True)
+    _before_prompt()
+
+
 def restore_environment() -> None:
     """`memleak stop`: the next run gets the user's own environment back."""
     if "library" not in _prepared:
@@ -452,3 +537,4 @@ def choose(setting: str, inferior: gdb.Inferior, complete: bool) -> tuple[str, s
 
 def register() -> None:
     gdb.events.before_prompt.connect(_before_prompt)
+    gdb.events.stop.connect(_on_stop)

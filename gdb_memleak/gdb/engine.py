@@ -94,6 +94,12 @@ class Engine(ABC):
         """A plain counter of events handled, for a progress line (read from another thread: no GDB calls)."""
         return 0
 
+    def progress(self) -> tuple[int, int, int]:
+        """(events handled, live blocks, live bytes) for the CLI's progress line, read from another thread while
+        the program runs: no GDB calls."""
+        c = self.table.counters
+        return self.events_seen(), c.live_blocks, c.live_bytes
+
     def status(self) -> list[str]:
         """Lines for `memleak status`: what is hooked, what it cost."""
         return []

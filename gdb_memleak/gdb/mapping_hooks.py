@@ -65,6 +65,10 @@ class MappingHooks:
     def __init__(self, engine: BreakpointEngine) -> None:
         self.engine = engine
         self._internal: dict[int, bool] = {}   # return address -> made by libc/ld.so for itself
+        # objects whose mapping calls are never the program's besides libc's: the recorder engine names its
+        # preloaded library and the allocator it forwards to (this engine then hooks no malloc of its own)
+        self.own_objects: set[str] = set()
+        self.own_prefixes: tuple[str, ...] = ()  # library basenames, for what the recorder loads later (libunwind)
 
     @property
     def mappings(self) -> MappingTable:
@@ -144,7 +148,8 @@ class MappingHooks:
             if solib is not None:
                 base = os.path.basename(solib)
                 known = (base.startswith(("libc.so", "ld-linux", "ld64.so", "libpthread.so", "librt.so"))
-                         or solib == self.allocator_object())  # a preloaded malloc (jemalloc) maps its own heap
+                         or solib == self.allocator_object()  # a preloaded malloc (jemalloc) maps its own heap
+                         or solib in self.own_objects or base.startswith(self.own_prefixes))
             else:  # the executable; a static one holds glibc too: its internal callers are known by name
                 symbol = minimal_symbol(return_address - 1)
                 known = bool(symbol and symbol[0] in INTERNAL_MAPPERS)

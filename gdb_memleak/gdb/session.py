@@ -202,6 +202,7 @@ class Session:
 
     def set_break_alloc(self, number: int | None) -> None:
         self.break_alloc = number
+        agent_engine.break_alloc_changed(number)
 
     def detach(self, tracking: Tracking | None, seconds: float) -> None:
         """End of an attach window: classify and report the blocks allocated in it, remove every breakpoint, and

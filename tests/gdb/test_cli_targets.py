@@ -43,9 +43,10 @@ def exit_status(ending: dict) -> int:
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
-def test_target_findings_match_its_declared_expectations(source: Path, built_targets: Path, tmp_path: Path):
+def test_target_findings_match_its_declared_expectations(source: Path, built_targets: Path, tmp_path: Path,
+                                                          engine: str):
     expected = expectations.parse(source)
-    run = cached_cli([str(built_targets / expected.name), *expected.args])
+    run = cached_cli(["--engine", engine, str(built_targets / expected.name), *expected.args])
     process = run.process()
     ending = expected.cli_exit or expected.exit
     assert process["exit"] == ending, run.stderr
@@ -74,10 +75,10 @@ def test_target_findings_match_its_declared_expectations(source: Path, built_tar
 @pytest.mark.valgrind
 @pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
 @pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
-def test_heap_totals_and_in_use_equal_valgrinds(source: Path, built_targets: Path, tmp_path: Path):
+def test_heap_totals_and_in_use_equal_valgrinds(source: Path, built_targets: Path, tmp_path: Path, engine: str):
     expected = expectations.parse(source)
     argv = [str(built_targets / expected.name), *expected.args]
-    ours = valgrind.our_figures(cached_cli(["--no-default-suppressions", *argv]).process())  # totals: any flags
+    ours = valgrind.our_figures(cached_cli(["--engine", engine, "--no-default-suppressions", *argv]).process())  # totals: any flags
     assert ours == valgrind.heap_figures(argv)
 
 
@@ -85,10 +86,11 @@ WITH_SUMMARY = [s for s in SOURCES if expectations.parse(s).summary is not None]
 
 
 @pytest.mark.parametrize("source", WITH_SUMMARY, ids=[s.stem for s in WITH_SUMMARY])
-def test_leak_summary_equals_the_declared_one(source: Path, built_targets: Path, tmp_path: Path):
+def test_leak_summary_equals_the_declared_one(source: Path, built_targets: Path, tmp_path: Path, engine: str):
     """Leak kinds by reachability, default suppressions off (valgrind has none for leaks)."""
     expected = expectations.parse(source)
-    run = cached_cli(["--no-default-suppressions", str(built_targets / expected.name), *expected.args])
+    run = cached_cli(["--engine", engine, "--no-default-suppressions", str(built_targets / expected.name),
+                      *expected.args])
     summary = {k: (v["bytes"], v["blocks"]) for k, v in run.process()["leak_summary"].items()}
     assert summary == expected.summary, run.stderr
 
@@ -96,10 +98,10 @@ def test_leak_summary_equals_the_declared_one(source: Path, built_targets: Path,
 @pytest.mark.valgrind
 @pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
 @pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
-def test_leak_summary_equals_valgrinds(source: Path, built_targets: Path, tmp_path: Path):
+def test_leak_summary_equals_valgrinds(source: Path, built_targets: Path, tmp_path: Path, engine: str):
     expected = expectations.parse(source)
     argv = [str(built_targets / expected.name), *expected.args]
-    run = cached_cli(["--no-default-suppressions", *argv])
+    run = cached_cli(["--engine", engine, "--no-default-suppressions", *argv])
     summary = {k: (v["bytes"], v["blocks"]) for k, v in run.process()["leak_summary"].items()}
     assert summary == valgrind.leak_summary(argv), run.stderr
 

@@ -182,17 +182,23 @@ def test_leaks_by_line_shows_the_leaking_source_line_with_a_marker_and_no_ansi_e
 
 # -- b. on-error stop -----------------------------------------------------------------------------------------------
 
-def test_default_on_error_stops_at_the_double_free_where_the_stack_and_locals_can_be_inspected(built_targets: Path):
+def test_default_on_error_stops_at_the_double_free_where_the_stack_and_locals_can_be_inspected(built_targets: Path,
+                                                                                              engine: str):
+    """The breakpoint engine stops at free's entry (`frame 1` is the caller); the recorder stops inside its own
+    free hook and selects the program's frame, so a plain `frame` shows the bad free's line."""
     bad_free_line = SEED.double_frees["p4"]
-    run = run_gdb(["memleak start", "run", mark("bt"), "bt", mark("frame"), "frame 1", "info locals",
-                   mark("continue"), "continue"], built_targets / "seed_demo")
+    caller = "frame 1" if engine == "breakpoint" else "frame"
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", "run", mark("bt"), "bt", mark("frame"), caller,
+                   "info locals", mark("continue"), "continue"], built_targets / "seed_demo")
     no_traceback(run)
     out = sections(run.stdout)
     assert "Double free of 0x" in out[""], run.stdout
     assert "HEAP SUMMARY" not in out[""], "stopped at the bad free: the program has not ended yet"
-    frame1 = re.search(r"^#1\s+0x[0-9a-f]+ in main \(\) at \S*seed_demo\.c:(\d+)$", out["bt"], re.M)
-    assert frame1 and int(frame1.group(1)) == bad_free_line, out["bt"]
-    assert re.search(r"^#0\s.*free", out["bt"], re.M), out["bt"]
+    frames = re.findall(r"^#(\d+)\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*\) at \S*?([\w.]+):(\d+)$", out["bt"], re.M)
+    main = [f for f in frames if f[1] == "main"]
+    assert main and main[0][2:] == ("seed_demo.c", str(bad_free_line)), out["bt"]
+    below = frames[int(main[0][0]) - 1]
+    assert below[1].endswith("free"), out["bt"]  # the frame under main is the free call (libc's, or the recorder's hook)
     assert f"seed_demo.c:{bad_free_line}" in out["frame"]
     for local in ("p1", "p2", "p3", "p4"):
         assert re.search(rf"^{local} = 0x[0-9a-f]+", out["frame"], re.M), out["frame"]
@@ -702,14 +708,16 @@ def _break_alloc_stops(text: str) -> list[str]:
 
 
 def test_memleak_break_alloc_stops_where_allocation_n_is_made_and_the_number_is_stable_across_runs(
-        built_targets: Path, leak_sites_session):
+        built_targets: Path, leak_sites_session, engine: str):
+    """The breakpoint engine stops where malloc returns; the recorder inside its malloc hook, with the program's
+    frame selected: `frame` shows the allocating line under both."""
     src = LEAK_SITES.source
     loop_line = line_of(src, "malloc(24)")
     # the number `leaks` showed for the loop's leak in an earlier session (the `first` column)
     number = int(table(leak_sites_session[1]["leaks"], "leak_sites.c")[loop_line]["first"])
-    run = run_gdb(["memleak start", f"memleak break-alloc {number}",
-                   "run", mark("bt1"), "bt",
-                   mark("run2"), "run", mark("bt2"), "bt",
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", f"memleak break-alloc {number}",
+                   "run", mark("bt1"), "bt", "frame",
+                   mark("run2"), "run", mark("bt2"), "bt", "frame",
                    mark("off"), "memleak break-alloc off", mark("continue"), "continue"],
                   built_targets / "leak_sites")
     no_traceback(run)
@@ -721,8 +729,14 @@ def test_memleak_break_alloc_stops_where_allocation_n_is_made_and_the_number_is_
     assert re.match(rf"^gdb-memleak: allocation #{number} made: 24 bytes at 0x[0-9a-f]+ by malloc ", first), first
     for bt in (out["bt1"], out["bt2"]):
         frames = re.findall(r"^#(\d+)\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*\) at \S*leak_sites\.c:(\d+)$", bt, re.M)
-        assert frames[:2] == [("0", "leak_in_loop", str(loop_line)),
-                              ("1", "main", str(line_of(src, "leak_in_loop();")))], bt
+        assert [f[1:] for f in frames[:2]] == [("leak_in_loop", str(loop_line)),
+                                              ("main", str(line_of(src, "leak_in_loop();")))], bt
+        assert int(frames[1][0]) == int(frames[0][0]) + 1, bt
+        # the selected frame (`frame`, printed after bt) is the allocating one
+        selected = re.findall(r"^#(\d+)\s+(?:0x[0-9a-f]+ in )?(\w+) \(", bt, re.M)[-1]
+        assert selected == (frames[0][0], "leak_in_loop"), bt
+        if engine == "breakpoint":
+            assert frames[0][0] == "0", bt
     assert "gdb-memleak: break-alloc cleared." in out["off"]
     assert "exited normally" in out["continue"]
     assert not _break_alloc_stops(out["continue"])
@@ -860,9 +874,9 @@ def test_leaks_older_than_separates_blocks_by_age_in_a_running_program(built_tar
 
 
 def test_on_error_skip_lets_the_program_run_to_completion_with_the_double_free_and_the_leak_reported(
-        built_targets: Path):
+        built_targets: Path, engine: str):
     (leak_line, (leak_bytes, leak_blocks)), = SEED.leaks.items()
-    run = run_gdb(["memleak start", "set memleak on-error skip", "run", mark("errors"), "memleak errors"],
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", "set memleak on-error skip", "run", mark("errors"), "memleak errors"],
                   built_targets / "seed_demo")
     no_traceback(run)
     out = sections(run.stdout)

@@ -96,17 +96,18 @@ def left_behind(process: dict, source: str) -> dict[tuple[str, int], list]:
     return dict(found)
 
 
-def run_target(programs: Path, source: Path, tmp_path: Path, leftovers: Leftovers, *options: str):
-    run = run_cli([*options, str(programs / source.stem), leftovers.shm_name(source.stem)], tmp_path, timeout=120)
+def run_target(programs: Path, source: Path, tmp_path: Path, leftovers: Leftovers, engine: str, *options: str):
+    run = run_cli(["--engine", engine, *options, str(programs / source.stem), leftovers.shm_name(source.stem)], tmp_path, timeout=120)
     leftovers.pids |= set(roles(run.stdout)) | {p["pid"] for p in (run.report or {}).get("processes", [])}
     return run
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
 def test_target_leaves_behind_what_it_declares_in_the_process_that_made_it(programs: Path, source: Path,
-                                                                         tmp_path: Path, leftovers: Leftovers):
+                                                                         tmp_path: Path, leftovers: Leftovers,
+                                                                         engine: str):
     expected = expectations.parse(source)
-    run = run_target(programs, source, tmp_path, leftovers)
+    run = run_target(programs, source, tmp_path, leftovers, engine)
     assert run.report is not None, run.stderr
     who = roles(run.stdout)
     processes = run.report["processes"]
@@ -128,9 +129,10 @@ def test_target_leaves_behind_what_it_declares_in_the_process_that_made_it(progr
 
 
 def test_shmget_segment_is_reported_once_by_its_creator_and_is_still_in_the_system(programs: Path, tmp_path: Path,
-                                                                                   leftovers: Leftovers):
+                                                                                   leftovers: Leftovers,
+                                                                                   engine: str):
     source = MAPPING_TARGETS / "shm_sysv.c"
-    run = run_target(programs, source, tmp_path, leftovers)
+    run = run_target(programs, source, tmp_path, leftovers, engine)
     shmid = int(re.search(r"^shmid (\d+)$", run.stdout, re.MULTILINE).group(1))
     who = roles(run.stdout)
     by_role = {who[p["pid"]]: p for p in run.report["processes"]}
@@ -146,9 +148,9 @@ def test_shmget_segment_is_reported_once_by_its_creator_and_is_still_in_the_syst
 
 
 def test_posix_object_is_reported_with_its_name_and_is_left_in_dev_shm(programs: Path, tmp_path: Path,
-                                                                      leftovers: Leftovers):
+                                                                      leftovers: Leftovers, engine: str):
     source = MAPPING_TARGETS / "shm_posix.c"
-    run = run_target(programs, source, tmp_path, leftovers)
+    run = run_target(programs, source, tmp_path, leftovers, engine)
     name = leftovers.names[-1]
     [obj] = run.report["processes"][0]["shm"]
     assert (obj["type"], obj["name"], obj["size"]) == ("posix", name, 4096)
@@ -158,21 +160,22 @@ def test_posix_object_is_reported_with_its_name_and_is_left_in_dev_shm(programs:
 
 
 def test_errors_for_mappings_chooses_what_sets_the_exit_status(programs: Path, tmp_path: Path,
-                                                              leftovers: Leftovers):
+                                                              leftovers: Leftovers, engine: str):
     source = MAPPING_TARGETS / "mmap_anon_shared.c"
-    assert run_target(programs, source, tmp_path, leftovers, "--errors-for-mappings", "all").returncode == 1
+    assert run_target(programs, source, tmp_path, leftovers, engine, "--errors-for-mappings", "all").returncode == 1
     sysv = MAPPING_TARGETS / "shm_sysv.c"
-    assert run_target(programs, sysv, tmp_path, leftovers, "--errors-for-mappings", "mappings").returncode == 0
+    assert run_target(programs, sysv, tmp_path, leftovers, engine, "--errors-for-mappings",
+                      "mappings").returncode == 0
     bad = run_cli(["--errors-for-mappings", "heap", str(programs / source.stem)], tmp_path)
     assert bad.returncode == 2 and "unknown mapping kind heap" in bad.stderr
 
 
-def test_leaks_mappings_and_shm_list_them_on_demand(programs: Path, leftovers: Leftovers):
+def test_leaks_mappings_and_shm_list_them_on_demand(programs: Path, leftovers: Leftovers, engine: str):
     """Stopped between mmap and munmap of a POSIX object: the region (backed by /dev/shm/NAME) and the object."""
     name = leftovers.shm_name("interactive")
     line = next(n for n, text in enumerate((MAPPING_TARGETS / "shm_posix.c").read_text().splitlines(), 1)
                 if "munmap(" in text)
-    run = run_gdb(["memleak start", f"break shm_posix.c:{line}", "run", "echo @@mappings\\n", "leaks --mappings",
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", f"break shm_posix.c:{line}", "run", "echo @@mappings\\n", "leaks --mappings",
                    "echo @@shm\\n", "leaks --shm --stack", "echo @@bad\\n", "leaks --shm --pid 1", "kill"],
                   programs / "shm_posix", args=[name])
     assert "Traceback" not in run.stderr, run.stderr

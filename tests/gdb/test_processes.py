@@ -40,8 +40,8 @@ def valgrind_figures_per_process(argv: list[str]) -> list[tuple[int, ...]]:
     return sorted(tuple(v) for v in per_pid.values())
 
 
-def test_fork_family_reports_every_process_with_its_own_leak(programs: Path, tmp_path: Path):
-    run = run_cli([str(programs / "fork_family")], tmp_path)
+def test_fork_family_reports_every_process_with_its_own_leak(programs: Path, tmp_path: Path, engine: str):
+    run = run_cli(["--engine", engine, str(programs / "fork_family")], tmp_path)
     processes = run.report["processes"]
     assert len(processes) == 3, run.stderr
     assert all(p["exit"] == {"code": 0} and p["errors"] == [] for p in processes)
@@ -51,17 +51,17 @@ def test_fork_family_reports_every_process_with_its_own_leak(programs: Path, tmp
     assert run.returncode == 1
 
 
-def test_vfork_child_is_not_a_process_of_its_own_and_its_exec_image_is(programs: Path, tmp_path: Path):
+def test_vfork_child_is_not_a_process_of_its_own_and_its_exec_image_is(programs: Path, tmp_path: Path, engine: str):
     """The vforked child runs in its parent's memory until its exec: only the parent and the new image report."""
-    run = run_cli([str(programs / "vfork_exec")], tmp_path)
+    run = run_cli(["--engine", engine, str(programs / "vfork_exec")], tmp_path)
     processes = run.report["processes"]
     assert [p["exit"] for p in processes] == [{"code": 0}, {"code": 0}], run.stderr
     assert sorted(figures(p) for p in processes) == [(1, 1, 33, 0, 0), (2, 0, 77, 77, 2)]  # parent, new image
     assert all(p["errors"] == [] for p in processes)
 
 
-def test_what_a_vfork_child_allocates_and_frees_is_its_parents_heap(programs: Path, tmp_path: Path):
-    run = run_cli([str(programs / "vfork_shared")], tmp_path)
+def test_what_a_vfork_child_allocates_and_frees_is_its_parents_heap(programs: Path, tmp_path: Path, engine: str):
+    run = run_cli(["--engine", engine, str(programs / "vfork_shared")], tmp_path)
     processes = run.report["processes"]
     assert len(processes) == 1, run.stderr
     assert processes[0]["errors"] == [], run.stderr
@@ -69,9 +69,9 @@ def test_what_a_vfork_child_allocates_and_frees_is_its_parents_heap(programs: Pa
     assert run.returncode == 0, run.stderr
 
 
-def test_shell_script_running_commands_through_vfork_has_no_heap_errors(tmp_path: Path):
+def test_shell_script_running_commands_through_vfork_has_no_heap_errors(tmp_path: Path, engine: str):
     """dash runs every external command through vfork: no false invalid free, the shell's own exit status."""
-    run = run_cli(["/bin/sh", "-c", "/usr/bin/true; /usr/bin/true; exit 3"], tmp_path)
+    run = run_cli(["--engine", engine, "/bin/sh", "-c", "/usr/bin/true; /usr/bin/true; exit 3"], tmp_path)
     assert all(p["errors"] == [] for p in run.report["processes"]), run.stderr
     assert "nvalid free" not in run.stderr
     assert run.returncode == 3, run.stderr
@@ -80,7 +80,7 @@ def test_shell_script_running_commands_through_vfork_has_no_heap_errors(tmp_path
 @pytest.mark.valgrind
 @pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
 @pytest.mark.parametrize("name", ["fork_family", "vfork_exec"])
-def test_every_process_figures_equal_valgrinds_trace_children(programs: Path, tmp_path: Path, name: str):
+def test_every_process_figures_equal_valgrinds_trace_children(programs: Path, tmp_path: Path, name: str, engine: str):
     argv = [str(programs / name)]
-    ours = sorted(figures(p) for p in run_cli(argv, tmp_path).report["processes"] if "exec" not in (p["exit"] or {}))
+    ours = sorted(figures(p) for p in run_cli(["--engine", engine, *argv], tmp_path).report["processes"] if "exec" not in (p["exit"] or {}))
     assert ours == valgrind_figures_per_process(argv)
