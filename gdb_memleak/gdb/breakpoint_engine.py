@@ -98,6 +98,7 @@ class BreakpointEngine(Engine):
         self._args = tuple(abi.index(r) for r in abi.arg_registers)
         self._warned = False
         self._internal_callers: dict[int, bool] = {}
+        self._called: dict[tuple[str, int], AllocatorSpec] = {}  # (hooked name, return address) -> name called
         self._placed: list[int] = []
         # Engines of forked children share the parent's breakpoints (GDB inserts them in every inferior of the
         # same image); each stop is routed to the engine of the inferior that hit it.
@@ -237,6 +238,8 @@ class BreakpointEngine(Engine):
         return_address = stack.read_word(sp)
         if return_address is None:
             return False
+        if self.aliases:
+            spec = self.called_spec(spec, return_address)
         if spec.family == MAPPING:  # mmap, munmap, shm*: gdb/mapping_hooks.py decides what matters
             parked = self.mapping_hooks.entry(spec, args, return_address, regs[self._fp], stack)
             if parked is not None:
@@ -270,6 +273,31 @@ class BreakpointEngine(Engine):
                 return self.apply(action, return_address, sp, result=0)
         self._await_return(call, lwp, sp, return_address)
         return False
+
+    def called_spec(self, spec: AllocatorSpec, return_address: int) -> AllocatorSpec:
+        """Which of the names sharing one address the program called (glibc: memalign = aligned_alloc), from the
+        call instruction before the return address (`call NAME@plt`); the hooked name when that is not readable.
+        Reports then name the function the program called, as the recorder (which hooks each name) does."""
+        key = (spec.name, return_address)
+        known = self._called.get(key)
+        if known is not None:
+            return known
+        known = spec
+        entry = self.entries.get(spec.name)
+        sharing = [d.spec for d in self.aliases.values()
+                   if entry is not None and d.address == entry.definition.address]
+        if sharing:
+            try:
+                code = self.inferior.read_memory(return_address - 5, 5).tobytes()
+            except (gdb.MemoryError, gdb.error):
+                code = b""
+            if len(code) == 5 and code[0] == 0xE8:  # call rel32
+                target = (return_address + int.from_bytes(code[1:], "little", signed=True)) & (2**64 - 1)
+                symbol = minimal_symbol(target)
+                name = symbol[0].split("@")[0] if symbol is not None and symbol[1] == 0 else None
+                known = next((s for s in sharing if s.name == name), spec)
+        self._called[key] = known
+        return known
 
     def _await_return(self, call: PendingCall, lwp: int, sp: int, return_address: int) -> None:
         """Park the call until it returns through the (reused) breakpoint at its return address."""
