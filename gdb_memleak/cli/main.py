@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="breakpoint (default; or $GDB_MEMLEAK_ENGINE): GDB breakpoints (any program; ~200 us "
                              "a stop); agent: an "
                              "in-process recorder (allocation-heavy programs at near-native speed; dynamically "
-                             "linked programs, no mmap/shm tracking yet); auto: agent when it can, else breakpoint, "
+                             "linked programs GDB starts); auto: agent when it can, else breakpoint, "
                              "saying why")
     parser.add_argument("--gdb", default="gdb", metavar="PATH", help="the GDB to use (default: gdb on PATH)")
     parser.add_argument("--gdbinit", action="store_true",

@@ -103,8 +103,8 @@ class OnError(_Param):
 class EngineChoice(_Param):
     """Which engine tracks the allocator calls (takes effect at the next `memleak start` before `run`).
 
-    Default: breakpoint. The agent does not track mmap/shared memory yet, and its stops at a heap error or
-    break-alloc land in the recorder's frames (`up` reaches the program's).
+    Default: breakpoint (the agent sometimes hangs on a shell's vfork children). At an agent stop (heap error,
+    break-alloc) the program's frame is selected; mmap and shared memory are tracked under both engines.
 
     auto: the in-process recorder (agent) for a dynamically linked program GDB starts; the breakpoint engine for
     static binaries, attach, or when the recorder cannot be built (one line says so).

@@ -78,7 +78,8 @@ def test_target_findings_match_its_declared_expectations(source: Path, built_tar
 def test_heap_totals_and_in_use_equal_valgrinds(source: Path, built_targets: Path, tmp_path: Path, engine: str):
     expected = expectations.parse(source)
     argv = [str(built_targets / expected.name), *expected.args]
-    ours = valgrind.our_figures(cached_cli(["--engine", engine, "--no-default-suppressions", *argv]).process())  # totals: any flags
+    run = cached_cli(["--engine", engine, "--no-default-suppressions", *argv])  # totals: any flags
+    ours = valgrind.our_figures(run.process())
     assert ours == valgrind.heap_figures(argv)
 
 

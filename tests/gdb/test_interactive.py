@@ -198,7 +198,7 @@ def test_default_on_error_stops_at_the_double_free_where_the_stack_and_locals_ca
     main = [f for f in frames if f[1] == "main"]
     assert main and main[0][2:] == ("seed_demo.c", str(bad_free_line)), out["bt"]
     below = frames[int(main[0][0]) - 1]
-    assert below[1].endswith("free"), out["bt"]  # the frame under main is the free call (libc's, or the recorder's hook)
+    assert below[1].endswith("free"), out["bt"]  # under main: the free call (libc's, or the recorder's hook)
     assert f"seed_demo.c:{bad_free_line}" in out["frame"]
     for local in ("p1", "p2", "p3", "p4"):
         assert re.search(rf"^{local} = 0x[0-9a-f]+", out["frame"], re.M), out["frame"]

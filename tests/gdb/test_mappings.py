@@ -97,7 +97,8 @@ def left_behind(process: dict, source: str) -> dict[tuple[str, int], list]:
 
 
 def run_target(programs: Path, source: Path, tmp_path: Path, leftovers: Leftovers, engine: str, *options: str):
-    run = run_cli(["--engine", engine, *options, str(programs / source.stem), leftovers.shm_name(source.stem)], tmp_path, timeout=120)
+    run = run_cli(["--engine", engine, *options, str(programs / source.stem), leftovers.shm_name(source.stem)],
+                  tmp_path, timeout=120)
     leftovers.pids |= set(roles(run.stdout)) | {p["pid"] for p in (run.report or {}).get("processes", [])}
     return run
 
@@ -175,7 +176,8 @@ def test_leaks_mappings_and_shm_list_them_on_demand(programs: Path, leftovers: L
     name = leftovers.shm_name("interactive")
     line = next(n for n, text in enumerate((MAPPING_TARGETS / "shm_posix.c").read_text().splitlines(), 1)
                 if "munmap(" in text)
-    run = run_gdb([f"set memleak engine {engine}", "memleak start", f"break shm_posix.c:{line}", "run", "echo @@mappings\\n", "leaks --mappings",
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", f"break shm_posix.c:{line}", "run",
+                   "echo @@mappings\\n", "leaks --mappings",
                    "echo @@shm\\n", "leaks --shm --stack", "echo @@bad\\n", "leaks --shm --pid 1", "kill"],
                   programs / "shm_posix", args=[name])
     assert "Traceback" not in run.stderr, run.stderr

@@ -82,5 +82,6 @@ def test_shell_script_running_commands_through_vfork_has_no_heap_errors(tmp_path
 @pytest.mark.parametrize("name", ["fork_family", "vfork_exec"])
 def test_every_process_figures_equal_valgrinds_trace_children(programs: Path, tmp_path: Path, name: str, engine: str):
     argv = [str(programs / name)]
-    ours = sorted(figures(p) for p in run_cli(["--engine", engine, *argv], tmp_path).report["processes"] if "exec" not in (p["exit"] or {}))
+    processes = run_cli(["--engine", engine, *argv], tmp_path).report["processes"]
+    ours = sorted(figures(p) for p in processes if "exec" not in (p["exit"] or {}))
     assert ours == valgrind_figures_per_process(argv)
