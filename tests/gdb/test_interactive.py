@@ -876,7 +876,8 @@ def test_leaks_older_than_separates_blocks_by_age_in_a_running_program(built_tar
 def test_on_error_skip_lets_the_program_run_to_completion_with_the_double_free_and_the_leak_reported(
         built_targets: Path, engine: str):
     (leak_line, (leak_bytes, leak_blocks)), = SEED.leaks.items()
-    run = run_gdb([f"set memleak engine {engine}", "memleak start", "set memleak on-error skip", "run", mark("errors"), "memleak errors"],
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", "set memleak on-error skip", "run",
+                   mark("errors"), "memleak errors"],
                   built_targets / "seed_demo")
     no_traceback(run)
     out = sections(run.stdout)
