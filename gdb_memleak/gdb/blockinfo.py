@@ -6,6 +6,7 @@ from typing import TextIO
 
 import gdb
 
+from ..core.addressinfo import containing
 from ..core.kinds import LABELS
 from ..core.model import Block
 from ..core.reachability import Referrer
@@ -20,10 +21,8 @@ def find_block(tracking: Tracking, address: int) -> Block | None:
     block = blocks.get(address)
     if block is not None:
         return block
-    for candidate in blocks.values():
-        if candidate.address <= address < candidate.address + max(candidate.size, 1):
-            return candidate
-    return None
+    found = containing(address, ((b.address, b.size) for b in blocks.values()))  # as heap errors describe it
+    return blocks[found[0]] if found is not None else None
 
 
 def stack_frame_of(thread_num: int, address: int) -> str:
