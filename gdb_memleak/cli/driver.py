@@ -195,9 +195,22 @@ def _run(config: dict) -> int:
     return config["error_exitcode"] if found and config["error_exitcode"] else status
 
 
+def _profiled(config: dict) -> int:
+    """`GDB_MEMLEAK_PROFILE=FILE`: the run under cProfile, its statistics written to FILE (for `python -m pstats`);
+    how the end-to-end benchmarks find where GDB's time goes."""
+    import cProfile
+
+    profile = cProfile.Profile()
+    try:
+        return profile.runcall(_run, config)
+    finally:
+        profile.dump_stats(os.environ["GDB_MEMLEAK_PROFILE"])
+
+
 def main() -> None:
     try:
-        status = _run(json.loads(os.environ["GDB_MEMLEAK_CLI"]))
+        config = json.loads(os.environ["GDB_MEMLEAK_CLI"])
+        status = _profiled(config) if os.environ.get("GDB_MEMLEAK_PROFILE") else _run(config)
     except Exception as exc:  # noqa: BLE001 - report, never leave GDB at a prompt
         os.write(2, f"gdb-memleak: internal error: {exc!r}\n".encode())
         status = 2
