@@ -15,11 +15,14 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .kinds import ErrorType
 from .model import Block, Counters, FreedBlock, HeapError
 from .procmaps import Mapping, load_bias
+
+if TYPE_CHECKING:
+    from .live import LiveColumns
 
 MAGIC = 0x314B41454C4D4447  # "GDMLEAK1"
 VERSION = 1
@@ -124,7 +127,7 @@ SLOT_DTYPE_FIELDS = [("addr", "<u8"), ("size", "<u8"), ("seq", "<u8"), ("time_ns
 
 @dataclass
 class LiveBlocks:
-    """Column arrays of the live blocks (numpy arrays, or lists without numpy), in allocation order."""
+    """Column arrays of the live blocks: numpy arrays in shard order, or lists in allocation order without numpy."""
 
     addr: Any
     size: Any
@@ -138,26 +141,51 @@ class LiveBlocks:
         return len(self.addr)
 
 
-def _freed_slots(chunks: list[bytes]) -> list[tuple[int, ...]]:
-    """The remembered freed blocks (bounded by the recorder), as raw slot rows, oldest allocation first."""
-    return sorted((row for chunk in chunks for row in SLOT.iter_unpack(chunk) if row[7] == SLOT_FREED and row[0]),
-                  key=lambda row: row[2])
+LIVE_COLUMNS = ("addr", "size", "seq", "time_ns", "stack", "tid", "allocator")
 
 
-def _filter_slots(chunks: list[bytes]) -> LiveBlocks:
-    np = _numpy()
-    if np is not None:
-        dtype = np.dtype(SLOT_DTYPE_FIELDS)
-        arrays = [np.frombuffer(chunk, dtype=dtype) for chunk in chunks if chunk]
-        slots = np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
-        live = slots[(slots["state"] == SLOT_LIVE) & (slots["addr"] != 0)]
-        live = live[np.argsort(live["seq"], kind="stable")]
-        return LiveBlocks(*(live[name].copy() for name in ("addr", "size", "seq", "time_ns", "stack", "tid",
-                                                          "allocator")))
-    rows = sorted((row for chunk in chunks for row in SLOT.iter_unpack(chunk)
-                   if row[7] == SLOT_LIVE and row[0]), key=lambda row: row[2])
-    cols: list[list[int]] = [[r[i] for r in rows] for i in (0, 1, 2, 3, 4, 5, 6)]
-    return LiveBlocks(*cols)
+class SlotFilter:
+    """Keeps what one shard's slot array holds as it is read, so a shard's raw bytes are dropped before the next
+    is read (a million live blocks sit in ~2 million 64-byte slots: reading them all first would double GDB's
+    peak memory). Live blocks become columns (numpy when importable, else lists, in allocation order); the few
+    remembered freed blocks become rows."""
+
+    def __init__(self) -> None:
+        self.np = _numpy()
+        self.parts: list[Any] = []
+        self.rows: list[tuple[int, ...]] = []
+        self.freed: list[tuple[int, ...]] = []
+
+    def add(self, chunk: bytes) -> None:
+        np = self.np
+        if np is None:
+            for row in SLOT.iter_unpack(chunk):
+                if row[0] and row[7] in (SLOT_LIVE, SLOT_FREED):
+                    (self.rows if row[7] == SLOT_LIVE else self.freed).append(row)
+            return
+        slots = np.frombuffer(chunk, dtype=np.dtype(SLOT_DTYPE_FIELDS))
+        used = slots["addr"] != 0
+        live = slots[used & (slots["state"] == SLOT_LIVE)]
+        self.parts.append([live[name].copy() for name in LIVE_COLUMNS])
+        freed = slots[used & (slots["state"] == SLOT_FREED)]
+        if len(freed):
+            self.freed.extend(SLOT.iter_unpack(freed.tobytes()))
+
+    def live(self) -> LiveBlocks:
+        np = self.np
+        if np is None:
+            rows = sorted(self.rows, key=lambda row: row[2])
+            return LiveBlocks(*([r[i] for r in rows] for i in (0, 1, 2, 3, 4, 5, 6)))
+        if not self.parts:
+            dtype = np.dtype(SLOT_DTYPE_FIELDS)
+            return LiveBlocks(*(np.zeros(0, dtype=dtype[name]) for name in LIVE_COLUMNS))
+        columns = [np.concatenate([part[i] for part in self.parts]) for i in range(len(LIVE_COLUMNS))]
+        self.parts = []
+        return LiveBlocks(*columns)
+
+    def freed_rows(self) -> list[tuple[int, ...]]:
+        """The remembered freed blocks (bounded by the recorder), oldest allocation first."""
+        return sorted(self.freed, key=lambda row: row[2])
 
 
 @dataclass
@@ -220,14 +248,26 @@ class AgentSnapshot:
         epoch = self.header.start_ns if epoch_ns is None else epoch_ns
         live, names = self.live, self.names
         stacks: dict[int, tuple[int, ...]] = {}
-        columns = [c.tolist() if hasattr(c, "tolist") else c for c in (live.addr, live.size, live.allocator,
-                                                                      live.tid, live.seq, live.time_ns, live.stack)]
+        order = live.seq.argsort(kind="stable") if hasattr(live.seq, "argsort") else None  # allocation order
+        columns = [c[order].tolist() if order is not None else c
+                   for c in (live.addr, live.size, live.allocator, live.tid, live.seq, live.time_ns, live.stack)]
         for addr, size, allocator, tid, seq, time_ns, stack_id in zip(*columns):
             pcs = stacks.get(stack_id)
             if pcs is None:
                 pcs = stacks[stack_id] = (stack or self.stack)(stack_id)
             label, family = names[allocator]
             yield Block(addr, size, label, thread(tid), seq, (time_ns - epoch) / 1e9, pcs, family)
+
+    def columns(self, epoch_ns: int | None = None, thread: Callable[[int], int] = lambda tid: tid,
+                stack: Callable[[int], tuple[int, ...]] | None = None) -> LiveColumns:
+        """The live blocks as columns (needs numpy): no Block is made until one is asked for."""
+        from .live import LiveColumns
+
+        epoch = self.header.start_ns if epoch_ns is None else epoch_ns
+        live = self.live
+        seconds = (live.time_ns.astype("int64") - epoch) / 1e9
+        return LiveColumns(live.addr.astype("int64"), live.size.astype("int64"), live.seq.astype("int64"), seconds,
+                           live.stack, live.tid, live.allocator, self.names, stack or self.stack, thread)
 
     def freed(self, epoch_ns: int | None = None, thread: Callable[[int], int] = lambda tid: tid,
               stack: Callable[[int], tuple[int, ...]] | None = None) -> Iterator[FreedBlock]:
@@ -287,7 +327,10 @@ def read_snapshot(read: ReadMemory, region: int) -> AgentSnapshot:
     for row in SHARD.iter_unpack(shard_bytes):
         _lock, _pad, table_off, capacity, used, allocs, frees, nbytes, _ring, _head = row
         shards.append(Shard(table_off, capacity, used, allocs, frees, nbytes))
-    chunks = [read(region + s.table_off, s.capacity * SLOT.size) for s in shards if s.used]
+    slots = SlotFilter()
+    for shard in shards:
+        if shard.used:
+            slots.add(read(region + shard.table_off, shard.capacity * SLOT.size))
     names = parse_names(read(region + h.names_off, h.names_size))
     used_words = min(h.pool_used_words, h.pool_capacity_words)
     pool = read(region + h.pool_off, used_words * 8) if used_words > 1 else b""
@@ -297,7 +340,7 @@ def read_snapshot(read: ReadMemory, region: int) -> AgentSnapshot:
         ring = read(region + h.errors_off, h.errors_capacity * ERROR.size)
         records = [ERROR.unpack_from(ring, i * ERROR.size) for i in range(h.errors_capacity)]
         errors = sorted((r for r in records if r[11]), key=lambda r: r[11])[-count:]
-    return AgentSnapshot(header, shards, names, _filter_slots(chunks), _freed_slots(chunks), pool, errors, region)
+    return AgentSnapshot(header, shards, names, slots.live(), slots.freed_rows(), pool, errors, region)
 
 
 # -- finding the region in a process -------------------------------------------------------------------------------
@@ -375,6 +418,15 @@ def read_progress(read: ReadMemory, region: int) -> Progress:
     shard_bytes = read(region + h.shards_off, h.nshards * SHARD.size)
     frees = sum(row[6] for row in SHARD.iter_unpack(shard_bytes))
     return Progress(h.seq + frees, h.live_blocks, h.live_bytes)
+
+
+def change_mark(read: ReadMemory, region: int) -> tuple[int, ...]:
+    """Figures that move with every event the recorder records (allocations, releases, bad releases, failures):
+    equal marks mean equal tables, so a second read of a stopped process can be skipped."""
+    h = parse_header(read(region, HEADER.size))
+    shard_bytes = read(region + h.shards_off, h.nshards * SHARD.size)
+    frees = sum(row[6] for row in SHARD.iter_unpack(shard_bytes))
+    return h.seq, frees, h.error_count, h.failed_allocs, h.live_blocks, h.live_bytes, h.pool_used_words
 
 
 class ProcMemory:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from .grouping import LeakGroup, attribute_indirect, group_by_stack
+from .grouping import LeakGroup, attribute_indirect, group_by_stack, group_columns, kind_codes
 from .kinds import KINDS, ORDER, UNFREED, LeakKind
 from .mappings import DEFAULT_MAPPING_ERROR_KINDS, MappingTable
 from .model import Block, Frame, ProcessResult
 from .suppressions import SuppressionList
 from .symbols import Symbolizer, SystemFilter
 from .table import AllocationTable
+
+if TYPE_CHECKING:
+    from .live import LiveColumns
 
 
 @dataclass
@@ -28,6 +31,15 @@ class LeakFilter:
             return False
         return self.older_than is None or self.now - block.time >= self.older_than
 
+    def rows(self, columns: LiveColumns) -> Any:
+        """The rows of columns this filter admits (numpy), as `admits` decides for one block."""
+        import numpy as np
+
+        keep = columns.seq > self.since_seq
+        if self.older_than is not None:
+            keep &= self.now - columns.time >= self.older_than
+        return np.flatnonzero(keep)
+
 
 @dataclass
 class ProcessReport:
@@ -41,6 +53,8 @@ class ProcessReport:
     # where the active suppressions come from: set once when the report is made (the GDB settings, the CLI's
     # files), read at each render so a `set memleak suppressions` applies to every listing at once
     suppression_source: Callable[[], SuppressionList] = SuppressionList
+    # columns grouped last (what they were grouped from, the groups): a report draws on the groups several times
+    _grouped: tuple[tuple, list[LeakGroup]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def suppressions(self) -> SuppressionList:
@@ -50,14 +64,32 @@ class ProcessReport:
         return self.kinds.get(block.address, UNFREED) if self.kinds is not None else UNFREED
 
     def _groups(self, where: LeakFilter | None) -> list[LeakGroup]:
-        blocks = self.table.live() if where is None else [b for b in self.table.live() if where.admits(b)]
-        groups = group_by_stack(blocks, self.kind_of)
-        if self.leaders:
-            live = self.table.blocks
-            attribute_indirect(groups, self.leaders, {a: live[a].size for a in self.leaders if a in live})
+        blocks = self.table.blocks
+        if isinstance(blocks, dict):
+            live = list(blocks.values())
+            groups = group_by_stack(live if where is None else [b for b in live if where.admits(b)], self.kind_of)
+            if self.leaders:
+                attribute_indirect(groups, self.leaders, {a: blocks[a].size for a in self.leaders if a in blocks})
+        else:
+            groups = self._column_groups(blocks, where)
         suppressions = self.suppressions
         for group in groups:
             group.suppressed_by = suppressions.match(self.frames(group.pcs)) if len(suppressions) else None
+        return groups
+
+    def _column_groups(self, columns: LiveColumns, where: LeakFilter | None) -> list[LeakGroup]:
+        """Groups of the recorder's columns, made once per (columns, scan, filter): the columns never change (a
+        new read of the recorder makes new ones), so neither do their groups."""
+        filter_key = (where.since_seq, where.older_than, where.now) if where is not None else None
+        made = self._grouped
+        if made is not None:
+            (was_columns, was_kinds, was_leaders, was_filter), groups = made
+            if (was_columns is columns and was_kinds is self.kinds and was_leaders is self.leaders
+                    and was_filter == filter_key):
+                return groups
+        rows = where.rows(columns) if where is not None else None
+        groups = group_columns(columns, kind_codes(columns, self.kinds), rows, self.leaders)
+        self._grouped = ((columns, self.kinds, self.leaders, filter_key), groups)
         return groups
 
     def leak_groups(self, where: LeakFilter | None = None) -> list[LeakGroup]:
@@ -65,11 +97,6 @@ class ProcessReport:
         groups = [g for g in self._groups(where) if g.suppressed_by is None
                   and (where is None or where.kinds is None or g.kind in where.kinds)]
         return sorted(groups, key=lambda g: (ORDER.get(g.kind, 99), -g.total_bytes, -g.blocks, g.first_seq))
-
-    def leak_blocks(self, where: LeakFilter | None = None) -> list[Block]:
-        """The blocks of `leak_groups(where)`: what every listing (by stack, by line, any format) draws from."""
-        listed = {address for group in self.leak_groups(where) for address in group.addresses}
-        return [b for b in self.table.live() if b.address in listed]
 
     def suppressed_groups(self) -> list[LeakGroup]:
         return [g for g in self._groups(None) if g.suppressed_by is not None]
@@ -111,8 +138,8 @@ class ProcessReport:
 
     def warm(self) -> None:
         """Resolve every PC a report may show, while the process's objects are still loaded."""
-        for block in self.table.blocks.values():
-            self.symbolizer.warm(block.pcs)
+        for pcs in self.table.stacks():
+            self.symbolizer.warm(pcs)
         for error in self.table.errors:
             for pcs in (error.pcs, error.alloc_pcs, error.free_pcs):
                 self.symbolizer.warm(pcs)

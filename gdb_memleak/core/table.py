@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import replace
+from typing import TYPE_CHECKING, Iterable
 
+from .addressinfo import containing
 from .kinds import ErrorType
 from .mappings import MappingTable
 from .model import Block, Counters, FreedBlock, HeapError
 from .timeline import Timeline
+
+if TYPE_CHECKING:
+    from .live import LiveColumns
 
 DEFAULT_FREED_HISTORY = 100_000
 
@@ -25,7 +30,8 @@ class AllocationTable:
 
     def __init__(self, complete: bool = True, freed_history: int = DEFAULT_FREED_HISTORY) -> None:
         self.complete = complete
-        self.blocks: dict[int, Block] = {}
+        # address -> live block: a dict the events update, or the recorder's columns (core/live.py), read-only
+        self.blocks: dict[int, Block] | LiveColumns = {}
         self.freed: OrderedDict[int, FreedBlock] = OrderedDict()
         self.freed_history = freed_history
         self.counters = Counters()
@@ -42,14 +48,14 @@ class AllocationTable:
         if address == 0:
             c.failed_allocs += 1
             return None
-        stale = self.blocks.pop(address, None)
+        stale = self._editable().pop(address, None)
         if stale is not None:  # its free was never seen (e.g. released by a path we do not hook)
             c.live_blocks -= 1
             c.live_bytes -= stale.size
         self.freed.pop(address, None)
         self._seq += 1
         block = Block(address, size, allocator, thread, self._seq, now, pcs, family)
-        self.blocks[address] = block
+        self._editable()[address] = block
         c.allocs += 1
         c.bytes_allocated += size
         c.live_blocks += 1
@@ -68,7 +74,7 @@ class AllocationTable:
         if address == 0:
             return None
         c = self.counters
-        block = self.blocks.pop(address, None)
+        block = self._editable().pop(address, None)
         if block is not None:
             c.frees += 1
             c.live_blocks -= 1
@@ -127,7 +133,7 @@ class AllocationTable:
         """The table of a forked child: every live block, counter and sequence number as they are now; heap errors
         are each process's own."""
         child = AllocationTable(self.complete, self.freed_history)
-        child.blocks = dict(self.blocks)
+        child.blocks = dict(self.blocks) if isinstance(self.blocks, dict) else self.blocks  # columns: read-only
         child.freed = OrderedDict(self.freed)
         child.counters = replace(self.counters)
         child.timeline = self.timeline.fork(child.counters)
@@ -139,6 +145,12 @@ class AllocationTable:
         """Forget everything (`memleak reset`): later frees of blocks allocated before are untracked."""
         self.__dict__.update(vars(AllocationTable(complete=False, freed_history=self.freed_history)))
 
+    def _editable(self) -> dict[int, Block]:
+        """The blocks as a dict an event may change (columns read from the recorder become one: rare, small)."""
+        if not isinstance(self.blocks, dict):
+            self.blocks = {b.address: b for b in self.blocks.blocks()}
+        return self.blocks
+
     # -- queries ------------------------------------------------------------------------------------------------
     @property
     def last_seq(self) -> int:
@@ -146,7 +158,22 @@ class AllocationTable:
         return self._seq
 
     def live(self) -> list[Block]:
-        return list(self.blocks.values())
+        """Every live block as an object (a listing of each block; counts and groups use the columns)."""
+        blocks = self.blocks
+        return list(blocks.values()) if isinstance(blocks, dict) else list(blocks.blocks())
 
     def block_at(self, address: int) -> Block | None:
         return self.blocks.get(address)
+
+    def block_containing(self, address: int) -> Block | None:
+        """The live block whose bytes hold `address` (its start or inside)."""
+        blocks = self.blocks
+        if not isinstance(blocks, dict):
+            return blocks.containing(address)
+        found = containing(address, ((b.address, b.size) for b in blocks.values()))
+        return blocks[found[0]] if found is not None else None
+
+    def stacks(self) -> Iterable[tuple[int, ...]]:
+        """Each distinct allocation stack of the live blocks (what a report symbolizes), once."""
+        blocks = self.blocks
+        return {b.pcs for b in blocks.values()} if isinstance(blocks, dict) else blocks.stacks()

@@ -34,9 +34,8 @@ def symbol_at(address: int) -> tuple[str, int, str, str | None] | None:
 def describe(address: int, table: AllocationTable, inferior: gdb.Inferior,
              regs: RegisterReader | None) -> AddressInfo:
     """Where `address` lies: a live block, a freed one, a stack, a global, another mapping, or nowhere."""
-    found = containing(address, ((b.address, b.size) for b in table.blocks.values()))
-    if found is not None:
-        block = table.blocks[found[0]]
+    block = table.block_containing(address)
+    if block is not None:
         return AddressInfo(address, Place.BLOCK, address - block.address, block.address, block.size, block.pcs)
     found = containing(address, ((f.block.address, f.block.size) for f in table.freed.values()))
     if found is not None:

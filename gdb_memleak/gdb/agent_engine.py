@@ -82,6 +82,8 @@ class AgentEngine(Engine):
         self.trimmed: dict[tuple[int, ...], tuple[int, ...]] = {}
         self.syncs, self.sync_seconds, self.stops = 0, 0.0, 0
         self.break_written: int | None = None
+        # (the recorder's change mark, the table's blocks) at the last read: equal means nothing to read again
+        self.synced: tuple[tuple[int, ...], object] | None = None
         self.pid = inferior.pid  # a plain copy: the progress thread must not touch GDB objects
         self._warned = False
 
@@ -171,7 +173,9 @@ class AgentEngine(Engine):
         return os.path.basename(obj).startswith("libc.so") or obj == self.inferior.progspace.filename
 
     def sync(self) -> None:
-        """Refresh the table from the recorder's memory (the process must be stopped: GDB's commands and stops)."""
+        """Refresh the table from the recorder's memory (the process must be stopped: GDB's commands and stops).
+        Nothing to read when no process has run since the last read (the report, the scan and the commands at one
+        stop all ask)."""
         if self.fallback is not None:
             self.fallback.sync()
             return
@@ -185,6 +189,9 @@ class AgentEngine(Engine):
                     self.region = fmt.region_address(mem.read, self.anchor)
                     if not self.region:
                         return  # no allocator call yet
+                mark = fmt.change_mark(mem.read, self.region)
+                if self.synced is not None and self.synced[0] == mark and self.synced[1] is self.table.blocks:
+                    return
                 snapshot = fmt.read_snapshot(mem.read, self.region)
         except (OSError, fmt.AgentFormatError) as exc:
             log.debug("process %d: recorder not readable: %s", inferior.pid, exc)
@@ -193,13 +200,17 @@ class AgentEngine(Engine):
         self._learn_threads()
         epoch = int(self.started * 1e9)
         table = self.table
-        table.blocks = {b.address: b for b in snapshot.blocks(epoch, self._thread, self._stack_of(snapshot))}
-        table.freed = OrderedDict((f.block.address, f) for f in snapshot.freed(epoch, self._thread,
-                                                                                 self._stack_of(snapshot)))
+        stack = self._stack_of(snapshot)
+        if hasattr(snapshot.live.addr, "argsort"):  # numpy: columns, no Block per live block
+            table.blocks = snapshot.columns(epoch, self._thread, stack)
+        else:
+            table.blocks = {b.address: b for b in snapshot.blocks(epoch, self._thread, stack)}
+        table.freed = OrderedDict((f.block.address, f) for f in snapshot.freed(epoch, self._thread, stack))
         counters = snapshot.counters()
         counters.untracked_frees = table.counters.untracked_frees
         table.counters = counters
         table._seq = snapshot.last_seq  # noqa: SLF001 - the recorder numbers allocations itself
+        self.synced = (mark, table.blocks)
         self.syncs += 1
         self.sync_seconds += time.perf_counter() - started
         self.write_settings()
@@ -538,3 +549,4 @@ def choose(setting: str, inferior: gdb.Inferior, complete: bool) -> tuple[str, s
 def register() -> None:
     gdb.events.before_prompt.connect(_before_prompt)
     gdb.events.stop.connect(_on_stop)
+

@@ -6,7 +6,6 @@ from typing import TextIO
 
 import gdb
 
-from ..core.addressinfo import containing
 from ..core.kinds import LABELS
 from ..core.model import Block
 from ..core.reachability import Referrer
@@ -17,12 +16,8 @@ from .tracking import Tracking
 
 def find_block(tracking: Tracking, address: int) -> Block | None:
     tracking.engine.sync()
-    blocks = tracking.report.table.blocks
-    block = blocks.get(address)
-    if block is not None:
-        return block
-    found = containing(address, ((b.address, b.size) for b in blocks.values()))  # as heap errors describe it
-    return blocks[found[0]] if found is not None else None
+    table = tracking.report.table
+    return table.block_at(address) or table.block_containing(address)  # as heap errors describe it
 
 
 def stack_frame_of(thread_num: int, address: int) -> str:

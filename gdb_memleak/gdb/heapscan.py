@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import os
 from array import array
+from collections import abc
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -140,7 +141,7 @@ def root_regions(maps: list[Mapping], block_starts: Sequence[int], threads: list
     return regions
 
 
-def glibc_chunk_links(memory: ProcessMemory, blocks: dict[int, int], arrays: Any = None) -> frozenset[int]:
+def glibc_chunk_links(memory: ProcessMemory, blocks: abc.Mapping[int, int], arrays: Any = None) -> frozenset[int]:
     """Addresses glibc's own bookkeeping points at that fall inside a live block: the header of the chunk after
     it, whose prev_size field overlaps the block's last bytes (main_arena.top and the bins hold such pointers).
     valgrind's allocator keeps no such pointers in client memory, so they must not make a block 'possibly lost'.
@@ -192,7 +193,7 @@ def _chunk_links_numpy(memory: ProcessMemory, arrays: Any) -> frozenset[int]:
     return frozenset(links)
 
 
-def block_arrays(blocks: dict[int, int]) -> Any:
+def block_arrays(blocks: abc.Mapping[int, int]) -> Any:
     """The blocks as core.fastscan.Blocks when the numpy scan runs, else None."""
     if reachability.BACKEND == "python":
         return None
@@ -268,8 +269,9 @@ def exiting_thread(threads: list[ThreadState], lwp: int, floor: int | None, abi:
 class HeapScan:
     """One reachability scan of a stopped process; also answers `memleak block`'s who-points-at-it."""
 
-    def __init__(self, inferior: gdb.Inferior, blocks: dict[int, int], regs: RegisterReader,
-                 glibc: bool = True, exiting: bool = False, hidden: tuple[tuple[int, int], ...] = ()) -> None:
+    def __init__(self, inferior: gdb.Inferior, blocks: abc.Mapping[int, int], regs: RegisterReader,
+                 glibc: bool = True, exiting: bool = False, hidden: tuple[tuple[int, int], ...] = (),
+                 arrays: Any = None) -> None:
         self.inferior = inferior
         self.blocks = blocks
         # the tool's own memory in the process (the recorder's) is not the program's: never a root
@@ -278,7 +280,8 @@ class HeapScan:
         if exiting:
             exiting_thread(self.threads, gdb.selected_thread().ptid[1], exit_machinery_floor(), regs.abi)
         self.raw = ProcessMemory(inferior.pid, self.maps)
-        self.arrays = block_arrays(blocks)  # numpy, shared with the scan; None without numpy
+        # numpy, shared with the scan (None without numpy); the caller's own when it has them (recorder columns)
+        self.arrays = arrays if arrays is not None else block_arrays(blocks)
         starts = self.arrays.starts if self.arrays is not None else sorted(blocks)
         self.roots = root_regions(self.maps, starts, self.threads, self.raw)
         ignored = glibc_chunk_links(self.raw, blocks, self.arrays) if glibc else frozenset()

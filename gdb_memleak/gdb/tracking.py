@@ -8,6 +8,7 @@ It is kept after the process ended so `leaks` works until the next `run`.
 from __future__ import annotations
 
 import time
+from collections import abc
 from typing import TYPE_CHECKING, Callable
 
 import gdb
@@ -125,9 +126,14 @@ class Tracking:
         if not self.alive:
             return None
         self.engine.sync()
-        table = self.table
-        return HeapScan(self.engine.inferior, {b.address: b.size for b in table.blocks.values()}, self.regs,
-                        glibc=self.engine.glibc_malloc, exiting=exiting, hidden=self.engine.hidden_memory())
+        blocks = self.table.blocks
+        if isinstance(blocks, dict):
+            sizes: abc.Mapping[int, int] = {b.address: b.size for b in blocks.values()}
+            arrays = None
+        else:  # the recorder's columns: the scan takes their arrays as they are
+            sizes, arrays = blocks.sizes(), blocks.scan_arrays()
+        return HeapScan(self.engine.inferior, sizes, self.regs, glibc=self.engine.glibc_malloc, exiting=exiting,
+                        hidden=self.engine.hidden_memory(), arrays=arrays)
 
     def scan(self, exiting: bool = False, watch: int | None = None) -> ScanResult | None:
         """Classify every live block (valgrind's leak kinds); with `watch` (a block's start), also find who points
@@ -139,7 +145,7 @@ class Tracking:
             result = heap.run(watch)
         finally:
             heap.close()
-        self.report.kinds = dict(result.kinds)
+        self.report.kinds = result.kinds
         self.report.leaders = result.leader  # verdicts: indirect blocks -> their definite leader
         self.last_scan = result
         log.debug("process %d: scan of %d blocks read %d bytes", self.pid, len(result.kinds), result.scanned_bytes)

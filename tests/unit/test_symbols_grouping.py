@@ -199,7 +199,7 @@ def test_group_by_line_merges_different_stacks_with_same_first_user_line():
         block(0x2000, 30, (0x7F02, 0x401119, 0x401600, 0x401500), "calloc", seq=2),
         block(0x3000, 15, (0x7F01, 0x401222, 0x401500), "malloc", seq=3),
     ]
-    groups = group_by_line(blocks, Symbolizer(FRAMES.__getitem__), SystemFilter())
+    groups = group_by_line(group_by_stack(blocks), Symbolizer(FRAMES.__getitem__), SystemFilter())
     assert [(g.frame.file, g.frame.line, g.bytes, g.blocks) for g in groups] == [
         ("app.c", 12, 40, 2), ("app.c", 20, 15, 1)]
     assert groups[0].allocators == {"malloc", "calloc"}
@@ -213,12 +213,12 @@ def test_group_by_line_groups_frames_without_line_info_by_pc():
         block(0x2000, 10, (0x7F01, 0x401777), seq=2),
         block(0x3000, 10, (0x7F01,), seq=3),   # only system frames: shown at frame 0
     ]
-    groups = group_by_line(blocks, Symbolizer(FRAMES.__getitem__), SystemFilter())
+    groups = group_by_line(group_by_stack(blocks), Symbolizer(FRAMES.__getitem__), SystemFilter())
     assert [(g.frame.pc, g.bytes) for g in groups] == [(0x401777, 20), (0x7F01, 10)]
 
 
 def test_group_by_line_of_block_without_stack_uses_unknown_frame():
-    groups = group_by_line([block(0x1000, 10, ())], Symbolizer(FRAMES.__getitem__), SystemFilter())
+    groups = group_by_line(group_by_stack([block(0x1000, 10, ())]), Symbolizer(FRAMES.__getitem__), SystemFilter())
     assert [(g.frame.function, g.bytes) for g in groups] == [("??", 10)]
 
 

@@ -151,7 +151,7 @@ def render_leaks(report: ProcessReport, out: TextIO, options: ReportOptions | No
 
 def render_by_line(report: ProcessReport, out: TextIO, options: ReportOptions | None = None) -> None:
     options = options or ReportOptions()
-    every = group_by_line(report.leak_blocks(options.where), report.symbolizer, report.system)
+    every = group_by_line(report.leak_groups(options.where), report.symbolizer, report.system)
     groups = select(every, options.top, options.min_bytes)
     out.write(f"\nLEAKS BY LINE: {plural(len(every), 'line')}")
     out.write(f" (showing {len(groups)})\n" if len(groups) != len(every) else "\n")

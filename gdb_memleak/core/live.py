@@ -1,0 +1,132 @@
+"""Live blocks as columns: the recorder's million live blocks held as numpy arrays (42 bytes a block) instead of a
+Python `Block` each (~700 bytes), with a `Block` made only for what a command or report shows.
+
+`LiveColumns` is a read-only Mapping address -> Block, so the table, `memleak block` and the reports use it as they
+use the breakpoint engine's dict; what must touch every block (grouping into loss records, the scan's arrays, the
+distinct stacks to symbolize) has a vectorised path here and in core/grouping.py. Needs numpy: without it the
+recorder engine fills a dict of Blocks as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from .model import Block
+
+StackOf = Callable[[int], tuple[int, ...]]
+ThreadOf = Callable[[int], int]
+
+
+class LiveColumns(Mapping[int, Block]):
+    """Live blocks sorted by address. Columns (equal length): `addr`, `size`, `seq` (int64), `time` (float64
+    seconds since tracking began), `stack` (stack id; `stack_of(id)` gives its PCs), `tid` (kernel thread id;
+    `thread_of(tid)` gives GDB's thread number), `allocator` (index into `names`: (label, family))."""
+
+    def __init__(self, addr: Any, size: Any, seq: Any, time: Any, stack: Any, tid: Any, allocator: Any,
+                 names: list[tuple[str, str]], stack_of: StackOf, thread_of: ThreadOf) -> None:
+        order = np.argsort(addr, kind="stable") if len(addr) > 1 and not bool(np.all(addr[1:] > addr[:-1])) \
+            else None
+        pick = (lambda c: c[order]) if order is not None else (lambda c: c)
+        self.addr = np.ascontiguousarray(pick(addr), dtype=np.int64)
+        self.size = np.ascontiguousarray(pick(size), dtype=np.int64)
+        self.seq = np.ascontiguousarray(pick(seq), dtype=np.int64)
+        self.time = np.ascontiguousarray(pick(time), dtype=np.float64)
+        self.stack = np.ascontiguousarray(pick(stack), dtype=np.uint32)
+        self.tid = np.ascontiguousarray(pick(tid), dtype=np.uint32)
+        self.allocator = np.ascontiguousarray(pick(allocator), dtype=np.uint16)
+        self.names, self.stack_of, self.thread_of = names, stack_of, thread_of
+
+    @classmethod
+    def from_blocks(cls, blocks: Mapping[int, Block]) -> LiveColumns:
+        """Columns of a dict of Blocks (tests compare the two paths): stacks and allocators interned."""
+        stacks: dict[tuple[int, ...], int] = {}
+        names: dict[tuple[str, str], int] = {}
+        values = list(blocks.values())
+        stack_ids = [stacks.setdefault(b.pcs, len(stacks) + 1) for b in values]
+        allocators = [names.setdefault((b.allocator, b.family), len(names)) for b in values]
+        by_id = {i: pcs for pcs, i in stacks.items()}
+        threads = {b.thread: b.thread for b in values}
+        return cls(np.array([b.address for b in values], dtype=np.int64),
+                   np.array([b.size for b in values], dtype=np.int64),
+                   np.array([b.seq for b in values], dtype=np.int64),
+                   np.array([b.time for b in values], dtype=np.float64),
+                   np.array(stack_ids, dtype=np.uint32), np.array([b.thread for b in values], dtype=np.uint32),
+                   np.array(allocators, dtype=np.uint16), list(names), lambda i: by_id.get(i, ()),
+                   lambda t: threads.get(t, t))
+
+    # -- Mapping ------------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.addr)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.addr.tolist())
+
+    def index(self, address: int) -> int | None:
+        """Row of the block starting at `address`, or None."""
+        if not 0 <= address < 1 << 63:
+            return None
+        i = int(np.searchsorted(self.addr, address))
+        return i if i < len(self.addr) and int(self.addr[i]) == address else None
+
+    def __contains__(self, address: object) -> bool:
+        return isinstance(address, int) and self.index(address) is not None
+
+    def __getitem__(self, address: int) -> Block:
+        i = self.index(address)
+        if i is None:
+            raise KeyError(address)
+        return self.block(i)
+
+    def block(self, i: int) -> Block:
+        label, family = self.names[int(self.allocator[i])]
+        return Block(int(self.addr[i]), int(self.size[i]), label, self.thread_of(int(self.tid[i])), int(self.seq[i]),
+                     float(self.time[i]), self.stack_of(int(self.stack[i])), family)
+
+    def blocks(self) -> Iterator[Block]:
+        """Every block in address order, made one at a time and not kept (slow for a million: the vectorised
+        paths avoid it)."""
+        return (self.block(i) for i in range(len(self.addr)))
+
+    # -- bulk ---------------------------------------------------------------------------------------------------
+    def containing(self, address: int) -> Block | None:
+        """The block whose [start, start + max(size, 1)) holds `address`."""
+        if not 0 <= address < 1 << 63:
+            return None
+        i = int(np.searchsorted(self.addr, address, side="right")) - 1
+        if i >= 0 and address - int(self.addr[i]) < max(int(self.size[i]), 1):
+            return self.block(i)
+        return None
+
+    def stacks(self) -> list[tuple[int, ...]]:
+        """Each distinct stack the blocks were allocated from, once."""
+        return [self.stack_of(int(s)) for s in np.unique(self.stack).tolist()]
+
+    def scan_arrays(self) -> Any:
+        """The scan's view of these blocks (core/fastscan.Blocks): starts and sizes as they are, in address order."""
+        from .fastscan import Blocks
+
+        return Blocks(self.addr, np.maximum(self.size, 0), in_order=True)
+
+    def sizes(self) -> Mapping[int, int]:
+        """address -> size, by search over the columns (what the scan looks up; never iterated there)."""
+        return _Sizes(self)
+
+
+class _Sizes(Mapping[int, int]):
+    def __init__(self, columns: LiveColumns) -> None:
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.columns)
+
+    def __getitem__(self, address: int) -> int:
+        i = self.columns.index(address)
+        if i is None:
+            raise KeyError(address)
+        return int(self.columns.size[i])
