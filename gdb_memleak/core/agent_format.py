@@ -127,7 +127,7 @@ SLOT_DTYPE_FIELDS = [("addr", "<u8"), ("size", "<u8"), ("seq", "<u8"), ("time_ns
 
 @dataclass
 class LiveBlocks:
-    """Column arrays of the live blocks: numpy arrays in shard order, or lists in allocation order without numpy."""
+    """Column arrays of the live blocks: numpy arrays in address order, or lists in allocation order without numpy."""
 
     addr: Any
     size: Any
@@ -150,11 +150,15 @@ class SlotFilter:
     peak memory). Live blocks become columns (numpy when importable, else lists, in allocation order); the few
     remembered freed blocks become rows."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected: int = 0) -> None:
         self.np = _numpy()
-        self.parts: list[Any] = []
         self.rows: list[tuple[int, ...]] = []
         self.freed: list[tuple[int, ...]] = []
+        self.used = 0
+        self.columns: list[Any] = []
+        if self.np is not None:  # filled in place: the header says how many blocks are live
+            dtype = self.np.dtype(SLOT_DTYPE_FIELDS)
+            self.columns = [self.np.empty(max(expected, 0), dtype=dtype[name]) for name in LIVE_COLUMNS]
 
     def add(self, chunk: bytes) -> None:
         np = self.np
@@ -165,8 +169,13 @@ class SlotFilter:
             return
         slots = np.frombuffer(chunk, dtype=np.dtype(SLOT_DTYPE_FIELDS))
         used = slots["addr"] != 0
-        live = slots[used & (slots["state"] == SLOT_LIVE)]
-        self.parts.append([live[name].copy() for name in LIVE_COLUMNS])
+        live = np.flatnonzero(used & (slots["state"] == SLOT_LIVE))
+        at, end = self.used, self.used + len(live)
+        if end > len(self.columns[0]):  # more than the header said: grow (never, for a stopped process)
+            self.columns = [np.concatenate((c, np.empty(end - len(c) + len(c) // 2, c.dtype))) for c in self.columns]
+        for name, column in zip(LIVE_COLUMNS, self.columns):
+            column[at:end] = slots[name][live]
+        self.used = end
         freed = slots[used & (slots["state"] == SLOT_FREED)]
         if len(freed):
             self.freed.extend(SLOT.iter_unpack(freed.tobytes()))
@@ -176,11 +185,11 @@ class SlotFilter:
         if np is None:
             rows = sorted(self.rows, key=lambda row: row[2])
             return LiveBlocks(*([r[i] for r in rows] for i in (0, 1, 2, 3, 4, 5, 6)))
-        if not self.parts:
-            dtype = np.dtype(SLOT_DTYPE_FIELDS)
-            return LiveBlocks(*(np.zeros(0, dtype=dtype[name]) for name in LIVE_COLUMNS))
-        columns = [np.concatenate([part[i] for part in self.parts]) for i in range(len(LIVE_COLUMNS))]
-        self.parts = []
+        columns, self.columns = self.columns, []
+        order = np.argsort(columns[0][:self.used], kind="stable")  # by address: the table's, the scan's order
+        for i, column in enumerate(columns):
+            columns[i] = column[order]  # the unsorted column is freed here, one at a time
+            del column
         return LiveBlocks(*columns)
 
     def freed_rows(self) -> list[tuple[int, ...]]:
@@ -265,8 +274,9 @@ class AgentSnapshot:
 
         epoch = self.header.start_ns if epoch_ns is None else epoch_ns
         live = self.live
-        seconds = (live.time_ns.astype("int64") - epoch) / 1e9
-        return LiveColumns(live.addr.astype("int64"), live.size.astype("int64"), live.seq.astype("int64"), seconds,
+        seconds = (live.time_ns.view("int64") - epoch) / 1e9
+        # views, not copies: the snapshot and the columns share one set of arrays
+        return LiveColumns(live.addr.view("int64"), live.size.view("int64"), live.seq.view("int64"), seconds,
                            live.stack, live.tid, live.allocator, self.names, stack or self.stack, thread)
 
     def freed(self, epoch_ns: int | None = None, thread: Callable[[int], int] = lambda tid: tid,
@@ -327,7 +337,7 @@ def read_snapshot(read: ReadMemory, region: int) -> AgentSnapshot:
     for row in SHARD.iter_unpack(shard_bytes):
         _lock, _pad, table_off, capacity, used, allocs, frees, nbytes, _ring, _head = row
         shards.append(Shard(table_off, capacity, used, allocs, frees, nbytes))
-    slots = SlotFilter()
+    slots = SlotFilter(h.live_blocks)
     for shard in shards:
         if shard.used:
             slots.add(read(region + shard.table_off, shard.capacity * SLOT.size))
