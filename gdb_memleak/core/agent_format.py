@@ -65,7 +65,7 @@ FAMILIES = {"0": "malloc", "1": "new", "2": "new[]"}
 
 assert HEADER.size == len(HEADER_FIELDS) * 8 and SHARD.size == 128 and SLOT.size == 64 and ERROR.size == 128
 
-ReadMemory = Callable[[int, int], bytes]
+ReadMemory = Callable[[int, int], bytes | bytearray]
 
 
 class AgentFormatError(ValueError):
@@ -83,7 +83,7 @@ class Header:
             raise AttributeError(name) from None
 
 
-def parse_header(data: bytes) -> Header:
+def parse_header(data: bytes | bytearray) -> Header:
     if len(data) < HEADER.size:
         raise AgentFormatError("gdb-memleak: recorder header truncated")
     header = Header(dict(zip(HEADER_FIELDS, HEADER.unpack_from(data))))
@@ -96,7 +96,7 @@ def parse_header(data: bytes) -> Header:
     return header
 
 
-def parse_names(data: bytes) -> list[tuple[str, str]]:
+def parse_names(data: bytes | bytearray) -> list[tuple[str, str]]:
     """The recorder's allocator table: id -> (label as reports show it, family)."""
     parts = data.rstrip(b"\0").split(b"\0")
     return [(parts[i].decode(), FAMILIES[parts[i + 1].decode()]) for i in range(0, len(parts) - 1, 2)]
@@ -160,7 +160,7 @@ class SlotFilter:
             dtype = self.np.dtype(SLOT_DTYPE_FIELDS)
             self.columns = [self.np.empty(max(expected, 0), dtype=dtype[name]) for name in LIVE_COLUMNS]
 
-    def add(self, chunk: bytes) -> None:
+    def add(self, chunk: bytes | bytearray) -> None:
         np = self.np
         if np is None:
             for row in SLOT.iter_unpack(chunk):
@@ -186,7 +186,7 @@ class SlotFilter:
             rows = sorted(self.rows, key=lambda row: row[2])
             return LiveBlocks(*([r[i] for r in rows] for i in (0, 1, 2, 3, 4, 5, 6)))
         columns, self.columns = self.columns, []
-        order = np.argsort(columns[0][:self.used], kind="stable")  # by address: the table's, the scan's order
+        order = np.argsort(columns[0][:self.used])  # by address (each once): the table's, the scan's order
         for i, column in enumerate(columns):
             columns[i] = column[order]  # the unsorted column is freed here, one at a time
             del column
@@ -206,7 +206,7 @@ class AgentSnapshot:
     names: list[tuple[str, str]]
     live: LiveBlocks
     freed_rows: list[tuple[int, ...]]
-    pool: bytes
+    pool: bytes | bytearray
     error_records: list[tuple[int, ...]]
     region: int
     _stacks: dict[int, tuple[int, ...]] = field(default_factory=dict)
@@ -446,15 +446,17 @@ class ProcMemory:
         self.pid = pid
         self._file = open(f"/proc/{pid}/mem", "r+b", buffering=0)  # noqa: SIM115 - closed by close()
 
-    def read(self, address: int, size: int) -> bytes:
-        self._file.seek(address)
-        out = bytearray()
-        while len(out) < size:
-            chunk = self._file.read(min(size - len(out), 64 << 20))
-            if not chunk:
+    def read(self, address: int, size: int) -> bytes | bytearray:
+        """Exactly `size` bytes, read straight into one buffer (a bytearray: no copy of a slot table)."""
+        out = bytearray(size)
+        view = memoryview(out)
+        done = 0
+        while done < size:
+            got = os.preadv(self._file.fileno(), [view[done:done + (64 << 20)]], address + done)
+            if got <= 0:
                 raise AgentFormatError(f"gdb-memleak: cannot read {size} bytes at 0x{address:x} of {self.pid}")
-            out += chunk
-        return bytes(out)
+            done += got
+        return out  # a bytearray: read as bytes everywhere it is used
 
     def write(self, address: int, data: bytes) -> None:
         self._file.seek(address)
