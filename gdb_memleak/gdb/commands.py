@@ -31,6 +31,8 @@ def _selected_tracking(pid: int | None) -> Tracking:
     if tracking is None:
         which = f"process {pid}" if pid is not None else "this inferior"
         raise gdb.GdbError(f"gdb-memleak: no allocation data for {which}: use `memleak start`, then `run`.")
+    if tracking.alive:
+        tracking.engine.sync()  # the recorder engine's table is read when asked for (a no-op for breakpoints)
     return tracking
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import expectations
-from conftest import TARGETS, run_cli, run_gdb
+from conftest import ENGINES, TARGETS, run_cli, run_gdb
 
 SEED = expectations.parse(TARGETS / "seed_demo.c")
 LEAK_SITES = expectations.parse(TARGETS / "leak_sites.c")
@@ -645,12 +645,13 @@ def test_threads_track_every_pair_without_errors_and_find_exactly_the_declared_l
 
 # -- l. leak kinds while the program runs, and the debugger-native commands -----------------------------------------
 
-def test_memleak_check_while_stopped_classifies_a_dropped_list_as_definitely_and_indirectly_lost(built_targets: Path):
+def test_memleak_check_while_stopped_classifies_a_dropped_list_as_definitely_and_indirectly_lost(built_targets: Path,
+                                                                                                 engine: str):
     src = LOST_LIST.source
     stop = line_of(src, "return 0;")  # in main, after drop_list() dropped the list and scribble() wiped the stack
     (head_line, head), = expected_leaks(LOST_LIST, ("definite",)).items()  # new_head()
     (node_line, _), = expected_leaks(LOST_LIST, ("indirect",)).items()      # new_node(), reachable only via the head
-    run = run_gdb(["memleak start", f"break lost_list.c:{stop}", "run",
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", f"break lost_list.c:{stop}", "run",
                    mark("before"), "leaks",
                    mark("check"), "memleak check",
                    mark("all"), "leaks --all",
@@ -682,9 +683,9 @@ def test_memleak_check_needs_a_live_process(built_targets: Path):
     assert sections(run.stdout)["check"] == ""
 
 
-def test_leaks_kind_reachable_lists_the_block_a_global_still_holds_at_exit(built_targets: Path):
+def test_leaks_kind_reachable_lists_the_block_a_global_still_holds_at_exit(built_targets: Path, engine: str):
     held_line = line_of(GLOBAL_HELD.source, "held = malloc(")
-    run = run_gdb(["memleak start", "run",
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", "run",
                    mark("reachable"), "leaks --kind reachable",
                    mark("two"), "leaks --kind reachable,definite",
                    mark("default"), "leaks"],
@@ -750,10 +751,10 @@ def _referrers(text: str) -> list[str]:
     return [line.strip() for line in lines[start + 1:] if line.startswith("   ")]
 
 
-def test_memleak_block_names_the_global_holding_a_block(built_targets: Path):
+def test_memleak_block_names_the_global_holding_a_block(built_targets: Path, engine: str):
     src = GLOBAL_HELD.source
     held_line = line_of(src, "held = malloc(")
-    run = run_gdb(["memleak start", f"break global_held.c:{line_of(src, 'drop();')}", "run",
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", f"break global_held.c:{line_of(src, 'drop();')}", "run",
                    mark("addr"), "print &held",
                    mark("block"), "memleak block held",
                    mark("inside"), "memleak block held + 10",
@@ -771,11 +772,11 @@ def test_memleak_block_names_the_global_holding_a_block(built_targets: Path):
     assert _referrers(out["inside"]) == [f"pointer at {held_at}: global held"]
 
 
-@pytest.fixture(scope="module")
-def list_block_session(built_targets: Path):
+@pytest.fixture(scope="module", params=ENGINES)
+def list_block_session(built_targets: Path, request: pytest.FixtureRequest):
     """leak_sites stopped in main after make_list(3): `l` (on main's stack) -> list header -> node -> node -> node."""
     src = LEAK_SITES.source
-    run = run_gdb(["memleak start", f"break leak_sites.c:{line_of(src, 'leak_in_loop();')}", "run",
+    run = run_gdb([f"set memleak engine {request.param}", "memleak start", f"break leak_sites.c:{line_of(src, 'leak_in_loop();')}", "run",
                    mark("values"), "print &l", "print l", "print l->head", "print l->head->next",
                    mark("header"), "memleak block l",
                    mark("head"), "memleak block l->head",
@@ -818,10 +819,10 @@ def test_memleak_block_after_the_process_ended_has_the_kind_but_no_referrers(lis
     assert " who points at it: unknown (the process has ended)" in ended.splitlines()
 
 
-@pytest.fixture(scope="module")
-def snapshot_session(built_targets: Path):
+@pytest.fixture(scope="module", params=ENGINES)
+def snapshot_session(built_targets: Path, request: pytest.FixtureRequest):
     src = LEAK_SITES.source
-    run = run_gdb(["memleak start", f"break leak_sites.c:{line_of(src, 'leak_in_loop();')}", "run",
+    run = run_gdb([f"set memleak engine {request.param}", "memleak start", f"break leak_sites.c:{line_of(src, 'leak_in_loop();')}", "run",
                    mark("s1"), "memleak snapshot s1",
                    mark("s2"), "memleak snapshot",
                    "continue",
@@ -856,9 +857,9 @@ def test_leaks_older_than_0_lists_everything_and_a_huge_age_nothing(snapshot_ses
     assert "LEAKS: 0 bytes in 0 blocks from 0 allocation stacks (all kinds)" in out["old-huge"]
 
 
-def test_leaks_older_than_separates_blocks_by_age_in_a_running_program(built_targets: Path):
+def test_leaks_older_than_separates_blocks_by_age_in_a_running_program(built_targets: Path, engine: str):
     src = LEAK_SITES.source
-    run = run_gdb(["memleak start", f"break leak_sites.c:{line_of(src, 'leak_in_loop();')}", "run",
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", f"break leak_sites.c:{line_of(src, 'leak_in_loop();')}", "run",
                    "shell sleep 2", "next",  # leak_in_loop's 10 blocks are fresh, make_list's 2 s old
                    mark("old"), "leaks --older-than 1 --all",
                    mark("all"), "leaks --older-than 0 --all",
