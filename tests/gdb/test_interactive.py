@@ -754,7 +754,8 @@ def _referrers(text: str) -> list[str]:
 def test_memleak_block_names_the_global_holding_a_block(built_targets: Path, engine: str):
     src = GLOBAL_HELD.source
     held_line = line_of(src, "held = malloc(")
-    run = run_gdb([f"set memleak engine {engine}", "memleak start", f"break global_held.c:{line_of(src, 'drop();')}", "run",
+    run = run_gdb([f"set memleak engine {engine}", "memleak start",
+                   f"break global_held.c:{line_of(src, 'drop();')}", "run",
                    mark("addr"), "print &held",
                    mark("block"), "memleak block held",
                    mark("inside"), "memleak block held + 10",
@@ -776,7 +777,8 @@ def test_memleak_block_names_the_global_holding_a_block(built_targets: Path, eng
 def list_block_session(built_targets: Path, request: pytest.FixtureRequest):
     """leak_sites stopped in main after make_list(3): `l` (on main's stack) -> list header -> node -> node -> node."""
     src = LEAK_SITES.source
-    run = run_gdb([f"set memleak engine {request.param}", "memleak start", f"break leak_sites.c:{line_of(src, 'leak_in_loop();')}", "run",
+    run = run_gdb([f"set memleak engine {request.param}", "memleak start",
+                   f"break leak_sites.c:{line_of(src, 'leak_in_loop();')}", "run",
                    mark("values"), "print &l", "print l", "print l->head", "print l->head->next",
                    mark("header"), "memleak block l",
                    mark("head"), "memleak block l->head",
@@ -822,7 +824,8 @@ def test_memleak_block_after_the_process_ended_has_the_kind_but_no_referrers(lis
 @pytest.fixture(scope="module", params=ENGINES)
 def snapshot_session(built_targets: Path, request: pytest.FixtureRequest):
     src = LEAK_SITES.source
-    run = run_gdb([f"set memleak engine {request.param}", "memleak start", f"break leak_sites.c:{line_of(src, 'leak_in_loop();')}", "run",
+    run = run_gdb([f"set memleak engine {request.param}", "memleak start",
+                   f"break leak_sites.c:{line_of(src, 'leak_in_loop();')}", "run",
                    mark("s1"), "memleak snapshot s1",
                    mark("s2"), "memleak snapshot",
                    "continue",
@@ -859,7 +862,8 @@ def test_leaks_older_than_0_lists_everything_and_a_huge_age_nothing(snapshot_ses
 
 def test_leaks_older_than_separates_blocks_by_age_in_a_running_program(built_targets: Path, engine: str):
     src = LEAK_SITES.source
-    run = run_gdb([f"set memleak engine {engine}", "memleak start", f"break leak_sites.c:{line_of(src, 'leak_in_loop();')}", "run",
+    run = run_gdb([f"set memleak engine {engine}", "memleak start",
+                   f"break leak_sites.c:{line_of(src, 'leak_in_loop();')}", "run",
                    "shell sleep 2", "next",  # leak_in_loop's 10 blocks are fresh, make_list's 2 s old
                    mark("old"), "leaks --older-than 1 --all",
                    mark("all"), "leaks --older-than 0 --all",
