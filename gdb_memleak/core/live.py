@@ -90,6 +90,10 @@ class LiveColumns(Mapping[int, Block]):
         paths avoid it)."""
         return (self.block(i) for i in range(len(self.addr)))
 
+    def in_allocation_order(self) -> Iterator[Block]:
+        """Every block, oldest allocation first, made one at a time and not kept."""
+        return (self.block(i) for i in np.argsort(self.seq, kind="stable").tolist())
+
     # -- bulk ---------------------------------------------------------------------------------------------------
     def containing(self, address: int) -> Block | None:
         """The block whose [start, start + max(size, 1)) holds `address`."""

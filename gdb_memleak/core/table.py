@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from .addressinfo import containing
 from .kinds import ErrorType
@@ -161,6 +161,13 @@ class AllocationTable:
         """Every live block as an object (a listing of each block; counts and groups use the columns)."""
         blocks = self.blocks
         return list(blocks.values()) if isinstance(blocks, dict) else list(blocks.blocks())
+
+    def in_allocation_order(self) -> Iterator[Block]:
+        """Every live block, oldest allocation first (a listing of each block: columns are not all made at once)."""
+        blocks = self.blocks
+        if isinstance(blocks, dict):
+            return iter(sorted(blocks.values(), key=lambda b: b.seq))
+        return blocks.in_allocation_order()
 
     def block_at(self, address: int) -> Block | None:
         return self.blocks.get(address)

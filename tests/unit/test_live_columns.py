@@ -130,3 +130,11 @@ def test_an_event_on_a_table_of_columns_turns_it_into_a_dict_first():
     table.on_free(first, "free", 1, (), 1.0)
     assert isinstance(table.blocks, dict) and list(table.blocks) == [second]
     assert table.block_containing(second + 4) == blocks[second]
+
+
+def test_columns_list_blocks_in_allocation_order_like_the_dict_table():
+    blocks = blocks_of([(32, 0, 0, 1), (16, 1, 2, 2), (8, 2, 1, 1)])
+    shuffled = dict(reversed(list(blocks.items())))  # columns are kept by address, whatever order they come in
+    plain, columns = (AllocationTable(), AllocationTable())
+    plain.blocks, columns.blocks = dict(blocks), LiveColumns.from_blocks(shuffled)
+    assert list(columns.in_allocation_order()) == list(plain.in_allocation_order()) == list(blocks.values())

@@ -50,6 +50,6 @@ def write(reports: Sequence[ProcessReport], out: TextIO, options: ReportOptions 
     object_base = options.object_base if options is not None else None
     for report in reports:
         out.write("= Start\n")
-        for block in sorted(report.table.live(), key=lambda b: b.seq):
+        for block in report.table.in_allocation_order():
             out.write(f"{where(report, block, object_base)}+ 0x{block.address:x} {_hex_size(block.size)}\n")
         out.write("= End\n")
