@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import valgrind
-from conftest import TARGETS, run_cli
+from conftest import TARGETS, cached_cli, run_cli
 
 PROCESSES = TARGETS / "processes"
 
@@ -88,8 +88,8 @@ def our_addresses(process: dict) -> list[tuple]:
     return found
 
 
-def test_invalid_frees_say_what_the_pointer_is(built_targets: Path, tmp_path: Path, engine: str):
-    run = run_cli(["--engine", engine, str(built_targets / "invalid_free_where")], tmp_path)
+def test_invalid_frees_say_what_the_pointer_is(built_targets: Path, engine: str):
+    run = cached_cli(["--engine", engine, str(built_targets / "invalid_free_where")])
     process = run.process()
     assert our_addresses(process) == [("block", 8, 32), ("freed", 16, 48), ("stack", 1), ("global", "table", 16)]
     block, freed = process["errors"][0]["address_info"], process["errors"][1]["address_info"]
@@ -100,10 +100,9 @@ def test_invalid_frees_say_what_the_pointer_is(built_targets: Path, tmp_path: Pa
 
 @pytest.mark.valgrind
 @pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
-def test_invalid_free_addresses_are_described_as_valgrind_describes_them(built_targets: Path, tmp_path: Path,
-                                                                        engine: str):
+def test_invalid_free_addresses_are_described_as_valgrind_describes_them(built_targets: Path, engine: str):
     argv = [str(built_targets / "invalid_free_where")]
-    assert our_addresses(run_cli(["--engine", engine, *argv], tmp_path).process()) == valgrind_addresses(argv)
+    assert our_addresses(cached_cli(["--engine", engine, *argv]).process()) == valgrind_addresses(argv)
 
 
 def test_invalid_realloc_is_named_realloc(tmp_path: Path, engine: str):
