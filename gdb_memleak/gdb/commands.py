@@ -336,6 +336,7 @@ Usage: memleak snapshot [NAME]      (default names: s1, s2, ...)"""
             raise gdb.GdbError("memleak snapshot: takes at most one name (see `help memleak snapshot`)")
         tracking = _selected_tracking(None)
         name = words[0] if words else f"s{len(SESSION.snapshots) + 1}"
+        tracking.engine.sync()  # the recorder engine's table is only current once read from the program
         seq = tracking.report.table.last_seq
         SESSION.snapshots[name] = (seq, tracking.now())
         tracking.report.table.timeline.mark(name, tracking.now())  # drawn on the HTML report's timeline

@@ -13,8 +13,12 @@ source whose `// expect:` markers hold for it, and what the process shape change
   cpp_string                 a std::string's buffer allocated inside libstdc++
   threads_stress             8 threads x 10,000 allocations (one CLI run takes about 75 s: ~215,000 stops)
 
-Each binary runs once through the batch CLI (--no-default-suppressions, so `leaks` lists every group of every
-kind and `leak_summary` is comparable with valgrind's); the tests share that run.
+Each binary runs once per engine (`--engine breakpoint|agent`) through the batch CLI (--no-default-suppressions,
+so `leaks` lists every group of every kind and `leak_summary` is comparable with valgrind's); the tests share that
+run, and valgrind runs once per binary for both engines. The recorder cannot be preloaded into shapes_static:
+there `--engine agent` (and `auto`) falls back to the breakpoint engine and says so in one line, which
+test_static_build_under_the_recorder_falls_back_to_the_breakpoint_engine_in_one_line checks; its other checks then
+hold as for the breakpoint engine.
 
 Blocks no source line declares are start-up allocations of libc/libstdc++ made before main (libstdc++'s
 emergency exception pool; in a static executable glibc's own start-up blocks, which the dynamic loader makes with
@@ -102,15 +106,16 @@ IDS = [b.id for b in BINARIES]
 
 @pytest.fixture(scope="module")
 def reports(built_targets: Path, tmp_path_factory):
-    """binary id -> its one CLI run (--no-default-suppressions), made on first use and shared by the tests."""
-    cache: dict[str, CliRun] = {}
+    """(binary, engine) -> its one CLI run (--no-default-suppressions), made on first use and shared by the tests."""
+    cache: dict[tuple[str, str], CliRun] = {}
 
-    def get(binary: Binary) -> CliRun:
-        if binary.id not in cache:
+    def get(binary: Binary, engine: str) -> CliRun:
+        if (binary.id, engine) not in cache:
             if binary.preload and not os.path.exists(binary.preload):
                 pytest.fail(f"{binary.preload} is missing (scripts/dev installs libjemalloc2)")
-            cache[binary.id] = cached_cli(["--no-default-suppressions", str(binary.path)], binary.env)
-        return cache[binary.id]
+            cache[binary.id, engine] = cached_cli(["--engine", engine, "--no-default-suppressions", str(binary.path)],
+                                                  binary.env)
+        return cache[binary.id, engine]
 
     return get
 
@@ -198,8 +203,8 @@ def plain_name(function: str) -> str:
 # --- what each binary reports ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("binary", BINARIES, ids=IDS)
-def test_leaks_are_reported_at_the_lines_the_source_marks(binary: Binary, reports):
-    run = reports(binary)
+def test_leaks_are_reported_at_the_lines_the_source_marks(binary: Binary, reports, engine: str):
+    run = reports(binary, engine)
     process = run.process()
     expected = binary.expected()
     assert process["exit"] == expected.exit, run.stderr
@@ -215,9 +220,9 @@ def test_leaks_are_reported_at_the_lines_the_source_marks(binary: Binary, report
     assert run.returncode == 1  # every binary leaks definitely lost blocks
 
 
-def test_stripped_binary_reports_object_and_offset_with_no_file_or_line(reports):
+def test_stripped_binary_reports_object_and_offset_with_no_file_or_line(reports, engine: str):
     binary = BY_ID["shapes_stripped"]
-    process = reports(binary).process()
+    process = reports(binary, engine).process()
     expected = binary.expected()
     assert len(process["leaks"]) == len(expected.leaks)
     for leak in process["leaks"]:
@@ -228,9 +233,9 @@ def test_stripped_binary_reports_object_and_offset_with_no_file_or_line(reports)
         assert os.path.realpath(frame["object"]) == os.path.realpath(binary.path)
 
 
-def test_library_leaks_are_reported_in_the_library_at_its_source_lines(reports):
+def test_library_leaks_are_reported_in_the_library_at_its_source_lines(reports, engine: str):
     binary = BY_ID["shapes_lib"]
-    process = reports(binary).process()
+    process = reports(binary, engine).process()
     assert process["leaks"]
     for leak in process["leaks"]:
         index, frame = first_user_frame(leak["stack"], binary)
@@ -242,11 +247,13 @@ def test_library_leaks_are_reported_in_the_library_at_its_source_lines(reports):
         assert (caller["function"], os.path.basename(caller["object"])) == ("main", "shapes_lib"), caller
 
 
-def test_preloaded_jemalloc_is_what_gets_hooked(built_targets: Path):
+def test_preloaded_jemalloc_is_what_gets_hooked(built_targets: Path, engine: str):
+    """The breakpoint engine hooks jemalloc's functions; the recorder forwards to them (`memleak status` lists
+    each allocator with the object serving it under both engines)."""
     if not os.path.exists(JEMALLOC):
         pytest.fail(f"{JEMALLOC} is missing (scripts/dev installs libjemalloc2)")
-    result = run_gdb(["memleak start", "break shape_scratch", "run", "memleak status", "kill"],
-                     built_targets / "shapes", env={**os.environ, "LD_PRELOAD": JEMALLOC})
+    result = run_gdb([f"set memleak engine {engine}", "memleak start", "break shape_scratch", "run", "memleak status",
+                      "kill"], built_targets / "shapes", env={**os.environ, "LD_PRELOAD": JEMALLOC})
     for function in ("malloc", "calloc", "realloc", "free"):
         assert f" {function} ({JEMALLOC})" in result.stdout, result.stdout + result.stderr
 
@@ -260,9 +267,9 @@ LIBC_HELPERS = {
 }
 
 
-def test_libc_helper_leaks_keep_the_libc_frame_before_the_user_line(reports):
+def test_libc_helper_leaks_keep_the_libc_frame_before_the_user_line(reports, engine: str):
     binary = BY_ID["libc_helpers"]
-    process = reports(binary).process()
+    process = reports(binary, engine).process()
     source = binary.source_path.read_text().splitlines()
     expected = binary.expected()
     seen = set()
@@ -285,9 +292,9 @@ def _string_buffer_leak(process: dict, binary: Binary) -> tuple[int, dict]:
     return line, leak
 
 
-def test_cpp_string_buffer_is_allocated_inside_libstdcxx_and_shown_at_the_user_line(reports):
+def test_cpp_string_buffer_is_allocated_inside_libstdcxx_and_shown_at_the_user_line(reports, engine: str):
     binary = BY_ID["cpp_string"]
-    process = reports(binary).process()
+    process = reports(binary, engine).process()
     line, leak = _string_buffer_leak(process, binary)
     index, frame = first_user_frame(leak["stack"], binary)
     assert index > 0 and frame["function"].startswith("make_record")
@@ -296,19 +303,37 @@ def test_cpp_string_buffer_is_allocated_inside_libstdcxx_and_shown_at_the_user_l
     assert leak["allocator"] == "new" and leak["kind"] == "indirect"
 
 
-def test_cpp_string_libstdcxx_frames_are_named_as_valgrind_names_them(reports):
+def test_cpp_string_libstdcxx_frames_are_named_as_valgrind_names_them(reports, engine: str):
     binary = BY_ID["cpp_string"]
-    _, leak = _string_buffer_leak(reports(binary).process(), binary)
+    _, leak = _string_buffer_leak(reports(binary, engine).process(), binary)
     index, _ = first_user_frame(leak["stack"], binary)
     names = [f["function"] for f in leak["stack"][:index]]
     assert any("basic_string" in n and ("_M_mutate" in n or "_M_replace" in n) for n in names), names
 
 
-def test_static_build_reports_only_the_programs_own_leaks_by_default(built_targets: Path, tmp_path: Path):
+def test_static_build_reports_only_the_programs_own_leaks_by_default(built_targets: Path, tmp_path: Path,
+                                                                    engine: str):
     binary = BY_ID["shapes_static"]
-    run = run_cli([str(binary.path)], tmp_path)
+    run = run_cli(["--engine", engine, str(binary.path)], tmp_path)
     found, startup = split_groups(run.process(), binary)
     assert [g for g in startup if g["kind"] in ("definite", "possible")] == [], run.stderr
+
+
+STATIC_FALLBACK = ("gdb-memleak: shapes_static is statically linked (nothing can be preloaded): "
+                   "using the breakpoint engine.")
+
+
+@pytest.mark.parametrize("choice", ["agent", "auto", "breakpoint"])
+def test_static_build_under_the_recorder_falls_back_to_the_breakpoint_engine_in_one_line(reports, choice: str):
+    """Nothing can be preloaded into a static executable: asked for the recorder (or `auto`), the run says so in
+    one line and the breakpoint engine tracks it, with the same report; asked for the breakpoint engine, no line."""
+    binary = BY_ID["shapes_static"]
+    run = reports(binary, choice)
+    said = [line for line in run.stderr.splitlines() if "nothing can be preloaded" in line]
+    assert said == ([] if choice == "breakpoint" else [STATIC_FALLBACK]), run.stderr
+    ours, theirs = run.process(), reports(binary, "breakpoint").process()
+    assert (summary_of(ours), valgrind.our_figures(ours)) == (summary_of(theirs), valgrind.our_figures(theirs))
+    assert split_groups(ours, binary)[0] == split_groups(theirs, binary)[0]
 
 
 def test_binaries_have_the_process_shape_their_name_says(built_targets: Path):
@@ -337,8 +362,8 @@ def test_binaries_have_the_process_shape_their_name_says(built_targets: Path):
 # --- figures ------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("binary", BINARIES, ids=IDS)
-def test_leak_summary_equals_the_declared_one(binary: Binary, reports):
-    process = reports(binary).process()
+def test_leak_summary_equals_the_declared_one(binary: Binary, reports, engine: str):
+    process = reports(binary, engine).process()
     _, startup = split_groups(process, binary)
     want = binary.expected().summary
     if binary.undeclared_startup:
@@ -346,12 +371,25 @@ def test_leak_summary_equals_the_declared_one(binary: Binary, reports):
     assert summary_of(process) == want
 
 
-def _valgrind_run(binary: Binary, monkeypatch) -> list[str]:
+def _valgrind_run(binary: Binary, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """argv for tests/valgrind.py (valgrind options may lead it), LD_PRELOAD set in the environment it inherits."""
     if binary.preload:
         monkeypatch.setenv("LD_PRELOAD", binary.preload)
         return [VALGRIND_JEMALLOC, str(binary.path)]
     return [str(binary.path.with_name(binary.valgrind_program or binary.program))]
+
+
+# valgrind's figures, once per binary and worker: both engines' tests of a binary share its xdist group
+@lru_cache(maxsize=None)
+def valgrind_heap_figures(binary: Binary) -> valgrind.HeapFigures:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return valgrind.heap_figures(_valgrind_run(binary, monkeypatch), timeout=600)
+
+
+@lru_cache(maxsize=None)
+def valgrind_leak_summary(binary: Binary) -> dict[str, tuple[int, int]]:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return valgrind.leak_summary(_valgrind_run(binary, monkeypatch), timeout=600)
 
 
 def _blind_startup(binary: Binary, process: dict) -> dict[str, tuple[int, int]]:
@@ -363,10 +401,10 @@ def _blind_startup(binary: Binary, process: dict) -> dict[str, tuple[int, int]]:
 @pytest.mark.valgrind
 @pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
 @pytest.mark.parametrize("binary", BINARIES, ids=IDS)
-def test_heap_totals_and_in_use_equal_valgrinds(binary: Binary, reports, monkeypatch):
-    process = reports(binary).process()
+def test_heap_totals_and_in_use_equal_valgrinds(binary: Binary, reports, engine: str):
+    process = reports(binary, engine).process()
     ours = valgrind.our_figures(process)
-    theirs = valgrind.heap_figures(_valgrind_run(binary, monkeypatch), timeout=600)
+    theirs = valgrind_heap_figures(binary)
     blind = _blind_startup(binary, process)
     blocks, nbytes = sum(n for _, n in blind.values()), sum(b for b, _ in blind.values())
     # start-up blocks valgrind cannot see are allocated once and never freed
@@ -377,9 +415,9 @@ def test_heap_totals_and_in_use_equal_valgrinds(binary: Binary, reports, monkeyp
 @pytest.mark.valgrind
 @pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
 @pytest.mark.parametrize("binary", BINARIES, ids=IDS)
-def test_leak_summary_equals_valgrinds(binary: Binary, reports, monkeypatch):
-    process = reports(binary).process()
-    theirs = valgrind.leak_summary(_valgrind_run(binary, monkeypatch), timeout=600)
+def test_leak_summary_equals_valgrinds(binary: Binary, reports, engine: str):
+    process = reports(binary, engine).process()
+    theirs = valgrind_leak_summary(binary)
     assert summary_of(process) == add(theirs, _blind_startup(binary, process))
 
 

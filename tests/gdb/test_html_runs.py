@@ -15,12 +15,26 @@ from pathlib import Path
 import pytest
 
 import expectations
-from conftest import ROOT, TARGETS, run_gdb
+from conftest import ENGINES, ROOT, TARGETS, run_gdb
 from html_pages import embedded_data
 
 SEED = expectations.parse(TARGETS / "seed_demo.c")
 LEAK_SITES = expectations.parse(TARGETS / "leak_sites.c")
 pytestmark = pytest.mark.gdb
+
+# The recorder engine's HTML timeline is empty (known bug, issue 9): AgentEngine.sync() loads the blocks in bulk and
+# replaces `table.counters`, so `table.timeline` is never ticked (no points) and still reads the old, all-zero
+# Counters (a `memleak snapshot` mark says 0 blocks live). The rest of each page is checked under both engines.
+RECORDER_TIMELINE = "the recorder engine records no timeline points (issue 9: AgentEngine.sync never ticks it)"
+
+
+def timeline_points(process: dict, engine: str) -> list[list]:
+    """The page's timeline points; under the recorder, while its timeline is empty, the known bug above (the test
+    then ends xfailed, after every other check of the page passed)."""
+    points = process["timeline"]["points"]
+    if engine == "agent" and not points:
+        pytest.xfail(RECORDER_TIMELINE)
+    return points
 
 
 def names(process: dict, node: int) -> list[str]:
@@ -32,9 +46,9 @@ def names(process: dict, node: int) -> list[str]:
 
 
 def test_cli_html_of_the_seed_demo_has_the_leak_the_double_free_and_the_timeline(built_targets: Path,
-                                                                                  tmp_path: Path):
+                                                                                  tmp_path: Path, engine: str):
     page = tmp_path / "seed.html"
-    run = subprocess.run([sys.executable, "-m", "gdb_memleak.cli.main", "--html", str(page), "--",
+    run = subprocess.run([sys.executable, "-m", "gdb_memleak.cli.main", "--engine", engine, "--html", str(page), "--",
                           str(built_targets / "seed_demo")], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert page.exists(), run.stderr
     (process,) = embedded_data(page.read_text())["processes"]
@@ -50,23 +64,26 @@ def test_cli_html_of_the_seed_demo_has_the_leak_the_double_free_and_the_timeline
     (error,) = process["errors"]
     assert error["type"] == "double_free"
     assert names(process, error["node"]) == ["main"]
-    points = process["timeline"]["points"]
+    points = timeline_points(process, engine)
     assert points[-1][1:3] == [nbytes, nblocks]                           # live at exit
     assert max(p[3] for p in points) == 10 + 20 + 30 + 40 - 10            # the peak: p2, p3, p4 live together
     assert points[0][0] <= error["time"] <= points[-1][0] + 1
 
 
-@pytest.fixture(scope="module")
-def leaks_html(built_targets: Path, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+@pytest.fixture(scope="module", params=ENGINES)
+def leaks_html(request: pytest.FixtureRequest, built_targets: Path,
+               tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """One GDB session per engine (`set memleak engine`), shared by the tests reading its page and its errors."""
     page = tmp_path_factory.mktemp("html") / "leaks.html"
-    run = run_gdb(["memleak start", "break leak_in_loop", "run", "memleak snapshot before-loop", "continue",
-                   f"leaks --all --html {page}", "leaks --html /nonexistent/dir/x.html"],
+    run = run_gdb([f"set memleak engine {request.param}", "memleak start", "break leak_in_loop", "run",
+                   "memleak snapshot before-loop", "continue", f"leaks --all --html {page}",
+                   "leaks --html /nonexistent/dir/x.html"],
                   built_targets / "leak_sites")
-    return run, page
+    return run, page, request.param
 
 
 def test_leaks_html_writes_every_leak_of_the_process(leaks_html):
-    run, page = leaks_html
+    run, page, _ = leaks_html
     assert f"HTML report written to {page}" in run.stdout
     (process,) = embedded_data(page.read_text())["processes"]
     kinds = [k for k, _ in process["kinds"]]
@@ -86,31 +103,33 @@ def test_leaks_html_writes_every_leak_of_the_process(leaks_html):
 
 
 def test_snapshot_is_marked_on_the_timeline(leaks_html):
-    _, page = leaks_html
+    run, page, engine = leaks_html
+    # make_list(3) made the header and 3 nodes before the breakpoint (the recorder's table is read first)
+    assert "gdb-memleak: snapshot 'before-loop' at allocation #4 (4 blocks live)." in run.stdout
     (process,) = embedded_data(page.read_text())["processes"]
     (mark,) = process["timeline"]["marks"]
     assert mark[0] == "before-loop"
-    points = process["timeline"]["points"]
+    points = timeline_points(process, engine)
     assert points[0][0] <= mark[1] <= points[-1][0]
     assert mark[3] > 0  # blocks live at the snapshot (make_list's)
 
 
 def test_leaks_html_to_an_unwritable_path_is_one_error_line(leaks_html):
-    run, _ = leaks_html
+    run, _, _ = leaks_html
     assert "leaks: cannot write /nonexistent/dir/x.html: No such file or directory" in run.stderr
     assert "Traceback" not in run.stderr + run.stdout
 
 
-def test_cli_html_of_a_forking_program_has_one_view_per_process(tmp_path: Path):
+def test_cli_html_of_a_forking_program_has_one_view_per_process(tmp_path: Path, engine: str):
     program = tmp_path / "fork_family"
     subprocess.run(["gcc", "-g", "-O0", "-o", str(program), str(TARGETS / "processes" / "fork_family.c")], check=True)
     page = tmp_path / "fork.html"
-    run = subprocess.run([sys.executable, "-m", "gdb_memleak.cli.main", "--html", str(page), "--", str(program)],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    run = subprocess.run([sys.executable, "-m", "gdb_memleak.cli.main", "--engine", engine, "--html", str(page), "--",
+                          str(program)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert page.exists(), run.stderr
     processes = embedded_data(page.read_text())["processes"]
     assert len({p["pid"] for p in processes}) == 3
     leaked = sorted(sum(g[2] for g in p["groups"]) for p in processes)
     assert leaked == [30, 100, 300]  # as test_processes: parent 30; child 100; grandchild 200 + the child's 100
     for p in processes:  # each timeline ends at that process's own live heap
-        assert p["timeline"]["points"][-1][1] == p["heap"]["live_bytes"]
+        assert timeline_points(p, engine)[-1][1] == p["heap"]["live_bytes"]

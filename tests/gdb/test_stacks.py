@@ -39,8 +39,8 @@ int lib_answer(void) { return 42; }
 CTOR_PROGRAM = "int lib_answer(void);\nint main(void) { return lib_answer() - 42; }\n"
 
 
-def report_of(argv: list[str]) -> dict:
-    run = cached_cli(["--no-default-suppressions", *argv])
+def report_of(argv: list[str], engine: str) -> dict:
+    run = cached_cli(["--engine", engine, "--no-default-suppressions", *argv])
     assert run.report is not None, run.stderr
     return run.process()
 
@@ -119,10 +119,10 @@ def test_the_optimised_targets_are_built_optimised_with_inlined_calls(built_targ
 @pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
 @pytest.mark.parametrize("name", [s.stem for s in OPTIMISED] + ["cpp_string", "library_constructor"])
 def test_every_stack_equals_valgrinds_frame_for_frame_inlined_calls_expanded(name: str, built_targets: Path,
-                                                                             ctor_program: Path):
+                                                                             ctor_program: Path, engine: str):
     argv = programs(built_targets, ctor_program)[name]
     ours = {}
-    for leak in report_of(argv)["leaks"]:
+    for leak in report_of(argv, engine)["leaks"]:
         key = (leak["kind"], leak["bytes"], leak["blocks"])
         assert key not in ours, f"two groups {key}: the comparison needs distinct records"
         ours[key] = leak
@@ -134,8 +134,9 @@ def test_every_stack_equals_valgrinds_frame_for_frame_inlined_calls_expanded(nam
 
 
 @pytest.mark.parametrize("source", OPTIMISED, ids=[s.stem for s in OPTIMISED])
-def test_inlined_frames_share_the_pc_of_the_function_they_were_inlined_into(source: Path, built_targets: Path):
-    for leak in report_of([str(built_targets / source.stem)])["leaks"]:
+def test_inlined_frames_share_the_pc_of_the_function_they_were_inlined_into(source: Path, built_targets: Path,
+                                                                           engine: str):
+    for leak in report_of([str(built_targets / source.stem)], engine)["leaks"]:
         stack = leak["stack"]
         for frame, after in zip(stack, stack[1:]):
             assert frame["inline"] == (frame["pc"] == after["pc"]), stack
@@ -143,11 +144,12 @@ def test_inlined_frames_share_the_pc_of_the_function_they_were_inlined_into(sour
 
 
 @pytest.mark.parametrize("source", OPTIMISED, ids=[s.stem for s in OPTIMISED])
-def test_leaks_through_inlined_library_calls_are_listed_at_the_users_lines(source: Path, built_targets: Path):
+def test_leaks_through_inlined_library_calls_are_listed_at_the_users_lines(source: Path, built_targets: Path,
+                                                                          engine: str):
     """`leaks` (first user frame) and `leaks --by-line` name the user's line, never stl_vector.h/basic_string.h."""
     expected = expectations.parse(source)
-    run = run_gdb(["memleak start", "run", "echo @@table@@\\n", "leaks --all", "echo @@byline@@\\n",
-                   "leaks --by-line --all"], built_targets / source.stem, args=expected.args)
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", "run", "echo @@table@@\\n", "leaks --all",
+                   "echo @@byline@@\\n", "leaks --by-line --all"], built_targets / source.stem, args=expected.args)
     assert "Traceback" not in run.stdout + run.stderr, run.stderr
     table, by_line = run.stdout.split("@@table@@", 1)[1].split("@@byline@@", 1)
     rows: dict[int, list[int]] = {}  # the table has a row per allocation stack: summed per line
@@ -166,7 +168,7 @@ def test_leaks_through_inlined_library_calls_are_listed_at_the_users_lines(sourc
 
 
 def test_a_suppression_naming_an_inlined_user_function_hides_the_leaks_made_through_it(built_targets: Path,
-                                                                                        tmp_path: Path):
+                                                                                        tmp_path: Path, engine: str):
     source = TARGETS / "cpp_inlined_O2.cpp"
     expected = expectations.parse(source)
     inlined = [line for line, text in enumerate(source.read_text().splitlines(), start=1)
@@ -174,8 +176,8 @@ def test_a_suppression_naming_an_inlined_user_function_hides_the_leaks_made_thro
     assert len(inlined) == 3
     supp = tmp_path / "fill.supp"
     supp.write_text("leak:^fill$\n")
-    run = run_cli(["--no-default-suppressions", "--suppressions", str(supp), str(built_targets / source.stem)],
-                  tmp_path)
+    run = run_cli(["--engine", engine, "--no-default-suppressions", "--suppressions", str(supp),
+                   str(built_targets / source.stem)], tmp_path)
     summary = run.process()["leak_summary"]
     assert summary["suppressed"] == {"bytes": sum(expected.leaks[n][0] for n in inlined),
                                      "blocks": sum(expected.leaks[n][1] for n in inlined)}, run.stderr
@@ -191,8 +193,8 @@ def junk(frame: dict) -> bool:
 
 @pytest.mark.parametrize("name", ["cpp_string", "library_constructor"])
 def test_load_time_stacks_end_at_the_loaders_entry_with_no_junk_frames(name: str, built_targets: Path,
-                                                                      ctor_program: Path):
-    process = report_of(programs(built_targets, ctor_program)[name])
+                                                                      ctor_program: Path, engine: str):
+    process = report_of(programs(built_targets, ctor_program)[name], engine)
     load_time = [leak for leak in process["leaks"] if any(f["function"] == "_dl_init" for f in leak["stack"])]
     assert load_time, process["leaks"]
     for leak in process["leaks"]:
@@ -201,9 +203,10 @@ def test_load_time_stacks_end_at_the_loaders_entry_with_no_junk_frames(name: str
         assert leak["stack"][-1]["function"].startswith("_dl_start_user"), leak["stack"]
 
 
-def test_text_stacks_and_sites_of_load_time_allocations_have_no_junk_frames(built_targets: Path):
-    run = run_gdb(["set memleak default-suppressions off", "memleak start", "run", "echo @@table@@\\n", "leaks --all",
-                   "echo @@stacks@@\\n", "leaks --all --stack"], built_targets / "cpp_string")
+def test_text_stacks_and_sites_of_load_time_allocations_have_no_junk_frames(built_targets: Path, engine: str):
+    run = run_gdb([f"set memleak engine {engine}", "set memleak default-suppressions off", "memleak start", "run",
+                   "echo @@table@@\\n", "leaks --all", "echo @@stacks@@\\n", "leaks --all --stack"],
+                  built_targets / "cpp_string")
     assert "Traceback" not in run.stdout + run.stderr, run.stderr
     table, stacks = run.stdout.split("@@table@@", 1)[1].split("@@stacks@@", 1)
     assert re.search(r"^still reachable\s+72,704\s+1\s+malloc\s+#\d+\s+libstdc\+\+\.so\.6\+0x[0-9a-f]+ \(\S+\)$",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import valgrind
-from conftest import TARGETS, run_cli
+from conftest import TARGETS, cached_cli, run_cli
 
 PROCESSES = TARGETS / "processes"
 
@@ -37,9 +37,9 @@ def valgrind_summaries_per_process(argv: list[str]) -> list[dict[str, tuple[int,
     return sorted(found.values(), key=sorted)
 
 
-def test_forked_childs_caller_saved_registers_at_exit_are_no_roots(tmp_path: Path):
+def test_forked_childs_caller_saved_registers_at_exit_are_no_roots(tmp_path: Path, engine: str):
     program = compile_c(PROCESSES / "fork_exit_registers.c", tmp_path)
-    run = run_cli(["--no-default-suppressions", str(program)], tmp_path)
+    run = run_cli(["--engine", engine, "--no-default-suppressions", str(program)], tmp_path)
     child = next(p for p in run.report["processes"] if p["in_use_at_exit"]["bytes"] == 222)
     assert summary(child)["definite"] == (222, 1), run.stderr
     assert summary(child)["reachable"] == (0, 0)
@@ -47,9 +47,9 @@ def test_forked_childs_caller_saved_registers_at_exit_are_no_roots(tmp_path: Pat
 
 @pytest.mark.valgrind
 @pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
-def test_forked_child_at_exit_leak_summary_equals_valgrinds(tmp_path: Path):
+def test_forked_child_at_exit_leak_summary_equals_valgrinds(tmp_path: Path, engine: str):
     program = compile_c(PROCESSES / "fork_exit_registers.c", tmp_path)
-    ours = run_cli(["--no-default-suppressions", str(program)], tmp_path).report["processes"]
+    ours = run_cli(["--engine", engine, "--no-default-suppressions", str(program)], tmp_path).report["processes"]
     assert sorted((summary(p) for p in ours), key=sorted) == valgrind_summaries_per_process([str(program)])
 
 
@@ -88,8 +88,8 @@ def our_addresses(process: dict) -> list[tuple]:
     return found
 
 
-def test_invalid_frees_say_what_the_pointer_is(built_targets: Path, tmp_path: Path):
-    run = run_cli([str(built_targets / "invalid_free_where")], tmp_path)
+def test_invalid_frees_say_what_the_pointer_is(built_targets: Path, engine: str):
+    run = cached_cli(["--engine", engine, str(built_targets / "invalid_free_where")])
     process = run.process()
     assert our_addresses(process) == [("block", 8, 32), ("freed", 16, 48), ("stack", 1), ("global", "table", 16)]
     block, freed = process["errors"][0]["address_info"], process["errors"][1]["address_info"]
@@ -100,18 +100,18 @@ def test_invalid_frees_say_what_the_pointer_is(built_targets: Path, tmp_path: Pa
 
 @pytest.mark.valgrind
 @pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
-def test_invalid_free_addresses_are_described_as_valgrind_describes_them(built_targets: Path, tmp_path: Path):
+def test_invalid_free_addresses_are_described_as_valgrind_describes_them(built_targets: Path, engine: str):
     argv = [str(built_targets / "invalid_free_where")]
-    assert our_addresses(run_cli(argv, tmp_path).process()) == valgrind_addresses(argv)
+    assert our_addresses(cached_cli(["--engine", engine, *argv]).process()) == valgrind_addresses(argv)
 
 
-def test_invalid_realloc_is_named_realloc(tmp_path: Path):
+def test_invalid_realloc_is_named_realloc(tmp_path: Path, engine: str):
     source = tmp_path / "bad_realloc.c"
     source.write_text('#include <stdlib.h>\nint main(void) {\n  char *p = malloc(32);\n  char *q = p + 4;\n'
                       '  __asm__ volatile("" : "+r"(q));\n  q = realloc(q, 64);\n'
                       '  __asm__ volatile("" : : "r"(q));\n  free(p);\n  return 0;\n}\n')
     program = compile_c(source, tmp_path)
-    run = run_cli([str(program)], tmp_path)
+    run = run_cli(["--engine", engine, str(program)], tmp_path)
     [error] = run.process()["errors"]
     assert (error["type"], error["allocator"], error["stack"][0]["line"]) == ("invalid_free", "realloc", 6)
     assert error["address_info"]["place"] == "block" and error["address_info"]["offset"] == 4
@@ -125,11 +125,11 @@ def test_invalid_realloc_is_named_realloc(tmp_path: Path):
 @pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
 @pytest.mark.parametrize("name", ["lost_list", "cpp_string", "cpp_object"])
 def test_definite_records_carry_the_indirect_bytes_valgrind_gives_them(built_targets: Path, tmp_path: Path,
-                                                                        name: str):
+                                                                        name: str, engine: str):
     argv = [str(built_targets / name)]
     theirs = sorted((r["line"], r["bytes"], r["blocks"], r["indirect_bytes"])
                     for r in valgrind.leak_records(argv, TARGETS) if r["kind"] == "definite")
-    process = run_cli(["--no-default-suppressions", *argv], tmp_path).process()
+    process = run_cli(["--engine", engine, "--no-default-suppressions", *argv], tmp_path).process()
     ours = sorted((next(f["line"] for f in leak["stack"] if (f["file"] or "").startswith(str(TARGETS))),
                    leak["bytes"], leak["blocks"], leak["indirect_bytes"])
                   for leak in process["leaks"] if leak["kind"] == "definite")
