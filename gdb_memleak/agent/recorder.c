@@ -48,6 +48,8 @@
 #define ML_STACK_SHARDS 64
 #define ML_MAX_DEPTH 64
 #define ML_DEFAULT_DEPTH 16
+#define ML_TIMELINE 4096          /* live bytes/blocks over time (HTML report): points, halved when full */
+#define ML_TIMELINE_INTERVAL_NS 2000000ULL /* between points at first; doubles at every halving */
 #define ML_ERRORS 4096            /* error ring; older errors are dropped (counted) */
 #define ML_FREED_PER_SHARD 2048   /* freed blocks remembered per shard, for double-free reports (64 x 2048) */
 #define ML_REGION_BYTES (64ULL << 30) /* reserved address space (MAP_NORESERVE): pages are used as touched */
@@ -144,6 +146,12 @@ struct ml_error {                /* 128 bytes */
     uint64_t pad[4];
 };
 
+/* One timeline point: the live figures at t_ns and their highest values since the previous point. */
+struct ml_point {
+    uint64_t t_ns;
+    int64_t bytes, blocks, peak_bytes, peak_blocks;
+};
+
 struct ml_header {
     uint64_t magic, version, header_size, region_size;
     uint64_t nshards, shards_off, shard_size, slot_size;
@@ -162,7 +170,14 @@ struct ml_header {
     _Atomic uint64_t dyn_used;           /* bump offset for shard tables */
     _Atomic uint64_t stacks_dropped;     /* stacks not stored (pool full) */
     uint64_t freed_per_shard;
-    uint64_t pad[16];
+    uint64_t timeline_off, timeline_capacity;
+    _Atomic uint64_t timeline_count;
+    uint64_t timeline_interval_ns;
+    _Atomic uint64_t timeline_due_ns;
+    _Atomic int64_t timeline_hi_bytes, timeline_hi_blocks; /* highest live figures since the last point */
+    atomic_int timeline_lock;            /* whoever holds it records the due point; the others go on */
+    uint32_t pad_timeline;
+    uint64_t pad[8];
 };
 
 /* What GDB looks up in the ELF symbol table: where the region is. */
@@ -395,6 +410,10 @@ static void map_region(void) {
     H->errors_capacity = ML_ERRORS;
     H->error_size = sizeof(struct ml_error);
     off += ML_ERRORS * sizeof(struct ml_error);
+    H->timeline_off = off;
+    H->timeline_capacity = ML_TIMELINE;
+    H->timeline_interval_ns = ML_TIMELINE_INTERVAL_NS;
+    off += ML_TIMELINE * sizeof(struct ml_point);
     H->freed_per_shard = ML_FREED_PER_SHARD;
     for (int i = 0; i < ML_SHARDS; i++) {
         struct ml_shard *s = (struct ml_shard *)(base + H->shards_off) + i;
@@ -695,7 +714,47 @@ static void remember_freed(struct ml_shard *s, struct ml_slot *slot) {
     ring[k + 1] = slot->seq;
 }
 
-static inline void add_live(int64_t blocks, int64_t bytes) {
+/* Record the due timeline point (the caller holds timeline_lock); when the points fill their area, each pair
+ * becomes its later point carrying both peaks and the interval doubles: bounded memory, the whole run covered, no
+ * peak dropped (as core/timeline.py does for the breakpoint engine). */
+static void timeline_record(uint64_t t, int64_t blocks, int64_t bytes) {
+    struct ml_point *p = (struct ml_point *)(base + H->timeline_off);
+    uint64_t n = atomic_load_explicit(&H->timeline_count, memory_order_relaxed);
+    int64_t hi_bytes = atomic_load_explicit(&H->timeline_hi_bytes, memory_order_relaxed);
+    int64_t hi_blocks = atomic_load_explicit(&H->timeline_hi_blocks, memory_order_relaxed);
+    p[n] = (struct ml_point){t, bytes, blocks, hi_bytes > bytes ? hi_bytes : bytes,
+                             hi_blocks > blocks ? hi_blocks : blocks};
+    atomic_store_explicit(&H->timeline_hi_bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&H->timeline_hi_blocks, blocks, memory_order_relaxed);
+    if (++n >= H->timeline_capacity) {
+        uint64_t half = n / 2;
+        for (uint64_t i = 0; i < half; i++) {
+            struct ml_point a = p[2 * i], b = p[2 * i + 1];
+            p[i] = (struct ml_point){b.t_ns, b.bytes, b.blocks, a.peak_bytes > b.peak_bytes ? a.peak_bytes : b.peak_bytes,
+                                     a.peak_blocks > b.peak_blocks ? a.peak_blocks : b.peak_blocks};
+        }
+        if (n % 2) p[half++] = p[n - 1];
+        n = half;
+        H->timeline_interval_ns *= 2;
+    }
+    atomic_store_explicit(&H->timeline_count, n, memory_order_release);
+    atomic_store_explicit(&H->timeline_due_ns, t + H->timeline_interval_ns, memory_order_relaxed);
+}
+
+/* After every change of the live figures: keep their highest values, and record a point when one is due (a load
+ * and a compare on the hot path; racing threads may lose a peak update, never corrupt a point). */
+static inline void timeline_tick(uint64_t t, int64_t blocks, int64_t bytes) {
+    if (bytes > atomic_load_explicit(&H->timeline_hi_bytes, memory_order_relaxed))
+        atomic_store_explicit(&H->timeline_hi_bytes, bytes, memory_order_relaxed);
+    if (blocks > atomic_load_explicit(&H->timeline_hi_blocks, memory_order_relaxed))
+        atomic_store_explicit(&H->timeline_hi_blocks, blocks, memory_order_relaxed);
+    if (LIKELY(t < atomic_load_explicit(&H->timeline_due_ns, memory_order_relaxed))) return;
+    if (atomic_exchange_explicit(&H->timeline_lock, 1, memory_order_acquire)) return;
+    if (t >= atomic_load_explicit(&H->timeline_due_ns, memory_order_relaxed)) timeline_record(t, blocks, bytes);
+    atomic_store_explicit(&H->timeline_lock, 0, memory_order_release);
+}
+
+static inline void add_live(int64_t blocks, int64_t bytes, uint64_t t) {
     int64_t lb = atomic_fetch_add_explicit(&H->live_blocks, blocks, memory_order_relaxed) + blocks;
     int64_t ly = atomic_fetch_add_explicit(&H->live_bytes, bytes, memory_order_relaxed) + bytes;
     if (blocks > 0) {
@@ -704,6 +763,7 @@ static inline void add_live(int64_t blocks, int64_t bytes) {
         p = atomic_load_explicit(&H->peak_bytes, memory_order_relaxed);
         while (ly > p && !atomic_compare_exchange_weak(&H->peak_bytes, &p, ly)) {}
     }
+    timeline_tick(t, lb, ly);
 }
 
 static void record_alloc(void *ptr, size_t size, unsigned allocator, void *ret) {
@@ -737,8 +797,8 @@ static void record_alloc(void *ptr, size_t size, unsigned allocator, void *ret) 
     s->bytes_allocated += size;
     struct ml_slot copy = *slot;
     spin_unlock(&s->lock);
-    if (stale >= 0) add_live(-1, -stale);
-    add_live(1, (int64_t)size);
+    if (stale >= 0) add_live(-1, -stale, t);
+    add_live(1, (int64_t)size, t);
     if (UNLIKELY(H->break_seq == seq)) memleak_agent_break_alloc(&copy);
     busy_leave(was_busy);
 }
@@ -787,7 +847,7 @@ static int record_free(void *ptr, unsigned allocator, void *ret) {
         struct ml_slot copy = *slot;
         remember_freed(s, slot);
         spin_unlock(&s->lock);
-        add_live(-1, -(int64_t)size);
+        add_live(-1, -(int64_t)size, t);
         if (UNLIKELY(mismatched)) report_error(ERR_MISMATCHED, addr, allocator, ret, &copy);
     } else {
         struct ml_slot copy;
@@ -826,7 +886,7 @@ static void unfree(void *ptr) {
         size = slot->size;
     }
     spin_unlock(&s->lock);
-    if (slot) add_live(1, (int64_t)size);
+    if (slot) add_live(1, (int64_t)size, coarse_ns());
 }
 
 /* ---- fork ------------------------------------------------------------------------------------------------- */

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from .kinds import ErrorType
 from .model import Block, Counters, FreedBlock, HeapError
 from .procmaps import Mapping, load_bias
+from .timeline import Point
 
 if TYPE_CHECKING:
     from .live import LiveColumns
@@ -43,8 +44,10 @@ HEADER_FIELDS = (
     "seq", "live_blocks", "live_bytes", "peak_blocks", "peak_bytes", "failed_allocs",
     "break_seq", "skip_bad_frees", "start_ns", "depth", "pid", "unwinder",
     "dyn_used", "stacks_dropped", "freed_per_shard",
+    "timeline_off", "timeline_capacity", "timeline_count", "timeline_interval_ns", "timeline_due_ns",
+    "timeline_hi_bytes", "timeline_hi_blocks", "timeline_lock",
 )
-_SIGNED = {"live_blocks", "live_bytes", "peak_blocks", "peak_bytes"}
+_SIGNED = {"live_blocks", "live_bytes", "peak_blocks", "peak_bytes", "timeline_hi_bytes", "timeline_hi_blocks"}
 HEADER = struct.Struct("<" + "".join("q" if name in _SIGNED else "Q" for name in HEADER_FIELDS))
 BREAK_SEQ_OFFSET = HEADER_FIELDS.index("break_seq") * 8       # GDB writes N here for `break-alloc N`
 SKIP_BAD_FREES_OFFSET = HEADER_FIELDS.index("skip_bad_frees") * 8
@@ -57,6 +60,8 @@ SLOT_LIVE, SLOT_FREED = 1, 2
 # struct ml_error: type, addr, tid, time_ns, stack, allocator, alloc_stack, free_stack, block_size,
 # alloc_allocator, skip, seq (+ 4 spare words)
 ERROR = struct.Struct("<12Q32x")
+# struct ml_point: t_ns, live bytes, live blocks, highest bytes and blocks since the previous point
+POINT = struct.Struct("<Q4q")
 ERROR_SKIP_OFFSET = 10 * 8  # GDB writes 1 here (on-error skip): the recorder does not perform the bad release
 ERROR_TYPES = {1: ErrorType.DOUBLE_FREE, 2: ErrorType.INVALID_FREE, 3: ErrorType.MISMATCHED_FREE}
 UNKNOWN = (1 << 64) - 1
@@ -209,6 +214,7 @@ class AgentSnapshot:
     pool: bytes | bytearray
     error_records: list[tuple[int, ...]]
     region: int
+    points: list[tuple[int, ...]] = field(default_factory=list)  # the recorder's timeline (struct ml_point rows)
     _stacks: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
     # -- figures ------------------------------------------------------------------------------------------------
@@ -278,6 +284,11 @@ class AgentSnapshot:
         # views, not copies: the snapshot and the columns share one set of arrays
         return LiveColumns(live.addr.view("int64"), live.size.view("int64"), live.seq.view("int64"), seconds,
                            live.stack, live.tid, live.allocator, self.names, stack or self.stack, thread)
+
+    def timeline_points(self, epoch_ns: int | None = None) -> list[Point]:
+        """The recorder's timeline as core/timeline.py points (seconds since `epoch_ns`, default its start)."""
+        epoch = self.header.start_ns if epoch_ns is None else epoch_ns
+        return [Point(max(t - epoch, 0) / 1e9, b, n, pb, pn) for t, b, n, pb, pn in self.points]
 
     def freed(self, epoch_ns: int | None = None, thread: Callable[[int], int] = lambda tid: tid,
               stack: Callable[[int], tuple[int, ...]] | None = None) -> Iterator[FreedBlock]:
@@ -350,7 +361,9 @@ def read_snapshot(read: ReadMemory, region: int) -> AgentSnapshot:
         ring = read(region + h.errors_off, h.errors_capacity * ERROR.size)
         records = [ERROR.unpack_from(ring, i * ERROR.size) for i in range(h.errors_capacity)]
         errors = sorted((r for r in records if r[11]), key=lambda r: r[11])[-count:]
-    return AgentSnapshot(header, shards, names, slots.live(), slots.freed_rows(), pool, errors, region)
+    points = min(h.timeline_count, h.timeline_capacity)
+    timeline = list(POINT.iter_unpack(read(region + h.timeline_off, points * POINT.size))) if points else []
+    return AgentSnapshot(header, shards, names, slots.live(), slots.freed_rows(), pool, errors, region, timeline)
 
 
 # -- finding the region in a process -------------------------------------------------------------------------------

@@ -90,6 +90,14 @@ class Timeline:
         self.every *= 2
         self.interval *= 2
 
+    def replay(self, counters: Counters, points: list[Point], now: float, hi_bytes: int, hi_blocks: int) -> None:
+        """Take the points another sampler recorded (the recorder's, read in bulk), over the counters as they are
+        now: the next point (`series`) is the state at `now`, with the highest figures seen since the last one."""
+        self.counters, self.points = counters, points
+        self._pending, self._now = 1, now
+        self._hi_bytes = max(hi_bytes, counters.live_bytes)
+        self._hi_blocks = max(hi_blocks, counters.live_blocks)
+
     def mark(self, name: str, now: float) -> None:
         self.marks.append(Mark(name, now, self.counters.live_bytes, self.counters.live_blocks))
 

@@ -209,6 +209,9 @@ class AgentEngine(Engine):
         counters = snapshot.counters()
         counters.untracked_frees = table.counters.untracked_frees
         table.counters = counters
+        h = snapshot.header
+        table.timeline.replay(counters, snapshot.timeline_points(epoch), time.monotonic() - self.started,
+                              h.timeline_hi_bytes, h.timeline_hi_blocks)
         table._seq = snapshot.last_seq  # noqa: SLF001 - the recorder numbers allocations itself
         self.synced = (mark, table.blocks)
         self.syncs += 1

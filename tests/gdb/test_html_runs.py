@@ -22,18 +22,12 @@ SEED = expectations.parse(TARGETS / "seed_demo.c")
 LEAK_SITES = expectations.parse(TARGETS / "leak_sites.c")
 pytestmark = pytest.mark.gdb
 
-# The recorder engine's HTML timeline is empty (known bug, issue 9): AgentEngine.sync() loads the blocks in bulk and
-# replaces `table.counters`, so `table.timeline` is never ticked (no points) and still reads the old, all-zero
-# Counters (a `memleak snapshot` mark says 0 blocks live). The rest of each page is checked under both engines.
-RECORDER_TIMELINE = "the recorder engine records no timeline points (issue 9: AgentEngine.sync never ticks it)"
 
-
-def timeline_points(process: dict, engine: str) -> list[list]:
-    """The page's timeline points; under the recorder, while its timeline is empty, the known bug above (the test
-    then ends xfailed, after every other check of the page passed)."""
+def timeline_points(process: dict) -> list[list]:
+    """The page's timeline points: the breakpoint engine samples them in GDB, the recorder in the program (both
+    bounded, peaks kept); either way there is a curve."""
     points = process["timeline"]["points"]
-    if engine == "agent" and not points:
-        pytest.xfail(RECORDER_TIMELINE)
+    assert points, "an empty timeline"
     return points
 
 
@@ -64,7 +58,7 @@ def test_cli_html_of_the_seed_demo_has_the_leak_the_double_free_and_the_timeline
     (error,) = process["errors"]
     assert error["type"] == "double_free"
     assert names(process, error["node"]) == ["main"]
-    points = timeline_points(process, engine)
+    points = timeline_points(process)
     assert points[-1][1:3] == [nbytes, nblocks]                           # live at exit
     assert max(p[3] for p in points) == 10 + 20 + 30 + 40 - 10            # the peak: p2, p3, p4 live together
     assert points[0][0] <= error["time"] <= points[-1][0] + 1
@@ -109,7 +103,7 @@ def test_snapshot_is_marked_on_the_timeline(leaks_html):
     (process,) = embedded_data(page.read_text())["processes"]
     (mark,) = process["timeline"]["marks"]
     assert mark[0] == "before-loop"
-    points = timeline_points(process, engine)
+    points = timeline_points(process)
     assert points[0][0] <= mark[1] <= points[-1][0]
     assert mark[3] > 0  # blocks live at the snapshot (make_list's)
 
@@ -132,4 +126,4 @@ def test_cli_html_of_a_forking_program_has_one_view_per_process(tmp_path: Path, 
     leaked = sorted(sum(g[2] for g in p["groups"]) for p in processes)
     assert leaked == [30, 100, 300]  # as test_processes: parent 30; child 100; grandchild 200 + the child's 100
     for p in processes:  # each timeline ends at that process's own live heap
-        assert timeline_points(p, engine)[-1][1] == p["heap"]["live_bytes"]
+        assert timeline_points(p)[-1][1] == p["heap"]["live_bytes"]

@@ -92,3 +92,17 @@ def test_forked_table_keeps_the_history_then_follows_its_own_counters():
     child.on_free(0x10, "free", 1, (), 1.0)
     assert [p.bytes for p in child.timeline.series()] == [100, 0]
     assert [p.bytes for p in parent.timeline.series()] == [100]
+
+
+def test_replay_takes_recorded_points_and_ends_at_the_current_counters():
+    from gdb_memleak.core.model import Counters
+    from gdb_memleak.core.timeline import Point, Timeline
+
+    timeline = Timeline(Counters())
+    timeline.mark("early", 0.0)
+    now = Counters(live_bytes=40, live_blocks=2)
+    recorded = [Point(0.1, 10, 1, 30, 2), Point(0.2, 50, 3, 50, 3)]
+    timeline.replay(now, recorded, 0.5, hi_bytes=60, hi_blocks=3)
+    assert timeline.series() == recorded + [Point(0.5, 40, 2, 60, 3)]
+    timeline.mark("late", 0.5)
+    assert [(m.name, m.bytes, m.blocks) for m in timeline.marks] == [("early", 0, 0), ("late", 40, 2)]
