@@ -680,7 +680,9 @@ static __attribute__((noinline)) uint32_t capture_stack(void *ret) {
     if (depth < 1) depth = 1;
     void **pcs = buf;
     if (depth > 1 && atomic_load_explicit(&init_state, memory_order_acquire) == 2 && H->unwinder) {
+        int saved = errno; /* libunwind's address checks (a read and a write on its pipe) may set it */
         int got = unw_bt ? unw_bt(buf, depth + 6) : backtrace(buf, depth + 6);
+        errno = saved;
         for (int i = 0; i < got && i < 8; i++) {
             if (buf[i] == ret) { pcs = buf + i; n = got - i; break; }
         }
@@ -1027,6 +1029,34 @@ static void atfork_child(void) {
     fork_copy_install();
     H->pid = (uint64_t)getpid();
     unlock_all();
+}
+
+/* libunwind opens a pipe (to check an address before it reads it, on frames without unwind information): two
+ * descriptors the program would see at its lowest free numbers (its first open() would get 5, not 3), and that
+ * libunwind reopens there after the program closed them (closefrom(3)), then reads and writes them. Pipes made
+ * inside the recorder (libunwind's, from capture_stack or init) are moved to the top of the select() range
+ * (below min(RLIMIT_NOFILE, 1024)), where a program's own numbers seldom reach; the program's calls go through.
+ * (Refusing the pipe instead makes every walk that reaches _start fail its check: two system calls per event.) */
+static int move_fd_high(int fd) {
+    struct rlimit limit;
+    uint64_t top = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < top) top = limit.rlim_cur;
+    if (top <= 64) return fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)top - 8);
+    if (high < 0) return fd;
+    close(fd);
+    return high;
+}
+
+EXPORT int pipe2(int fds[2], int flags) {
+    int ret = (int)syscall(SYS_pipe2, fds, flags);
+    if (ret == 0 && UNLIKELY(is_busy())) {
+        int saved = errno;
+        fds[0] = move_fd_high(fds[0]);
+        fds[1] = move_fd_high(fds[1]);
+        errno = saved;
+    }
+    return ret;
 }
 
 /* glibc's _Fork forks without running fork handlers (a fork from a signal handler): the copy is still made.
