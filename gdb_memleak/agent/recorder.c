@@ -984,7 +984,13 @@ static void fork_copy_install(void) { /* in the child */
     if (fork_fd >= 0) {
         (void)mmap(base, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fork_fd, 0);
         close(fork_fd);
+#ifdef MADV_HUGEPAGE
+        madvise(base, size, MADV_HUGEPAGE); /* a new mapping: asked again, as for the parent's */
+#endif
     } else if (fork_anon) {
+#ifdef MADV_HUGEPAGE
+        madvise(fork_anon, size, MADV_HUGEPAGE); /* moved with the pages: the child's region asks as the parent's */
+#endif
         (void)mremap(fork_anon, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, base);
         region_shared = 0;
 #ifdef PR_SET_VMA
