@@ -15,11 +15,17 @@
  *    stack table is lock-striped with a per-thread cache in front, counters that must be global are atomics;
  *  - fork-safe (pthread_atfork takes every lock), vfork-safe (the child writes the shared table under the same
  *    locks: its heap *is* the parent's), exec re-adds the preload only for the exec'd program;
- *  - the region is private anonymous memory: a forked child gets its own copy, nothing is left on disk.
+ *  - the region is a memfd ("/memfd:gdb-memleak (deleted)" in /proc/PID/maps), else an unlinked O_TMPFILE created
+ *    0600, else private anonymous memory: nothing has a name, so nothing is left in /dev/shm or /tmp, even after
+ *    SIGKILL. Its descriptor is CLOEXEC and closed once mapped: the program's descriptors are its own.
+ *    The file is mapped MAP_SHARED (MAP_PRIVATE would put every page twice in memory: the file's zero page and
+ *    the private copy), so a forked child must not keep it: at fork the table is copied into a new file that
+ *    the child maps over the region (see "fork" below).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <execinfo.h>
 #include <pthread.h>
@@ -33,6 +39,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,6 +62,7 @@
 #define ML_FREED_PER_SHARD 2048   /* freed blocks remembered per shard, for double-free reports (64 x 2048) */
 #define ML_REGION_BYTES (64ULL << 30) /* reserved address space (MAP_NORESERVE): pages are used as touched */
 #define ML_POOL_BYTES (4ULL << 30)    /* stack records */
+#define ML_REGION_MIN (256ULL << 20)
 #define ML_ARENA_BYTES (4u << 20)
 
 enum { ST_EMPTY = 0, ST_LIVE = 1, ST_FREED = 2 };
@@ -217,6 +226,7 @@ struct real_fns {
                        char *const[], char *const[]);
     int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
                         char *const[], char *const[]);
+    pid_t (*fork_raw)(void);    /* glibc's _Fork: a fork that runs no fork handlers */
 };
 static struct real_fns R;
 static void *cxx_real[A_COUNT]; /* real C++ operators, resolved on first use (libstdc++ may load late) */
@@ -354,8 +364,15 @@ static uint64_t region_alloc(uint64_t bytes) {
     return off;
 }
 
+static int region_shared;      /* the region is a file mapped MAP_SHARED: released pages are punched out of it */
+
 static void region_release(uint64_t off, uint64_t bytes) {
-    madvise(base + off, (bytes + 4095) & ~4095ULL, MADV_DONTNEED);
+    bytes = (bytes + 4095) & ~4095ULL;
+    int saved = errno;
+    /* a shared file keeps its pages after MADV_DONTNEED: MADV_REMOVE frees them (a file system that cannot punch
+     * holes keeps them; the bump allocator never reuses the range, so it only costs memory) */
+    if (!region_shared || madvise(base + off, bytes, MADV_REMOVE) != 0) madvise(base + off, bytes, MADV_DONTNEED);
+    errno = saved;
 }
 
 /* ---- initialisation --------------------------------------------------------------------------------------- */
@@ -367,13 +384,72 @@ static void init_unwinder(void);
 static void atfork_parent(void);
 static void atfork_child(void);
 
-static void map_region(void) {
-    size_t size = ML_REGION_BYTES;
+/* A nameless file of `*size` bytes for the region, CLOEXEC, or -1: a memfd (the raw system call: older C libraries
+ * lack the wrapper), else an O_TMPFILE created 0600 in /dev/shm or /tmp (it never has a name either). `*size` is
+ * first bounded by RLIMIT_FSIZE (ftruncate beyond it raises SIGXFSZ in the program); an O_TMPFILE, by half its
+ * file system's free space (a full tmpfs would kill the program with SIGBUS at a page fault), unless `exact`. */
+static int region_file(uint64_t *size, int exact) {
+    uint64_t want = *size;
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+        while (want >= ML_REGION_MIN && want > (uint64_t)limit.rlim_cur) want >>= 1;
+    if (want < ML_REGION_MIN || (exact && want != *size)) return -1;
+    int fd = -1;
+#ifdef SYS_memfd_create
+    fd = (int)syscall(SYS_memfd_create, "gdb-memleak", 1u /* MFD_CLOEXEC */);
+#endif
+    if (fd >= 0) {
+        if (ftruncate(fd, (off_t)want) == 0) {
+            *size = want;
+            return fd;
+        }
+        close(fd);
+    }
+#ifdef O_TMPFILE
+    static const char *const dirs[] = {"/dev/shm", "/tmp"};
+    for (unsigned i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+        fd = open(dirs[i], O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0) continue;
+        struct statfs fs;
+        uint64_t fits = want;
+        if (fstatfs(fd, &fs) == 0)
+            while (fits >= ML_REGION_MIN && fits > (uint64_t)fs.f_bavail * (uint64_t)fs.f_bsize / 2) fits >>= 1;
+        if (fits >= ML_REGION_MIN && (!exact || fits == want) && ftruncate(fd, (off_t)fits) == 0) {
+            *size = fits;
+            return fd;
+        }
+        close(fd);
+    }
+#endif
+    return -1;
+}
+
+/* Maps `*size` bytes (fewer if the file or the kernel allows no more) of a nameless file, MAP_SHARED;
+ * MAP_FAILED if no such file can be had. The descriptor is closed: the mapping keeps the file. */
+static void *map_file(uint64_t *size) {
+    uint64_t want = *size;
+    int fd = region_file(&want, 0);
+    if (fd < 0) return MAP_FAILED;
     void *m = MAP_FAILED;
-    while (size >= (256ULL << 20)) {
-        m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    for (; want >= ML_REGION_MIN; want >>= 1) {
+        m = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
         if (m != MAP_FAILED) break;
-        size >>= 1;
+    }
+    close(fd);
+    if (m != MAP_FAILED) *size = want;
+    return m;
+}
+
+static void map_region(void) {
+    int saved_errno = errno; /* the program sees the errno its own calls left */
+    uint64_t size = ML_REGION_BYTES;
+    void *m = map_file(&size);
+    region_shared = m != MAP_FAILED;
+    if (m == MAP_FAILED) { /* no memfd, no O_TMPFILE (a seccomp filter, an old kernel): private anonymous memory */
+        for (size = ML_REGION_BYTES; size >= ML_REGION_MIN; size >>= 1) {
+            m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (m != MAP_FAILED) break;
+        }
     }
     if (m == MAP_FAILED) {
         static const char msg[] = "gdb-memleak recorder: cannot map its memory; aborting\n";
@@ -384,8 +460,9 @@ static void map_region(void) {
     madvise(m, size, MADV_HUGEPAGE); /* big tables: one fault and one TLB entry per 2 MiB, not per 4 KiB */
 #endif
 #ifdef PR_SET_VMA
-    prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)m, 4096, (unsigned long)"gdb-memleak");
+    if (!region_shared) prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)m, 4096, (unsigned long)"gdb-memleak");
 #endif
+    errno = saved_errno;
     H = m;
     base = m;
     uint64_t off = 4096;
@@ -459,6 +536,7 @@ static void resolve_real(void) {
     R.execvpe = resolve("execvpe");
     R.posix_spawn = resolve("posix_spawn");
     R.posix_spawnp = resolve("posix_spawnp");
+    R.fork_raw = (pid_t (*)(void))resolve("_Fork");
 }
 
 struct tls_census { int tls_modules; uintptr_t probe, start, end; };
@@ -621,7 +699,9 @@ static __attribute__((noinline)) uint32_t capture_stack(void *ret) {
     if (depth < 1) depth = 1;
     void **pcs = buf;
     if (depth > 1 && atomic_load_explicit(&init_state, memory_order_acquire) == 2 && H->unwinder) {
+        int saved = errno; /* libunwind's address checks (a read and a write on its pipe) may set it */
         int got = unw_bt ? unw_bt(buf, depth + 6) : backtrace(buf, depth + 6);
+        errno = saved;
         for (int i = 0; i < got && i < 8; i++) {
             if (buf[i] == ret) { pcs = buf + i; n = got - i; break; }
         }
@@ -891,23 +971,185 @@ static void unfree(void *ptr) {
 
 /* ---- fork ------------------------------------------------------------------------------------------------- */
 
+/* A forked child gets its own copy of the table (per-process reports, as the breakpoint engine keeps them).
+ * Private anonymous memory is copied by the kernel; a shared file is not. So, with every lock held, prepare copies
+ * the table's used extents into a new nameless file (pwrite: no page of the region the table does not use is
+ * touched), the child maps that file over the region at the same address (GDB's anchor stays right) and the
+ * parent closes it. Without a file (descriptor limit, no memfd), the copy goes to private anonymous memory the
+ * child moves over the region. Cost: one copy of the table in use per fork, made by the parent as it forks.
+ * vfork and posix_spawn share the parent's memory and run no fork handlers: nothing to copy, as before. */
+static int fork_fd = -1;     /* the child's copy, prepare -> child (maps it) / parent (closes it) */
+static char *fork_anon;      /* or this, when no file could be had */
+
+static int copy_extent_to_fd(uint64_t off, uint64_t len) {
+    while (len) {
+        ssize_t n = pwrite(fork_fd, base + off, len, (off_t)off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        off += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Every range of the region the table uses; the rest (released tables, the pool's and rings' unused tails, old
+ * stack tables nobody probes in a one-thread child) is zero in the copy, as it reads in the region. */
+static int copy_used(int (*copy)(uint64_t, uint64_t)) {
+    int bad = copy(0, H->errors_off); /* header, shard arrays, allocator names */
+    uint64_t errors = atomic_load(&H->error_count);
+    bad |= copy(H->errors_off, (errors < H->errors_capacity ? errors : H->errors_capacity) * H->error_size);
+    for (int i = 0; i < ML_SHARDS; i++) {
+        struct ml_shard *s = (struct ml_shard *)(base + H->shards_off) + i;
+        uint64_t freed = s->freed_head < ML_FREED_PER_SHARD ? s->freed_head : ML_FREED_PER_SHARD;
+        bad |= copy(s->freed_ring_off, freed * 16);
+        bad |= copy(s->table_off, s->capacity * sizeof(struct ml_slot));
+    }
+    for (int i = 0; i < ML_STACK_SHARDS; i++) {
+        struct ml_stack_shard *s = (struct ml_stack_shard *)(base + H->stack_shards_off) + i;
+        bad |= copy(s->table_off, (s->capacity + 1) * 8);
+    }
+    uint64_t words = atomic_load(&H->pool_used_words);
+    bad |= copy(H->pool_off, (words < H->pool_capacity_words ? words : H->pool_capacity_words) * 8);
+    return bad;
+}
+
+static int copy_extent_to_anon(uint64_t off, uint64_t len) {
+    memcpy(fork_anon + off, base + off, len);
+    return 0;
+}
+
+static void fork_copy_make(void) {
+    if (!H || !region_shared) return;
+    int saved = errno;
+    uint64_t size = H->region_size;
+    fork_fd = region_file(&size, 1);
+    if (fork_fd >= 0 && copy_used(copy_extent_to_fd) != 0) {
+        close(fork_fd);
+        fork_fd = -1;
+    }
+    if (fork_fd < 0) {
+        char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m != MAP_FAILED) {
+            fork_anon = m;
+            copy_used(copy_extent_to_anon);
+        }
+    }
+    errno = saved;
+}
+
+static void fork_copy_install(void) { /* in the child */
+    if (!H || !region_shared) return;
+    int saved = errno;
+    uint64_t size = H->region_size;
+    if (fork_fd >= 0) {
+        (void)mmap(base, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fork_fd, 0);
+        close(fork_fd);
+#ifdef MADV_HUGEPAGE
+        madvise(base, size, MADV_HUGEPAGE); /* a new mapping: asked again, as for the parent's */
+#endif
+    } else if (fork_anon) {
+#ifdef MADV_HUGEPAGE
+        madvise(fork_anon, size, MADV_HUGEPAGE); /* moved with the pages: the child's region asks as the parent's */
+#endif
+        (void)mremap(fork_anon, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, base);
+        region_shared = 0;
+#ifdef PR_SET_VMA
+        prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)base, 4096, (unsigned long)"gdb-memleak");
+#endif
+    }
+    fork_fd = -1;
+    fork_anon = NULL;
+    errno = saved;
+}
+
+static void fork_copy_drop(void) { /* in the parent */
+    int saved = errno;
+    if (fork_fd >= 0) close(fork_fd);
+    if (fork_anon) munmap(fork_anon, H->region_size);
+    fork_fd = -1;
+    fork_anon = NULL;
+    errno = saved;
+}
+
 static void atfork_prepare(void) {
     if (!H) return;
     for (int i = 0; i < ML_STACK_SHARDS; i++) spin_lock(&((struct ml_stack_shard *)(base + H->stack_shards_off))[i].lock);
     for (int i = 0; i < ML_SHARDS; i++) spin_lock(&((struct ml_shard *)(base + H->shards_off))[i].lock);
+    fork_copy_make();
+}
+
+static void unlock_all(void) {
+    for (int i = 0; i < ML_SHARDS; i++) spin_unlock(&((struct ml_shard *)(base + H->shards_off))[i].lock);
+    for (int i = 0; i < ML_STACK_SHARDS; i++) spin_unlock(&((struct ml_stack_shard *)(base + H->stack_shards_off))[i].lock);
 }
 
 static void atfork_parent(void) {
     if (!H) return;
-    for (int i = 0; i < ML_SHARDS; i++) spin_unlock(&((struct ml_shard *)(base + H->shards_off))[i].lock);
-    for (int i = 0; i < ML_STACK_SHARDS; i++) spin_unlock(&((struct ml_stack_shard *)(base + H->stack_shards_off))[i].lock);
+    fork_copy_drop();
+    unlock_all();
 }
 
 static void atfork_child(void) {
     ts_set(ts_get() & 0xffff); /* a new process: its tid is new too */
     if (!H) return;
+    fork_copy_install();
     H->pid = (uint64_t)getpid();
-    atfork_parent();
+    unlock_all();
+}
+
+/* libunwind opens a pipe (to check an address before it reads it, on frames without unwind information): two
+ * descriptors the program would see at its lowest free numbers (its first open() would get 5, not 3), and that
+ * libunwind reopens there after the program closed them (closefrom(3)), then reads and writes them. Pipes made
+ * inside the recorder (libunwind's, from capture_stack or init) are moved to the top of the select() range
+ * (below min(RLIMIT_NOFILE, 1024)), where a program's own numbers seldom reach; the program's calls go through.
+ * (Refusing the pipe instead makes every walk that reaches _start fail its check: two system calls per event.) */
+static int move_fd_high(int fd) {
+    struct rlimit limit;
+    uint64_t top = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < top) top = limit.rlim_cur;
+    if (top <= 64) return fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)top - 8);
+    if (high < 0) return fd;
+    close(fd);
+    return high;
+}
+
+EXPORT int pipe2(int fds[2], int flags) {
+    int ret = (int)syscall(SYS_pipe2, fds, flags);
+    if (ret == 0 && UNLIKELY(is_busy())) {
+        int saved = errno;
+        fds[0] = move_fd_high(fds[0]);
+        fds[1] = move_fd_high(fds[1]);
+        errno = saved;
+    }
+    return ret;
+}
+
+/* glibc's _Fork forks without running fork handlers (a fork from a signal handler): the copy is still made.
+ * Inside the recorder (a signal handler interrupting it on this thread) the locks are not taken: this thread may
+ * hold one. */
+EXPORT pid_t _Fork(void) {
+    ensure_init();
+    if (!R.fork_raw) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int locked = !is_busy();
+    if (locked) atfork_prepare();
+    else fork_copy_make();
+    pid_t pid = R.fork_raw();
+    if (pid == 0) {
+        ts_set(ts_get() & 0xffff);
+        if (H) {
+            fork_copy_install();
+            H->pid = (uint64_t)getpid();
+            if (locked) unlock_all();
+        }
+    } else if (H) {
+        fork_copy_drop();
+        if (locked) unlock_all();
+    }
+    return pid;
 }
 
 /* ---- the hooks -------------------------------------------------------------------------------------------- */

@@ -24,6 +24,7 @@ class Recorded:
     snapshot: agent_format.AgentSnapshot
     maps: list
     fds: list[str]
+    region_mapping: str   # the region's line of /proc/PID/maps: perms, offset, device, inode, path
 
 
 def _state_and_ppid(pid: int) -> tuple[str, int] | None:
@@ -64,7 +65,9 @@ def read_stopped(pid: int) -> Recorded:
     with agent_format.ProcMemory(pid) as mem:
         region = agent_format.region_address(mem.read, anchor)
         snapshot = agent_format.read_snapshot(mem.read, region)
-    return Recorded(pid, snapshot, maps, fds)
+    with open(f"/proc/{pid}/maps") as f:
+        line = next(line for line in f if int(line.split("-", 1)[0], 16) == region)
+    return Recorded(pid, snapshot, maps, fds, line.split(None, 1)[1].strip())
 
 
 def run_recorded(library: Path, argv: list[str], timeout: float = 120, stdout: int | None = subprocess.DEVNULL,

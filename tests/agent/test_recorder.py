@@ -142,15 +142,6 @@ def test_user_preload_stays_visible_and_exec_is_recorded_again(library: Path) ->
     assert any(m.path.endswith("/env") for m in records[0].maps)
 
 
-def test_region_is_private_memory_with_no_file_behind_it(library: Path) -> None:
-    records, _status, _out = run_recorded(library, [str(BIN / "leak_sites")])
-    rec = records[0]
-    region = rec.snapshot.region
-    (mapping,) = [m for m in rec.maps if m.start <= region < m.end]
-    assert mapping.perms.endswith("p") and not mapping.path.startswith("/")
-    assert not [fd for fd in rec.fds if "memfd" in fd or fd.startswith(("/dev/shm", "/tmp"))]
-
-
 @pytest.mark.valgrind
 @pytest.mark.parametrize("name", ["fork_family", "vfork_exec"])
 def test_every_process_of_a_family_equals_valgrind(library: Path, tmp_path: Path, name: str) -> None:
