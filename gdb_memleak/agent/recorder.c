@@ -1008,6 +1008,8 @@ static int copy_used(int (*copy)(uint64_t, uint64_t)) {
         struct ml_stack_shard *s = (struct ml_stack_shard *)(base + H->stack_shards_off) + i;
         bad |= copy(s->table_off, (s->capacity + 1) * 8);
     }
+    uint64_t points = atomic_load(&H->timeline_count);
+    bad |= copy(H->timeline_off, (points < H->timeline_capacity ? points : H->timeline_capacity) * sizeof(struct ml_point));
     uint64_t words = atomic_load(&H->pool_used_words);
     bad |= copy(H->pool_off, (words < H->pool_capacity_words ? words : H->pool_capacity_words) * 8);
     return bad;
@@ -1075,10 +1077,12 @@ static void atfork_prepare(void) {
     if (!H) return;
     for (int i = 0; i < ML_STACK_SHARDS; i++) spin_lock(&((struct ml_stack_shard *)(base + H->stack_shards_off))[i].lock);
     for (int i = 0; i < ML_SHARDS; i++) spin_lock(&((struct ml_shard *)(base + H->shards_off))[i].lock);
+    spin_lock(&H->timeline_lock); /* no point half written in the copy, no lock held forever in the child */
     fork_copy_make();
 }
 
 static void unlock_all(void) {
+    spin_unlock(&H->timeline_lock);
     for (int i = 0; i < ML_SHARDS; i++) spin_unlock(&((struct ml_shard *)(base + H->shards_off))[i].lock);
     for (int i = 0; i < ML_STACK_SHARDS; i++) spin_unlock(&((struct ml_stack_shard *)(base + H->stack_shards_off))[i].lock);
 }
