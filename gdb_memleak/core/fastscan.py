@@ -93,17 +93,22 @@ class _Heap:
 
 def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Iterable[RootRegion],
          registers: Iterable[int], word_size: int, max_block_scan: int, watch: int | None, limit: int) -> ScanResult:
-    """rb.scan's contract (see there), with `arrays` = Blocks.of(blocks); word size 4 or 8."""
+    """rb.scan's contract (see there), with `arrays` = Blocks.of(blocks); word size 4 or 8. Works from the arrays
+    alone: `blocks` is never read (it may be a mapping whose iteration is slow)."""
+    if not len(arrays.starts):
+        return ScanResult(rb.KindArray(arrays.starts, np.zeros(0, np.uint8), arrays.sizes), {}, 0, 0)
     heap = _Heap(arrays, word_size, max_block_scan)
     n = len(heap.starts)
     dtype = np.dtype("<u8" if word_size == 8 else "<u4")
     counters = rb._Counters()
     reader = rb._Reader(memory, word_size, counters)
     watched: int | None = None
-    if watch is not None and watch in blocks:
-        watched = int(np.searchsorted(heap.starts, watch))
-    watch_start = watch if watched is not None and watch is not None else 0
-    watch_end = watch_start + max(blocks[watch_start], 1) if watched is not None else 0
+    watch_start = watch_end = 0
+    if watch is not None and 0 <= watch < 1 << 63:
+        i = int(np.searchsorted(heap.starts, watch))
+        if i < n and int(heap.starts[i]) == watch:
+            watched, watch_start = i, watch
+            watch_end = watch + max(int(heap.sizes[i]), 1)
     block_refs: list[Referrer] = []
     lo, width = np.uint64(heap.lo), np.uint64(heap.hi - heap.lo)
 
@@ -191,24 +196,9 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
                               has_edges)
         starts = heap.starts.tolist()
         leader = {starts[m]: starts[head] for head, lost in members.items() for m in lost}
-    kinds = _kinds(blocks, heap.starts, st, arrays.in_order)
-    return ScanResult(kinds, leader, counters.scanned, counters.unreadable, (root_refs + block_refs)[:limit])
-
-
-def _kinds(blocks: Mapping[int, int], starts: Any, st: Any, in_order: bool) -> dict[int, rb.LeakKind]:
-    """address -> kind for every block. When one kind dominates (the usual case: most blocks still reachable), that
-    kind for all (dict.fromkeys copies a dict's keys in C) and the few others over it; else key by key."""
-    counts = np.bincount(st, minlength=len(rb.KIND_OF_STATE))
-    common = int(counts.argmax())
-    if (len(st) - int(counts[common])) * 8 > len(st):
-        by_state = np.array(rb.KIND_OF_STATE, dtype=object)[st].tolist()
-        # the caller's own keys when listed in address order (no new int objects), else the sorted starts
-        return dict(zip(blocks if in_order else starts.tolist(), by_state))
-    kinds = dict.fromkeys(blocks, rb.KIND_OF_STATE[common])
-    for state, kind in enumerate(rb.KIND_OF_STATE):
-        if state != common and counts[state]:
-            kinds.update(dict.fromkeys(starts[st == state].tolist(), kind))
-    return kinds
+    st.flags.writeable = False
+    return ScanResult(rb.KindArray(heap.starts, st, heap.sizes), leader, counters.scanned, counters.unreadable,
+                      (root_refs + block_refs)[:limit])
 
 
 def _unsign(codes: Any) -> Any:
