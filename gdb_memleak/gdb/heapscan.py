@@ -9,11 +9,11 @@ reached only through pointers.
 from __future__ import annotations
 
 import bisect
+import collections.abc
 import os
 from array import array
-from collections import abc
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import gdb
 
@@ -22,6 +22,9 @@ from ..core.abi import Abi
 from ..core.procmaps import Mapping, read_maps
 from ..core.reachability import RootRegion, ScanResult, numpy_backend, numpy_problem, scan
 from .access import RegisterReader
+
+if TYPE_CHECKING:
+    from ..core.fastscan import Blocks
 
 SKIPPED = ("[vvar]", "[vsyscall]", "[vdso]")
 CACHE_LIMIT = 1 << 30  # read a mapping whole (and slice blocks out of it) when smaller than this
@@ -116,10 +119,12 @@ def thread_control_block(memory: ProcessMemory, mapping: Mapping, search: int = 
     return None
 
 
-def root_regions(maps: list[Mapping], block_starts: Sequence[int], threads: list[ThreadState],
+def root_regions(maps: list[Mapping], block_starts: Any, threads: list[ThreadState],
                  memory: ProcessMemory) -> list[RootRegion]:
     """Root regions as valgrind sees them: a stack counts from its stack pointer up only (memory below it is dead),
-    and an exited thread's cached stack only from its thread control block up (TLS descriptors stay visible)."""
+    and an exited thread's cached stack only from its thread control block up (TLS descriptors stay visible).
+    `block_starts`: ascending, a list or a numpy array (searched, never iterated)."""
+    search = getattr(block_starts, "searchsorted", None)
     regions = []
     previous: Mapping | None = None
     for m in maps:
@@ -127,7 +132,10 @@ def root_regions(maps: list[Mapping], block_starts: Sequence[int], threads: list
         previous = m
         if "r" not in m.perms or "w" not in m.perms or m.path in SKIPPED:
             continue
-        i = bisect.bisect_left(block_starts, m.start)
+        if search is None:
+            i = bisect.bisect_left(block_starts, m.start)
+        else:  # int64 starts: nothing lies at or above 2**63
+            i = int(search(m.start)) if m.start < 1 << 63 else len(block_starts)
         if i < len(block_starts) and block_starts[i] < m.end:
             continue  # holds heap blocks: reached only through pointers
         stack_threads = [t for t in threads if m.start <= t.sp < m.end]
@@ -141,7 +149,8 @@ def root_regions(maps: list[Mapping], block_starts: Sequence[int], threads: list
     return regions
 
 
-def glibc_chunk_links(memory: ProcessMemory, blocks: abc.Mapping[int, int], arrays: Any = None) -> frozenset[int]:
+def glibc_chunk_links(memory: ProcessMemory, blocks: collections.abc.Mapping[int, int],
+                      arrays: Blocks | None = None) -> frozenset[int]:
     """Addresses glibc's own bookkeeping points at that fall inside a live block: the header of the chunk after
     it, whose prev_size field overlaps the block's last bytes (main_arena.top and the bins hold such pointers).
     valgrind's allocator keeps no such pointers in client memory, so they must not make a block 'possibly lost'.
@@ -168,7 +177,7 @@ def glibc_chunk_links(memory: ProcessMemory, blocks: abc.Mapping[int, int], arra
     return frozenset(links)
 
 
-def _chunk_links_numpy(memory: ProcessMemory, arrays: Any) -> frozenset[int]:
+def _chunk_links_numpy(memory: ProcessMemory, arrays: Blocks) -> frozenset[int]:
     """glibc_chunk_links over the sorted block arrays, one mapping's slice at a time (no loop step per block)."""
     import numpy as np  # present: `arrays` was built with it
 
@@ -193,7 +202,7 @@ def _chunk_links_numpy(memory: ProcessMemory, arrays: Any) -> frozenset[int]:
     return frozenset(links)
 
 
-def block_arrays(blocks: abc.Mapping[int, int]) -> Any:
+def block_arrays(blocks: collections.abc.Mapping[int, int]) -> Blocks | None:
     """The blocks as core.fastscan.Blocks when the numpy scan runs, else None."""
     if reachability.BACKEND == "python":
         return None
@@ -269,9 +278,11 @@ def exiting_thread(threads: list[ThreadState], lwp: int, floor: int | None, abi:
 class HeapScan:
     """One reachability scan of a stopped process; also answers `memleak block`'s who-points-at-it."""
 
-    def __init__(self, inferior: gdb.Inferior, blocks: abc.Mapping[int, int], regs: RegisterReader,
+    def __init__(self, inferior: gdb.Inferior, blocks: collections.abc.Mapping[int, int], regs: RegisterReader,
                  glibc: bool = True, exiting: bool = False, hidden: tuple[tuple[int, int], ...] = (),
-                 arrays: Any = None) -> None:
+                 arrays: Blocks | None = None) -> None:
+        """`blocks`: address -> size. `arrays`: the same blocks as core.fastscan.Blocks (ascending starts), when the
+        caller has them; then `blocks` is only looked up (one block, for `memleak block`), never iterated."""
         self.inferior = inferior
         self.blocks = blocks
         # the tool's own memory in the process (the recorder's) is not the program's: never a root
@@ -280,8 +291,7 @@ class HeapScan:
         if exiting:
             exiting_thread(self.threads, gdb.selected_thread().ptid[1], exit_machinery_floor(), regs.abi)
         self.raw = ProcessMemory(inferior.pid, self.maps)
-        # numpy, shared with the scan (None without numpy); the caller's own when it has them (recorder columns)
-        self.arrays = arrays if arrays is not None else block_arrays(blocks)
+        self.arrays = arrays if arrays is not None else block_arrays(blocks)  # shared with the scan; None: no numpy
         starts = self.arrays.starts if self.arrays is not None else sorted(blocks)
         self.roots = root_regions(self.maps, starts, self.threads, self.raw)
         ignored = glibc_chunk_links(self.raw, blocks, self.arrays) if glibc else frozenset()
