@@ -16,7 +16,6 @@ short is read again block by block, so unreadable bytes are counted exactly as t
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -27,7 +26,7 @@ from .reachability import REACHABLE, UNREACHED, Memory, Referrer, RootRegion, Sc
 
 POSSIBLE = rb.POSSIBLE
 MAX_GAP = 4096  # bytes between two blocks that are still read in the same span
-SPAN_BYTES = 16 << 20  # one span read covers at most about this much
+SPAN_BYTES = 4 << 20  # one span read covers at most about this much
 WIDE = 512  # a closure frontier at least this wide is expanded in numpy, a thinner one in a Python loop
 
 Batch = tuple[bytes, Any, Any, Any, Any]  # (buf, owner per part, word offset per part, words per part, base per part)
@@ -171,8 +170,7 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
                         root_refs.append(Referrer(address + k * word_size, v, v != watch_start, None, region.label))
     keep, code = heap.resolve(np.concatenate(root_values))
     code = code[keep]
-    first = array("q", first_np.tobytes())
-    dst = array("q", dst_np.tobytes())
+    first, dst = _ints(first_np), _ints(dst_np)
     graph = _Graph(st, state, first_np, dst_np, first, dst)
     seeds = graph._distinct(code[code >= 0])
     st[seeds] = REACHABLE
@@ -201,6 +199,11 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
                       (root_refs + block_refs)[:limit])
 
 
+def _ints(values: Any) -> memoryview:
+    """An int64 array's items as Python ints, without a copy (the loops of thin steps index it item by item)."""
+    return np.ascontiguousarray(values, dtype=np.int64).data.cast("B").cast("q")
+
+
 def _unsign(codes: Any) -> Any:
     """Block indices of edge codes (i for a start pointer, ~i for an interior one)."""
     return np.where(codes < 0, ~codes, codes)
@@ -219,7 +222,8 @@ def _edge_index(first: Any, nodes: Any) -> Any:
 class _Graph:
     """The CSR edges as numpy arrays (wide steps) and as arrays of the array module (thin steps), and the states."""
 
-    def __init__(self, st: Any, state: bytearray, first_np: Any, dst_np: Any, first: array, dst: array) -> None:
+    def __init__(self, st: Any, state: bytearray, first_np: Any, dst_np: Any, first: memoryview,
+                 dst: memoryview) -> None:
         self.st, self.state, self.first_np, self.dst_np, self.first, self.dst = st, state, first_np, dst_np, first, dst
         self._stamp: Any = None
 

@@ -639,7 +639,7 @@ def _watch_blocks(refs: list[Referrer], limit: int, watched: int, watch: int, wo
             refs.append(Referrer(bases[j] + pos - offsets[j], pointer, pointer != watch, holder, None))
 
 
-def _cliques(sources: list[int], state: bytearray, first: array, dst: array,
+def _cliques(sources: list[int], state: bytearray, first: Sequence[int], dst: Sequence[int],
              has_edges: bytes) -> dict[int, list[int]]:
     """Valgrind's phase 2: leader index -> the block indices indirectly lost through it.
 
