@@ -146,9 +146,10 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
     if len(src_all) > 1 and not bool(np.all(src_all[1:] >= src_all[:-1])):
         order = np.argsort(src_all, kind="stable")
         src_all, dst_np = src_all[order], dst_np[order]
-    degree = np.bincount(src_all, minlength=n)
     first_np = np.zeros(n + 1, np.int64)
-    np.cumsum(degree, out=first_np[1:])
+    np.cumsum(np.bincount(src_all, minlength=n), out=first_np[1:])
+    del src_all, sources, codes
+    heap.wants = heap.begins = None  # read: what GDB holds from here on is the graph and the states
 
     # Phase 1: the roots, then the two closures.
     state = bytearray(n)
@@ -189,8 +190,9 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
         st[lost] = rb.INDIRECT
         leader = dict(zip(heap.starts[lost].tolist(), heap.starts[heads].tolist()))
     else:
-        has_edges = (degree > 0).astype(np.uint8).tobytes()
-        members = rb._cliques(np.flatnonzero((degree > 0) & (st == UNREACHED)).tolist(), state, first, dst,
+        holds = first_np[1:] > first_np[:-1]  # blocks holding pointers to blocks
+        has_edges = holds.astype(np.uint8).tobytes()
+        members = rb._cliques(np.flatnonzero(holds & (st == UNREACHED)).tolist(), state, first, dst,
                               has_edges)
         starts = heap.starts.tolist()
         leader = {starts[m]: starts[head] for head, lost in members.items() for m in lost}
