@@ -128,7 +128,7 @@ class KindArray(Mapping[int, LeakKind]):
     `starts`) when known, for `totals`. Look-ups are binary searches; iteration is in address order.
     """
 
-    __slots__ = ("starts", "states", "sizes", "_start_at", "_state_at")
+    __slots__ = ("starts", "states", "sizes", "_start_at", "_state_at", "_count", "_next")
     CHUNK = 1 << 16  # iteration converts the arrays to Python objects this many blocks at a time
     ABSENT = 255  # states_at's answer for an address where no block starts
 
@@ -139,13 +139,22 @@ class KindArray(Mapping[int, LeakKind]):
         # one element as a Python int, without a numpy scalar each (a look-up costs half as much)
         self._start_at = _flat_view(starts, "q")
         self._state_at = _flat_view(states, "B")
+        self._count = len(starts)
+        self._next = 0  # the block after the one looked up last: tried first (callers often go in address order)
 
     def _index(self, address: object) -> int:
         """The index of the block starting at `address`, or -1."""
+        i = self._next
+        if i < self._count and self._start_at[i] == address:
+            self._next = i + 1
+            return i
         if not isinstance(address, int) or not 0 <= address < 1 << 63:
             return -1
-        i = self.starts.searchsorted(address)
-        return int(i) if i < len(self.starts) and self._start_at[i] == address else -1
+        i = int(self.starts.searchsorted(address))
+        if i < self._count and self._start_at[i] == address:
+            self._next = i + 1
+            return i
+        return -1
 
     def __getitem__(self, address: int) -> LeakKind:
         i = self._index(address)

@@ -104,6 +104,10 @@ def test_kind_array_iterates_in_chunks_in_address_order(monkeypatch):
     assert list(kinds) == starts.tolist()
     assert list(kinds.values()) == [KIND_OF_STATE[i % 4] for i in range(10)]
     assert kinds.get(int(starts[7])) is KIND_OF_STATE[3]
+    expected = dict(zip(starts.tolist(), kinds.values()))
+    for order in (starts.tolist(), starts.tolist()[::-1], [int(starts[i]) for i in (3, 4, 4, 9, 0, 1, 5)]):
+        assert [kinds.get(a) for a in order] == [expected[a] for a in order]  # in address order or not
+        assert [kinds.get(a + 8) for a in order] == [None] * len(order)
     strided = KindArray(starts[::2], (np.arange(10, dtype=np.uint8) % 4)[::2])  # not contiguous: still looked up
     assert strided.get(int(starts[4])) is KIND_OF_STATE[0] and int(starts[3]) not in strided
 
