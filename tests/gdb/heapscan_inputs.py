@@ -1,6 +1,7 @@
 """Sourced in GDB by tests/gdb/test_heapscan_inputs.py at the program's `_exit`: the same reachability scan of the
-stopped process fed three ways (pure Python from the dict; numpy from the dict; numpy from prepared arrays with a
-mapping that must not be iterated), each printed as one `SCAN {json}` line."""
+stopped process fed four ways (pure Python from the dict; numpy from the dict; numpy from prepared arrays with a
+mapping that must not be iterated, glibc's chunk headers read one by one or gathered from whole mappings), each
+printed as one `SCAN {json}` line."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator, Mapping
 
 import gdb
 from gdb_memleak.core import reachability
+from gdb_memleak.gdb import heapscan
 from gdb_memleak.gdb.heapscan import HeapScan
 from gdb_memleak.gdb.session import SESSION
 
@@ -36,11 +38,15 @@ def main() -> None:
     blocks = {b.address: b.size for b in tracking.table.blocks.values()}
     watch = min(blocks) if blocks else None
     fast, _why = reachability.numpy_backend()
+    arrays_of = fast.Blocks.of(blocks) if fast is not None else None
     for name, backend, arrays in [("python", "python", None), ("numpy", "numpy", None),
-                                  ("arrays", "numpy", fast.Blocks.of(blocks) if fast is not None else None)]:
+                                  ("arrays", "numpy", arrays_of), ("gathered", "numpy", arrays_of)]:
         if backend == "numpy" and fast is None:
             continue
         reachability.BACKEND = backend
+        # "gathered": glibc's chunk headers taken from their mappings read whole, as when very many root words
+        # point inside blocks, instead of read one by one
+        heapscan.PEEK_LIMIT = -1 if name == "gathered" else 4096
         heap = HeapScan(tracking.engine.inferior, blocks if arrays is None else LookupOnly(blocks), tracking.regs,
                         glibc=tracking.engine.glibc_malloc, exiting=True, hidden=tracking.engine.hidden_memory(),
                         arrays=arrays)
@@ -56,6 +62,7 @@ def main() -> None:
             "referrers": [[r.address, r.pointer, r.interior, r.block, r.label] for r in result.referrers],
             "summary": result.summary(blocks)}))
     reachability.BACKEND = "auto"
+    heapscan.PEEK_LIMIT = 4096
 
 
 main()

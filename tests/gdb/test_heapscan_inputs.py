@@ -32,6 +32,6 @@ def test_scan_from_prepared_arrays_equals_the_scan_from_the_dict_and_valgrinds_s
     assert {k: (v["bytes"], v["blocks"]) for k, v in python["summary"].items()} == expected
     if not scans:
         pytest.skip("numpy cannot serve GDB's Python: only the pure scan ran")
-    assert scans["numpy"]["type"] == scans["arrays"]["type"] == "KindArray"
-    for name in ("numpy", "arrays"):
+    assert scans["numpy"]["type"] == scans["arrays"]["type"] == scans["gathered"]["type"] == "KindArray"
+    for name in ("numpy", "arrays", "gathered"):
         assert {**scans[name], "name": "", "type": ""} == {**python, "name": "", "type": ""}, name
