@@ -7,6 +7,7 @@ same blocks the tracker would have recorded.
 
 from __future__ import annotations
 
+import cProfile
 import json
 import os
 import time
@@ -50,15 +51,31 @@ def peak_kib() -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 
 
+profiler = cProfile.Profile() if os.environ.get("BENCH_PROFILE") else None
+# The recorder's table hands the scan its blocks as arrays (ascending starts, sizes): built here untimed, as the table
+# holds them already. BENCH_SCAN_INPUT=dict times the scan from the dict alone (the arrays built inside it).
+arrays = None
+if fast is not None and reachability.BACKEND != "python" and os.environ.get("BENCH_SCAN_INPUT", "arrays") == "arrays":
+    import numpy as np
+
+    arrays = fast.Blocks(np.fromiter(blocks, np.int64, len(blocks)), np.fromiter(blocks.values(), np.int64,
+                                                                                  len(blocks)), in_order=True)
+regs = RegisterReader(X86_64_SYSV)  # the tracking's own, made once per process
 before = peak_kib()
+if profiler is not None:
+    profiler.enable()
 start = time.perf_counter()
-scan = HeapScan(inferior, blocks, RegisterReader(X86_64_SYSV))
+scan = HeapScan(inferior, blocks, regs, arrays=arrays)
 prepared = time.perf_counter()
 result = scan.run()
 seconds = time.perf_counter() - start
-summary = result.summary(blocks)
+if profiler is not None:
+    profiler.disable()
+    profiler.dump_stats(os.environ["BENCH_PROFILE"])
+summary = result.summary(blocks if arrays is None else None)  # None: the sizes the numpy scan kept
 backend = "python" if reachability.BACKEND == "python" or fast is None else "numpy"
 print("BENCH " + json.dumps({"blocks": len(blocks), "seconds": seconds, "prepare": prepared - start,
                              "classify": seconds - (prepared - start), "import": imported, "backend": backend,
+                             "input": "dict" if arrays is None else "arrays",
                              "summary": summary, "peak_before_kib": before, "peak_after_kib": peak_kib()}))
 gdb.execute("kill")

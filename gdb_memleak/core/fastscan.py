@@ -16,7 +16,6 @@ short is read again block by block, so unreadable bytes are counted exactly as t
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -27,7 +26,7 @@ from .reachability import REACHABLE, UNREACHED, Memory, Referrer, RootRegion, Sc
 
 POSSIBLE = rb.POSSIBLE
 MAX_GAP = 4096  # bytes between two blocks that are still read in the same span
-SPAN_BYTES = 16 << 20  # one span read covers at most about this much
+SPAN_BYTES = 4 << 20  # one span read covers at most about this much
 WIDE = 512  # a closure frontier at least this wide is expanded in numpy, a thinner one in a Python loop
 
 Batch = tuple[bytes, Any, Any, Any, Any]  # (buf, owner per part, word offset per part, words per part, base per part)
@@ -93,17 +92,22 @@ class _Heap:
 
 def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Iterable[RootRegion],
          registers: Iterable[int], word_size: int, max_block_scan: int, watch: int | None, limit: int) -> ScanResult:
-    """rb.scan's contract (see there), with `arrays` = Blocks.of(blocks); word size 4 or 8."""
+    """rb.scan's contract (see there), with `arrays` = Blocks.of(blocks); word size 4 or 8. Works from the arrays
+    alone: `blocks` is never read (it may be a mapping whose iteration is slow)."""
+    if not len(arrays.starts):
+        return ScanResult(rb.KindArray(arrays.starts, np.zeros(0, np.uint8), arrays.sizes), {}, 0, 0)
     heap = _Heap(arrays, word_size, max_block_scan)
     n = len(heap.starts)
     dtype = np.dtype("<u8" if word_size == 8 else "<u4")
     counters = rb._Counters()
     reader = rb._Reader(memory, word_size, counters)
     watched: int | None = None
-    if watch is not None and watch in blocks:
-        watched = int(np.searchsorted(heap.starts, watch))
-    watch_start = watch if watched is not None and watch is not None else 0
-    watch_end = watch_start + max(blocks[watch_start], 1) if watched is not None else 0
+    watch_start = watch_end = 0
+    if watch is not None and 0 <= watch < 1 << 63:
+        i = int(np.searchsorted(heap.starts, watch))
+        if i < n and int(heap.starts[i]) == watch:
+            watched, watch_start = i, watch
+            watch_end = watch + max(int(heap.sizes[i]), 1)
     block_refs: list[Referrer] = []
     lo, width = np.uint64(heap.lo), np.uint64(heap.hi - heap.lo)
 
@@ -142,9 +146,10 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
     if len(src_all) > 1 and not bool(np.all(src_all[1:] >= src_all[:-1])):
         order = np.argsort(src_all, kind="stable")
         src_all, dst_np = src_all[order], dst_np[order]
-    degree = np.bincount(src_all, minlength=n)
     first_np = np.zeros(n + 1, np.int64)
-    np.cumsum(degree, out=first_np[1:])
+    np.cumsum(np.bincount(src_all, minlength=n), out=first_np[1:])
+    del src_all, sources, codes
+    heap.wants = heap.begins = None  # read: what GDB holds from here on is the graph and the states
 
     # Phase 1: the roots, then the two closures.
     state = bytearray(n)
@@ -166,8 +171,7 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
                         root_refs.append(Referrer(address + k * word_size, v, v != watch_start, None, region.label))
     keep, code = heap.resolve(np.concatenate(root_values))
     code = code[keep]
-    first = array("q", first_np.tobytes())
-    dst = array("q", dst_np.tobytes())
+    first, dst = _ints(first_np), _ints(dst_np)
     graph = _Graph(st, state, first_np, dst_np, first, dst)
     seeds = graph._distinct(code[code >= 0])
     st[seeds] = REACHABLE
@@ -186,29 +190,20 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
         st[lost] = rb.INDIRECT
         leader = dict(zip(heap.starts[lost].tolist(), heap.starts[heads].tolist()))
     else:
-        has_edges = (degree > 0).astype(np.uint8).tobytes()
-        members = rb._cliques(np.flatnonzero((degree > 0) & (st == UNREACHED)).tolist(), state, first, dst,
+        holds = first_np[1:] > first_np[:-1]  # blocks holding pointers to blocks
+        has_edges = holds.astype(np.uint8).tobytes()
+        members = rb._cliques(np.flatnonzero(holds & (st == UNREACHED)).tolist(), state, first, dst,
                               has_edges)
         starts = heap.starts.tolist()
         leader = {starts[m]: starts[head] for head, lost in members.items() for m in lost}
-    kinds = _kinds(blocks, heap.starts, st, arrays.in_order)
-    return ScanResult(kinds, leader, counters.scanned, counters.unreadable, (root_refs + block_refs)[:limit])
+    st.flags.writeable = False
+    return ScanResult(rb.KindArray(heap.starts, st, heap.sizes), leader, counters.scanned, counters.unreadable,
+                      (root_refs + block_refs)[:limit])
 
 
-def _kinds(blocks: Mapping[int, int], starts: Any, st: Any, in_order: bool) -> dict[int, rb.LeakKind]:
-    """address -> kind for every block. When one kind dominates (the usual case: most blocks still reachable), that
-    kind for all (dict.fromkeys copies a dict's keys in C) and the few others over it; else key by key."""
-    counts = np.bincount(st, minlength=len(rb.KIND_OF_STATE))
-    common = int(counts.argmax())
-    if (len(st) - int(counts[common])) * 8 > len(st):
-        by_state = np.array(rb.KIND_OF_STATE, dtype=object)[st].tolist()
-        # the caller's own keys when listed in address order (no new int objects), else the sorted starts
-        return dict(zip(blocks if in_order else starts.tolist(), by_state))
-    kinds = dict.fromkeys(blocks, rb.KIND_OF_STATE[common])
-    for state, kind in enumerate(rb.KIND_OF_STATE):
-        if state != common and counts[state]:
-            kinds.update(dict.fromkeys(starts[st == state].tolist(), kind))
-    return kinds
+def _ints(values: Any) -> memoryview:
+    """An int64 array's items as Python ints, without a copy (the loops of thin steps index it item by item)."""
+    return np.ascontiguousarray(values, dtype=np.int64).data.cast("B").cast("q")
 
 
 def _unsign(codes: Any) -> Any:
@@ -229,7 +224,8 @@ def _edge_index(first: Any, nodes: Any) -> Any:
 class _Graph:
     """The CSR edges as numpy arrays (wide steps) and as arrays of the array module (thin steps), and the states."""
 
-    def __init__(self, st: Any, state: bytearray, first_np: Any, dst_np: Any, first: array, dst: array) -> None:
+    def __init__(self, st: Any, state: bytearray, first_np: Any, dst_np: Any, first: memoryview,
+                 dst: memoryview) -> None:
         self.st, self.state, self.first_np, self.dst_np, self.first, self.dst = st, state, first_np, dst_np, first, dst
         self._stamp: Any = None
 

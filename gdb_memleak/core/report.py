@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -48,7 +49,7 @@ class ProcessReport:
     symbolizer: Symbolizer
     system: SystemFilter = field(default_factory=SystemFilter)
     notes: list[str] = field(default_factory=list)   # caveats printed under the report header
-    kinds: dict[int, LeakKind] | None = None          # block address -> kind, from the last reachability scan
+    kinds: Mapping[int, LeakKind] | None = None       # block address -> kind, from the last reachability scan
     leaders: dict[int, int] | None = None             # indirect block -> the definite block it is lost through
     # where the active suppressions come from: set once when the report is made (the GDB settings, the CLI's
     # files), read at each render so a `set memleak suppressions` applies to every listing at once

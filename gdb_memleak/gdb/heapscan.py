@@ -9,11 +9,11 @@ reached only through pointers.
 from __future__ import annotations
 
 import bisect
+import collections.abc
 import os
 from array import array
-from collections import abc
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import gdb
 
@@ -22,6 +22,9 @@ from ..core.abi import Abi
 from ..core.procmaps import Mapping, read_maps
 from ..core.reachability import RootRegion, ScanResult, numpy_backend, numpy_problem, scan
 from .access import RegisterReader
+
+if TYPE_CHECKING:
+    from ..core.fastscan import Blocks
 
 SKIPPED = ("[vvar]", "[vsyscall]", "[vdso]")
 CACHE_LIMIT = 1 << 30  # read a mapping whole (and slice blocks out of it) when smaller than this
@@ -34,6 +37,7 @@ class ProcessMemory:
         self.maps = sorted(maps, key=lambda m: m.start)
         self._starts = [m.start for m in self.maps]
         self._cache: dict[int, bytes] = {}
+        self._span = bytearray()  # read_span's buffer
         try:
             self._fd: int | None = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
         except OSError:
@@ -70,15 +74,28 @@ class ProcessMemory:
         return data[offset:offset + size]
 
     def read_span(self, address: int, size: int) -> bytes | memoryview:
-        """Many adjacent blocks at once (the numpy scan): a view into the mapping read whole, no copy."""
+        """Many adjacent blocks at once (the numpy scan), read straight into one buffer reused span after span: a
+        view valid until the next read_span (the scan is done with a span before it asks for the next). A heap of
+        any size then costs one span's worth of GDB's memory, and the pages of that buffer are faulted in once.
+        A mapping read whole already (by `read`) is sliced instead."""
         i = bisect.bisect_right(self._starts, address) - 1
-        if i < 0 or address >= self.maps[i].end:
-            return self.read(address, size)
-        data = self._cache.get(self.maps[i].start)
-        if data is None:
-            return self.read(address, size)
-        offset = address - self.maps[i].start
-        return memoryview(data)[offset:offset + size]
+        if 0 <= i and address < self.maps[i].end and (data := self._cache.get(self.maps[i].start)) is not None:
+            offset = address - self.maps[i].start
+            return memoryview(data)[offset:offset + size]
+        if self._fd is None:
+            return self._raw(address, size)
+        if len(self._span) < size:
+            self._span = bytearray(max(size, len(self._span) * 2))
+        view = memoryview(self._span)[:size]
+        try:
+            got = os.preadv(self._fd, [view], address)
+        except OSError:
+            got = 0
+        return view[:got]
+
+    def peek(self, addresses: Sequence[int], size: int) -> list[bytes]:
+        """`size` bytes at each address, read directly (no mapping is read whole for them)."""
+        return [self._raw(address, size) for address in addresses]
 
 
 @dataclass
@@ -116,10 +133,12 @@ def thread_control_block(memory: ProcessMemory, mapping: Mapping, search: int = 
     return None
 
 
-def root_regions(maps: list[Mapping], block_starts: Sequence[int], threads: list[ThreadState],
+def root_regions(maps: list[Mapping], block_starts: Any, threads: list[ThreadState],
                  memory: ProcessMemory) -> list[RootRegion]:
     """Root regions as valgrind sees them: a stack counts from its stack pointer up only (memory below it is dead),
-    and an exited thread's cached stack only from its thread control block up (TLS descriptors stay visible)."""
+    and an exited thread's cached stack only from its thread control block up (TLS descriptors stay visible).
+    `block_starts`: ascending, a list or a numpy array (searched, never iterated)."""
+    search = getattr(block_starts, "searchsorted", None)
     regions = []
     previous: Mapping | None = None
     for m in maps:
@@ -127,7 +146,10 @@ def root_regions(maps: list[Mapping], block_starts: Sequence[int], threads: list
         previous = m
         if "r" not in m.perms or "w" not in m.perms or m.path in SKIPPED:
             continue
-        i = bisect.bisect_left(block_starts, m.start)
+        if search is None:
+            i = bisect.bisect_left(block_starts, m.start)
+        else:  # int64 starts: nothing lies at or above 2**63
+            i = int(search(m.start)) if m.start < 1 << 63 else len(block_starts)
         if i < len(block_starts) and block_starts[i] < m.end:
             continue  # holds heap blocks: reached only through pointers
         stack_threads = [t for t in threads if m.start <= t.sp < m.end]
@@ -141,13 +163,15 @@ def root_regions(maps: list[Mapping], block_starts: Sequence[int], threads: list
     return regions
 
 
-def glibc_chunk_links(memory: ProcessMemory, blocks: abc.Mapping[int, int], arrays: Any = None) -> frozenset[int]:
+def glibc_chunk_links(memory: ProcessMemory, blocks: collections.abc.Mapping[int, int],
+                      arrays: Blocks | None = None, roots: list[RootRegion] | None = None) -> frozenset[int]:
     """Addresses glibc's own bookkeeping points at that fall inside a live block: the header of the chunk after
     it, whose prev_size field overlaps the block's last bytes (main_arena.top and the bins hold such pointers).
     valgrind's allocator keeps no such pointers in client memory, so they must not make a block 'possibly lost'.
-    `arrays`: the blocks as core.fastscan.Blocks (numpy), when the numpy scan runs."""
+    `arrays`: the blocks as core.fastscan.Blocks (numpy), when the numpy scan runs: then only the links some word of
+    `roots` holds are found (all the root filter needs), without reading the heap."""
     if arrays is not None:
-        return _chunk_links_numpy(memory, arrays)
+        return _chunk_links_numpy(memory, arrays, roots or [])
     links = set()
     words: array | None = None
     mapping: Mapping | None = None
@@ -168,32 +192,69 @@ def glibc_chunk_links(memory: ProcessMemory, blocks: abc.Mapping[int, int], arra
     return frozenset(links)
 
 
-def _chunk_links_numpy(memory: ProcessMemory, arrays: Any) -> frozenset[int]:
-    """glibc_chunk_links over the sorted block arrays, one mapping's slice at a time (no loop step per block)."""
+def _chunk_links_numpy(memory: ProcessMemory, arrays: Blocks, roots: list[RootRegion]) -> frozenset[int]:
+    """glibc_chunk_links as far as the root filter needs them, without reading the heap: only a root word that
+    points strictly inside a block can be such a link (blocks do not overlap), so only the headers of the blocks
+    root words point into are read. The heap itself is then read once, by the scan, span by span."""
     import numpy as np  # present: `arrays` was built with it
 
     starts, sizes = arrays.starts, arrays.sizes
-    links: list[int] = []
+    if not len(starts):
+        return frozenset()
+    lo = int(starts[0])
+    width = np.uint64(int(starts[-1]) + int(sizes.max()) - lo)  # every block ends below lo + width
+    near: list[Any] = []
+    for region in roots:
+        address, end = -(-region.start // 8) * 8, region.end - region.end % 8
+        while address < end:
+            data = memory.read(address, min(reachability.PIECE_BYTES, end - address))
+            words = np.frombuffer(data, dtype="<u8", count=len(data) // 8)
+            near.append(words[(words - np.uint64(lo)) < width])
+            address += reachability.PIECE_BYTES
+    values = np.concatenate(near).view(np.int64) if near else np.zeros(0, np.int64)
+    owner = np.searchsorted(starts, values, side="right") - 1  # >= 0: every value is >= lo
+    offset = values - starts[owner]
+    owners = np.sort(owner[(offset > 0) & (offset < sizes[owner])])  # not np.unique: its hashing is slow
+    if not len(owners):
+        return frozenset()
+    owners = owners[np.concatenate(([True], owners[1:] != owners[:-1]))]
+    address, size = starts[owners], sizes[owners]
+    header, readable = _header_words(memory, address - 8)
+    following = address - 16 + (header & ~7)  # where the next chunk's header is
+    hit = readable & (following > address) & (following < address + size)
+    return frozenset(following[hit].tolist())
+
+
+PEEK_LIMIT = 4096  # headers read one by one up to this many; more are gathered from their mappings read whole
+
+
+def _header_words(memory: ProcessMemory, where: Any) -> tuple[Any, Any]:
+    """(the word at each address of `where` (ascending int64), whether it could be read)."""
+    import numpy as np
+
+    words = np.zeros(len(where), np.int64)
+    readable = np.zeros(len(where), bool)
+    if len(where) <= PEEK_LIMIT:
+        for k, data in enumerate(memory.peek(where.tolist(), 8)):
+            if len(data) == 8:
+                words[k], readable[k] = int.from_bytes(data, "little", signed=True), True
+        return words, readable
     for mapping in memory.maps:
         if mapping.start >= 1 << 63:
             break
-        lo, hi = np.searchsorted(starts, [mapping.start + 8, min(mapping.end + 8, (1 << 63) - 1)]).tolist()
-        if lo == hi:
+        i, j = np.searchsorted(where, [mapping.start, min(mapping.end, (1 << 63) - 1)]).tolist()
+        if i == j:
             continue
-        data = memory.read(mapping.start, mapping.end - mapping.start)
-        words = np.frombuffer(data, dtype="<u8", count=len(data) // 8).view(np.int64)
-        address, size = starts[lo:hi], sizes[lo:hi]
-        index = (address - (mapping.start + 8)) >> 3
-        if int(index[-1]) >= len(words):
-            inside = index < len(words)
-            address, size, index = address[inside], size[inside], index[inside]
-        offset = (words[index] & ~7) - 16  # where the next chunk's header is, from the block's start
-        hit = np.flatnonzero((offset > 0) & (offset < size))
-        links += (address[hit] + offset[hit]).tolist()
-    return frozenset(links)
+        data = memory.peek([mapping.start], mapping.end - mapping.start)[0]
+        mapped = np.frombuffer(data, dtype="<i8", count=len(data) // 8)
+        index = (where[i:j] - mapping.start) >> 3
+        inside = index < len(mapped)
+        words[i:j][inside] = mapped[index[inside]]
+        readable[i:j] = inside
+    return words, readable
 
 
-def block_arrays(blocks: abc.Mapping[int, int]) -> Any:
+def block_arrays(blocks: collections.abc.Mapping[int, int]) -> Blocks | None:
     """The blocks as core.fastscan.Blocks when the numpy scan runs, else None."""
     if reachability.BACKEND == "python":
         return None
@@ -269,9 +330,11 @@ def exiting_thread(threads: list[ThreadState], lwp: int, floor: int | None, abi:
 class HeapScan:
     """One reachability scan of a stopped process; also answers `memleak block`'s who-points-at-it."""
 
-    def __init__(self, inferior: gdb.Inferior, blocks: abc.Mapping[int, int], regs: RegisterReader,
+    def __init__(self, inferior: gdb.Inferior, blocks: collections.abc.Mapping[int, int], regs: RegisterReader,
                  glibc: bool = True, exiting: bool = False, hidden: tuple[tuple[int, int], ...] = (),
-                 arrays: Any = None) -> None:
+                 arrays: Blocks | None = None) -> None:
+        """`blocks`: address -> size. `arrays`: the same blocks as core.fastscan.Blocks (ascending starts), when the
+        caller has them; then `blocks` is only looked up (one block, for `memleak block`), never iterated."""
         self.inferior = inferior
         self.blocks = blocks
         # the tool's own memory in the process (the recorder's) is not the program's: never a root
@@ -280,11 +343,10 @@ class HeapScan:
         if exiting:
             exiting_thread(self.threads, gdb.selected_thread().ptid[1], exit_machinery_floor(), regs.abi)
         self.raw = ProcessMemory(inferior.pid, self.maps)
-        # numpy, shared with the scan (None without numpy); the caller's own when it has them (recorder columns)
-        self.arrays = arrays if arrays is not None else block_arrays(blocks)
+        self.arrays = arrays if arrays is not None else block_arrays(blocks)  # shared with the scan; None: no numpy
         starts = self.arrays.starts if self.arrays is not None else sorted(blocks)
         self.roots = root_regions(self.maps, starts, self.threads, self.raw)
-        ignored = glibc_chunk_links(self.raw, blocks, self.arrays) if glibc else frozenset()
+        ignored = glibc_chunk_links(self.raw, blocks, self.arrays, self.roots) if glibc else frozenset()
         self.memory = RootFilteringMemory(self.raw, self.roots, ignored)
 
     def run(self, watch: int | None = None) -> ScanResult:
