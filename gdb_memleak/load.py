@@ -51,6 +51,9 @@ def _load() -> None:
             f"(VIRTUAL_ENV), or install them for that Python (`{sys.executable or 'python3'} -m pip install "
             f"'tabulate>=0.9' pygments`).\n", gdb.STDERR)
         return
+    from gdb_memleak.gdb import numpy_guard
+
+    numpy_guard.install()  # before any module can import numpy
     from gdb_memleak.gdb import plugin
 
     plugin.register()

@@ -8,6 +8,8 @@ starts the program without a shell.
 from __future__ import annotations
 
 import argparse
+import atexit
+import importlib.util
 import os
 import shutil
 import sys
@@ -25,6 +27,7 @@ from .runner import Launch
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOADER = os.path.join(PACKAGE_DIR, "load.py")
 DRIVER = os.path.join(PACKAGE_DIR, "cli", "driver.py")
+EARLY = os.path.join(PACKAGE_DIR, "cli", "early.py")  # before the program's symbols are read: GDB's index cache
 EXIT_USAGE = 2
 DEFAULT_DURATION = 10.0
 
@@ -118,14 +121,13 @@ def process_executable(pid: int) -> str:
 
 
 def dependency_dirs() -> list[str]:
-    """Directories this Python imports the plugin's dependencies from, for GDB's (system) Python."""
-    import pygments
-    import tabulate
-
+    """Directories this Python imports the plugin's dependencies from, for GDB's (system) Python. Found without
+    importing them (the CLI itself never uses them)."""
     dirs = []
-    for module in (pygments, tabulate):
-        path = module.__file__
-        if path is None:  # a namespace package: not how these two are installed
+    for name in ("pygments", "tabulate"):
+        spec = importlib.util.find_spec(name)
+        path = spec.origin if spec is not None else None
+        if path is None:  # missing (GDB's loader says so) or a namespace package: not how these two are installed
             continue
         directory = os.path.dirname(os.path.abspath(path))
         if os.path.basename(path).startswith("__init__"):
@@ -136,7 +138,7 @@ def dependency_dirs() -> list[str]:
 
 
 def gdb_command(gdb: str, program: str) -> list[str]:
-    return [gdb, "-nx", "-q", "-batch", "-x", DRIVER, program]
+    return [gdb, "-nx", "-q", "-batch", "-ix", EARLY, "-x", DRIVER, program]
 
 
 def check_output_path(path: str) -> str | None:
@@ -210,7 +212,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    """The console script. Once a run is over the CLI exits without tearing the interpreter down (unloading every
+    module costs tens of milliseconds at the end of each run); argparse's exits (--help, usage) go the usual way."""
+    status = main()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said there
+            pass
+    os._exit(status)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXEC_SHIM = os.path.join(PACKAGE_DIR, "cli", "exec_shim.py")
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
+DETACH_GRACE = 10.0  # seconds a GDB asked to detach and quit has before it is killed
 
 #: files the driver and the shim leave in the run's private directory for the CLI
 PID_FILE = "program.pid"      # the program's pid (the shim writes it before exec)
@@ -96,7 +97,6 @@ class Run:
         self.proc: subprocess.Popen | None = None
         self.received: list[int] = []
         self.aborted: int | None = None
-        self.kill_at: float | None = None  # when a GDB asked to quit is killed if it has not
 
     # -- files shared with the driver and the shim -----------------------------------------------------------
     def _path(self, name: str) -> str:
@@ -140,7 +140,9 @@ class Run:
             return
         if self.launch.attach_pid:
             self.proc.terminate()
-            self.kill_at = time.monotonic() + 10
+            killer = threading.Timer(DETACH_GRACE, self._kill_gdb)  # a GDB asked to quit is killed if it has not
+            killer.daemon = True
+            killer.start()
             return
         pid = self.program_pid()
         if pid is not None and _alive(pid):
@@ -152,12 +154,9 @@ class Run:
             self.proc.kill()
 
     def _wait(self, proc: subprocess.Popen) -> int:
-        while True:
-            try:
-                return proc.wait(timeout=1.0)
-            except subprocess.TimeoutExpired:
-                if self.kill_at is not None and time.monotonic() > self.kill_at:
-                    proc.kill()
+        """Blocks in waitpid (signal handlers still run: Python retries it after them), so the CLI ends as soon as
+        GDB does; `wait(timeout)` would poll, sleeping up to 50 ms past GDB's end."""
+        return proc.wait()
 
     # -- the run ----------------------------------------------------------------------------------------------
     def start(self, env: dict[str, str], pass_fds: Sequence[int]) -> int:

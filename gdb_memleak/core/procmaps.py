@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 from dataclasses import dataclass
 
@@ -39,10 +40,17 @@ def read_maps(pid: int) -> list[Mapping]:
         return parse_maps(f.read())
 
 
+@functools.lru_cache(maxsize=4096)
+def real_path(path: str) -> str:
+    """os.path.realpath, once per path: the same few dozen mapped files are looked up for every object GDB loads
+    (hundreds of realpath calls, each an lstat per path component, at every start)."""
+    return os.path.realpath(path)
+
+
 def load_bias(maps: list[Mapping], path: str, e_type: int, min_vaddr: int) -> int | None:
     """Address added to the object's link-time addresses; None when the object is not mapped."""
-    real = os.path.realpath(path)
-    starts = [m.start - m.offset for m in maps if m.path and os.path.realpath(m.path) == real]
+    real = real_path(path)
+    starts = [m.start - m.offset for m in maps if m.path and real_path(m.path) == real]
     if not starts:
         return None
     if e_type != ET_DYN:

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import functools
 
-from pygments import highlight
-from pygments.formatters import TerminalFormatter
-from pygments.lexers import CLexer, get_lexer_for_filename
-from pygments.util import ClassNotFound
-
 
 @functools.lru_cache(maxsize=256)
 def _lines(path: str) -> tuple[str, ...]:
@@ -31,6 +26,11 @@ def source_context(path: str | None, line: int | None, context: int = 1) -> list
 
 
 def highlight_line(path: str, text: str) -> str:
+    from pygments import highlight  # noqa: PLC0415 - on first use: most runs never colour a source line
+    from pygments.formatters import TerminalFormatter  # noqa: PLC0415
+    from pygments.lexers import CLexer, get_lexer_for_filename  # noqa: PLC0415
+    from pygments.util import ClassNotFound  # noqa: PLC0415
+
     try:
         lexer = get_lexer_for_filename(path, stripnl=False)
     except ClassNotFound:

@@ -10,7 +10,7 @@ import gdb
 from ..core.addr2line import Addr2Line, SourceLine
 from ..core.elf import ElfError, read_elf_layout
 from ..core.model import Frame
-from ..core.procmaps import CodeRanges, Mapping, load_bias, read_maps
+from ..core.procmaps import CodeRanges, Mapping, load_bias, read_maps, real_path
 from ..core.unwind import FrameKind, has_frame_pointer_prologue
 
 # `info symbol` output; demangled C++ names contain spaces ("std::basic_string<char, ...>::_M_mutate(...) + 61 in ...")
@@ -146,8 +146,8 @@ class GdbResolver:
         return f"{os.path.basename(obj)}+0x{self._object_offset(pc, obj):x}"
 
     def _object_offset(self, pc: int, obj: str) -> int:
-        real = os.path.realpath(obj)
-        starts = [m.start - m.offset for m in self.maps if m.path and os.path.realpath(m.path) == real]
+        real = real_path(obj)
+        starts = [m.start - m.offset for m in self.maps if m.path and real_path(m.path) == real]
         return pc - min(starts) if starts else pc
 
 

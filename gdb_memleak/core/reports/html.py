@@ -17,11 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import CLexer, get_lexer_for_filename
-from pygments.util import ClassNotFound
-
 from ... import __version__
 from ..kinds import KINDS, LABELS, ORDER, UNFREED
 from ..model import Frame, HeapError
@@ -113,6 +108,11 @@ class SourceExcerpts:
 
 def highlight_lines(path: str, lines: list[tuple[int, str]], marked: int) -> str:
     """pygments' HTML for consecutive (number, text) lines, numbered, the line `marked` highlighted."""
+    from pygments import highlight  # noqa: PLC0415 - imported when an HTML report is written, not at load
+    from pygments.formatters import HtmlFormatter  # noqa: PLC0415
+    from pygments.lexers import CLexer, get_lexer_for_filename  # noqa: PLC0415
+    from pygments.util import ClassNotFound  # noqa: PLC0415
+
     try:
         lexer = get_lexer_for_filename(path, stripnl=False)
     except ClassNotFound:
@@ -193,6 +193,8 @@ def _title(reports: Sequence[ProcessReport]) -> str:
 
 
 def render_page(reports: Sequence[ProcessReport], options: ReportOptions) -> str:
+    from pygments.formatters import HtmlFormatter  # noqa: PLC0415 - see highlight_lines
+
     data = {"tool": "gdb-memleak", "version": __version__, "processes": [process_data(r, options) for r in reports]}
     style = (ASSETS / "html_report.css").read_text(encoding="utf-8")
     style += "\n" + HtmlFormatter(cssclass=_FORMATTER_CLASS).get_style_defs(f".{_FORMATTER_CLASS}")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence, TextIO
-
-from tabulate import tabulate
+from typing import Any, Sequence, TextIO
 
 from ..grouping import LeakGroup, group_by_line, select
 from ..kinds import LABELS, ORDER, UNFREED
@@ -16,6 +14,14 @@ from .options import ReportOptions
 
 FORMAT = "text"
 HELP = "the valgrind-like text report"
+
+
+def tabulate(*args: Any, **kwargs: Any) -> str:
+    """tabulate.tabulate, imported on first use: the batch CLI imports the writers only for their names (importing
+    tabulate costs ~20 ms, most of it importlib.metadata)."""
+    from tabulate import tabulate as render  # noqa: PLC0415
+
+    return render(*args, **kwargs)
 
 
 def plural(n: int, word: str) -> str:

@@ -1,0 +1,66 @@
+"""numpy in GDB's process without threads that could take GDB's signals (no `gdb` import: installed by the loader
+before anything can import numpy).
+
+numpy's BLAS starts worker threads when numpy is imported. A thread of GDB's process that can take SIGCHLD steals
+the wake-ups GDB waits for, and GDB then hangs waiting for the program (seen with a shell's vfork child). numpy is
+imported on first use (the scan, the recorder's reader), not at load (~0.1 s and ~13 MB a session may never need),
+so wherever that happens: the BLAS libraries are told to start no thread (their settings in GDB's own environment,
+read when they load; the programs GDB starts get the environment GDB itself started with), and numpy's package
+initialisation, which loads the BLAS library, runs with every signal blocked in GDB's thread (GDB 13 has no
+`gdb.block_signals`), so a thread it would start anyway inherits that mask.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+#: thread-count settings of the BLAS libraries numpy may be built with (OpenBLAS, OpenMP builds, MKL, BLIS)
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def install() -> None:
+    """Once per GDB session, before numpy is imported."""
+    for name in BLAS_THREADS:
+        os.environ[name] = "1"
+    if not any(isinstance(finder, SignalsBlockedImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, SignalsBlockedImport())
+
+
+class SignalsBlockedImport(importlib.abc.MetaPathFinder):
+    """Finds numpy as the path finder does; its package initialisation runs with all signals blocked."""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+                  ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "numpy":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is not None and isinstance(spec.loader, importlib.abc.Loader):
+            spec.loader = MaskedLoader(spec.loader)
+        return spec
+
+
+class MaskedLoader(importlib.abc.Loader):
+    """The path finder's loader, its `exec_module` run with every signal blocked; anything else is the loader's."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            self.loader.exec_module(module)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
