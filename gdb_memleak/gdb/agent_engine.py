@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Callable, TextIO
 
 import gdb
 
@@ -360,7 +360,8 @@ class AgentEngine(Engine):
         self.mapper.start()
 
     def _fall_back(self, why: str) -> None:
-        gdb.write(f"gdb-memleak: process {self.inferior.pid}: {why}: using the breakpoint engine.\n", gdb.STDERR)
+        name = os.path.basename(self.inferior.progspace.filename or "") or f"process {self.inferior.pid}"
+        announce(f"{name}: {why}: using the breakpoint engine.")
         for bp in self.breakpoints.values():
             if bp.is_valid():
                 bp.delete()
@@ -530,20 +531,54 @@ def restore_environment() -> None:
 
 
 def choose(setting: str, inferior: gdb.Inferior, complete: bool) -> tuple[str, str | None]:
-    """("agent" | "breakpoint", the one line saying why not the recorder, or None)."""
+    """("agent" | "breakpoint", the one line saying why not the recorder, or None). `auto` and `agent` fall back
+    alike: where the recorder cannot run, the breakpoint engine is the only one that can."""
     if setting == "breakpoint":
         return "breakpoint", None
     program = inferior.progspace.filename or ""
+    name = os.path.basename(program) or "the program"
     why = None
-    if not complete:
-        why = "the recorder only tracks programs GDB starts (not attach or a mid-run `memleak start`)"
+    if not complete and inferior.was_attached:
+        why = f"attached to {name}: the recorder is only preloaded into a program GDB starts"
+    elif not complete:
+        why = f"{name} was already running at `memleak start`: the recorder is only preloaded when GDB starts it"
     elif "library" not in _prepared:
-        why = _prepared.get("error") or "the recorder was not in the environment when the program started"
+        why = _prepared.get("error") or f"the recorder was not in {name}'s environment when it started"
     elif program and not fmt.is_dynamic(program):
-        why = f"{os.path.basename(program)} is statically linked (nothing can be preloaded)"
+        why = f"{name} is statically linked (nothing can be preloaded)"
     if why is None:
         return "agent", None
-    return "breakpoint", f"gdb-memleak: {why}: using the breakpoint engine."
+    return "breakpoint", f"{why}: using the breakpoint engine."
+
+
+_announced: set[str] = set()  # the engine lines said in this run
+_stream: list[TextIO | None] = [None]  # where they go: the session's stream (the CLI's stderr), else GDB's stderr
+
+
+def announce(line: str) -> None:
+    """Say why the recorder is not used, on one line of stderr, once per run: a forked, vforked or exec'd process
+    for the same reason says nothing more (`new_run()` starts over)."""
+    text = " ".join(line.split())
+    while text.startswith("gdb-memleak: "):
+        text = text[len("gdb-memleak: "):]
+    if text in _announced:
+        return
+    _announced.add(text)
+    out = _stream[0]
+    if out is not None:  # the batch CLI: GDB's own stderr is captured while `run` executes with to_string
+        out.write(f"gdb-memleak: {text}\n")
+        out.flush()
+    else:
+        gdb.write(f"gdb-memleak: {text}\n", gdb.STDERR)
+
+
+def use_stream(out: TextIO | None) -> None:
+    _stream[0] = out
+
+
+def new_run() -> None:
+    """A process starts (or is attached) with nothing else tracked: its reasons are said again."""
+    _announced.clear()
 
 
 def register() -> None:
