@@ -13,6 +13,7 @@ Which engine runs (`set memleak engine auto|agent|breakpoint`, CLI `--engine`): 
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections import OrderedDict
 from typing import Callable, TextIO
@@ -546,9 +547,25 @@ def choose(setting: str, inferior: gdb.Inferior, complete: bool) -> tuple[str, s
         why = _prepared.get("error") or f"the recorder was not in {name}'s environment when it started"
     elif program and not fmt.is_dynamic(program):
         why = f"{name} is statically linked (nothing can be preloaded)"
+    elif program and _privileged(program):
+        why = f"{name} is set-user-ID or set-group-ID (the dynamic loader ignores LD_PRELOAD there)"
     if why is None:
         return "agent", None
     return "breakpoint", f"{why}: using the breakpoint engine."
+
+
+def _privileged(program: str) -> bool:
+    """Whether running `program` changes the process's user or group: the loader's secure-execution mode then
+    drops a preload given by path (ld.so(8)), so the recorder could never load. The kernel honours the bits under
+    ptrace only for a tracer with CAP_SYS_PTRACE (root, here); for anyone else the program runs unprivileged."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        st = os.stat(program)
+    except OSError:
+        return False
+    return bool(st.st_mode & stat.S_ISUID and st.st_uid != os.geteuid()
+                or st.st_mode & stat.S_ISGID and st.st_gid != os.getegid())
 
 
 _announced: set[str] = set()  # the engine lines said in this run
