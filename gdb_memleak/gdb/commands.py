@@ -31,6 +31,8 @@ def _selected_tracking(pid: int | None) -> Tracking:
     if tracking is None:
         which = f"process {pid}" if pid is not None else "this inferior"
         raise gdb.GdbError(f"gdb-memleak: no allocation data for {which}: use `memleak start`, then `run`.")
+    if not tracking.finished:  # the recorder engine's table is read from the program only when asked
+        tracking.engine.sync()
     return tracking
 
 
