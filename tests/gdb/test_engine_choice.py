@@ -157,5 +157,6 @@ def test_program_that_ignored_the_preload_falls_back_with_one_line(setuid_copy: 
                    "memleak status", "continue"], setuid_copy)
     assert engine_lines(run.stderr) == ["gdb-memleak: seed_demo: the recorder was not loaded (the program ignored "
                                         "LD_PRELOAD): using the breakpoint engine."], run.stderr
-    assert "engine: breakpoint (the recorder was not loaded)" in run.stdout, run.stdout
+    assert "tracking (breakpoint engine)" in run.stdout and "engine: breakpoint (the recorder was not loaded)" \
+        in run.stdout, run.stdout
     assert "total heap usage: 4 allocs, 4 frees, 100 bytes allocated" in run.stdout
