@@ -66,7 +66,8 @@ def ensure_built(source: Path = SOURCE, root: Path | None = None) -> Path:
         proc = subprocess.run([cc, *CFLAGS, "-o", tmp, str(source), *LIBS], capture_output=True, text=True,
                               timeout=120)
         if proc.returncode != 0:
-            first = next((line for line in proc.stderr.splitlines() if "error" in line), proc.stderr.strip())
+            first = next((line for line in proc.stderr.splitlines() if "error" in line), proc.stderr.strip()) \
+                or f"exit status {proc.returncode}"
             raise BuildError(f"gdb-memleak: cannot build the recorder with {cc}: {first.strip()[:200]}")
         os.chmod(tmp, 0o755)
         os.replace(tmp, target)

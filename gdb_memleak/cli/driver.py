@@ -158,7 +158,7 @@ def _run(config: dict) -> int:
     SESSION.argv = list(config["argv"])
     settings.depth.value = int(config["depth"])
     settings.on_error.value = config["on_error"]
-    settings.engine.value = config.get("engine", "breakpoint")
+    settings.engine.value = config.get("engine", "auto")
     settings.default_suppressions.value = config["default_suppressions"]
     settings.suppressions.value = ":".join(config["suppressions"])
     SESSION.shown_kinds = frozenset(config["shown_kinds"])

@@ -64,12 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="with --pid: how long to track before reporting and detaching (default 10)")
     parser.add_argument("--engine", choices=["auto", "agent", "breakpoint"],
-                        default=os.environ.get("GDB_MEMLEAK_ENGINE", "breakpoint"),
-                        help="breakpoint (default; or $GDB_MEMLEAK_ENGINE): GDB breakpoints (any program; ~200 us "
-                             "a stop); agent: an "
-                             "in-process recorder (allocation-heavy programs at near-native speed; dynamically "
-                             "linked programs GDB starts); auto: agent when it can, else breakpoint, "
-                             "saying why")
+                        default=os.environ.get("GDB_MEMLEAK_ENGINE", "auto"),
+                        help="auto (default; or $GDB_MEMLEAK_ENGINE): agent when it can, else breakpoint, saying "
+                             "why in one line; agent: an in-process recorder (allocation-heavy programs at "
+                             "near-native speed; dynamically linked programs GDB starts); breakpoint: GDB "
+                             "breakpoints (any program, attach; ~200 us a stop)")
     parser.add_argument("--gdb", default="gdb", metavar="PATH", help="the GDB to use (default: gdb on PATH)")
     parser.add_argument("--gdbinit", action="store_true",
                         help="print the line for ~/.gdbinit after which `source gdb_memleak` loads the plugin in GDB")

@@ -13,9 +13,10 @@ Which engine runs (`set memleak engine auto|agent|breakpoint`, CLI `--engine`): 
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Callable, TextIO
 
 import gdb
 
@@ -363,7 +364,8 @@ class AgentEngine(Engine):
         self.mapper.start()
 
     def _fall_back(self, why: str) -> None:
-        gdb.write(f"gdb-memleak: process {self.inferior.pid}: {why}: using the breakpoint engine.\n", gdb.STDERR)
+        name = os.path.basename(self.inferior.progspace.filename or "") or f"process {self.inferior.pid}"
+        announce(f"{name}: {why}: using the breakpoint engine.")
         for bp in self.breakpoints.values():
             if bp.is_valid():
                 bp.delete()
@@ -372,6 +374,7 @@ class AgentEngine(Engine):
             self.mapper.stop()
             self.mapper = None
         self.fallback = self.make_fallback()
+        self.name = self.fallback.name  # `memleak status`: the engine that really tracks
         self.fallback.start()
 
     def _argument(self, index: int) -> int:
@@ -533,20 +536,70 @@ def restore_environment() -> None:
 
 
 def choose(setting: str, inferior: gdb.Inferior, complete: bool) -> tuple[str, str | None]:
-    """("agent" | "breakpoint", the one line saying why not the recorder, or None)."""
+    """("agent" | "breakpoint", the one line saying why not the recorder, or None). `auto` and `agent` fall back
+    alike: where the recorder cannot run, the breakpoint engine is the only one that can."""
     if setting == "breakpoint":
         return "breakpoint", None
     program = inferior.progspace.filename or ""
+    name = os.path.basename(program) or "the program"
     why = None
-    if not complete:
-        why = "the recorder only tracks programs GDB starts (not attach or a mid-run `memleak start`)"
+    if not complete and inferior.was_attached:
+        why = f"attached to {name}: the recorder is only preloaded into a program GDB starts"
+    elif not complete:
+        why = f"{name} was already running at `memleak start`: the recorder is only preloaded when GDB starts it"
     elif "library" not in _prepared:
-        why = _prepared.get("error") or "the recorder was not in the environment when the program started"
+        why = _prepared.get("error") or f"the recorder was not in {name}'s environment when it started"
     elif program and not fmt.is_dynamic(program):
-        why = f"{os.path.basename(program)} is statically linked (nothing can be preloaded)"
+        why = f"{name} is statically linked (nothing can be preloaded)"
+    elif program and _privileged(program):
+        why = f"{name} is set-user-ID or set-group-ID (the dynamic loader ignores LD_PRELOAD there)"
     if why is None:
         return "agent", None
-    return "breakpoint", f"gdb-memleak: {why}: using the breakpoint engine."
+    return "breakpoint", f"{why}: using the breakpoint engine."
+
+
+def _privileged(program: str) -> bool:
+    """Whether running `program` changes the process's user or group: the loader's secure-execution mode then
+    drops a preload given by path (ld.so(8)), so the recorder could never load. The kernel honours the bits under
+    ptrace only for a tracer with CAP_SYS_PTRACE (root, here); for anyone else the program runs unprivileged."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        st = os.stat(program)
+    except OSError:
+        return False
+    return bool(st.st_mode & stat.S_ISUID and st.st_uid != os.geteuid()
+                or st.st_mode & stat.S_ISGID and st.st_gid != os.getegid())
+
+
+_announced: set[str] = set()  # the engine lines said in this run
+_stream: list[TextIO | None] = [None]  # where they go: the session's stream (the CLI's stderr), else GDB's stderr
+
+
+def announce(line: str) -> None:
+    """Say why the recorder is not used, on one line of stderr, once per run: a forked, vforked or exec'd process
+    for the same reason says nothing more (`new_run()` starts over)."""
+    text = " ".join(line.split())
+    while text.startswith("gdb-memleak: "):
+        text = text[len("gdb-memleak: "):]
+    if text in _announced:
+        return
+    _announced.add(text)
+    out = _stream[0]
+    if out is not None:  # the batch CLI: GDB's own stderr is captured while `run` executes with to_string
+        out.write(f"gdb-memleak: {text}\n")
+        out.flush()
+    else:
+        gdb.write(f"gdb-memleak: {text}\n", gdb.STDERR)
+
+
+def use_stream(out: TextIO | None) -> None:
+    _stream[0] = out
+
+
+def new_run() -> None:
+    """A process starts (or is attached) with nothing else tracked: its reasons are said again."""
+    _announced.clear()
 
 
 def register() -> None:

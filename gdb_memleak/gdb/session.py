@@ -81,9 +81,12 @@ class Session:
         abi = ABIS.get(arch)
         if abi is None:
             raise gdb.GdbError(f"gdb-memleak: architecture {arch} is not supported yet (x86-64 only)")
+        if argv is None and all(t.finished or t.inferior_num == inferior.num for t in self.tracking.values()):
+            agent_engine.new_run()  # not an exec'd image, nothing else tracked: a new run (or attach)
+        agent_engine.use_stream(self.stream)
         tracking = Tracking(self, inferior, AllocationTable(complete=complete),
                             argv or self.argv or self._argv(inferior), abi,
-                            new_engine(inferior, abi, complete, self.out()))
+                            new_engine(inferior, abi, complete))
         self.tracking[inferior.num] = tracking
         return tracking
 
@@ -220,8 +223,9 @@ class Session:
         return [t.report for t in self.ended]
 
 
-def new_engine(inferior: gdb.Inferior, abi: Abi, complete: bool, out: TextIO) -> EngineFactory:
-    """How a tracking of `inferior` makes its engine: the recorder's when it can (`memleak engine`)."""
+def new_engine(inferior: gdb.Inferior, abi: Abi, complete: bool) -> EngineFactory:
+    """How a tracking of `inferior` makes its engine: the recorder's when it can (`memleak engine`); why not is
+    said in one line (`agent_engine.announce`)."""
     depth, specs = int(settings.depth.value), list(DEFAULT_ALLOCATORS + EXIT_HOOKS + MAPPING_HOOKS)
 
     def breakpoint_engine(tracking: Tracking) -> BreakpointEngine:
@@ -229,7 +233,7 @@ def new_engine(inferior: gdb.Inferior, abi: Abi, complete: bool, out: TextIO) ->
 
     kind, why = agent_engine.choose(str(settings.engine.value), inferior, complete)
     if why is not None:
-        out.write(why + "\n")
+        agent_engine.announce(why)
     if kind == "breakpoint":
         return breakpoint_engine
     return lambda tracking: agent_engine.AgentEngine(inferior, tracking.table, tracking, abi, depth,

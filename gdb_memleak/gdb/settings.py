@@ -103,13 +103,12 @@ class OnError(_Param):
 class EngineChoice(_Param):
     """Which engine tracks the allocator calls (takes effect at the next `memleak start` before `run`).
 
-    Default: breakpoint (the agent sometimes hangs on a shell's vfork children). At an agent stop (heap error,
-    break-alloc) the program's frame is selected; mmap and shared memory are tracked under both engines.
-
-    auto: the in-process recorder (agent) for a dynamically linked program GDB starts; the breakpoint engine for
-    static binaries, attach, or when the recorder cannot be built (one line says so).
-    agent: the recorder (same fallbacks: nothing else can work there).
-    breakpoint: GDB breakpoints on the allocator functions (two stops per allocation, any program)."""
+    auto (default): the in-process recorder (agent) for a dynamically linked program GDB starts; the breakpoint
+    engine for static binaries, attach, a mid-run `memleak start`, or when the recorder cannot be built or loaded
+    (one line on stderr says why).
+    agent: the recorder (same fallbacks: nothing else can work there). Allocation-heavy programs at near-native
+    speed; at a stop (heap error, break-alloc) the program's frame is selected.
+    breakpoint: GDB breakpoints on the allocator functions (two stops per allocation, ~200 us each; any program)."""
 
     set_doc = "Set which engine tracks allocations: auto, agent or breakpoint."
     show_doc = "Show which engine tracks allocations."
@@ -117,7 +116,7 @@ class EngineChoice(_Param):
 
     def __init__(self) -> None:
         super().__init__("memleak engine", gdb.COMMAND_DATA, gdb.PARAM_ENUM, ENGINE_CHOICES)
-        self.value = "breakpoint"
+        self.value = "auto"
 
 
 class SystemObjects(_Param):

@@ -25,8 +25,10 @@ LARGE_RENDER_SECONDS = 20  # "a few seconds" on a quiet machine; generous for a 
 
 
 def cli_html(program: Path, page: Path) -> Path:
-    run = subprocess.run([sys.executable, "-m", "gdb_memleak.cli.main", "--html", str(page), "--", str(program)],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    """The page of a CLI run under the breakpoint engine: its timeline is the one with points and error marks (the
+    recorder engine does not feed the timeline yet: tests/gdb/test_html_runs.py)."""
+    run = subprocess.run([sys.executable, "-m", "gdb_memleak.cli.main", "--engine", "breakpoint", "--html", str(page),
+                          "--", str(program)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert page.exists(), run.stderr
     return page
 

@@ -353,9 +353,11 @@ def test_report_is_printed_when_the_program_dies_of_sigsegv(built_targets: Path)
 
 # -- e. status ------------------------------------------------------------------------------------------------------
 
-def test_memleak_status_shows_counters_and_the_hooked_libc_functions(built_targets: Path):
-    run = run_gdb([mark("before"), "memleak status", "memleak start", mark("armed"), "memleak status",
-                   "run", mark("status"), "memleak status"], built_targets / "crash_segv")
+def test_memleak_status_shows_counters_and_the_hooked_libc_functions(built_targets: Path, engine: str):
+    """The breakpoint engine lists what it hooked, the recorder the functions it forwards to: libc's, here."""
+    run = run_gdb([mark("before"), "memleak status", f"set memleak engine {engine}", "memleak start",
+                   mark("armed"), "memleak status", "run", mark("status"), "memleak status"],
+                  built_targets / "crash_segv")
     no_traceback(run)
     out = sections(run.stdout)
     assert "gdb-memleak: not tracking." in out["before"]
@@ -363,8 +365,9 @@ def test_memleak_status_shows_counters_and_the_hooked_libc_functions(built_targe
     status = out["status"]
     assert "total heap usage: 1 allocs, 0 frees, 100 bytes allocated" in status
     assert "live: 100 bytes in 1 blocks" in status
-    hooked = re.search(r"^  hooked: (.*)$", status, re.M)
+    hooked = re.search(r"^  (?:hooked|forwards to): (.*)$", status, re.M)
     assert hooked, status
+    assert (f"engine: {engine}" in status) == (engine == "agent"), status
     entries = dict(re.findall(r"(\w+) \(([^)]+)\)", hooked.group(1)))
     assert os.path.basename(entries["malloc"]) == "libc.so.6"
     assert os.path.basename(entries["free"]) == "libc.so.6"
@@ -373,8 +376,8 @@ def test_memleak_status_shows_counters_and_the_hooked_libc_functions(built_targe
 
 # -- f. memleak stop ------------------------------------------------------------------------------------------------
 
-def test_memleak_stop_removes_every_breakpoint_it_set_and_the_program_runs_on(built_targets: Path):
-    run = run_gdb(["memleak start", "break leak_in_loop", "run",
+def test_memleak_stop_removes_every_breakpoint_it_set_and_the_program_runs_on(built_targets: Path, engine: str):
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", "break leak_in_loop", "run",
                    mark("addr"), "p &malloc",
                    mark("before"), "maint info breakpoints",
                    mark("stop"), "memleak stop",
@@ -394,9 +397,13 @@ def test_memleak_stop_removes_every_breakpoint_it_set_and_the_program_runs_on(bu
         return [(int(m["num"]), m["type"]) for m in map(GDB_INTERNAL.match, text.splitlines()) if m]
 
     before, after = ours(out["before"]), ours(out["after"])
-    assert malloc_addr in [addr for addr, _ in before.values()], out["before"]
-    # make_list ran before the stop at leak_in_loop: return-site breakpoints in leak_sites exist besides the entries
-    assert any("leak_sites.c" in text for _, text in before.values()), out["before"]
+    if engine == "breakpoint":
+        assert malloc_addr in [addr for addr, _ in before.values()], out["before"]
+        # make_list ran before the stop at leak_in_loop: return-site breakpoints in leak_sites exist besides entries
+        assert any("leak_sites.c" in text for _, text in before.values()), out["before"]
+    else:  # the recorder's own malloc runs in the program; GDB breaks only where the program must stop
+        assert malloc_addr not in [addr for addr, _ in before.values()], out["before"]
+        assert any("memleak_agent_error" in text for _, text in before.values()), out["before"]
     removed = int(re.search(r"tracking stopped \((\d+) breakpoints removed\)", out["stop"]).group(1))
     assert removed == len(before)
     assert after == {}, out["after"]
@@ -431,8 +438,8 @@ def test_start_mid_run_counts_frees_of_earlier_blocks_as_untracked_not_invalid(b
 # -- h. the user's own `call` -----------------------------------------------------------------------------------------
 
 @pytest.mark.usefixtures("gdb_calls_functions")
-def test_user_call_to_malloc_and_free_is_tracked(built_targets: Path):
-    run = run_gdb(["memleak start", "break main", "run",
+def test_user_call_to_malloc_and_free_is_tracked(built_targets: Path, engine: str):
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", "break main", "run",
                    mark("malloc"), "call (void*)malloc(77)",
                    mark("leaks"), "leaks",
                    mark("check"), "leaks --check",
@@ -457,12 +464,18 @@ def test_user_call_to_malloc_and_free_is_tracked(built_targets: Path):
 
 
 @pytest.mark.usefixtures("gdb_calls_functions")
-def test_user_call_allocation_site_is_not_attributed_to_the_executable_at_a_bogus_offset(built_targets: Path):
+def test_user_call_allocation_site_is_not_attributed_to_the_executable_at_a_bogus_offset(built_targets: Path,
+                                                                                        engine: str):
+    """The call returns to GDB's dummy frame on the stack: GDB's unwinder names it (breakpoint engine); the
+    recorder's in-process stack only has the address, shown as an offset in [stack]."""
     exe = built_targets / "clean"
-    run = run_gdb(["memleak start", "break main", "run", "call (void*)malloc(77)", mark("stack"), "leaks --stack"], exe)
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", "break main", "run", "call (void*)malloc(77)",
+                   mark("stack"), "leaks --stack"], exe)
     no_traceback(run)
     frames = stack_blocks(sections(run.stdout)["stack"])[0][1]
-    assert frames[0] == ("<function called from gdb>", "[stack]"), frames
+    assert frames[0][1] == "[stack]", frames
+    if engine == "breakpoint":
+        assert frames[0][0] == "<function called from gdb>", frames
     size = exe.stat().st_size
     for function, where in frames:
         fallback = re.fullmatch(r"(?P<obj>[^+]+)\+0x(?P<offset>[0-9a-f]+)", function)
@@ -563,7 +576,7 @@ def test_show_memleak_lists_every_setting_with_its_default():
                                                       "memleak system-objects", "memleak report-at-exit",
                                                       "memleak suppressions", "memleak default-suppressions",
                                                       "memleak errors-for-mappings", "memleak engine"]
-    assert "memleak engine: breakpoint" in lines
+    assert "memleak engine: auto" in lines
     assert "memleak backtrace-depth: 16" in lines
     assert "memleak on-error: stop" in lines
     assert "memleak report-at-exit: on" in lines
