@@ -94,6 +94,11 @@ class LiveColumns(Mapping[int, Block]):
         """Every block, oldest allocation first, made one at a time and not kept."""
         return (self.block(i) for i in np.argsort(self.seq, kind="stable").tolist())
 
+    def select(self, rows: Any) -> LiveColumns:
+        """The blocks of these rows (a boolean mask or row numbers), as columns of their own."""
+        return LiveColumns(self.addr[rows], self.size[rows], self.seq[rows], self.time[rows], self.stack[rows],
+                           self.tid[rows], self.allocator[rows], self.names, self.stack_of, self.thread_of)
+
     # -- bulk ---------------------------------------------------------------------------------------------------
     def containing(self, address: int) -> Block | None:
         """The block whose [start, start + max(size, 1)) holds `address`."""

@@ -142,8 +142,11 @@ class AllocationTable:
         return child
 
     def reset(self) -> None:
-        """Forget everything (`memleak reset`): later frees of blocks allocated before are untracked."""
+        """Forget everything (`memleak reset`): later frees of blocks allocated before are untracked. Allocations
+        keep their numbers (they number the program's calls: `memleak break-alloc N` means the same call)."""
+        seq = self._seq
         self.__dict__.update(vars(AllocationTable(complete=False, freed_history=self.freed_history)))
+        self._seq = seq
 
     def _editable(self) -> dict[int, Block]:
         """The blocks as a dict an event may change (columns read from the recorder become one: rare, small)."""

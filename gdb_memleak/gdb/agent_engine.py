@@ -16,6 +16,7 @@ import os
 import stat
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Callable, TextIO
 
 import gdb
@@ -26,7 +27,7 @@ from ..core.abi import Abi
 from ..core.allocators import EXIT_HOOKS, MAPPING_HOOKS, AllocatorSpec, Role, by_name
 from ..core.elf import ElfError, read_elf_symbols
 from ..core.kinds import OnError
-from ..core.model import Block
+from ..core.model import Block, Counters
 from ..core.procmaps import Mapping, load_bias, read_maps
 from ..core.table import AllocationTable
 from .breakpoint_engine import BreakpointEngine
@@ -85,6 +86,7 @@ class AgentEngine(Engine):
         self.break_written: int | None = None
         # (the recorder's change mark, the table's blocks) at the last read: equal means nothing to read again
         self.synced: tuple[tuple[int, ...], object] | None = None
+        self.reset_mark: tuple[int, Counters, float] | None = None  # `memleak reset`: (last seq, counters, time)
         self.pid = inferior.pid  # a plain copy: the progress thread must not touch GDB objects
         self._warned = False
 
@@ -213,11 +215,56 @@ class AgentEngine(Engine):
         h = snapshot.header
         table.timeline.replay(counters, snapshot.timeline_points(epoch), time.monotonic() - self.started,
                               h.timeline_hi_bytes, h.timeline_hi_blocks)
+        self._forget_before_reset(counters)
         table._seq = snapshot.last_seq  # noqa: SLF001 - the recorder numbers allocations itself
         self.synced = (mark, table.blocks)
         self.syncs += 1
         self.sync_seconds += time.perf_counter() - started
         self.write_settings()
+
+    def reset(self) -> None:
+        """The recorder keeps counting: remember where `memleak reset` was (the last allocation's number, the
+        counters, the time) and leave out what came before at every later read."""
+        if self.fallback is not None:
+            self.fallback.reset()
+            return
+        self.sync()
+        table = self.table
+        self.reset_mark = (table.last_seq, replace(table.counters), time.monotonic() - self.started)
+        table.reset()
+        self.synced = None
+
+    def _forget_before_reset(self, counters: Counters) -> None:
+        """Leave out of the table what was recorded before `memleak reset`, as the breakpoint engine's cleared
+        table never saw it: older blocks, their frees (untracked), earlier timeline points."""
+        if self.reset_mark is None:
+            return
+        seq, before, at = self.reset_mark
+        table = self.table
+        blocks = table.blocks
+        if isinstance(blocks, dict):
+            table.blocks = {a: b for a, b in blocks.items() if b.seq > seq}
+        else:
+            table.blocks = blocks.select(blocks.seq > seq)
+        table.freed = OrderedDict((a, f) for a, f in table.freed.items() if f.block.seq > seq)
+        allocs = counters.allocs - before.allocs
+        frees = counters.frees - before.frees
+        counters.allocs, counters.frees = allocs, frees
+        counters.bytes_allocated -= before.bytes_allocated
+        counters.failed_allocs -= before.failed_allocs
+        counters.live_blocks = len(table.blocks)
+        counters.live_bytes = sum(b.size for b in table.blocks.values()) if isinstance(table.blocks, dict) \
+            else int(table.blocks.size.sum())
+        # frees of blocks allocated since the reset = those blocks no longer live; the other frees were of
+        # forgotten blocks, untracked (as for a table started mid-run)
+        forgotten = max(frees - (allocs - counters.live_blocks), 0)
+        counters.frees -= forgotten
+        counters.untracked_frees += forgotten
+        later = [p for p in table.timeline.points if p.time >= at]
+        counters.peak_blocks = max([counters.live_blocks, *(p.peak_blocks for p in later)])
+        counters.peak_bytes = max([counters.live_bytes, *(p.peak_bytes for p in later)])
+        table.timeline.points = later
+        table.complete = False
 
     def hidden_memory(self) -> tuple[tuple[int, int], ...]:
         """The recorder's region (it holds every block's address) and the library's own data."""

@@ -233,7 +233,7 @@ Usage: memleak reset"""
     def invoke(self, argument: str, from_tty: bool) -> None:
         _no_arguments("memleak reset", argument)
         tracking = _selected_tracking(None)
-        tracking.report.table.reset()
+        tracking.engine.reset()
         SESSION.out().write("gdb-memleak: table cleared.\n")
 
 

@@ -86,6 +86,10 @@ class Engine(ABC):
     def sync(self) -> None:  # noqa: B027 - most engines record straight into the table: nothing to do
         """Bring `table` up to date before it is read (an engine that records out of GDB reads it in bulk here)."""
 
+    def reset(self) -> None:
+        """`memleak reset`: forget every block and counter recorded so far; later frees of those are untracked."""
+        self.table.reset()
+
     def hidden_memory(self) -> tuple[tuple[int, int], ...]:
         """Address ranges in the process that are the engine's own, not the program's (never scan roots)."""
         return ()

@@ -988,3 +988,23 @@ def test_set_debug_memleak_on_logs_engine_and_scan_decisions(built_targets: Path
                   built_targets / "seed_demo")
     assert "gdb-memleak debugging is on." in run.stdout, run.stdout
     assert re.search(r"^\[gdb-memleak\] process \d+: scan of 1 blocks read \d+ bytes$", run.stderr, re.M), run.stderr
+
+
+def test_memleak_reset_forgets_earlier_blocks_and_counts_from_there(built_targets: Path, engine: str):
+    """After `memleak reset` at leak_in_loop, make_list's 4 blocks are forgotten: the report at exit has only what
+    came after (10 x 24 + 40 + 200 bytes, 14 allocations, 2 frees), under both engines, and allocations keep their
+    numbers (leak_in_loop's first is still #5)."""
+    src = LEAK_SITES.source
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", "break leak_in_loop", "run",
+                   mark("reset"), "memleak reset", "continue"],
+                  built_targets / "leak_sites")
+    no_traceback(run)
+    out = sections(run.stdout)
+    assert "gdb-memleak: table cleared." in out["reset"]
+    report = out["reset"]
+    assert "in use at exit: 480 bytes in 12 blocks" in report
+    assert "total heap usage: 14 allocs, 2 frees, 588 bytes allocated" in report
+    loop_line = line_of(src, "malloc(24)")
+    assert table_rows(report, "leak_sites.c") == {loop_line: (240, 10), line_of(src, "calloc(5"): (40, 1),
+                                                   line_of(src, "realloc(grow"): (200, 1)}
+    assert re.search(rf"malloc +#5 +leak_in_loop \(\S+leak_sites.c:{loop_line}\)", report), report
