@@ -81,6 +81,8 @@ class ProcessReport:
     def _column_groups(self, columns: LiveColumns, where: LeakFilter | None) -> list[LeakGroup]:
         """Groups of the recorder's columns, made once per (columns, scan, filter): the columns never change (a
         new read of the recorder makes new ones), so neither do their groups."""
+        if where is not None and where.since_seq <= 0 and where.older_than is None:
+            where = None  # admits every block: the same groups as no filter (the report asks both ways)
         filter_key = (where.since_seq, where.older_than, where.now) if where is not None else None
         made = self._grouped
         if made is not None:
