@@ -127,14 +127,21 @@ def group_columns(columns: LiveColumns, codes: Any, rows: Any | None = None,
     one step per record. `rows`: the row numbers a filter admits (None: all)."""
     import numpy as np
 
-    if rows is None:
-        rows = np.arange(len(columns))
-    if not len(rows):
+    pick = (lambda column: column) if rows is None else (lambda column: column[rows])
+    if not len(pick(columns.addr)):
         return []
-    key = (codes[rows].astype(np.int64) << 48) | (columns.allocator[rows].astype(np.int64) << 32) \
-        | columns.stack[rows].astype(np.int64)
+    # the key built in place, a column at a time: a million rows cost a few 8-byte arrays, never a dozen
+    key = pick(codes).astype(np.int64)
+    key <<= 48
+    part = pick(columns.allocator).astype(np.int64)
+    part <<= 32
+    key |= part
+    del part
+    key |= pick(columns.stack)
     order = np.argsort(key, kind="stable")
-    key, rows = key[order], rows[order]
+    key = key[order]
+    rows = order if rows is None else rows[order]
+    del order
     starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
     sizes = np.add.reduceat(columns.size[rows], starts)
     counts = np.diff(np.append(starts, len(rows)))

@@ -117,7 +117,8 @@ class LiveColumns(Mapping[int, Block]):
         """The scan's view of these blocks (core/fastscan.Blocks): starts and sizes as they are, in address order."""
         from .fastscan import Blocks
 
-        return Blocks(self.addr, np.maximum(self.size, 0), in_order=True)
+        sizes = self.size if not len(self.size) or int(self.size.min()) >= 0 else np.maximum(self.size, 0)
+        return Blocks(self.addr, sizes, in_order=True)  # the columns themselves, not copies
 
     def sizes(self) -> Mapping[int, int]:
         """address -> size, by search over the columns (what the scan looks up; never iterated there)."""
