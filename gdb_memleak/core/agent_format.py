@@ -172,16 +172,21 @@ class SlotFilter:
                 if row[0] and row[7] in (SLOT_LIVE, SLOT_FREED):
                     (self.rows if row[7] == SLOT_LIVE else self.freed).append(row)
             return
-        slots = np.frombuffer(chunk, dtype=np.dtype(SLOT_DTYPE_FIELDS))
-        used = slots["addr"] != 0
-        live = np.flatnonzero(used & (slots["state"] == SLOT_LIVE))
-        at, end = self.used, self.used + len(live)
+        # a slot as 8 words (SLOT): addr, size, seq, time_ns, stack | tid << 32, allocator | state << 16, ...
+        words = np.frombuffer(chunk, dtype="<u8", count=len(chunk) // 8 // 8 * 8).reshape(-1, 8)
+        used = words[:, 0] != 0
+        state = (words[:, 5] >> 16) & 0xFF
+        rows = words[np.flatnonzero(used & (state == SLOT_LIVE))]  # whole rows, one gather
+        at, end = self.used, self.used + len(rows)
         if end > len(self.columns[0]):  # more than the header said: grow (never, for a stopped process)
             self.columns = [np.concatenate((c, np.empty(end - len(c) + len(c) // 2, c.dtype))) for c in self.columns]
-        for name, column in zip(LIVE_COLUMNS, self.columns):
-            column[at:end] = slots[name][live]
+        addr, size, seq, time_ns, stack, tid, allocator = self.columns
+        addr[at:end], size[at:end], seq[at:end], time_ns[at:end] = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
+        stack[at:end] = rows[:, 4] & 0xFFFFFFFF
+        tid[at:end] = rows[:, 4] >> 32
+        allocator[at:end] = rows[:, 5] & 0xFFFF
         self.used = end
-        freed = slots[used & (slots["state"] == SLOT_FREED)]
+        freed = words[used & (state == SLOT_FREED)]
         if len(freed):
             self.freed.extend(SLOT.iter_unpack(freed.tobytes()))
 
