@@ -91,6 +91,7 @@ def _follow_to_the_end(session, private_dir: str | None) -> None:
     from gdb_memleak.gdb.session import FATAL_SIGNALS
 
     while True:
+        session.let_go_at_exit()
         if not gdb.selected_inferior().pid:  # this process ended; go on with any other (forked) one
             alive = [inferior for inferior in gdb.inferiors() if inferior.pid]
             if not alive:
@@ -174,6 +175,7 @@ def _run(config: dict) -> int:
             _attach_window(int(config["pid"]), float(config["duration"]), SESSION, config.get("private_dir"))
         else:
             SESSION.start()
+            SESSION.end_at_exit = True  # processes are let go at their `_exit` (Tracking.exiting)
             gdb.execute("run", to_string=True)
             _follow_to_the_end(SESSION, config.get("private_dir"))
     except gdb.error as exc:

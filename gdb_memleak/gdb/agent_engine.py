@@ -369,8 +369,7 @@ class AgentEngine(Engine):
         return stop
 
     def on_exit(self) -> bool:
-        self.events.exiting()
-        return False
+        return self.events.exiting()
 
     def on_exec(self) -> bool:
         self.events.exec_called()

@@ -216,8 +216,7 @@ class BreakpointEngine(Engine):
     def on_entry(self, spec: AllocatorSpec) -> bool:
         self.stats.entry_stops += 1
         if spec.role is Role.EXIT:
-            self.events.exiting()
-            return False
+            return self.events.exiting()
         if spec.role is Role.EXEC:
             self.events.exec_called()
             return False

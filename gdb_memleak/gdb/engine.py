@@ -28,8 +28,9 @@ class EngineEvents(Protocol):
         """The allocation number to stop at (`memleak break-alloc N`), or None."""
         ...
 
-    def exiting(self) -> None:
-        """`_exit` was reached: the process's memory is still intact."""
+    def exiting(self) -> bool:
+        """`_exit` was reached: the process's memory is still intact. True: stop there (the batch CLI detaches
+        the process at its `_exit`, see Tracking.exiting)."""
         ...
 
     def exec_called(self) -> None:

@@ -51,6 +51,9 @@ class Session:
         self.shown_kinds: frozenset[str] = DEFAULT_SHOWN         # kinds the end-of-run report lists
         self.error_kinds: frozenset[str] = DEFAULT_ERROR_KINDS   # kinds its verdict counts as errors
         self.snapshots: dict[str, tuple[int, float]] = {}  # name -> (last sequence number, time)
+        # the batch CLI: each process stops at its `_exit` and is let go there (Tracking.exiting, end_at_exit)
+        self.end_at_exit = False
+        self.at_exit: dict[int, tuple[Tracking, int]] = {}  # pid -> (its tracking, its exit status)
 
     # -- output -------------------------------------------------------------------------------------------------
     def out(self) -> TextIO:
@@ -202,6 +205,18 @@ class Session:
         elif result.signal is None:
             result.signal = "SIGKILL"
         tracking.finish()
+
+    def let_go_at_exit(self) -> None:
+        """The processes stopped at `_exit` (batch CLI): each gets its exit status and its report, then is
+        detached, so it exits without GDB (nothing is presented to stop the others)."""
+        for pid, (tracking, status) in list(self.at_exit.items()):
+            del self.at_exit[pid]
+            inferior = tracking.engine.inferior
+            if tracking.finished or not inferior.is_valid() or inferior.pid != pid:
+                continue
+            tracking.report.result.exit_code = status
+            tracking.finish()
+            gdb.execute(f"detach inferior {inferior.num}", to_string=True)
 
     def set_break_alloc(self, number: int | None) -> None:
         self.break_alloc = number

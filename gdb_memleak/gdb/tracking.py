@@ -79,10 +79,21 @@ class Tracking:
     def break_alloc(self) -> int | None:
         return self.session.break_alloc
 
-    def exiting(self) -> None:
-        """`_exit`: classify the blocks while the memory is intact (a vfork child's heap is its parent's)."""
-        if self.shares_memory_with is None:
-            self.scan(exiting=True)
+    def exiting(self) -> bool:
+        """`_exit`: classify the blocks while the memory is intact (a vfork child's heap is its parent's).
+
+        In the batch CLI (`session.end_at_exit`) the process then stops here and is let go (detached) once its
+        report is made, so GDB never handles its exit: GDB 13 presents an inferior's exit by stopping every process,
+        and waits forever for a shell blocked in its next vfork (the child it waits for is one GDB stopped). A
+        vfork child never stops here: its parent is blocked until it is gone."""
+        if self.shares_memory_with is not None:
+            return False
+        self.scan(exiting=True)
+        if not self.session.end_at_exit:
+            return False
+        status = int(gdb.selected_frame().read_register(self.regs.abi.arg_registers[0])) & 0xFF
+        self.session.at_exit[self.pid] = (self, status)
+        return True
 
     def exec_called(self) -> None:
         """execve() is about to replace the image: classify and symbolize its blocks while they still exist."""
