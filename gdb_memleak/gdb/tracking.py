@@ -89,7 +89,7 @@ class Tracking:
         if self.shares_memory_with is not None:
             return False
         self.scan(exiting=True)
-        if not self.session.end_at_exit:
+        if not self.session.end_at_exit or parent_in_vfork(self.pid):
             return False
         status = int(gdb.selected_frame().read_register(self.regs.abi.arg_registers[0])) & 0xFF
         self.session.at_exit[self.pid] = (self, status)
@@ -192,3 +192,15 @@ class Tracking:
         self.finished = True
         if self.shares_memory_with is None:
             self.session.ended.append(self)
+
+
+def parent_in_vfork(pid: int) -> bool:
+    """Whether `pid`'s parent is blocked until `pid` execs or exits (a vfork not seen as one, kcmp missing): its
+    parent then sleeps uninterruptibly (state D in /proc), and stopping everything would wait for it forever."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{parent}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "D"
+    except (OSError, ValueError, IndexError):
+        return False
