@@ -6,8 +6,9 @@ with all N live: half still reachable, half definitely lost. Columns: native; gd
 (`--engine agent`: tracking, the reachability scan at exit and the text report); valgrind memcheck
 (`--leak-check=full`, its own scan and loss records); heaptrack (recording, then `heaptrack_print` for its report;
 heaptrack does no reachability scan). Each figure is the median of --repeat runs, interleaved so that machine noise
-hits every column alike; wall and CPU seconds (CPU of the tool and every process it started: on a shared machine the
-wall time is mostly waiting for a core).
+hits every column alike; wall and CPU seconds (CPU of the tool and every process it reaped: on a shared machine the
+wall time is mostly waiting for a core). Compare wall times: the batch CLI lets each process go at its `_exit`
+(detached), so the program's CPU is no longer counted in gdb-memleak's column.
 
 GDB's peak RSS comes from GDB itself: a `--gdb` wrapper makes GDB's Python write /proc/self/status (VmHWM) when
 GDB exits; divided by N it is the issue's "bytes per live block" (target <= 200).
