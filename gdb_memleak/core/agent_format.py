@@ -285,10 +285,10 @@ class AgentSnapshot:
 
         epoch = self.header.start_ns if epoch_ns is None else epoch_ns
         live = self.live
-        seconds = (live.time_ns.view("int64") - epoch) / 1e9
-        # views, not copies: the snapshot and the columns share one set of arrays
-        return LiveColumns(live.addr.view("int64"), live.size.view("int64"), live.seq.view("int64"), seconds,
-                           live.stack, live.tid, live.allocator, self.names, stack or self.stack, thread)
+        # views, not copies: the snapshot and the columns share one set of arrays (times stay nanoseconds)
+        return LiveColumns(live.addr.view("int64"), live.size.view("int64"), live.seq.view("int64"),
+                           live.time_ns.view("int64"), live.stack, live.tid, live.allocator, self.names,
+                           stack or self.stack, thread, epoch_ns=epoch)
 
     def timeline_points(self, epoch_ns: int | None = None) -> list[Point]:
         """The recorder's timeline as core/timeline.py points (seconds since `epoch_ns`, default its start)."""

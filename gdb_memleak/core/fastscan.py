@@ -176,8 +176,11 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
     seeds = graph._distinct(code[code >= 0])
     st[seeds] = REACHABLE
     graph.closure(seeds, start_only=True, mark=REACHABLE)
-    reached = np.flatnonzero(st == REACHABLE)
-    targets = np.concatenate([~code[code < 0], _unsign(dst_np[_edge_index(first_np, reached)])])
+    # every edge out of a reachable block, picked by a mask over the edges (CSR order): one byte an edge, where
+    # gathering their indices took several 8-byte arrays (the peak of GDB's memory at a million blocks)
+    out_of_reached = np.repeat(st == REACHABLE, np.diff(first_np))
+    targets = np.concatenate([~code[code < 0], _unsign(dst_np[out_of_reached])])
+    del out_of_reached
     seeds = targets[st[targets] == UNREACHED]
     seeds = graph._distinct(seeds)
     st[seeds] = POSSIBLE

@@ -22,18 +22,21 @@ ThreadOf = Callable[[int], int]
 
 class LiveColumns(Mapping[int, Block]):
     """Live blocks sorted by address. Columns (equal length): `addr`, `size`, `seq` (int64), `time` (float64
-    seconds since tracking began), `stack` (stack id; `stack_of(id)` gives its PCs), `tid` (kernel thread id;
+    seconds since tracking began; given as int64 nanoseconds since `epoch_ns` when that is given, and converted only
+    where used), `stack` (stack id; `stack_of(id)` gives its PCs), `tid` (kernel thread id;
     `thread_of(tid)` gives GDB's thread number), `allocator` (index into `names`: (label, family))."""
 
     def __init__(self, addr: Any, size: Any, seq: Any, time: Any, stack: Any, tid: Any, allocator: Any,
-                 names: list[tuple[str, str]], stack_of: StackOf, thread_of: ThreadOf) -> None:
+                 names: list[tuple[str, str]], stack_of: StackOf, thread_of: ThreadOf,
+                 epoch_ns: int | None = None) -> None:
         order = np.argsort(addr, kind="stable") if len(addr) > 1 and not bool(np.all(addr[1:] > addr[:-1])) \
             else None
         pick = (lambda c: c[order]) if order is not None else (lambda c: c)
         self.addr = np.ascontiguousarray(pick(addr), dtype=np.int64)
         self.size = np.ascontiguousarray(pick(size), dtype=np.int64)
         self.seq = np.ascontiguousarray(pick(seq), dtype=np.int64)
-        self.time = np.ascontiguousarray(pick(time), dtype=np.float64)
+        self.epoch_ns = epoch_ns
+        self.raw_time = np.ascontiguousarray(pick(time), dtype=np.float64 if epoch_ns is None else np.int64)
         self.stack = np.ascontiguousarray(pick(stack), dtype=np.uint32)
         self.tid = np.ascontiguousarray(pick(tid), dtype=np.uint32)
         self.allocator = np.ascontiguousarray(pick(allocator), dtype=np.uint16)
@@ -56,6 +59,17 @@ class LiveColumns(Mapping[int, Block]):
                    np.array(stack_ids, dtype=np.uint32), np.array([b.thread for b in values], dtype=np.uint32),
                    np.array(allocators, dtype=np.uint16), list(names), lambda i: by_id.get(i, ()),
                    lambda t: threads.get(t, t))
+
+    @property
+    def time(self) -> Any:
+        """Seconds since tracking began, a float64 array made when asked (a filter by age)."""
+        return self._seconds(self.raw_time)
+
+    def _seconds(self, raw: Any) -> Any:
+        if self.epoch_ns is None:
+            return float(raw) if np.ndim(raw) == 0 else raw
+        seconds = (raw - self.epoch_ns) / 1e9
+        return float(seconds) if np.ndim(raw) == 0 else seconds
 
     # -- Mapping ------------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -83,7 +97,7 @@ class LiveColumns(Mapping[int, Block]):
     def block(self, i: int) -> Block:
         label, family = self.names[int(self.allocator[i])]
         return Block(int(self.addr[i]), int(self.size[i]), label, self.thread_of(int(self.tid[i])), int(self.seq[i]),
-                     float(self.time[i]), self.stack_of(int(self.stack[i])), family)
+                     self._seconds(self.raw_time[i]), self.stack_of(int(self.stack[i])), family)
 
     def blocks(self) -> Iterator[Block]:
         """Every block in address order, made one at a time and not kept (slow for a million: the vectorised
@@ -96,8 +110,9 @@ class LiveColumns(Mapping[int, Block]):
 
     def select(self, rows: Any) -> LiveColumns:
         """The blocks of these rows (a boolean mask or row numbers), as columns of their own."""
-        return LiveColumns(self.addr[rows], self.size[rows], self.seq[rows], self.time[rows], self.stack[rows],
-                           self.tid[rows], self.allocator[rows], self.names, self.stack_of, self.thread_of)
+        return LiveColumns(self.addr[rows], self.size[rows], self.seq[rows], self.raw_time[rows], self.stack[rows],
+                           self.tid[rows], self.allocator[rows], self.names, self.stack_of, self.thread_of,
+                           self.epoch_ns)
 
     # -- bulk ---------------------------------------------------------------------------------------------------
     def containing(self, address: int) -> Block | None:
