@@ -71,6 +71,7 @@ FAMILIES = {"0": "malloc", "1": "new", "2": "new[]"}
 assert HEADER.size == len(HEADER_FIELDS) * 8 and SHARD.size == 128 and SLOT.size == 64 and ERROR.size == 128
 
 ReadMemory = Callable[[int, int], bytes | bytearray]
+ScratchRead = Callable[[int, int], bytes | bytearray | memoryview]  # an answer valid until the next call
 
 
 class AgentFormatError(ValueError):
@@ -165,7 +166,7 @@ class SlotFilter:
             dtype = self.np.dtype(SLOT_DTYPE_FIELDS)
             self.columns = [self.np.empty(max(expected, 0), dtype=dtype[name]) for name in LIVE_COLUMNS]
 
-    def add(self, chunk: bytes | bytearray) -> None:
+    def add(self, chunk: bytes | bytearray | memoryview) -> None:
         np = self.np
         if np is None:
             for row in SLOT.iter_unpack(chunk):
@@ -344,8 +345,10 @@ def parse_error(data: bytes) -> tuple[int, ...]:
     return ERROR.unpack_from(data)
 
 
-def read_snapshot(read: ReadMemory, region: int) -> AgentSnapshot:
-    """Read the whole recorder state at `region` (the header's address) in a handful of bulk reads."""
+def read_snapshot(read: ReadMemory, region: int, scratch: ScratchRead | None = None) -> AgentSnapshot:
+    """Read the whole recorder state at `region` (the header's address) in a handful of bulk reads. `scratch`: a
+    read whose answer may be overwritten by its next call (ProcMemory.read_scratch), for the slot tables, which are
+    filtered at once: one buffer for every shard instead of fresh pages each."""
     header = parse_header(read(region, HEADER.size))
     h = header
     shard_bytes = read(region + h.shards_off, h.nshards * SHARD.size)
@@ -356,7 +359,7 @@ def read_snapshot(read: ReadMemory, region: int) -> AgentSnapshot:
     slots = SlotFilter(h.live_blocks)
     for shard in shards:
         if shard.used:
-            slots.add(read(region + shard.table_off, shard.capacity * SLOT.size))
+            slots.add((scratch or read)(region + shard.table_off, shard.capacity * SLOT.size))
     names = parse_names(read(region + h.names_off, h.names_size))
     used_words = min(h.pool_used_words, h.pool_capacity_words)
     pool = read(region + h.pool_off, used_words * 8) if used_words > 1 else b""
@@ -463,6 +466,7 @@ class ProcMemory:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._file = open(f"/proc/{pid}/mem", "r+b", buffering=0)  # noqa: SIM115 - closed by close()
+        self._scratch = bytearray()
 
     def read(self, address: int, size: int) -> bytes | bytearray:
         """Exactly `size` bytes, read straight into one buffer (a bytearray: no copy of a slot table)."""
@@ -475,6 +479,19 @@ class ProcMemory:
                 raise AgentFormatError(f"gdb-memleak: cannot read {size} bytes at 0x{address:x} of {self.pid}")
             done += got
         return out  # a bytearray: read as bytes everywhere it is used
+
+    def read_scratch(self, address: int, size: int) -> memoryview:
+        """As `read`, into one buffer reused by the next call (the caller is done with the answer by then)."""
+        if len(self._scratch) < size:
+            self._scratch = bytearray(size)
+        view = memoryview(self._scratch)[:size]
+        done = 0
+        while done < size:
+            got = os.preadv(self._file.fileno(), [view[done:done + (64 << 20)]], address + done)
+            if got <= 0:
+                raise AgentFormatError(f"gdb-memleak: cannot read {size} bytes at 0x{address:x} of {self.pid}")
+            done += got
+        return view
 
     def write(self, address: int, data: bytes) -> None:
         self._file.seek(address)

@@ -195,7 +195,7 @@ class AgentEngine(Engine):
                 mark = fmt.change_mark(mem.read, self.region)
                 if self.synced is not None and self.synced[0] == mark and self.synced[1] is self.table.blocks:
                     return
-                snapshot = fmt.read_snapshot(mem.read, self.region)
+                snapshot = fmt.read_snapshot(mem.read, self.region, mem.read_scratch)
         except (OSError, fmt.AgentFormatError) as exc:
             log.debug("process %d: recorder not readable: %s", inferior.pid, exc)
             return
