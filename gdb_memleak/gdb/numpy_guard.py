@@ -71,7 +71,7 @@ class MaskedLoader(importlib.abc.Loader):
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def fixed_mmap_threshold(size: int = 128 << 10) -> None:
+def fixed_mmap_threshold(size: int = 512 << 10) -> None:
     """GDB's own malloc (this process, not the program's): every block over `size` gets its own mapping, given back
     when freed. glibc otherwise raises that threshold after the first big free (up to 32 MiB), so the scan's and the
     reports' arrays of a million blocks end up in the heap, which never shrinks: 15 MiB more peak at 1M blocks."""
