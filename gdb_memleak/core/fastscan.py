@@ -71,7 +71,9 @@ class _Heap:
         cap = max(0, max_block_scan)
         if not bool((starts & low).any()):  # word-aligned blocks (as malloc's): whole words of each, up to cap
             self.begins = starts
-            self.wants = (sizes if int(sizes.max()) <= cap else np.minimum(sizes, cap)) & ~low
+            capped = sizes if int(sizes.max()) <= cap else np.minimum(sizes, cap)
+            # whole words: the sizes themselves when they are (malloc's usual 16-byte multiples), else a copy
+            self.wants = capped if not bool((capped & low).any()) else capped & ~low
         else:
             self.begins = (starts + low) & ~low
             ends = (starts + np.minimum(sizes, cap)) & ~low
@@ -176,11 +178,7 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
     seeds = graph._distinct(code[code >= 0])
     st[seeds] = REACHABLE
     graph.closure(seeds, start_only=True, mark=REACHABLE)
-    # every edge out of a reachable block, picked by a mask over the edges (CSR order): one byte an edge, where
-    # gathering their indices took several 8-byte arrays (the peak of GDB's memory at a million blocks)
-    out_of_reached = np.repeat(st == REACHABLE, np.diff(first_np))
-    targets = np.concatenate([~code[code < 0], _unsign(dst_np[out_of_reached])])
-    del out_of_reached
+    targets = np.concatenate([~code[code < 0], *_targets_of(st == REACHABLE, first_np, dst_np)])
     seeds = targets[st[targets] == UNREACHED]
     seeds = graph._distinct(seeds)
     st[seeds] = POSSIBLE
@@ -207,6 +205,19 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
 def _ints(values: Any) -> memoryview:
     """An int64 array's items as Python ints, without a copy (the loops of thin steps index it item by item)."""
     return np.ascontiguousarray(values, dtype=np.int64).data.cast("B").cast("q")
+
+
+def _targets_of(sources: Any, first: Any, dst: Any, chunk: int = 1 << 16) -> Iterator[Any]:
+    """The blocks every edge out of the `sources` blocks (a mask) points at, a slice of blocks at a time: the edges
+    are picked by a byte mask, so no array of a million 8-byte edge indices is ever made (this step was the peak of
+    GDB's memory at a million blocks)."""
+    for a in range(0, len(sources), chunk):
+        b = min(a + chunk, len(sources))
+        lo, hi = int(first[a]), int(first[b])
+        if lo == hi:
+            continue
+        picked = np.repeat(sources[a:b], np.diff(first[a:b + 1]))
+        yield _unsign(dst[lo:hi][picked])
 
 
 def _unsign(codes: Any) -> Any:
@@ -331,7 +342,7 @@ class _Graph:
         """`values` without repeats (in no particular order), without sorting: each position writes itself into a
         scratch slot of its value, and the one position whose write stayed keeps the value."""
         if self._stamp is None:
-            self._stamp = np.empty(len(self.st), np.int64)
+            self._stamp = np.empty(len(self.st), np.int32 if len(self.st) < 1 << 31 else np.int64)
         positions = np.arange(len(values))
         self._stamp[values] = positions
         return values[self._stamp[values] == positions]
@@ -370,28 +381,33 @@ def _batches(memory: Memory, reader: rb._Reader, heap: _Heap, ws: int) -> Iterat
     span_read = getattr(memory, "read_span", None)
     piece = rb.PIECE_BYTES
     scanned = heap.wants > 0
+    idx: Any = None  # the rows of the blocks read (None: all of them, no array of a million row numbers)
     if bool(scanned.all()):
-        idx, begins, wants = np.arange(len(scanned)), heap.begins, heap.wants
+        begins, wants = heap.begins, heap.wants
     else:
         idx = np.flatnonzero(scanned)
         if not len(idx):
             return
         begins, wants = heap.begins[idx], heap.wants[idx]
+    del scanned
+    count = len(begins)
     ends = begins + wants
     big = wants > piece
-    cut = np.zeros(len(idx), dtype=bool)
+    cut = np.zeros(count, dtype=bool)
     cut[0] = True
     cut[1:] |= big[1:] | big[:-1]
     limit = SPAN_BYTES
     if span_read is not None:
         gaps = begins[1:] - ends[:-1]
         cut[1:] |= (gaps < 0) | (gaps > MAX_GAP)
+        del gaps
     else:  # block by block reads, batched for matching like the pure path
         limit = rb.BATCH_BYTES
-    bounds = [*np.flatnonzero(cut).tolist(), len(idx)]
+    bounds = [*np.flatnonzero(cut).tolist(), count]
+    del cut
     for i0, i1 in zip(bounds, bounds[1:]):
         if big[i0]:
-            k = int(idx[i0])
+            k = int(idx[i0]) if idx is not None else i0
             for data, address in reader.region(int(begins[i0]), int(ends[i0])):
                 yield data, np.array([k]), np.zeros(1, np.int64), np.array([len(data) // ws]), np.array([address])
             continue
@@ -401,7 +417,8 @@ def _batches(memory: Memory, reader: rb._Reader, heap: _Heap, ws: int) -> Iterat
             else:
                 j = int(np.searchsorted(np.cumsum(wants[i0:i1]), limit, side="right"))
             j = i0 + max(j, 1)
-            yield _read_batch(span_read, reader, idx[i0:j], begins[i0:j], wants[i0:j], ws)
+            owners = idx[i0:j] if idx is not None else np.arange(i0, j)
+            yield _read_batch(span_read, reader, owners, begins[i0:j], wants[i0:j], ws)
             i0 = j
 
 

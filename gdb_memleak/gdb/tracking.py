@@ -29,6 +29,7 @@ from .access import RegisterReader
 from .engine import Engine
 from .heapscan import HeapScan
 from .log import log
+from .numpy_guard import give_back_free_memory
 from .symbolize import GdbResolver
 
 if TYPE_CHECKING:
@@ -152,10 +153,12 @@ class Tracking:
         heap = self.heap_scan(exiting)
         if heap is None:
             return None
+        give_back_free_memory()  # the table read's garbage is not the scan's peak
         try:
             result = heap.run(watch)
         finally:
             heap.close()
+        give_back_free_memory()
         self.report.kinds = result.kinds
         self.report.leaders = result.leader  # verdicts: indirect blocks -> their definite leader
         self.last_scan = result
