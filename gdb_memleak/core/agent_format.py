@@ -443,20 +443,23 @@ class Progress:
     live_bytes: int
 
 
-def read_progress(read: ReadMemory, region: int) -> Progress:
-    """Two small reads (header, shard array): cheap enough twice a second while the program runs."""
+def _header_and_frees(read: ReadMemory, region: int) -> tuple[Header, int]:
+    """Two small reads: the header, and the shard array for the releases counted per shard."""
     h = parse_header(read(region, HEADER.size))
     shard_bytes = read(region + h.shards_off, h.nshards * SHARD.size)
-    frees = sum(row[6] for row in SHARD.iter_unpack(shard_bytes))
+    return h, sum(row[6] for row in SHARD.iter_unpack(shard_bytes))
+
+
+def read_progress(read: ReadMemory, region: int) -> Progress:
+    """Cheap enough twice a second while the program runs."""
+    h, frees = _header_and_frees(read, region)
     return Progress(h.seq + frees, h.live_blocks, h.live_bytes)
 
 
 def change_mark(read: ReadMemory, region: int) -> tuple[int, ...]:
     """Figures that move with every event the recorder records (allocations, releases, bad releases, failures):
     equal marks mean equal tables, so a second read of a stopped process can be skipped."""
-    h = parse_header(read(region, HEADER.size))
-    shard_bytes = read(region + h.shards_off, h.nshards * SHARD.size)
-    frees = sum(row[6] for row in SHARD.iter_unpack(shard_bytes))
+    h, frees = _header_and_frees(read, region)
     return h.seq, frees, h.error_count, h.failed_allocs, h.live_blocks, h.live_bytes, h.pool_used_words
 
 
@@ -471,13 +474,7 @@ class ProcMemory:
     def read(self, address: int, size: int) -> bytes | bytearray:
         """Exactly `size` bytes, read straight into one buffer (a bytearray: no copy of a slot table)."""
         out = bytearray(size)
-        view = memoryview(out)
-        done = 0
-        while done < size:
-            got = os.preadv(self._file.fileno(), [view[done:done + (64 << 20)]], address + done)
-            if got <= 0:
-                raise AgentFormatError(f"gdb-memleak: cannot read {size} bytes at 0x{address:x} of {self.pid}")
-            done += got
+        self._fill(memoryview(out), address)
         return out  # a bytearray: read as bytes everywhere it is used
 
     def read_scratch(self, address: int, size: int) -> memoryview:
@@ -485,13 +482,16 @@ class ProcMemory:
         if len(self._scratch) < size:
             self._scratch = bytearray(size)
         view = memoryview(self._scratch)[:size]
-        done = 0
+        self._fill(view, address)
+        return view
+
+    def _fill(self, view: memoryview, address: int) -> None:
+        done, size = 0, len(view)
         while done < size:
             got = os.preadv(self._file.fileno(), [view[done:done + (64 << 20)]], address + done)
             if got <= 0:
                 raise AgentFormatError(f"gdb-memleak: cannot read {size} bytes at 0x{address:x} of {self.pid}")
             done += got
-        return view
 
     def write(self, address: int, data: bytes) -> None:
         self._file.seek(address)

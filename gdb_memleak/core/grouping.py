@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .kinds import LeakKind
 from .model import Block, Frame
+from .reachability import KIND_OF_STATE, KindArray
 from .symbols import Symbolizer, SystemFilter
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def group_by_line(stacks: Iterable[LeakGroup], symbolizer: Symbolizer, system: S
 
 # -- the same over columns (core/live.py) ---------------------------------------------------------------------------
 #: kind codes of group_columns: a scan state (reachability.KIND_OF_STATE's order), then "not scanned"
-KIND_CODES = (LeakKind.DEFINITE, LeakKind.POSSIBLE, LeakKind.REACHABLE, LeakKind.INDIRECT, LeakKind.UNFREED)
+KIND_CODES = (*KIND_OF_STATE, LeakKind.UNFREED)
 UNFREED_CODE = KIND_CODES.index(LeakKind.UNFREED)
 
 
@@ -109,13 +110,12 @@ def kind_codes(columns: LiveColumns, kinds: Mapping[int, str] | None) -> Any:
     n = len(columns)
     if kinds is None:
         return np.full(n, UNFREED_CODE, np.uint8)
-    starts, states = getattr(kinds, "starts", None), getattr(kinds, "states", None)
-    if starts is not None and states is not None:
-        if len(starts) == n and (starts is columns.addr or bool(np.array_equal(starts, columns.addr))):
-            return np.asarray(states, dtype=np.uint8)
-        at = np.minimum(np.searchsorted(starts, columns.addr), max(len(starts) - 1, 0))
-        hit = (starts[at] == columns.addr) if len(starts) else np.zeros(n, bool)
-        return np.where(hit, np.asarray(states, dtype=np.uint8)[at] if len(starts) else 0, UNFREED_CODE)
+    if isinstance(kinds, KindArray):
+        if kinds.starts is columns.addr:  # the scan of these very columns: its states are row for row
+            return np.asarray(kinds.states, dtype=np.uint8)
+        states = kinds.states_at(columns.addr)
+        states[states == KindArray.ABSENT] = UNFREED_CODE
+        return states
     code: dict[str, int] = {kind: i for i, kind in enumerate(KIND_CODES)}
     return np.fromiter((code[kinds.get(a, LeakKind.UNFREED)] for a in columns.addr.tolist()), np.uint8, n)
 
