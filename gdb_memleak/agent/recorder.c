@@ -11,7 +11,8 @@
  * Rules this file keeps:
  *  - nothing is allocated through the hooked functions: recorder memory comes from mmap, early or recursive calls
  *    (dlsym, dlopen of libunwind, glibc backtrace) are served from a static bump arena recognised at free;
- *  - no global lock on the hot path: the block table is 64 shards (spinlock each, chosen by address hash), the
+ *  - no global lock on the hot path: the block table is 64 shards (spinlock each, chosen by address hash: an index
+ *    of {address, record} entries per shard, records in one area handed out a page at a time), the
  *    stack table is lock-striped with a per-thread cache in front, counters that must be global are atomics;
  *  - fork-safe (pthread_atfork takes every lock), vfork-safe (the child writes the shared table under the same
  *    locks: its heap *is* the parent's), exec re-adds the preload only for the exec'd program;
@@ -51,7 +52,7 @@
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 #define ML_MAGIC 0x314b41454c4d4447ULL /* "GDMLEAK1" little-endian */
-#define ML_VERSION 1
+#define ML_VERSION 2
 #define ML_SHARDS 64
 #define ML_STACK_SHARDS 64
 #define ML_MAX_DEPTH 64
@@ -62,6 +63,8 @@
 #define ML_FREED_PER_SHARD 2048   /* freed blocks remembered per shard, for double-free reports (64 x 2048) */
 #define ML_REGION_BYTES (64ULL << 30) /* reserved address space (MAP_NORESERVE): pages are used as touched */
 #define ML_POOL_BYTES (4ULL << 30)    /* stack records */
+#define ML_RECORDS_BYTES (16ULL << 30) /* block records (64 bytes each) */
+#define ML_CHUNK 64               /* records a shard takes at a time from the record area (one 4 KiB page) */
 #define ML_REGION_MIN (256ULL << 20)
 #define ML_ARENA_BYTES (4u << 20)
 
@@ -102,7 +105,11 @@ static uint8_t ml_family(unsigned allocator) {
 
 /* ---- the region's records (mirrored by core/agent_format.py) ---------------------------------------------- */
 
-struct ml_slot {                 /* one block: live, or freed and remembered for double-free reports */
+/* A block's record: live, freed and remembered for double-free reports, or free (addr 0, state ST_EMPTY; `seq`
+ * then links the shard's list of free records). Records never move: they sit in one area (`records_off`, handed
+ * out to shards ML_CHUNK at a time), found through each shard's index of {addr, record number} entries, so a
+ * growing index copies 16 bytes a block, not 64, and GDB reads the live blocks as one dense array. */
+struct ml_slot {
     uint64_t addr;               /* 0: empty slot */
     uint64_t size;
     uint64_t seq;                /* allocation number, from 1 */
@@ -118,16 +125,23 @@ struct ml_slot {                 /* one block: live, or freed and remembered for
     uint32_t pad1;
 };
 
+struct ml_entry {                /* the index: where the record of the block at `addr` is (addr 0: empty entry) */
+    uint64_t addr;
+    uint64_t record;             /* record number in the record area */
+};
+
 struct ml_shard {                /* 128 bytes: its own cache lines */
     atomic_int lock;
     uint32_t pad0;
-    uint64_t table_off;          /* offset of its slot array in the region */
-    uint64_t capacity;           /* slots (power of two) */
-    uint64_t used;               /* occupied slots (live + freed) */
+    uint64_t table_off;          /* offset of its index (struct ml_entry array) in the region */
+    uint64_t capacity;           /* index entries (power of two) */
+    uint64_t used;               /* occupied entries (live + freed blocks) */
     uint64_t allocs, frees, bytes_allocated;
     uint64_t freed_ring_off;     /* ML_FREED_PER_SHARD x {addr, seq} */
     uint64_t freed_head;         /* frees pushed so far */
-    uint64_t pad[7];
+    uint64_t free_records;       /* list of free records: record number + 1, 0 = empty */
+    uint64_t chunk_next, chunk_end; /* records of the area this shard has taken and not used yet */
+    uint64_t pad[4];
 };
 
 struct ml_stack_shard {
@@ -186,7 +200,10 @@ struct ml_header {
     _Atomic int64_t timeline_hi_bytes, timeline_hi_blocks; /* highest live figures since the last point */
     atomic_int timeline_lock;            /* whoever holds it records the due point; the others go on */
     uint32_t pad_timeline;
-    uint64_t pad[8];
+    uint64_t records_off, records_capacity;
+    _Atomic uint64_t records_used;       /* records handed out to shards (may pass the capacity: read the minimum) */
+    _Atomic uint64_t blocks_dropped;     /* allocations not recorded (record area full) */
+    uint64_t pad[4];
 };
 
 /* What GDB looks up in the ELF symbol table: where the region is. */
@@ -503,11 +520,15 @@ static void map_region(void) {
     if (H->pool_capacity_words * 8 > size / 4) H->pool_capacity_words = size / 4 / 8;
     atomic_store(&H->pool_used_words, 1); /* stack id 0 means "none" */
     off += H->pool_capacity_words * 8;
+    H->records_off = off;
+    H->records_capacity = ML_RECORDS_BYTES / sizeof(struct ml_slot);
+    if (H->records_capacity * sizeof(struct ml_slot) > size / 4) H->records_capacity = size / 4 / sizeof(struct ml_slot);
+    off += H->records_capacity * sizeof(struct ml_slot);
     atomic_store(&H->dyn_used, off);
     for (int i = 0; i < ML_SHARDS; i++) {
         struct ml_shard *s = (struct ml_shard *)(base + H->shards_off) + i;
         s->capacity = 256;
-        s->table_off = region_alloc(s->capacity * sizeof(struct ml_slot));
+        s->table_off = region_alloc(s->capacity * sizeof(struct ml_entry));
     }
     for (int i = 0; i < ML_STACK_SHARDS; i++) {
         struct ml_stack_shard *s = (struct ml_stack_shard *)(base + H->stack_shards_off) + i;
@@ -713,10 +734,11 @@ static __attribute__((noinline)) uint32_t capture_stack(void *ret) {
 
 /* ---- the block table -------------------------------------------------------------------------------------- */
 
-static inline struct ml_slot *slots_of(struct ml_shard *s) { return (struct ml_slot *)(base + s->table_off); }
+static inline struct ml_entry *index_of(struct ml_shard *s) { return (struct ml_entry *)(base + s->table_off); }
+static inline struct ml_slot *record_at(uint64_t n) { return (struct ml_slot *)(base + H->records_off) + n; }
 
-static struct ml_slot *find_slot(struct ml_shard *s, uint64_t addr, uint64_t h) {
-    struct ml_slot *t = slots_of(s);
+static struct ml_entry *find_entry(struct ml_shard *s, uint64_t addr, uint64_t h) {
+    struct ml_entry *t = index_of(s);
     uint64_t mask = s->capacity - 1;
     for (uint64_t j = h & mask;; j = (j + 1) & mask) {
         if (t[j].addr == addr) return &t[j];
@@ -724,11 +746,16 @@ static struct ml_slot *find_slot(struct ml_shard *s, uint64_t addr, uint64_t h) 
     }
 }
 
+static struct ml_slot *find_slot(struct ml_shard *s, uint64_t addr, uint64_t h) {
+    struct ml_entry *e = find_entry(s, addr, h);
+    return e ? record_at(e->record) : NULL;
+}
+
 static void shard_grow(struct ml_shard *s) {
     uint64_t cap = s->capacity * 2;
-    uint64_t off = region_alloc(cap * sizeof(struct ml_slot));
+    uint64_t off = region_alloc(cap * sizeof(struct ml_entry));
     if (!off) return;
-    struct ml_slot *old = slots_of(s), *fresh = (struct ml_slot *)(base + off);
+    struct ml_entry *old = index_of(s), *fresh = (struct ml_entry *)(base + off);
     for (uint64_t i = 0; i < s->capacity; i++) {
         if (!old[i].addr) continue;
         uint64_t h = mix64(old[i].addr);
@@ -738,14 +765,34 @@ static void shard_grow(struct ml_shard *s) {
     uint64_t old_off = s->table_off, old_cap = s->capacity;
     __atomic_store_n(&s->capacity, cap, __ATOMIC_RELEASE);
     __atomic_store_n(&s->table_off, off, __ATOMIC_RELEASE);
-    region_release(old_off, old_cap * sizeof(struct ml_slot));
+    region_release(old_off, old_cap * sizeof(struct ml_entry));
 }
 
-/* Linear probing with backward-shift deletion: no tombstones. */
-static void delete_slot(struct ml_shard *s, struct ml_slot *victim) {
-    struct ml_slot *t = slots_of(s);
+/* A record for a new block, from the shard's free records, else its chunk of the area (UINT64_MAX: area full). */
+static uint64_t record_take(struct ml_shard *s) {
+    if (s->free_records) {
+        uint64_t n = s->free_records - 1;
+        s->free_records = record_at(n)->seq;
+        return n;
+    }
+    if (s->chunk_next == s->chunk_end) {
+        uint64_t at = atomic_fetch_add(&H->records_used, ML_CHUNK);
+        if (at + ML_CHUNK > H->records_capacity) return UINT64_MAX;
+        s->chunk_next = at;
+        s->chunk_end = at + ML_CHUNK;
+    }
+    return s->chunk_next++;
+}
+
+/* Linear probing with backward-shift deletion: no tombstones. The record goes back to the shard's free list. */
+static void delete_entry(struct ml_shard *s, struct ml_entry *victim) {
+    struct ml_entry *t = index_of(s);
     uint64_t mask = s->capacity - 1;
     uint64_t i = (uint64_t)(victim - t);
+    struct ml_slot *record = record_at(victim->record);
+    memset(record, 0, sizeof *record);
+    record->seq = s->free_records;
+    s->free_records = victim->record + 1;
     for (uint64_t j = (i + 1) & mask;; j = (j + 1) & mask) {
         if (!t[j].addr) break;
         uint64_t home = mix64(t[j].addr) & mask;
@@ -755,25 +802,35 @@ static void delete_slot(struct ml_shard *s, struct ml_slot *victim) {
             i = j;
         }
     }
-    memset(&t[i], 0, sizeof t[i]);
+    t[i].addr = 0;
+    t[i].record = 0;
     s->used--;
 }
 
-/* The slot a lookup of `h` starts at, fetched into the cache while the stack is captured: in a table of a million
- * blocks that first probe is a cache miss, the main cost of an allocation (a stale table or capacity, read without
- * the lock, only makes the prefetch useless: a prefetch never faults). */
+/* The index entry a lookup of `h` starts at, fetched into the cache while the stack is captured: in a table of a
+ * million blocks that first probe is a cache miss, the main cost of an allocation (a stale table or capacity, read
+ * without the lock, only makes the prefetch useless: a prefetch never faults). */
 static inline void prefetch_slot(struct ml_shard *s, uint64_t h) {
     uint64_t cap = __atomic_load_n(&s->capacity, __ATOMIC_RELAXED);
-    __builtin_prefetch(slots_of(s) + (h & (cap - 1)), 1, 3);
+    __builtin_prefetch(index_of(s) + (h & (cap - 1)), 1, 3);
 }
 
+/* The record of the block at `addr`: its existing one (a block whose free was never seen), else a new one; NULL
+ * when the record area is full. */
 static struct ml_slot *insert_slot(struct ml_shard *s, uint64_t addr, uint64_t h) {
     if ((s->used + 1) * 10 > s->capacity * 7) shard_grow(s);
-    struct ml_slot *t = slots_of(s);
+    struct ml_entry *t = index_of(s);
     uint64_t mask = s->capacity - 1;
     for (uint64_t j = h & mask;; j = (j + 1) & mask) {
-        if (!t[j].addr) { s->used++; return &t[j]; }
-        if (t[j].addr == addr) return &t[j];
+        if (t[j].addr == addr) return record_at(t[j].record);
+        if (!t[j].addr) {
+            uint64_t n = record_take(s);
+            if (n == UINT64_MAX) return NULL;
+            t[j].addr = addr;
+            t[j].record = n;
+            s->used++;
+            return record_at(n);
+        }
     }
 }
 
@@ -783,11 +840,10 @@ static void remember_freed(struct ml_shard *s, struct ml_slot *slot) {
     uint64_t k = (s->freed_head++ % ML_FREED_PER_SHARD) * 2;
     if (s->freed_head > ML_FREED_PER_SHARD) {
         uint64_t old_addr = ring[k], old_seq = ring[k + 1];
-        struct ml_slot *old = find_slot(s, old_addr, mix64(old_addr));
-        if (old && old->state == ST_FREED && old->seq == old_seq && old != slot) {
-            uint64_t addr = slot->addr;
-            delete_slot(s, old);
-            slot = find_slot(s, addr, mix64(addr)); /* the deletion may have moved it */
+        struct ml_entry *old = find_entry(s, old_addr, mix64(old_addr));
+        if (old) {
+            struct ml_slot *record = record_at(old->record);
+            if (record->state == ST_FREED && record->seq == old_seq && record != slot) delete_entry(s, old);
         }
     }
     ring[k] = slot->addr;
@@ -861,6 +917,12 @@ static void record_alloc(void *ptr, size_t size, unsigned allocator, void *ret) 
     int64_t stale = -1;
     spin_lock(&s->lock);
     struct ml_slot *slot = insert_slot(s, addr, h);
+    if (UNLIKELY(!slot)) { /* the record area is full: counted, the program goes on */
+        spin_unlock(&s->lock);
+        atomic_fetch_add_explicit(&H->blocks_dropped, 1, memory_order_relaxed);
+        busy_leave(was_busy);
+        return;
+    }
     if (slot->addr == addr && slot->state == ST_LIVE) stale = (int64_t)slot->size; /* its free was never seen */
     slot->size = size;
     slot->seq = seq;
@@ -1002,8 +1064,10 @@ static int copy_used(int (*copy)(uint64_t, uint64_t)) {
         struct ml_shard *s = (struct ml_shard *)(base + H->shards_off) + i;
         uint64_t freed = s->freed_head < ML_FREED_PER_SHARD ? s->freed_head : ML_FREED_PER_SHARD;
         bad |= copy(s->freed_ring_off, freed * 16);
-        bad |= copy(s->table_off, s->capacity * sizeof(struct ml_slot));
+        bad |= copy(s->table_off, s->capacity * sizeof(struct ml_entry));
     }
+    uint64_t records = atomic_load(&H->records_used);
+    bad |= copy(H->records_off, (records < H->records_capacity ? records : H->records_capacity) * sizeof(struct ml_slot));
     for (int i = 0; i < ML_STACK_SHARDS; i++) {
         struct ml_stack_shard *s = (struct ml_stack_shard *)(base + H->stack_shards_off) + i;
         bad |= copy(s->table_off, (s->capacity + 1) * 8);

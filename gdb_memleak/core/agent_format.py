@@ -1,11 +1,12 @@
 """The recorder's memory (gdb_memleak/agent/recorder.c) as bytes, and a reader turning bulk reads into table data.
 
-The recorder keeps everything in one region: a header (`HEADER_FIELDS`), 64 shards each pointing at an open-addressed
-slot array (`SLOT`: one live or remembered-freed block), a pool of stack records (`[n, pc0 .. pcn-1]`, a stack's id
-is its word offset; each distinct stack stored once), an error ring (`ERROR`) and the allocator names. The exported
-object `memleak_agent` (`ANCHOR`) in the preloaded library says where the region is.
+The recorder keeps everything in one region: a header (`HEADER_FIELDS`), a record area (`SLOT`: one live or
+remembered-freed block, or a free record), 64 shards each with an open-addressed index into it (the recorder's own
+look-up: the reader never needs it), a pool of stack records (`[n, pc0 .. pcn-1]`, a stack's id is its word offset;
+each distinct stack stored once), an error ring (`ERROR`) and the allocator names. The exported object
+`memleak_agent` (`ANCHOR`) in the preloaded library says where the region is.
 
-Reading never does per-event Python work: each shard's slot array is read in one piece and filtered as a whole
+Reading never does per-event Python work: the record area is read in a few large pieces, each filtered as a whole
 (numpy when importable, `struct.iter_unpack` otherwise); stacks are decoded only when a report asks for them.
 Pure Python: the caller passes a `read(address, size) -> bytes` (GDB's inferior memory or /proc/PID/mem).
 """
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from .live import LiveColumns
 
 MAGIC = 0x314B41454C4D4447  # "GDMLEAK1"
-VERSION = 1
+VERSION = 2
 ANCHOR_SYMBOL = "memleak_agent"
 ERROR_FUNCTION = "memleak_agent_error"          # called with the error record (first argument) on a bad release
 BREAK_ALLOC_FUNCTION = "memleak_agent_break_alloc"  # called with a copy of the slot when allocation N is made
@@ -46,6 +47,7 @@ HEADER_FIELDS = (
     "dyn_used", "stacks_dropped", "freed_per_shard",
     "timeline_off", "timeline_capacity", "timeline_count", "timeline_interval_ns", "timeline_due_ns",
     "timeline_hi_bytes", "timeline_hi_blocks", "timeline_lock",
+    "records_off", "records_capacity", "records_used", "blocks_dropped",
 )
 _SIGNED = {"live_blocks", "live_bytes", "peak_blocks", "peak_bytes", "timeline_hi_bytes", "timeline_hi_blocks"}
 HEADER = struct.Struct("<" + "".join("q" if name in _SIGNED else "Q" for name in HEADER_FIELDS))
@@ -53,7 +55,9 @@ BREAK_SEQ_OFFSET = HEADER_FIELDS.index("break_seq") * 8       # GDB writes N her
 SKIP_BAD_FREES_OFFSET = HEADER_FIELDS.index("skip_bad_frees") * 8
 
 # struct ml_shard: lock, pad, table_off, capacity, used, allocs, frees, bytes_allocated, freed_ring_off, freed_head
+# (then the shard's free-record list and chunk, the recorder's own business)
 SHARD = struct.Struct("<iI8Q56x")
+RECORDS_PER_READ = 1 << 15  # records read and filtered at a time (2 MiB): GDB never holds the whole area's bytes
 # struct ml_slot: addr, size, seq, time_ns, stack, tid, allocator, state, pad, free_stack, free_time_ns, free_tid
 SLOT = struct.Struct("<QQQQIIHBxIQI4x")
 SLOT_LIVE, SLOT_FREED = 1, 2
@@ -151,9 +155,9 @@ LIVE_COLUMNS = ("addr", "size", "seq", "time_ns", "stack", "tid", "allocator")
 
 
 class SlotFilter:
-    """Keeps what one shard's slot array holds as it is read, so a shard's raw bytes are dropped before the next
-    is read (a million live blocks sit in ~2 million 64-byte slots: reading them all first would double GDB's
-    peak memory). Live blocks become columns (numpy when importable, else lists, in allocation order); the few
+    """Keeps what each piece of the record area holds as it is read, so a piece's raw bytes are dropped before
+    the next is read (reading a million 64-byte records first would double GDB's peak memory). Live blocks become
+    columns (numpy when importable, else lists, in allocation order); the few
     remembered freed blocks become rows."""
 
     def __init__(self, expected: int = 0) -> None:
@@ -197,7 +201,9 @@ class SlotFilter:
             rows = sorted(self.rows, key=lambda row: row[2])
             return LiveBlocks(*([r[i] for r in rows] for i in (0, 1, 2, 3, 4, 5, 6)))
         columns, self.columns = self.columns, []
-        order = np.argsort(columns[0][:self.used])  # by address (each once): the table's, the scan's order
+        # by address (each once): the table's, the scan's order. Stable (timsort): a shard's records come in runs
+        # of allocation order, mostly rising addresses, which it merges instead of sorting afresh
+        order = np.argsort(columns[0][:self.used], kind="stable")
         for i, column in enumerate(columns):
             columns[i] = column[order]  # the unsorted column is freed here, one at a time
             del column
@@ -347,8 +353,8 @@ def parse_error(data: bytes) -> tuple[int, ...]:
 
 def read_snapshot(read: ReadMemory, region: int, scratch: ScratchRead | None = None) -> AgentSnapshot:
     """Read the whole recorder state at `region` (the header's address) in a handful of bulk reads. `scratch`: a
-    read whose answer may be overwritten by its next call (ProcMemory.read_scratch), for the slot tables, which are
-    filtered at once: one buffer for every shard instead of fresh pages each."""
+    read whose answer may be overwritten by its next call (ProcMemory.read_scratch), for the record area, which is
+    filtered piece by piece: one buffer for every piece instead of fresh pages each."""
     header = parse_header(read(region, HEADER.size))
     h = header
     shard_bytes = read(region + h.shards_off, h.nshards * SHARD.size)
@@ -357,9 +363,10 @@ def read_snapshot(read: ReadMemory, region: int, scratch: ScratchRead | None = N
         _lock, _pad, table_off, capacity, used, allocs, frees, nbytes, _ring, _head = row
         shards.append(Shard(table_off, capacity, used, allocs, frees, nbytes))
     slots = SlotFilter(h.live_blocks)
-    for shard in shards:
-        if shard.used:
-            slots.add((scratch or read)(region + shard.table_off, shard.capacity * SLOT.size))
+    stored = min(h.records_used, h.records_capacity)
+    for first in range(0, stored, RECORDS_PER_READ):
+        piece = min(RECORDS_PER_READ, stored - first)
+        slots.add((scratch or read)(region + h.records_off + first * SLOT.size, piece * SLOT.size))
     names = parse_names(read(region + h.names_off, h.names_size))
     used_words = min(h.pool_used_words, h.pool_capacity_words)
     pool = read(region + h.pool_off, used_words * 8) if used_words > 1 else b""

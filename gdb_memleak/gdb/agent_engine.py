@@ -322,6 +322,8 @@ class AgentEngine(Engine):
                          f"{s.return_stops:,} return stops")
         if h is not None and h.stacks_dropped:
             lines.append(f"stacks not stored (pool full): {h.stacks_dropped:,}")
+        if h is not None and h.blocks_dropped:
+            lines.append(f"blocks not recorded (record area full): {h.blocks_dropped:,}")
         return lines
 
     # -- stop() handlers ----------------------------------------------------------------------------------------

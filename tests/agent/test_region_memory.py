@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from recorded import Recorded, run_recorded
 
+import valgrind
 from conftest import run_cli
 from gdb_memleak.agent import build
 
@@ -96,6 +97,29 @@ def test_without_memfd_the_region_falls_back_silently(library: Path, programs: P
             assert path.endswith(" (deleted)")
             inode = int(record.region_mapping.split()[3])
             assert not [p for p in Path("/dev/shm").iterdir() if p.stat().st_ino == inode]
+
+
+def test_block_table_under_threaded_churn_holds_exactly_the_live_blocks(library: Path, programs: Path,
+                                                                       tmp_path: Path) -> None:
+    """600,000 events over 4 threads: records are recycled as freed blocks are forgotten, the index grows; what the
+    table holds at exit is what the program kept, and a block freed twice at once is still a double free."""
+    listing = tmp_path / "kept.txt"
+    records, status, _out = run_recorded(library, [str(programs / "table_churn"), str(listing)],
+                                         GDB_MEMLEAK_AGENT_ON_ERROR="skip")
+    assert status == 0
+    (record,) = records
+    kept = sorted(tuple(int(w) for w in line.split()) for line in listing.read_text().splitlines())
+    assert len(kept) > 10000
+    snapshot = record.snapshot
+    ours = {(b.address, b.size) for b in snapshot.blocks()}
+    assert set(kept) <= ours  # and the C library's own blocks (threads' DTVs)
+    c = snapshot.counters()
+    assert (c.live_blocks, c.live_bytes) == (len(ours), sum(size for _a, size in ours)) and c.allocs > 300000
+    if valgrind.available():
+        theirs = valgrind.heap_figures([str(programs / "table_churn"), str(tmp_path / "again.txt")])
+        assert valgrind.HeapFigures(c.allocs, c.frees, c.bytes_allocated, c.live_bytes, c.live_blocks) == theirs
+    (error,) = snapshot.errors()
+    assert (error.type.name, error.block_size) == ("DOUBLE_FREE", 77) and error.free_pcs and error.alloc_pcs
 
 
 def test_program_closing_every_descriptor_sees_its_own_descriptors_and_gets_its_report(

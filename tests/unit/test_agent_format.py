@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _region(slots: list[tuple], stacks: list[tuple[int, ...]], errors: list[tuple] = ()) -> tuple[bytes, dict]:
-    """A region with one shard holding `slots`, a pool holding `stacks` (ids returned) and an error ring."""
+    """A region with one shard whose records are `slots`, a pool holding `stacks` (ids returned) and an error ring."""
     names = b"malloc\x000\x00new\x001\x00delete\x001\x00"
     shards_off, names_off, slots_off, errors_off, pool_off = 4096, 4096 + 128, 8192, 16384, 32768
     pool = [0]
@@ -22,16 +22,18 @@ def _region(slots: list[tuple], stacks: list[tuple[int, ...]], errors: list[tupl
     for pcs in stacks:
         ids[pcs] = len(pool)
         pool += [len(pcs), *pcs]
+    blocks = [s for s in slots if s[0]]
     values = dict.fromkeys(fmt.HEADER_FIELDS, 0)
     values.update(magic=fmt.MAGIC, version=fmt.VERSION, header_size=fmt.HEADER.size, region_size=1 << 20,
                   nshards=1, shards_off=shards_off, shard_size=fmt.SHARD.size, slot_size=fmt.SLOT.size,
                   pool_off=pool_off, pool_capacity_words=1000, pool_used_words=len(pool), errors_off=errors_off,
                   errors_capacity=4, error_size=fmt.ERROR.size, error_count=len(errors), names_off=names_off,
-                  names_size=len(names), allocator_count=3, seq=len(slots), live_blocks=sum(s[7] == 1 for s in slots),
-                  live_bytes=sum(s[1] for s in slots if s[7] == 1), start_ns=1_000_000_000)
+                  names_size=len(names), allocator_count=3, seq=len(blocks), live_blocks=sum(s[7] == 1 for s in slots),
+                  live_bytes=sum(s[1] for s in slots if s[7] == 1), start_ns=1_000_000_000,
+                  records_off=slots_off, records_capacity=64, records_used=len(slots))
     data = bytearray(64 << 10)
     data[0:fmt.HEADER.size] = fmt.HEADER.pack(*values.values())
-    data[shards_off:shards_off + fmt.SHARD.size] = fmt.SHARD.pack(0, 0, slots_off, 8, len(slots), len(slots), 1,
+    data[shards_off:shards_off + fmt.SHARD.size] = fmt.SHARD.pack(0, 0, 0, 8, len(blocks), len(blocks), 1,
                                                                   sum(s[1] for s in slots), 0, 0)
     for i, slot in enumerate(slots):
         data[slots_off + i * 64:slots_off + (i + 1) * 64] = fmt.SLOT.pack(*slot)
@@ -51,6 +53,7 @@ def test_live_blocks_come_out_in_allocation_order_with_their_stacks_and_families
     data, ids = _region([], [stack_a, stack_b])
     slots = [(0x5000, 24, 2, 1_500_000_000, ids[stack_b], 7, 1, 1, 0, 0, 0),
              (0x6000, 10, 1, 1_200_000_000, ids[stack_a], 7, 0, 1, 0, 0, 0),
+             (0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0),  # a free record (its seq links the free list): nothing
              (0x7000, 99, 3, 1_300_000_000, ids[stack_a], 7, 0, 2, ids[stack_b], 0, 7)]  # freed: not live
     data, ids = _region(slots, [stack_a, stack_b])
     snapshot = fmt.read_snapshot(_reader(data), 0x10000)
