@@ -27,6 +27,7 @@ from .reachability import REACHABLE, UNREACHED, Memory, Referrer, RootRegion, Sc
 POSSIBLE = rb.POSSIBLE
 MAX_GAP = 4096  # bytes between two blocks that are still read in the same span
 SPAN_BYTES = 4 << 20  # one span read covers at most about this much
+RESOLVE_SLICE = 1 << 16  # pointer words resolved to blocks at a time
 WIDE = 512  # a closure frontier at least this wide is expanded in numpy, a thinner one in a Python loop
 
 Batch = tuple[bytes, Any, Any, Any, Any]  # (buf, owner per part, word offset per part, words per part, base per part)
@@ -118,31 +119,32 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
     codes: list[Any] = []
     for buf, owners, offsets, counts, bases in _batches(memory, reader, heap, word_size):
         words = np.frombuffer(buf, dtype=dtype, count=len(buf) // word_size).astype(np.uint64, copy=False)
-        found = np.flatnonzero((words - lo) < width)  # lo <= word < hi, in two passes (uint64 wraps)
-        if not len(found):
-            continue
-        part = np.searchsorted(offsets, found, side="right") - 1
-        inside = part >= 0
-        part = np.where(inside, part, 0)
-        inside &= found < offsets[part] + counts[part]
-        values = words[found]
-        keep, code = heap.resolve(values)
-        keep &= inside
-        if not keep.any():
-            continue
-        found, part, code = found[keep], part[keep], code[keep]
-        src = owners[part]
-        if watched is not None and len(block_refs) < limit:
-            hit = ((code == watched) | (code == ~watched)) & (src != watched)
-            for k, j in zip(found[hit].tolist(), part[hit].tolist()):
-                if len(block_refs) >= limit:
-                    break
-                pointer = int(words[k])
-                address = int(bases[j]) + (k - int(offsets[j])) * word_size
-                holder = int(heap.starts[owners[j]])
-                block_refs.append(Referrer(address, pointer, pointer != watch_start, holder, None))
-        sources.append(src)
-        codes.append(code)
+        hits = np.flatnonzero((words - lo) < width)  # lo <= word < hi, in two passes (uint64 wraps)
+        # resolved a slice at a time: a block full of pointers (an array of a million) would otherwise make a dozen
+        # temporaries of its size at once, the peak of GDB's memory
+        for at in range(0, len(hits), RESOLVE_SLICE):
+            found = hits[at:at + RESOLVE_SLICE]
+            part = np.searchsorted(offsets, found, side="right") - 1
+            inside = part >= 0
+            part = np.where(inside, part, 0)
+            inside &= found < offsets[part] + counts[part]
+            keep, code = heap.resolve(words[found])
+            keep &= inside
+            if not keep.any():
+                continue
+            found, part, code = found[keep], part[keep], code[keep]
+            src = owners[part]
+            if watched is not None and len(block_refs) < limit:
+                hit = ((code == watched) | (code == ~watched)) & (src != watched)
+                for k, j in zip(found[hit].tolist(), part[hit].tolist()):
+                    if len(block_refs) >= limit:
+                        break
+                    pointer = int(words[k])
+                    address = int(bases[j]) + (k - int(offsets[j])) * word_size
+                    holder = int(heap.starts[owners[j]])
+                    block_refs.append(Referrer(address, pointer, pointer != watch_start, holder, None))
+            sources.append(src)
+            codes.append(code)
     src_all = np.concatenate(sources) if sources else np.zeros(0, np.int64)
     dst_np = np.concatenate(codes).astype(np.int64) if codes else np.zeros(0, np.int64)
     if len(src_all) > 1 and not bool(np.all(src_all[1:] >= src_all[:-1])):
@@ -347,7 +349,7 @@ class _Graph:
         self._stamp[values] = positions
         return values[self._stamp[values] == positions]
 
-    def _thin(self, stack: list[int], start_only: bool, mark: int) -> list[int]:
+    def _thin(self, stack: list[int], start_only: bool, mark: int) -> list[int] | Any:
         """Depth first until the stack grows wide (returned for a numpy step) or empties."""
         state, first, dst = self.state, self.first, self.dst
         push = stack.append
@@ -357,7 +359,10 @@ class _Graph:
             if a == b:
                 continue
             if b - a >= WIDE:  # one block holding many pointers (an array of them): its edges in one numpy step
-                stack.extend(self._mark(self.dst_np[a:b], start_only, mark).tolist())
+                marked = self._mark(self.dst_np[a:b], start_only, mark)
+                if len(marked) >= WIDE:  # the next step is wide: handed on as an array, not a list of Python ints
+                    return np.concatenate((np.asarray(stack, dtype=np.int64), marked)) if stack else marked
+                stack.extend(marked.tolist())
             elif start_only:
                 for t in dst[a:b]:
                     if t >= 0 and state[t] != REACHABLE:
