@@ -212,6 +212,29 @@ def _profiled(config: dict) -> int:
         profile.dump_stats(os.environ["GDB_MEMLEAK_PROFILE"])
 
 
+#: (path, build-id) of each separate debug file GDB read this run (objfiles go when their process does)
+_DEBUG_FILES: list[tuple[str, str]] = []
+
+
+def _note_debug_file(event: gdb.NewObjFileEvent) -> None:
+    objfile = event.new_objfile
+    if objfile.owner is not None and objfile.filename and objfile.build_id:
+        _DEBUG_FILES.append((objfile.filename, objfile.build_id))
+
+
+def _keep_inflated_debug_files() -> None:
+    """Inflated copies of the compressed separate debug files this run read, for the next runs (cli/early.py
+    looks there first): made once per build-id, after the report is out."""
+    if not _DEBUG_FILES:
+        return
+    from gdb_memleak.agent.build import cache_root
+    from gdb_memleak.cli import debug_cache
+
+    cache = debug_cache.directory(str(cache_root()))
+    for path, build_id in dict(_DEBUG_FILES).items():
+        debug_cache.store(path, build_id, cache)
+
+
 def _index_cache_wrote() -> bool:
     """Whether GDB indexed an object this run that its index cache did not hold: GDB then writes that index in a
     background thread, which a normal quit waits for."""
@@ -241,9 +264,11 @@ def _quit(status: int) -> None:
 
 
 def main() -> None:
+    gdb.events.new_objfile.connect(_note_debug_file)
     try:
         config = json.loads(os.environ["GDB_MEMLEAK_CLI"])
         status = _profiled(config) if os.environ.get("GDB_MEMLEAK_PROFILE") else _run(config)
+        _keep_inflated_debug_files()
     except Exception as exc:  # noqa: BLE001 - report, never leave GDB at a prompt
         os.write(2, f"gdb-memleak: internal error: {exc!r}\n".encode())
         status = 2

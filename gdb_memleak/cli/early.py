@@ -5,6 +5,8 @@ start-up time and memory (about 0.1 s and 18 MB for libc alone here). With the c
 index once (keyed by its build-id) and maps it on later runs; symbols, lines and inlined frames come from the same
 DWARF as without it. The cache lives beside the recorder's, in gdb-memleak's per-user cache directory; the user's
 own GDB sessions are not touched. debuginfod is turned off here too, before the first objfile is read.
+Separate debug files are looked up first among the inflated copies of compressed ones (cli/debug_cache.py, which
+the driver fills at the end of a run), then where GDB looks by default.
 Every setting is optional: a GDB without it runs as before.
 """
 
@@ -15,9 +17,9 @@ import os
 import gdb
 
 
-def _cache_directory() -> str:
+def _cache_root() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "gdb-memleak", "gdb-index")
+    return os.path.join(base, "gdb-memleak")
 
 
 def _first_accepted(*commands: str) -> None:
@@ -29,15 +31,27 @@ def _first_accepted(*commands: str) -> None:
             continue
 
 
+def _debug_files_first(directory: str) -> None:
+    """`directory` (cli/debug_cache.py's copies) searched before GDB's own debug-file-directory."""
+    try:
+        current = str(gdb.parameter("debug-file-directory") or "")
+    except RuntimeError:
+        return
+    dirs = [directory, *(d for d in current.split(os.pathsep) if d and d != directory)]
+    _first_accepted(f"set debug-file-directory {os.pathsep.join(dirs)}")
+
+
 def main() -> None:
     _first_accepted("set debuginfod enabled off")
-    directory = _cache_directory()
+    root = _cache_root()
+    directory = os.path.join(root, "gdb-index")
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
     except OSError:
         return  # no writable cache: GDB indexes in memory, as without the cache
     _first_accepted(f"set index-cache directory {directory}")
     _first_accepted("set index-cache enabled on", "set index-cache on")  # GDB 13; GDB 8.3-12
+    _debug_files_first(os.path.join(root, "debug"))
 
 
 main()
