@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from .core.kinds import parse_kinds
-from .core.mappings import parse_mapping_kinds
 
 
 def _non_negative(text: str, base: int) -> int:
@@ -54,7 +53,10 @@ def kind_set(text: str) -> frozenset[str]:
 
 
 def mapping_kinds(text: str) -> frozenset[str]:
-    """`sysv,posix` | `all` | `none`: which mappings and shared memory left behind count as errors."""
+    """`sysv,posix` | `all` | `none`: which mappings and shared memory left behind count as errors. core.mappings
+    is imported here, when the option is used: the CLI's start does without its records (~5 ms)."""
+    from .core.mappings import parse_mapping_kinds
+
     try:
         return parse_mapping_kinds(text)
     except ValueError as exc:

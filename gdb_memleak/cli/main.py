@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 from .. import __version__
 from ..argtypes import at_least_one, decimal_count, kind_set, mapping_kinds
-from ..core.reports import WRITERS
-from ..core.suppressions import SuppressionError, SuppressionList
 from ..gdbinit import gdbinit_line
 from . import runner
+from .formats import OUTPUT_FORMATS
 from .runner import Launch
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gdb-memleak",
         description="Run a program under GDB and report its memory leaks and heap errors (valgrind-style).",
         epilog="Example: gdb-memleak --json report.json -- ./prog arg1 arg2")
-    for writer in WRITERS.values():
-        parser.add_argument(f"--{writer.format}", metavar="FILE", help=writer.help)
+    for name, help_text in OUTPUT_FORMATS.items():
+        parser.add_argument(f"--{name}", metavar="FILE", help=help_text)
     parser.add_argument("--depth", type=at_least_one, default=16, metavar="N",
                         help="caller frames recorded per allocation (default 16)")
     parser.add_argument("--error-exitcode", type=decimal_count, default=1, metavar="N",
@@ -152,6 +151,18 @@ def check_output_path(path: str) -> str | None:
     return None if os.access(directory, os.W_OK | os.X_OK) else f"directory {directory} is not writable"
 
 
+def suppression_problem(path: str) -> str | None:
+    """What is wrong with a suppression file (one line), or None. The parser is imported here, as most runs
+    give no --suppressions (it brings in the report model)."""
+    from ..core.suppressions import SuppressionError, SuppressionList
+
+    try:
+        SuppressionList.load(path)
+    except SuppressionError as exc:
+        return str(exc)
+    return None
+
+
 def error(message: str) -> int:
     print(f"gdb-memleak: error: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -184,11 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if gdb is None:
         return error(f"{opts.gdb}: GDB not found (install gdb or pass --gdb PATH)")
     for path in opts.suppressions:
-        try:
-            SuppressionList.load(path)
-        except SuppressionError as exc:
-            return error(str(exc))
-    outputs = {name: getattr(opts, name) for name in WRITERS}
+        problem = suppression_problem(path)
+        if problem:
+            return error(problem)
+    outputs = {name: getattr(opts, name) for name in OUTPUT_FORMATS}
     for name, path in outputs.items():
         problem = check_output_path(path) if path else None
         if problem:
