@@ -126,7 +126,8 @@ class LiveColumns(Mapping[int, Block]):
 
     def stacks(self) -> list[tuple[int, ...]]:
         """Each distinct stack the blocks were allocated from, once."""
-        return [self.stack_of(int(s)) for s in np.unique(self.stack).tolist()]
+        ids = np.sort(self.stack)  # sort and compare neighbours: np.unique would import numpy.ma (~8 ms) first
+        return [self.stack_of(s) for s in ids[np.flatnonzero(np.diff(ids, prepend=-1))].tolist()]
 
     def scan_arrays(self) -> Any:
         """The scan's view of these blocks (core/fastscan.Blocks): starts and sizes as they are, in address order."""
