@@ -997,7 +997,9 @@ static int record_free(void *ptr, unsigned allocator, void *ret) {
         if (known) copy = *slot;
         s->frees++; /* valgrind counts the bad free too */
         spin_unlock(&s->lock);
-        perform = report_error(known ? ERR_DOUBLE : ERR_INVALID, addr, allocator, ret, known ? &copy : NULL);
+        /* an unknown block after the record area filled up may be one it could not record: not called an error */
+        if (known || !atomic_load_explicit(&H->blocks_dropped, memory_order_relaxed))
+            perform = report_error(known ? ERR_DOUBLE : ERR_INVALID, addr, allocator, ret, known ? &copy : NULL);
     }
     busy_leave(was_busy);
     return perform;
