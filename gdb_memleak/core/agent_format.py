@@ -167,8 +167,8 @@ class SlotFilter:
         self.used = 0
         self.columns: list[Any] = []
         if self.np is not None:  # filled in place: the header says how many blocks are live
-            dtype = self.np.dtype(SLOT_DTYPE_FIELDS)
-            self.columns = [self.np.empty(max(expected, 0), dtype=dtype[name]) for name in LIVE_COLUMNS]
+            self.dtype = self.np.dtype(SLOT_DTYPE_FIELDS)
+            self.columns = [self.np.empty(max(expected, 0), dtype=self.dtype[name]) for name in LIVE_COLUMNS]
 
     def add(self, chunk: bytes | bytearray | memoryview) -> None:
         np = self.np
@@ -177,21 +177,16 @@ class SlotFilter:
                 if row[0] and row[7] in (SLOT_LIVE, SLOT_FREED):
                     (self.rows if row[7] == SLOT_LIVE else self.freed).append(row)
             return
-        # a slot as 8 words (SLOT): addr, size, seq, time_ns, stack | tid << 32, allocator | state << 16, ...
-        words = np.frombuffer(chunk, dtype="<u8", count=len(chunk) // 8 // 8 * 8).reshape(-1, 8)
-        used = words[:, 0] != 0
-        state = (words[:, 5] >> 16) & 0xFF
-        rows = words[np.flatnonzero(used & (state == SLOT_LIVE))]  # whole rows, one gather
-        at, end = self.used, self.used + len(rows)
+        records = np.frombuffer(chunk, dtype=self.dtype, count=len(chunk) // SLOT.size)
+        used = records["addr"] != 0
+        live = used & (records["state"] == SLOT_LIVE)
+        at, end = self.used, self.used + int(np.count_nonzero(live))
         if end > len(self.columns[0]):  # more than the header said: grow (never, for a stopped process)
             self.columns = [np.concatenate((c, np.empty(end - len(c) + len(c) // 2, c.dtype))) for c in self.columns]
-        addr, size, seq, time_ns, stack, tid, allocator = self.columns
-        addr[at:end], size[at:end], seq[at:end], time_ns[at:end] = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
-        stack[at:end] = rows[:, 4] & 0xFFFFFFFF
-        tid[at:end] = rows[:, 4] >> 32
-        allocator[at:end] = rows[:, 5] & 0xFFFF
+        for column, name in zip(self.columns, LIVE_COLUMNS):
+            np.compress(live, records[name], out=column[at:end])  # each field straight into its column
         self.used = end
-        freed = words[used & (state == SLOT_FREED)]
+        freed = records[used & (records["state"] == SLOT_FREED)]
         if len(freed):
             self.freed.extend(SLOT.iter_unpack(freed.tobytes()))
 
