@@ -3,7 +3,8 @@
 Roots (as valgrind takes them): every thread's registers, each live thread's stack from its stack pointer up, and
 every other readable+writable mapping that holds no tracked block (loaded objects' data and bss, anonymous
 mappings, cached thread stacks). Mappings holding tracked blocks (the heap, malloc's mmapped chunks and arenas) are
-reached only through pointers.
+reached only through pointers; but where the kernel merged the mapping of a glibc mmapped chunk with the program's
+own adjacent anonymous mapping into one entry of /proc/PID/maps, the program's part is still a root.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import bisect
 import collections.abc
 import os
+import struct
 from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from ..core.fastscan import Blocks
 
 SKIPPED = ("[vvar]", "[vsyscall]", "[vdso]")
+IS_MMAPPED = 0x2  # glibc: the chunk has a mapping of its own (its size field's second bit)
 CACHE_LIMIT = 1 << 30  # read a mapping whole (and slice blocks out of it) when smaller than this
 
 
@@ -133,13 +136,38 @@ def thread_control_block(memory: ProcessMemory, mapping: Mapping, search: int = 
     return None
 
 
+def beside_mmapped_chunks(mapping: Mapping, starts: list[int], memory: ProcessMemory) -> list[tuple[int, int]]:
+    """The parts of `mapping` outside glibc's mmapped chunks when every block in it (`starts`, ascending) is one: the
+    kernel merges a chunk's mapping with the program's own anonymous mapping beside it (Python's pymalloc arenas, a
+    program's buffers), and valgrind scans the program's part. Nothing when some block is an ordinary chunk (an
+    arena's heap: its free memory is no root) or a header cannot be read."""
+    heads = memory.peek([p - 16 for p in starts], 16)
+    if not all(_mmapped(head) for head in heads):
+        return []
+    parts, at = [], mapping.start
+    for p, head in zip(starts, heads):
+        prev_size, size = struct.unpack("<QQ", head)
+        low, high = p - 16 - prev_size, p - 16 + (size & ~7)  # the chunk's own mapping
+        if low > at:
+            parts.append((at, min(low, mapping.end)))
+        at = max(at, high)
+    if at < mapping.end:
+        parts.append((at, mapping.end))
+    return parts
+
+
+def _mmapped(head: bytes) -> bool:
+    return len(head) == 16 and bool(struct.unpack_from("<Q", head, 8)[0] & IS_MMAPPED)
+
+
 def root_regions(maps: list[Mapping], block_starts: Any, threads: list[ThreadState],
-                 memory: ProcessMemory) -> list[RootRegion]:
+                 memory: ProcessMemory, glibc: bool = False) -> list[RootRegion]:
     """Root regions as valgrind sees them: a stack counts from its stack pointer up only (memory below it is dead),
     and an exited thread's cached stack only from its thread control block up (TLS descriptors stay visible).
-    `block_starts`: ascending, a list or a numpy array (searched, never iterated)."""
+    `block_starts`: ascending, a list or a numpy array (searched, never iterated). `glibc`: the blocks are glibc
+    malloc's (see beside_mmapped_chunks)."""
     search = getattr(block_starts, "searchsorted", None)
-    regions = []
+    regions: list[RootRegion] = []
     previous: Mapping | None = None
     for m in maps:
         guarded = previous is not None and previous.end == m.start and not previous.path and "r" not in previous.perms
@@ -150,8 +178,14 @@ def root_regions(maps: list[Mapping], block_starts: Any, threads: list[ThreadSta
             i = bisect.bisect_left(block_starts, m.start)
         else:  # int64 starts: nothing lies at or above 2**63
             i = int(search(m.start)) if m.start < 1 << 63 else len(block_starts)
-        if i < len(block_starts) and block_starts[i] < m.end:
-            continue  # holds heap blocks: reached only through pointers
+        if i < len(block_starts) and block_starts[i] < m.end:  # holds heap blocks: reached only through pointers
+            # (the first block's header first: an arena's heap of a million blocks costs one read)
+            if glibc and not m.path and _mmapped(memory.peek([int(block_starts[i]) - 16], 16)[0]):
+                j = bisect.bisect_left(block_starts, m.end, i) if search is None else int(search(m.end))
+                inside = [int(p) for p in block_starts[i:j]]
+                regions.extend(RootRegion(lo, hi, "anonymous mapping") for lo, hi in
+                               beside_mmapped_chunks(m, inside, memory))
+            continue
         stack_threads = [t for t in threads if m.start <= t.sp < m.end]
         if stack_threads:
             for t in stack_threads:
@@ -345,7 +379,7 @@ class HeapScan:
         self.raw = ProcessMemory(inferior.pid, self.maps)
         self.arrays = arrays if arrays is not None else block_arrays(blocks)  # shared with the scan; None: no numpy
         starts = self.arrays.starts if self.arrays is not None else sorted(blocks)
-        self.roots = root_regions(self.maps, starts, self.threads, self.raw)
+        self.roots = root_regions(self.maps, starts, self.threads, self.raw, glibc)
         ignored = glibc_chunk_links(self.raw, blocks, self.arrays, self.roots) if glibc else frozenset()
         self.memory = RootFilteringMemory(self.raw, self.roots, ignored)
 
