@@ -67,6 +67,7 @@
 #define ML_CHUNK 64               /* records a shard takes at a time from the record area (one 4 KiB page) */
 #define ML_REGION_MIN (256ULL << 20)
 #define ML_ARENA_BYTES (4u << 20)
+#define ML_DROPPED_BITS (1ULL << 23) /* a filter of the addresses of blocks not recorded (record area full): 1 MiB */
 
 enum { ST_EMPTY = 0, ST_LIVE = 1, ST_FREED = 2 };
 enum { FAM_MALLOC = 0, FAM_NEW = 1, FAM_NEW_ARRAY = 2 };
@@ -382,6 +383,7 @@ static uint64_t region_alloc(uint64_t bytes) {
 }
 
 static int region_shared;      /* the region is a file mapped MAP_SHARED: released pages are punched out of it */
+static uint64_t dropped_off;   /* where the filter of dropped blocks' addresses is (ML_DROPPED_BITS bits) */
 
 static void region_release(uint64_t off, uint64_t bytes) {
     bytes = (bytes + 4095) & ~4095ULL;
@@ -509,6 +511,8 @@ static void map_region(void) {
     H->timeline_interval_ns = ML_TIMELINE_INTERVAL_NS;
     off += ML_TIMELINE * sizeof(struct ml_point);
     H->freed_per_shard = ML_FREED_PER_SHARD;
+    dropped_off = off;
+    off += ML_DROPPED_BITS / 8;
     for (int i = 0; i < ML_SHARDS; i++) {
         struct ml_shard *s = (struct ml_shard *)(base + H->shards_off) + i;
         s->freed_ring_off = off;
@@ -776,6 +780,7 @@ static uint64_t record_take(struct ml_shard *s) {
         return n;
     }
     if (s->chunk_next == s->chunk_end) {
+        if (atomic_load_explicit(&H->records_used, memory_order_relaxed) >= H->records_capacity) return UINT64_MAX;
         uint64_t at = atomic_fetch_add(&H->records_used, ML_CHUNK);
         if (at + ML_CHUNK > H->records_capacity) return UINT64_MAX;
         s->chunk_next = at;
@@ -819,6 +824,7 @@ static inline void prefetch_slot(struct ml_shard *s, uint64_t h) {
  * when the record area is full. */
 static struct ml_slot *insert_slot(struct ml_shard *s, uint64_t addr, uint64_t h) {
     if ((s->used + 1) * 10 > s->capacity * 7) shard_grow(s);
+    if (s->used + 1 >= s->capacity) return find_slot(s, addr, h); /* could not grow: a new block is dropped */
     struct ml_entry *t = index_of(s);
     uint64_t mask = s->capacity - 1;
     for (uint64_t j = h & mask;; j = (j + 1) & mask) {
@@ -832,6 +838,28 @@ static struct ml_slot *insert_slot(struct ml_shard *s, uint64_t addr, uint64_t h
             return record_at(n);
         }
     }
+}
+
+/* Blocks not recorded once the record area (or a shard's index) is full: their addresses go into a filter (two bits
+ * each), so that their release is not called an invalid free; a free of any other unknown address still is (a
+ * filter answers "maybe" wrongly only as it fills). */
+static inline uint64_t *dropped_bits(void) { return (uint64_t *)(base + dropped_off); }
+
+static void note_dropped(uint64_t h) {
+    for (int k = 0; k < 2; k++) {
+        uint64_t bit = (k ? h >> 32 : h) & (ML_DROPPED_BITS - 1);
+        atomic_fetch_or_explicit((_Atomic uint64_t *)&dropped_bits()[bit / 64], 1ULL << (bit % 64),
+                                 memory_order_relaxed);
+    }
+}
+
+static int maybe_dropped(uint64_t h) {
+    if (!atomic_load_explicit(&H->blocks_dropped, memory_order_relaxed)) return 0;
+    for (int k = 0; k < 2; k++) {
+        uint64_t bit = (k ? h >> 32 : h) & (ML_DROPPED_BITS - 1);
+        if (!(__atomic_load_n(&dropped_bits()[bit / 64], __ATOMIC_RELAXED) & (1ULL << (bit % 64)))) return 0;
+    }
+    return 1;
 }
 
 /* Remember a freed block (bounded per shard, oldest forgotten first). */
@@ -917,7 +945,10 @@ static void record_alloc(void *ptr, size_t size, unsigned allocator, void *ret) 
     int64_t stale = -1;
     spin_lock(&s->lock);
     struct ml_slot *slot = insert_slot(s, addr, h);
-    if (UNLIKELY(!slot)) { /* the record area is full: counted, the program goes on */
+    if (UNLIKELY(!slot)) { /* the record area is full: counted in the totals, not in the table */
+        s->allocs++;
+        s->bytes_allocated += size;
+        note_dropped(h);
         spin_unlock(&s->lock);
         atomic_fetch_add_explicit(&H->blocks_dropped, 1, memory_order_relaxed);
         busy_leave(was_busy);
@@ -997,8 +1028,7 @@ static int record_free(void *ptr, unsigned allocator, void *ret) {
         if (known) copy = *slot;
         s->frees++; /* valgrind counts the bad free too */
         spin_unlock(&s->lock);
-        /* an unknown block after the record area filled up may be one it could not record: not called an error */
-        if (known || !atomic_load_explicit(&H->blocks_dropped, memory_order_relaxed))
+        if (known || !maybe_dropped(h)) /* a block the full table could not record is released silently */
             perform = report_error(known ? ERR_DOUBLE : ERR_INVALID, addr, allocator, ret, known ? &copy : NULL);
     }
     busy_leave(was_busy);
@@ -1074,6 +1104,7 @@ static int copy_used(int (*copy)(uint64_t, uint64_t)) {
         struct ml_stack_shard *s = (struct ml_stack_shard *)(base + H->stack_shards_off) + i;
         bad |= copy(s->table_off, (s->capacity + 1) * 8);
     }
+    if (atomic_load(&H->blocks_dropped)) bad |= copy(dropped_off, ML_DROPPED_BITS / 8);
     uint64_t points = atomic_load(&H->timeline_count);
     bad |= copy(H->timeline_off, (points < H->timeline_capacity ? points : H->timeline_capacity) * sizeof(struct ml_point));
     uint64_t words = atomic_load(&H->pool_used_words);

@@ -213,6 +213,9 @@ class AgentEngine(Engine):
         counters.untracked_frees = table.counters.untracked_frees
         table.counters = counters
         h = snapshot.header
+        if h.blocks_dropped:  # the region was capped (a file-size limit, a small /dev/shm): say the table is short
+            announce(f"{self._program_name()}: the recorder's memory is full: allocations it could not record are "
+                     "missing from the leak report (`memleak status` counts them).")
         table.timeline.replay(counters, snapshot.timeline_points(epoch), time.monotonic() - self.started,
                               h.timeline_hi_bytes, h.timeline_hi_blocks)
         self._forget_before_reset(counters)
@@ -411,9 +414,11 @@ class AgentEngine(Engine):
             self.mapper.mapping_hooks.own_objects.add(served[0].object)  # a preloaded jemalloc maps its heap
         self.mapper.start()
 
+    def _program_name(self) -> str:
+        return os.path.basename(self.inferior.progspace.filename or "") or f"process {self.inferior.pid}"
+
     def _fall_back(self, why: str) -> None:
-        name = os.path.basename(self.inferior.progspace.filename or "") or f"process {self.inferior.pid}"
-        announce(f"{name}: {why}: using the breakpoint engine.")
+        announce(f"{self._program_name()}: {why}: using the breakpoint engine.")
         for bp in self.breakpoints.values():
             if bp.is_valid():
                 bp.delete()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,26 @@ def test_block_table_under_threaded_churn_holds_exactly_the_live_blocks(library:
         assert valgrind.HeapFigures(c.allocs, c.frees, c.bytes_allocated, c.live_bytes, c.live_blocks) == theirs
     (error,) = snapshot.errors()
     assert (error.type.name, error.block_size) == ("DOUBLE_FREE", 77) and error.free_pcs and error.alloc_pcs
+
+
+def test_blocks_a_full_region_cannot_record_are_released_silently_and_a_bad_free_is_still_reported(
+        library: Path, programs: Path) -> None:
+    """A file-size limit caps the region at 256 MiB (about a million records): the blocks past that are counted in
+    the totals but not kept, their frees are no errors, and a free of an address no allocator returned still is."""
+    limit = "import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 20, 256 << 20)); " \
+            "os.execv(sys.argv[1], sys.argv[1:])"
+    argv = [sys.executable, "-c", limit, str(programs / "dropped_blocks")]
+    records, status, _out = run_recorded(library, argv, GDB_MEMLEAK_AGENT_ON_ERROR="skip")
+    assert status == 0
+    (record,) = records
+    snapshot = record.snapshot
+    assert snapshot.header.region_size == 256 << 20 and snapshot.header.blocks_dropped > 0
+    assert [e.type.name for e in snapshot.errors()] == ["INVALID_FREE"]
+    c = snapshot.counters()
+    assert (c.live_blocks, c.live_bytes) == (0, 0)
+    if valgrind.available():
+        theirs = valgrind.heap_figures([str(programs / "dropped_blocks")])
+        assert (c.allocs, c.frees, c.bytes_allocated) == (theirs.allocs, theirs.frees, theirs.bytes_allocated)
 
 
 def test_program_closing_every_descriptor_sees_its_own_descriptors_and_gets_its_report(
