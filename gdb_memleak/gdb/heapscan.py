@@ -107,10 +107,14 @@ class ThreadState:
     lwp: int
     registers: tuple[int, ...]
     sp: int
+    running: bool = False  # registers unreadable (see thread_states): `sp` only marks its stack, scanned whole
 
 
 def thread_states(inferior: gdb.Inferior, regs: RegisterReader) -> list[ThreadState]:
-    """Every live thread's registers, read without switching threads (this may run inside `stop()`)."""
+    """Every live thread's registers, read without switching threads (this may run inside `stop()`). Inside stop()
+    GDB has not stopped the other threads yet: a running thread's registers cannot be read, so its whole stack
+    counts (found from its thread handle, glibc's struct pthread at the top of its stack mapping), a little more
+    than valgrind's stack-pointer-up; the batch CLI scans at exit only once every thread is stopped."""
     sp_index = regs.abi.index(regs.abi.stack_pointer)
     selected = gdb.selected_thread()
     states = []
@@ -120,7 +124,17 @@ def thread_states(inferior: gdb.Inferior, regs: RegisterReader) -> list[ThreadSt
         values = regs.read_thread(thread.ptid[1], thread == selected)
         if values is not None:
             states.append(ThreadState(thread.num, thread.ptid[1], values, values[sp_index]))
+        elif (handle := _thread_handle(thread)) is not None:
+            states.append(ThreadState(thread.num, thread.ptid[1], (), handle, running=True))
     return states
+
+
+def _thread_handle(thread: gdb.InferiorThread) -> int | None:
+    try:
+        handle = thread.handle()
+    except (gdb.error, RuntimeError):
+        return None
+    return int.from_bytes(handle, "little") or None if handle else None
 
 
 def thread_control_block(memory: ProcessMemory, mapping: Mapping, search: int = 64 << 10) -> int | None:
@@ -189,7 +203,8 @@ def root_regions(maps: list[Mapping], block_starts: Any, threads: list[ThreadSta
         stack_threads = [t for t in threads if m.start <= t.sp < m.end]
         if stack_threads:
             for t in stack_threads:
-                regions.append(RootRegion(t.sp - t.sp % 8, m.end, f"stack of thread {t.num}"))
+                start = m.start if t.running else t.sp - t.sp % 8
+                regions.append(RootRegion(start, m.end, f"stack of thread {t.num}"))
         elif guarded and not m.path and (tcb := thread_control_block(memory, m)) is not None:
             regions.append(RootRegion(tcb, m.end, "cached stack of an exited thread"))
         else:

@@ -53,7 +53,8 @@ class Session:
         self.snapshots: dict[str, tuple[int, float]] = {}  # name -> (last sequence number, time)
         # the batch CLI: each process stops at its `_exit` and is let go there (Tracking.exiting, end_at_exit)
         self.end_at_exit = False
-        self.at_exit: dict[int, tuple[Tracking, int]] = {}  # pid -> (its tracking, its exit status)
+        # pid -> (its tracking, its exit status, the thread in `_exit`)
+        self.at_exit: dict[int, tuple[Tracking, int, gdb.InferiorThread]] = {}
 
     # -- output -------------------------------------------------------------------------------------------------
     def out(self) -> TextIO:
@@ -207,13 +208,17 @@ class Session:
         tracking.finish()
 
     def let_go_at_exit(self) -> None:
-        """The processes stopped at `_exit` (batch CLI): each gets its exit status and its report, then is
-        detached, so it exits without GDB (nothing is presented to stop the others)."""
-        for pid, (tracking, status) in list(self.at_exit.items()):
+        """The processes stopped at `_exit` (batch CLI): each is scanned with every thread stopped (from the thread
+        in `_exit`), gets its exit status and its report, then is detached, so it exits without GDB (nothing is
+        presented to stop the others)."""
+        for pid, (tracking, status, thread) in list(self.at_exit.items()):
             del self.at_exit[pid]
             inferior = tracking.engine.inferior
             if tracking.finished or not inferior.is_valid() or inferior.pid != pid:
                 continue
+            if thread.is_valid():
+                thread.switch()
+            tracking.scan(exiting=True)
             tracking.report.result.exit_code = status
             tracking.finish()
             gdb.execute(f"detach inferior {inferior.num}", to_string=True)

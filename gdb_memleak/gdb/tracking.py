@@ -86,14 +86,16 @@ class Tracking:
         In the batch CLI (`session.end_at_exit`) the process then stops here and is let go (detached) once its
         report is made, so GDB never handles its exit: GDB 13 presents an inferior's exit by stopping every process,
         and waits forever for a shell blocked in its next vfork (the child it waits for is one GDB stopped). A
-        vfork child never stops here: its parent is blocked until it is gone."""
+        vfork child never stops here: its parent is blocked until it is gone. There the scan waits for that stop:
+        inside stop() GDB has not stopped the other threads yet, and a running thread's registers (its stack pointer:
+        where its stack's roots start) cannot be read."""
         if self.shares_memory_with is not None:
             return False
-        self.scan(exiting=True)
         if not self.session.end_at_exit or parent_in_vfork(self.pid):
+            self.scan(exiting=True)
             return False
         status = int(gdb.selected_frame().read_register(self.regs.abi.arg_registers[0])) & 0xFF
-        self.session.at_exit[self.pid] = (self, status)
+        self.session.at_exit[self.pid] = (self, status, gdb.selected_thread())
         return True
 
     def exec_called(self) -> None:

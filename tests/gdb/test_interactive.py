@@ -351,6 +351,16 @@ def test_report_is_printed_when_the_program_dies_of_sigsegv(built_targets: Path)
     assert table_kinds(out["all"], "crash_segv.c") == expected_leaks(CRASH)
 
 
+def test_exit_report_scans_the_stacks_of_threads_still_running_at_exit(built_targets: Path, engine: str):
+    """In GDB the exit is caught while the other threads still run (their registers cannot be read yet): their
+    stacks still count as roots, so what only they hold is still reachable, as valgrind says."""
+    expected = expectations.parse(TARGETS / "threads_alive_at_exit.c")
+    run = run_gdb([f"set memleak engine {engine}", "memleak start", "run"], built_targets / "threads_alive_at_exit")
+    no_traceback(run)
+    summary = leak_summary(run.stdout)
+    assert summary["reachable"] == expected.summary["reachable"] and summary["definite"] == (0, 0), run.stdout
+
+
 # -- e. status ------------------------------------------------------------------------------------------------------
 
 def test_memleak_status_shows_counters_and_the_hooked_libc_functions(built_targets: Path, engine: str):
