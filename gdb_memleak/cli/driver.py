@@ -93,7 +93,7 @@ def _follow_to_the_end(session, private_dir: str | None) -> None:
     while True:
         session.let_go_at_exit()
         if not gdb.selected_inferior().pid:  # this process ended; go on with any other (forked) one
-            alive = [inferior for inferior in gdb.inferiors() if inferior.pid]
+            alive = [inferior for inferior in gdb.inferiors() if _running(inferior.pid)]
             if not alive:
                 return
             gdb.execute(f"inferior {alive[0].num}", to_string=True)
@@ -106,6 +106,19 @@ def _follow_to_the_end(session, private_dir: str | None) -> None:
             gdb.execute("kill", to_string=True)
         else:
             gdb.execute("continue", to_string=True)
+
+
+def _running(pid: int) -> bool:
+    """A process of GDB's that has not ended. GDB may not have handled an end yet: a vfork child that exited while
+    its parent was let go still has its pid in GDB, and switching to it fails ("Couldn't get registers")."""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def _mark(private_dir: str | None, name: str) -> None:
@@ -251,16 +264,23 @@ def _quit(status: int) -> None:
     are already out: after the exit handlers (atexit) and a flush, the process exits at once, skipping GDB's and
     Python's teardown (freeing every symbol table and module: ~50 ms at a small program). Otherwise GDB's `quit`
     kills what is left."""
-    if not any(inferior.pid for inferior in gdb.inferiors()) and not _index_cache_wrote():
-        atexit._run_exitfuncs()
-        session = sys.modules.get("gdb_memleak.gdb.session")
-        for stream in (sys.stdout, sys.stderr, getattr(getattr(session, "SESSION", None), "stream", None)):
-            if stream is not None and not getattr(stream, "closed", False):
-                stream.flush()
-        gdb.flush(gdb.STDOUT)
-        gdb.flush(gdb.STDERR)
-        os._exit(status)
-    gdb.execute(f"quit {status}")
+    if not any(_running(inferior.pid) for inferior in gdb.inferiors()) and not _index_cache_wrote():
+        _exit_now(status)
+    try:
+        gdb.execute(f"quit {status}")
+    except gdb.error:  # a process GDB still lists has ended meanwhile: nothing left to kill
+        _exit_now(status)
+
+
+def _exit_now(status: int) -> None:
+    atexit._run_exitfuncs()
+    session = sys.modules.get("gdb_memleak.gdb.session")
+    for stream in (sys.stdout, sys.stderr, getattr(getattr(session, "SESSION", None), "stream", None)):
+        if stream is not None and not getattr(stream, "closed", False):
+            stream.flush()
+    gdb.flush(gdb.STDOUT)
+    gdb.flush(gdb.STDERR)
+    os._exit(status)
 
 
 def main() -> None:
