@@ -40,6 +40,7 @@ class ProcessMemory:
         self.maps = sorted(maps, key=lambda m: m.start)
         self._starts = [m.start for m in self.maps]
         self._cache: dict[int, bytes] = {}
+        self.piecewise: set[int] = set()  # mappings never read whole (a few roots beside big blocks: see root_regions)
         self._span = bytearray()  # read_span's buffer
         try:
             self._fd: int | None = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
@@ -68,7 +69,7 @@ class ProcessMemory:
         if i < 0 or address >= self.maps[i].end:
             return self._raw(address, size)
         mapping = self.maps[i]
-        if mapping.end - mapping.start > CACHE_LIMIT or "r" not in mapping.perms:
+        if mapping.end - mapping.start > CACHE_LIMIT or "r" not in mapping.perms or mapping.start in self.piecewise:
             return self._raw(address, size)
         data = self._cache.get(mapping.start)
         if data is None:
@@ -197,8 +198,10 @@ def root_regions(maps: list[Mapping], block_starts: Any, threads: list[ThreadSta
             if glibc and not m.path and _mmapped(memory.peek([int(block_starts[i]) - 16], 16)[0]):
                 j = bisect.bisect_left(block_starts, m.end, i) if search is None else int(search(m.end))
                 inside = [int(p) for p in block_starts[i:j]]
-                regions.extend(RootRegion(lo, hi, "anonymous mapping") for lo, hi in
-                               beside_mmapped_chunks(m, inside, memory))
+                parts = beside_mmapped_chunks(m, inside, memory)
+                if parts:  # the rest is big blocks: never read the whole mapping for these roots
+                    memory.piecewise.add(m.start)
+                regions.extend(RootRegion(lo, hi, "anonymous mapping") for lo, hi in parts)
             continue
         stack_threads = [t for t in threads if m.start <= t.sp < m.end]
         if stack_threads:
