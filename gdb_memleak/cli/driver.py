@@ -93,6 +93,9 @@ def _follow_to_the_end(session, private_dir: str | None) -> None:
     while True:
         session.let_go_at_exit()
         if not gdb.selected_inferior().pid:  # this process ended; go on with any other (forked) one
+            for inferior in gdb.inferiors():
+                if inferior.pid and not _running(inferior.pid):  # ended, GDB not told yet: report it as it is
+                    session.ended_unseen(inferior, _wait_status(inferior.pid))
             alive = [inferior for inferior in gdb.inferiors() if _running(inferior.pid)]
             if not alive:
                 return
@@ -119,6 +122,15 @@ def _running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def _wait_status(pid: int) -> int | None:
+    """How an ended process ended (waitpid's status: /proc/PID/stat's last field, kept while it is a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[49])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _mark(private_dir: str | None, name: str) -> None:
@@ -155,6 +167,7 @@ def _attach_window(pid: int, duration: float, session, private_dir: str | None) 
 
 def _run(config: dict) -> int:
     gdb.execute(f"source {config['loader']}")
+    root = 0
     try:
         from gdb_memleak.cli.progress import Progress
         from gdb_memleak.core.report import LeakFilter
@@ -190,6 +203,7 @@ def _run(config: dict) -> int:
             SESSION.start()
             SESSION.end_at_exit = True  # processes are let go at their `_exit` (Tracking.exiting)
             gdb.execute("run", to_string=True)
+            root = gdb.inferiors()[0].pid  # the program started (its forked children end in any order)
             _follow_to_the_end(SESSION, config.get("private_dir"))
     except gdb.error as exc:
         SESSION.stream.write(f"gdb-memleak: error: {exc}\n")
@@ -205,7 +219,8 @@ def _run(config: dict) -> int:
                                                        error_kinds=SESSION.error_kinds))
     if not reports:
         return 2
-    result = reports[-1].result
+    # the exit status is the program's own: its last image's (after an exec), not that of a child ending later
+    result = next((r.result for r in reversed(reports) if r.result.pid == root), reports[-1].result)
     if result.signal is not None:  # killed by a signal: 128+N like a shell; valgrind too dies of that signal
         return 128 + int(getattr(signal, result.signal, 9))
     status = result.exit_code if result.exit_code is not None else 0  # None: detached, the process runs on

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import io
 import os
+import signal
 from typing import TextIO
 
 import gdb
@@ -216,12 +217,33 @@ class Session:
             inferior = tracking.engine.inferior
             if tracking.finished or not inferior.is_valid() or inferior.pid != pid:
                 continue
-            if thread.is_valid():
-                thread.switch()
-            tracking.scan(exiting=True)
+            try:
+                if thread.is_valid():
+                    thread.switch()
+                tracking.scan(exiting=True)
+            except Exception as exc:  # noqa: BLE001 - one process's scan must not lose every report
+                self.out().write(f"gdb-memleak: process {pid}: the exit scan failed ({exc}): blocks not classified\n")
+                log.debug("exit scan of %d failed", pid, exc_info=True)
             tracking.report.result.exit_code = status
             tracking.finish()
             gdb.execute(f"detach inferior {inferior.num}", to_string=True)
+
+    def ended_unseen(self, inferior: gdb.Inferior, wait_status: int | None) -> None:
+        """A process that ended while GDB still lists it (the batch CLI then stops following it: GDB cannot switch to
+        it): its report, as on_exited makes it, from the kernel's wait status (None: unknown, taken as SIGKILL)."""
+        tracking = self.tracking.get(inferior.num)
+        if tracking is None or tracking.finished:
+            return
+        result = tracking.report.result
+        if wait_status is not None and wait_status & 0x7F == 0:
+            result.exit_code = (wait_status >> 8) & 0xFF
+        elif result.signal is None:
+            number = wait_status & 0x7F if wait_status is not None else int(signal.SIGKILL)
+            try:
+                result.signal = signal.Signals(number).name
+            except ValueError:
+                result.signal = "SIGKILL"
+        tracking.finish()
 
     def set_break_alloc(self, number: int | None) -> None:
         self.break_alloc = number

@@ -78,6 +78,14 @@ def test_shell_script_running_commands_through_vfork_has_no_heap_errors(tmp_path
     assert run.returncode == 3, run.stderr
 
 
+def test_a_worker_killed_as_its_parent_exits_is_reported_and_the_status_is_the_parents(programs: Path,
+                                                                                       tmp_path: Path, engine: str):
+    run = run_cli(["--engine", engine, "--error-exitcode", "0", str(programs / "killed_child")], tmp_path)
+    assert run.report is not None, run.stderr
+    assert sorted(str(p["exit"]) for p in run.report["processes"]) == ["{'code': 0}", "{'signal': 'SIGKILL'}"]
+    assert run.returncode == 0
+
+
 @pytest.mark.valgrind
 @pytest.mark.skipif(not valgrind.available(), reason="valgrind not installed: comparison skipped")
 @pytest.mark.parametrize("name", ["fork_family", "vfork_exec"])
