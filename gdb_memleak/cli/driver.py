@@ -88,15 +88,16 @@ def _stop_signal() -> str | None:
 def _follow_to_the_end(session, private_dir: str | None) -> None:
     """Continue until the process has ended; at a signal that kills it, report first (memory still there), then
     kill it (the result records that signal). A signal the program handles or ignores is simply passed on."""
+    from gdb_memleak.core.procstat import running, wait_status
     from gdb_memleak.gdb.session import FATAL_SIGNALS
 
     while True:
         session.let_go_at_exit()
         if not gdb.selected_inferior().pid:  # this process ended; go on with any other (forked) one
             for inferior in gdb.inferiors():
-                if inferior.pid and not _running(inferior.pid):  # ended, GDB not told yet: report it as it is
-                    session.ended_unseen(inferior, _wait_status(inferior.pid))
-            alive = [inferior for inferior in gdb.inferiors() if _running(inferior.pid)]
+                if inferior.pid and not running(inferior.pid):  # ended, GDB not told yet: report it as it is
+                    session.ended_unseen(inferior, wait_status(inferior.pid))
+            alive = [inferior for inferior in gdb.inferiors() if running(inferior.pid)]
             if not alive:
                 return
             gdb.execute(f"inferior {alive[0].num}", to_string=True)
@@ -109,28 +110,6 @@ def _follow_to_the_end(session, private_dir: str | None) -> None:
             gdb.execute("kill", to_string=True)
         else:
             gdb.execute("continue", to_string=True)
-
-
-def _running(pid: int) -> bool:
-    """A process of GDB's that has not ended. GDB may not have handled an end yet: a vfork child that exited while
-    its parent was let go still has its pid in GDB, and switching to it fails ("Couldn't get registers")."""
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def _wait_status(pid: int) -> int | None:
-    """How an ended process ended (waitpid's status: /proc/PID/stat's last field, kept while it is a zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[49])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def _mark(private_dir: str | None, name: str) -> None:
@@ -279,12 +258,22 @@ def _quit(status: int) -> None:
     are already out: after the exit handlers (atexit) and a flush, the process exits at once, skipping GDB's and
     Python's teardown (freeing every symbol table and module: ~50 ms at a small program). Otherwise GDB's `quit`
     kills what is left."""
-    if not any(_running(inferior.pid) for inferior in gdb.inferiors()) and not _index_cache_wrote():
+    if not _processes_left() and not _index_cache_wrote():
         _exit_now(status)
     try:
         gdb.execute(f"quit {status}")
     except gdb.error:  # a process GDB still lists has ended meanwhile: nothing left to kill
         _exit_now(status)
+
+
+def _processes_left() -> bool:
+    """Whether GDB has a process that has not ended (one it still lists may have: a vfork child let go with its
+    parent); GDB's own word when the package did not load."""
+    try:
+        from gdb_memleak.core.procstat import running
+    except ImportError:
+        return any(inferior.pid for inferior in gdb.inferiors())
+    return any(running(inferior.pid) for inferior in gdb.inferiors())
 
 
 def _exit_now(status: int) -> None:

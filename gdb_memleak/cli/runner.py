@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from ..core.procstat import running
 from .progress import reset_terminal
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,14 +75,6 @@ def _in_gdb_child() -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
 def _send(pid: int, signum: int) -> None:
     try:
         os.kill(pid, signum)
@@ -113,7 +106,7 @@ class Run:
 
     def reporting(self) -> bool:
         pid = self.program_pid()
-        return os.path.exists(self._path(REPORTING)) or (pid is not None and not _alive(pid))
+        return os.path.exists(self._path(REPORTING)) or (pid is not None and not running(pid))
 
     # -- signals ----------------------------------------------------------------------------------------------
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -145,7 +138,7 @@ class Run:
             killer.start()
             return
         pid = self.program_pid()
-        if pid is not None and _alive(pid):
+        if pid is not None and running(pid):
             _send(pid, signal.SIGKILL)
         self._kill_gdb()
 

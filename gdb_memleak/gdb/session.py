@@ -17,6 +17,7 @@ import gdb
 from ..core.abi import ABIS, Abi
 from ..core.allocators import DEFAULT_ALLOCATORS, EXIT_HOOKS, MAPPING_HOOKS
 from ..core.kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
+from ..core.procstat import stat_fields
 from ..core.report import ProcessReport
 from ..core.table import AllocationTable
 from . import agent_engine, settings
@@ -286,14 +287,11 @@ SESSION = Session()
 
 
 def parent_pid(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("PPid:"):
-                    return int(line.split()[1])
-    except OSError:
-        log.debug("process %d: no /proc status", pid, exc_info=True)
-    return 0
+    fields = stat_fields(pid)
+    if fields is None:
+        log.debug("process %d: no /proc stat", pid)
+        return 0
+    return int(fields[1])
 
 
 SYS_KCMP, KCMP_VM = 312, 1  # x86-64

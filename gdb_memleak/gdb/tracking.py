@@ -18,6 +18,7 @@ from ..core.kinds import OnError, effective_action
 from ..core.mappings import read_sysvipc
 from ..core.model import Block, HeapError, ProcessResult
 from ..core.procmaps import Mapping, read_maps
+from ..core.procstat import parent_in_vfork
 from ..core.reachability import ScanResult
 from ..core.report import LeakFilter, ProcessReport
 from ..core.reports import ReportOptions
@@ -198,14 +199,3 @@ class Tracking:
         if self.shares_memory_with is None:
             self.session.ended.append(self)
 
-
-def parent_in_vfork(pid: int) -> bool:
-    """Whether `pid`'s parent is blocked until `pid` execs or exits (a vfork not seen as one, kcmp missing): its
-    parent then sleeps uninterruptibly (state D in /proc), and stopping everything would wait for it forever."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            parent = int(f.read().rsplit(")", 1)[1].split()[1])
-        with open(f"/proc/{parent}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "D"
-    except (OSError, ValueError, IndexError):
-        return False

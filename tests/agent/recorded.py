@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gdb_memleak.core import agent_format
 from gdb_memleak.core.procmaps import read_maps
+from gdb_memleak.core.procstat import stat_fields
 
 
 @dataclass
@@ -28,13 +29,8 @@ class Recorded:
 
 
 def _state_and_ppid(pid: int) -> tuple[str, int] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()
-    return fields[0], int(fields[1])
+    fields = stat_fields(pid)
+    return (fields[0], int(fields[1])) if fields is not None else None
 
 
 def _descendants(root: int) -> list[int]:

@@ -1,0 +1,39 @@
+"""/proc/PID/stat: a process's state, its parent and how it ended, for the code deciding whether to follow it."""
+
+from __future__ import annotations
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields after the command name (field 3, the state, first; field 52, the exit code, last); None when
+    the process is gone. The name is skipped by its closing parenthesis: it may hold spaces and parentheses."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def running(pid: int) -> bool:
+    """The process exists and has not ended (a zombie has: only its wait status is left)."""
+    fields = stat_fields(pid) if pid else None
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+def wait_status(pid: int) -> int | None:
+    """How an ended process ended: waitpid's status, which /proc keeps while it is a zombie (field 52)."""
+    fields = stat_fields(pid)
+    try:
+        return int(fields[49]) if fields is not None else None
+    except (IndexError, ValueError):
+        return None
+
+
+def parent_in_vfork(pid: int) -> bool:
+    """Whether `pid`'s parent is blocked until `pid` execs or exits (a vfork not seen as one, kcmp missing): its
+    parent then sleeps uninterruptibly (state D), and stopping everything would wait for it forever."""
+    fields = stat_fields(pid)
+    try:
+        parent = stat_fields(int(fields[1])) if fields is not None else None
+    except (IndexError, ValueError):
+        return False
+    return parent is not None and parent[0] == "D"
