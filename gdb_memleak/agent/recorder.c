@@ -844,10 +844,11 @@ static struct ml_slot *insert_slot(struct ml_shard *s, uint64_t addr, uint64_t h
  * each), so that their release is not called an invalid free; a free of any other unknown address still is (a
  * filter answers "maybe" wrongly only as it fills). */
 static inline uint64_t *dropped_bits(void) { return (uint64_t *)(base + dropped_off); }
+static inline uint64_t dropped_bit(uint64_t h, int k) { return (k ? h >> 32 : h) & (ML_DROPPED_BITS - 1); }
 
 static void note_dropped(uint64_t h) {
     for (int k = 0; k < 2; k++) {
-        uint64_t bit = (k ? h >> 32 : h) & (ML_DROPPED_BITS - 1);
+        uint64_t bit = dropped_bit(h, k);
         atomic_fetch_or_explicit((_Atomic uint64_t *)&dropped_bits()[bit / 64], 1ULL << (bit % 64),
                                  memory_order_relaxed);
     }
@@ -856,7 +857,7 @@ static void note_dropped(uint64_t h) {
 static int maybe_dropped(uint64_t h) {
     if (!atomic_load_explicit(&H->blocks_dropped, memory_order_relaxed)) return 0;
     for (int k = 0; k < 2; k++) {
-        uint64_t bit = (k ? h >> 32 : h) & (ML_DROPPED_BITS - 1);
+        uint64_t bit = dropped_bit(h, k);
         if (!(__atomic_load_n(&dropped_bits()[bit / 64], __ATOMIC_RELAXED) & (1ULL << (bit % 64)))) return 0;
     }
     return 1;
@@ -1187,19 +1188,23 @@ static void unlock_all(void) {
     for (int i = 0; i < ML_STACK_SHARDS; i++) spin_unlock(&((struct ml_stack_shard *)(base + H->stack_shards_off))[i].lock);
 }
 
-static void atfork_parent(void) {
+/* After a fork, in each process: `locked` says whether atfork_prepare took the locks (see _Fork). */
+static void after_fork_parent(int locked) {
     if (!H) return;
     fork_copy_drop();
-    unlock_all();
+    if (locked) unlock_all();
 }
 
-static void atfork_child(void) {
+static void after_fork_child(int locked) {
     ts_set(ts_get() & 0xffff); /* a new process: its tid is new too */
     if (!H) return;
     fork_copy_install();
     H->pid = (uint64_t)getpid();
-    unlock_all();
+    if (locked) unlock_all();
 }
+
+static void atfork_parent(void) { after_fork_parent(1); }
+static void atfork_child(void) { after_fork_child(1); }
 
 /* libunwind opens a pipe (to check an address before it reads it, on frames without unwind information): two
  * descriptors the program would see at its lowest free numbers (its first open() would get 5, not 3), and that
@@ -1242,17 +1247,8 @@ EXPORT pid_t _Fork(void) {
     if (locked) atfork_prepare();
     else fork_copy_make();
     pid_t pid = R.fork_raw();
-    if (pid == 0) {
-        ts_set(ts_get() & 0xffff);
-        if (H) {
-            fork_copy_install();
-            H->pid = (uint64_t)getpid();
-            if (locked) unlock_all();
-        }
-    } else if (H) {
-        fork_copy_drop();
-        if (locked) unlock_all();
-    }
+    if (pid == 0) after_fork_child(locked);
+    else after_fork_parent(locked);
     return pid;
 }
 
