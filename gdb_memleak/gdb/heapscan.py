@@ -151,12 +151,16 @@ def thread_control_block(memory: ProcessMemory, mapping: Mapping, search: int = 
     return None
 
 
-def beside_mmapped_chunks(mapping: Mapping, starts: list[int], memory: ProcessMemory) -> list[tuple[int, int]]:
-    """The parts of `mapping` outside glibc's mmapped chunks when every block in it (`starts`, ascending) is one: the
-    kernel merges a chunk's mapping with the program's own anonymous mapping beside it (Python's pymalloc arenas, a
-    program's buffers), and valgrind scans the program's part. Nothing when some block is an ordinary chunk (an
-    arena's heap: its free memory is no root) or a header cannot be read."""
-    heads = memory.peek([p - 16 for p in starts], 16)
+def beside_mmapped_chunks(mapping: Mapping, block_starts: Any, memory: ProcessMemory) -> list[tuple[int, int]]:
+    """The parts of `mapping` outside glibc's mmapped chunks when every block in it (`block_starts`, ascending, a
+    list or an array) is one: the kernel merges a chunk's mapping with the program's own anonymous mapping beside it
+    (Python's pymalloc arenas, a program's buffers), and valgrind scans the program's part. Nothing when some block
+    is an ordinary chunk (an arena's heap: its free memory is no root) or a header cannot be read."""
+    heads = memory.peek([int(block_starts[0]) - 16], 16)
+    if not _mmapped(heads[0]):
+        return []  # the usual answer (an arena's heap of a million blocks), from one read
+    starts = [int(p) for p in block_starts]
+    heads += memory.peek([p - 16 for p in starts[1:]], 16)
     if not all(_mmapped(head) for head in heads):
         return []
     parts, at = [], mapping.start
@@ -194,11 +198,9 @@ def root_regions(maps: list[Mapping], block_starts: Any, threads: list[ThreadSta
         else:  # int64 starts: nothing lies at or above 2**63
             i = int(search(m.start)) if m.start < 1 << 63 else len(block_starts)
         if i < len(block_starts) and block_starts[i] < m.end:  # holds heap blocks: reached only through pointers
-            # (the first block's header first: an arena's heap of a million blocks costs one read)
-            if glibc and not m.path and _mmapped(memory.peek([int(block_starts[i]) - 16], 16)[0]):
+            if glibc and not m.path:
                 j = bisect.bisect_left(block_starts, m.end, i) if search is None else int(search(m.end))
-                inside = [int(p) for p in block_starts[i:j]]
-                parts = beside_mmapped_chunks(m, inside, memory)
+                parts = beside_mmapped_chunks(m, block_starts[i:j], memory)
                 if parts:  # the rest is big blocks: never read the whole mapping for these roots
                     memory.piecewise.add(m.start)
                 regions.extend(RootRegion(lo, hi, "anonymous mapping") for lo, hi in parts)
