@@ -18,6 +18,7 @@ import gdb
 
 
 def _cache_root() -> str:
+    """agent/build.cache_root, restated: this file runs before the loader has made the package importable."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "gdb-memleak")
 
@@ -51,7 +52,7 @@ def main() -> None:
         return  # no writable cache: GDB indexes in memory, as without the cache
     _first_accepted(f"set index-cache directory {directory}")
     _first_accepted("set index-cache enabled on", "set index-cache on")  # GDB 13; GDB 8.3-12
-    _debug_files_first(os.path.join(root, "debug"))
+    _debug_files_first(os.path.join(root, "debug"))  # debug_cache.directory(root), for the same reason
 
 
 main()

@@ -157,8 +157,8 @@ LIVE_COLUMNS = ("addr", "size", "seq", "time_ns", "stack", "tid", "allocator")
 class SlotFilter:
     """Keeps what each piece of the record area holds as it is read, so a piece's raw bytes are dropped before
     the next is read (reading a million 64-byte records first would double GDB's peak memory). Live blocks become
-    columns (numpy when importable, else lists, in allocation order); the few
-    remembered freed blocks become rows."""
+    columns (numpy arrays in address order; without numpy, lists in allocation order); the few remembered freed
+    blocks become rows."""
 
     def __init__(self, expected: int = 0) -> None:
         self.np = _numpy()

@@ -630,8 +630,8 @@ _stream: list[TextIO | None] = [None]  # where they go: the session's stream (th
 
 
 def announce(line: str) -> None:
-    """Say why the recorder is not used, on one line of stderr, once per run: a forked, vforked or exec'd process
-    for the same reason says nothing more (`new_run()` starts over)."""
+    """Say something of the recorder (why it is not used, that its memory is full) on one line of stderr, once per
+    run: a forked, vforked or exec'd process for the same reason says nothing more (`new_run()` starts over)."""
     text = " ".join(line.split())
     while text.startswith("gdb-memleak: "):
         text = text[len("gdb-memleak: "):]
