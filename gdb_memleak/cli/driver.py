@@ -26,6 +26,11 @@ QUIET = ["set pagination off", "set confirm off", "set width 0",
          # forked children stay under GDB and run alongside their parent: each is tracked and reported
          "set detach-on-fork off", "set schedule-multiple on", "set follow-exec-mode same"]
 
+#: a started program runs in non-stop mode: a stop halts only the thread that reports it. In all-stop mode GDB 13
+#: halts every process to present any stop (a process at its `_exit`, a signal), and waits forever for a shell
+#: sleeping in vfork while GDB holds the vfork child (`sh -c 'cmd & cmd; wait'`, `make -j2`)
+NON_STOP = "set non-stop on"
+
 #: signals whose default action ends the process (besides the faults in FATAL_SIGNALS): caught so that, when one is
 #: about to kill the program, the report is made first, while its memory is still there
 TERMINATING = frozenset({"SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGPIPE", "SIGALRM", "SIGUSR1", "SIGUSR2",
@@ -85,31 +90,48 @@ def _stop_signal() -> str | None:
         return None
 
 
+#: threads whose signal stop ended the last `continue` (in non-stop mode the selected thread need not be one)
+_SIGNALLED: list[gdb.InferiorThread] = []
+
+
+def _note_signal(event: gdb.StopEvent) -> None:
+    if isinstance(event, gdb.SignalEvent):
+        thread = getattr(event, "inferior_thread", None) or gdb.selected_thread()
+        if thread is not None:
+            _SIGNALLED.append(thread)
+
+
 def _follow_to_the_end(session, private_dir: str | None) -> None:
-    """Continue until the process has ended; at a signal that kills it, report first (memory still there), then
+    """Continue until every process has ended; at a signal that kills one, report first (memory still there), then
     kill it (the result records that signal). A signal the program handles or ignores is simply passed on."""
     from gdb_memleak.core.procstat import running, wait_status
     from gdb_memleak.gdb.session import FATAL_SIGNALS
 
+    non_stop = bool(gdb.parameter("non-stop"))
     while True:
         session.let_go_at_exit()
-        if not gdb.selected_inferior().pid:  # this process ended; go on with any other (forked) one
-            for inferior in gdb.inferiors():
-                if inferior.pid and not running(inferior.pid):  # ended, GDB not told yet: report it as it is
-                    session.ended_unseen(inferior, wait_status(inferior.pid))
-            alive = [inferior for inferior in gdb.inferiors() if running(inferior.pid)]
-            if not alive:
-                return
+        signalled, _SIGNALLED[:] = list(_SIGNALLED), []
+        for thread in signalled:
+            if not thread.is_valid() or not thread.is_stopped():
+                continue
+            thread.switch()
+            tracking = session.current()
+            name = _stop_signal()
+            inferior = gdb.selected_inferior()
+            if tracking is not None and name in FATAL_SIGNALS | TERMINATING \
+                    and _kills_the_process(inferior.pid, name):
+                _mark(private_dir, "reporting")
+                session.fatal_signal(tracking, name)
+                gdb.execute("kill", to_string=True)
+        for inferior in gdb.inferiors():
+            if inferior.pid and not running(inferior.pid):  # ended, GDB not told yet: report it as it is
+                session.ended_unseen(inferior, wait_status(inferior.pid))
+        alive = [inferior for inferior in gdb.inferiors() if running(inferior.pid)]
+        if not alive:
+            return
+        if gdb.selected_inferior() not in alive:
             gdb.execute(f"inferior {alive[0].num}", to_string=True)
-        tracking = session.current()
-        name = _stop_signal()
-        inferior = gdb.selected_inferior()
-        if tracking is not None and name in FATAL_SIGNALS | TERMINATING and _kills_the_process(inferior.pid, name):
-            _mark(private_dir, "reporting")
-            session.fatal_signal(tracking, name)
-            gdb.execute("kill", to_string=True)
-        else:
-            gdb.execute("continue", to_string=True)
+        gdb.execute("continue -a" if non_stop else "continue", to_string=True)
 
 
 def _mark(private_dir: str | None, name: str) -> None:
@@ -181,6 +203,7 @@ def _run(config: dict) -> int:
         else:
             SESSION.start()
             SESSION.end_at_exit = True  # processes are let go at their `_exit` (Tracking.exiting)
+            _quiet(NON_STOP)
             gdb.execute("run", to_string=True)
             root = gdb.inferiors()[0].pid  # the program started (its forked children end in any order)
             _follow_to_the_end(SESSION, config.get("private_dir"))
@@ -289,6 +312,7 @@ def _exit_now(status: int) -> None:
 
 def main() -> None:
     gdb.events.new_objfile.connect(_note_debug_file)
+    gdb.events.stop.connect(_note_signal)
     try:
         config = json.loads(os.environ["GDB_MEMLEAK_CLI"])
         status = _profiled(config) if os.environ.get("GDB_MEMLEAK_PROFILE") else _run(config)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 
-def stat_fields(pid: int) -> list[str] | None:
+def stat_fields(pid: int, lwp: int | None = None) -> list[str] | None:
     """The fields after the command name (field 3, the state, first; field 52, the exit code, last); None when
-    the process is gone. The name is skipped by its closing parenthesis: it may hold spaces and parentheses."""
+    the process (or its thread `lwp`) is gone. The name is skipped by its closing parenthesis: it may hold spaces
+    and parentheses."""
+    path = f"/proc/{pid}/stat" if lwp is None else f"/proc/{pid}/task/{lwp}/stat"
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(path) as f:
             return f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None

@@ -23,6 +23,7 @@ from ..core.table import AllocationTable
 from . import agent_engine, settings
 from .breakpoint_engine import BreakpointEngine
 from .log import log
+from .threadstop import halt_process
 from .tracking import EngineFactory, Tracking
 
 FATAL_SIGNALS = frozenset({"SIGSEGV", "SIGABRT", "SIGBUS", "SIGFPE", "SIGILL", "SIGSYS"})
@@ -187,12 +188,18 @@ class Session:
     def on_stop(self, event: gdb.StopEvent) -> None:
         if not isinstance(event, gdb.SignalEvent) or event.stop_signal not in FATAL_SIGNALS:
             return
-        tracking = self.current()
+        thread = stopped_thread(event)  # in non-stop mode the selected thread may be another process's
+        tracking = self.current(thread.inferior if thread is not None else None)
         if tracking is not None and not tracking.finished:
+            if thread is not None and thread.is_valid():
+                thread.switch()
             self.fatal_signal(tracking, event.stop_signal)
 
     def fatal_signal(self, tracking: Tracking, name: str) -> None:
         """The process is about to die of `name`: report now, while its memory and libraries are still there."""
+        if tracking.finished:
+            return
+        halt_process(tracking.engine.inferior)
         tracking.report.result.signal = name
         tracking.refresh_maps()
         tracking.scan()
@@ -221,6 +228,7 @@ class Session:
             try:
                 if thread.is_valid():
                     thread.switch()
+                halt_process(inferior)
                 tracking.scan(exiting=True)
             except Exception as exc:  # noqa: BLE001 - one process's scan must not lose every report
                 self.out().write(f"gdb-memleak: process {pid}: the exit scan failed ({exc}): blocks not classified\n")
@@ -264,6 +272,11 @@ class Session:
 
     def finished_reports(self) -> list[ProcessReport]:
         return [t.report for t in self.ended]
+
+
+def stopped_thread(event: gdb.StopEvent) -> gdb.InferiorThread | None:
+    """The thread a stop event is about: its own in non-stop mode, else the selected one (all stopped)."""
+    return getattr(event, "inferior_thread", None) or gdb.selected_thread()
 
 
 def new_engine(inferior: gdb.Inferior, abi: Abi, complete: bool) -> EngineFactory:

@@ -94,3 +94,29 @@ def test_every_process_figures_equal_valgrinds_trace_children(programs: Path, tm
     processes = run_cli(["--engine", engine, *argv], tmp_path).report["processes"]
     ours = sorted(figures(p) for p in processes if "exec" not in (p["exit"] or {}))
     assert ours == valgrind_figures_per_process(argv)
+
+
+PARALLEL_RUNS = 4  # before non-stop mode, every run of either program hung
+
+
+@pytest.mark.parametrize("argv", [
+    ["parallel_spawn"],
+    ["/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8; do /bin/true; done & for i in 1 2 3 4 5 6 7 8; do /bin/true; done; "
+     "wait"]], ids=["vfork_workers", "shell_background_loop"])
+def test_parallel_children_starting_through_vfork_never_hang(programs: Path, tmp_path: Path, argv: list[str],
+                                                             engine: str):
+    """A process ending (or any stop) while another sleeps in vfork with its child held by GDB: GDB's all-stop mode
+    waited forever to stop the vfork parent. Each run ends, with one report per process."""
+    if argv[0] == "parallel_spawn":
+        argv = [str(programs / "parallel_spawn")]
+        expected = 1 + 2 + 2 * 15          # the parent, two workers, 15 /bin/true each
+    else:
+        expected = 2 + 2 * 8               # the shell, its background subshell, 8 /bin/true each
+    for _ in range(PARALLEL_RUNS):
+        run = run_cli(["--engine", engine, "--error-exitcode", "0", *argv], tmp_path, timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert len(run.report["processes"]) == expected, run.stderr
+        if "parallel_spawn" in argv[0]:
+            leaked = sorted(sum(leak["bytes"] for leak in p["leaks"]) for p in run.report["processes"]
+                            if p["leaks"])
+            assert leaked == [8, 16 + 8, 32 + 8], run.stderr  # each worker also holds its copy of the parent's 8
