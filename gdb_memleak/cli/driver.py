@@ -87,7 +87,8 @@ def _stop_signal() -> str | None:
 
 def _follow_to_the_end(session, private_dir: str | None) -> None:
     """Continue until the process has ended; at a signal that kills it, report first (memory still there), then
-    kill it (the result records that signal). A signal the program handles or ignores is simply passed on."""
+    let the signal be delivered, so the process dies of it as natively (its parent's wait status, a core dump as
+    the limits allow). A signal the program handles or ignores is simply passed on."""
     from gdb_memleak.core.procstat import running, wait_status
     from gdb_memleak.gdb.session import FATAL_SIGNALS
 
@@ -107,9 +108,7 @@ def _follow_to_the_end(session, private_dir: str | None) -> None:
         if tracking is not None and name in FATAL_SIGNALS | TERMINATING and _kills_the_process(inferior.pid, name):
             _mark(private_dir, "reporting")
             session.fatal_signal(tracking, name)
-            gdb.execute("kill", to_string=True)
-        else:
-            gdb.execute("continue", to_string=True)
+        gdb.execute("continue", to_string=True)
 
 
 def _mark(private_dir: str | None, name: str) -> None:

@@ -4,14 +4,31 @@ GDB starts programs as `$SHELL -c "exec PROG ARGS"`. The CLI points SHELL at a c
 that string and execs the program with the exact argv from GDB_MEMLEAK_EXEC (argv[0] as the user typed it),
 restoring the caller's SHELL and giving the program the real stdout (GDB's own stdout is kept apart so its messages
 never mix with the program's). It writes its pid (the program's, after exec) where the CLI reads it, so the CLI
-can pass signals on to the program. Self-contained: it runs with `python -S` and imports only the standard library.
+can pass signals on to the program. Last, it gives the program the caller's signal state (cli/caller_signals.py):
+each signal ignored or default as the CLI's caller had it, and the caller's mask; the shim's own Python ignored
+SIGPIPE and SIGXFSZ, which exec would otherwise pass on. Self-contained: it runs with `python -S` and imports
+only the standard library.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+
+
+def _callers_signal_state(ignored: list[int], blocked: list[int]) -> None:
+    """Each signal ignored or default as the CLI's caller had it (a handler cannot cross exec), and its mask."""
+    for signum in signal.valid_signals():
+        if signum in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(signum, signal.SIG_IGN if signum in ignored else signal.SIG_DFL)
+        except (OSError, ValueError):  # one glibc keeps for itself
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
 
 spec = json.loads(os.environ.pop("GDB_MEMLEAK_EXEC"))
 if spec["shell"] is None:
@@ -22,6 +39,8 @@ os.dup2(spec["stdout_fd"], 1)
 os.close(spec["stdout_fd"])
 with open(spec["pid_file"], "w") as f:
     f.write(str(os.getpid()))
+
+_callers_signal_state(spec["signals"]["ignored"], spec["signals"]["blocked"])
 try:
     os.execv(spec["executable"], spec["argv"])
 except OSError as exc:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .. import __version__
 from ..argtypes import at_least_one, decimal_count, kind_set, mapping_kinds
 from ..gdbinit import gdbinit_line
-from . import runner
+from . import caller_signals, runner
 from .formats import OUTPUT_FORMATS
 from .runner import Launch
 
@@ -222,7 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     """The console script. Once a run is over the CLI exits without tearing the interpreter down (unloading every
-    module costs tens of milliseconds at the end of each run); argparse's exits (--help, usage) go the usual way."""
+    module costs tens of milliseconds at the end of each run); argparse's exits (--help, usage) go the usual way.
+    The caller's signal state is read first, before the CLI changes it (cli/caller_signals.py)."""
+    caller_signals.remember()
     status = main()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
