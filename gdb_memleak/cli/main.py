@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .. import __version__
 from ..argtypes import at_least_one, decimal_count, kind_set, mapping_kinds
 from ..gdbinit import gdbinit_line
-from . import caller_signals, runner
+from . import caller, runner
 from .formats import OUTPUT_FORMATS
 from .runner import Launch
 
@@ -213,8 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               "engine": opts.engine,
               "suppressions": [os.path.abspath(p) for p in opts.suppressions],
               "default_suppressions": not opts.no_default_suppressions}
+    environment = caller.environment()
+    python_set = {k: v for k, v in os.environ.items() if environment.get(k) != v}  # PEP 538's LC_CTYPE: GDB's only
     launch = Launch(gdb_command(gdb, target), program.executable if program else target, report_argv, config,
-                    gdb_environment={"GDB_MEMLEAK_PYTHONPATH": os.pathsep.join([os.path.dirname(PACKAGE_DIR),
+                    environment=environment,
+                    gdb_environment={**python_set,
+                                     "GDB_MEMLEAK_PYTHONPATH": os.pathsep.join([os.path.dirname(PACKAGE_DIR),
                                                                                 *dependency_dirs()])},
                     attach_pid=opts.pid)
     return runner.run(launch)
@@ -223,8 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry() -> None:
     """The console script. Once a run is over the CLI exits without tearing the interpreter down (unloading every
     module costs tens of milliseconds at the end of each run); argparse's exits (--help, usage) go the usual way.
-    The caller's signal state is read first, before the CLI changes it (cli/caller_signals.py)."""
-    caller_signals.remember()
+    What the caller gave the CLI (environment, signal state) is read first, before the CLI changes it (cli/caller.py).
+    """
+    caller.remember()
     status = main()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

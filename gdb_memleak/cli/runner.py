@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 
 from ..core.procstat import running
-from .caller_signals import SignalState, callers
+from . import caller
 from .progress import reset_terminal
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,10 +52,10 @@ class Launch:
     executable: str              # the file the shim execs (a #! script itself: the kernel runs its interpreter)
     argv: list[str]              # the program's argv, argv[0] as the user typed it
     config: dict
-    environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))  # the program's, the user's
+    environment: dict[str, str] = field(default_factory=caller.environment)  # the program's: the caller's
     gdb_environment: dict[str, str] = field(default_factory=dict)  # added for GDB only
     attach_pid: int | None = None
-    signals: SignalState = field(default_factory=callers)  # what the program starts with: the caller's
+    signals: caller.SignalState = field(default_factory=caller.signals)  # what the program starts with: the caller's
 
 
 def write_shim(directory: str) -> str:
