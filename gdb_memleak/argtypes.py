@@ -27,6 +27,17 @@ def decimal_count(text: str) -> int:
     return _non_negative(text, 10)
 
 
+def exit_status(text: str) -> int:
+    """A decimal exit status, 0 to 255: a process cannot exit with more (the parent sees it modulo 256: 256 is 0)."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"an exit status is 0 to 255, not {text}")
+    return value
+
+
 def at_least_one(text: str) -> int:
     value = decimal_count(text)
     if value < 1:

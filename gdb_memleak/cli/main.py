@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import __version__
-from ..argtypes import at_least_one, decimal_count, kind_set, mapping_kinds
+from ..argtypes import at_least_one, exit_status, kind_set, mapping_kinds
 from ..gdbinit import gdbinit_line
 from . import caller, runner
 from .formats import OUTPUT_FORMATS
@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{name}", metavar="FILE", help=help_text)
     parser.add_argument("--depth", type=at_least_one, default=16, metavar="N",
                         help="caller frames recorded per allocation (default 16)")
-    parser.add_argument("--error-exitcode", type=decimal_count, default=1, metavar="N",
-                        help="exit status when a leak or heap error is found (default 1; 0 keeps the program's)")
+    parser.add_argument("--error-exitcode", type=exit_status, default=1, metavar="N",
+                        help="exit status (0 to 255) when a leak or heap error is found (default 1; 0 keeps the "
+                             "program's)")
     parser.add_argument("--errors-for-leak-kinds", type=kind_set, default="definite,possible", metavar="K[,K]",
                         help="leak kinds that count as errors for the exit status (default definite,possible; "
                              "all; none); heap errors always count")

@@ -1,0 +1,32 @@
+"""What the batch CLI checks in its command line and environment (issue 16 item 15): a value it cannot honour is
+one line on stderr and exit status 2 before anything runs, and $GDB_MEMLEAK_ENGINE means the same inside GDB."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+CLI = [sys.executable, "-m", "gdb_memleak.cli.main"]
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("value", ["256", "1000", "-1"])
+def test_error_exitcode_outside_an_exit_status_is_rejected(built_targets: Path, value: str):
+    run = cli(f"--error-exitcode={value}", str(built_targets / "seed_demo"))
+    assert run.returncode == 2
+    assert "--error-exitcode" in run.stderr and "0 to 255" in run.stderr, run.stderr
+    assert "HEAP SUMMARY" not in run.stderr
+
+
+def test_error_exitcode_255_is_the_status(built_targets: Path):
+    assert cli("--error-exitcode", "255", str(built_targets / "seed_demo")).returncode == 255
