@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from .core.kinds import parse_kinds
 
@@ -14,6 +15,19 @@ def _non_negative(text: str, base: int) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+ENGINES = ("auto", "agent", "breakpoint")
+ENGINE_VARIABLE = "GDB_MEMLEAK_ENGINE"
+
+
+def engine_from_environment() -> str:
+    """$GDB_MEMLEAK_ENGINE (unset or empty: auto), the default of the CLI's --engine and of `set memleak engine`;
+    ValueError, one line, when it names no engine."""
+    value = os.environ.get(ENGINE_VARIABLE) or "auto"
+    if value not in ENGINES:
+        raise ValueError(f"{ENGINE_VARIABLE}={value}: not an engine (auto, agent or breakpoint)")
     return value
 
 

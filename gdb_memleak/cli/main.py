@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import __version__
-from ..argtypes import at_least_one, exit_status, kind_set, mapping_kinds
+from ..argtypes import ENGINES, at_least_one, engine_from_environment, exit_status, kind_set, mapping_kinds
 from ..gdbinit import gdbinit_line
 from . import caller, runner
 from .formats import OUTPUT_FORMATS
@@ -63,8 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="attach to a running process instead of starting PROG")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="with --pid: how long to track before reporting and detaching (default 10)")
-    parser.add_argument("--engine", choices=["auto", "agent", "breakpoint"],
-                        default=os.environ.get("GDB_MEMLEAK_ENGINE", "auto"),
+    parser.add_argument("--engine", choices=ENGINES,  # default: $GDB_MEMLEAK_ENGINE, checked in main()
                         help="auto (default; or $GDB_MEMLEAK_ENGINE): agent when it can, else breakpoint, saying "
                              "why in one line; agent: an in-process recorder (allocation-heavy programs at "
                              "near-native speed; dynamically linked programs GDB starts); breakpoint: GDB "
@@ -183,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.duration is not None and not opts.pid:
         return error("--duration only applies with --pid (how long to track an attached process); "
                      "a program started by gdb-memleak is tracked until it ends")
+    try:
+        engine = opts.engine or engine_from_environment()
+    except ValueError as exc:
+        return error(str(exc))
     duration = DEFAULT_DURATION if opts.duration is None else opts.duration
     if duration <= 0:
         return error("--duration must be positive")
@@ -211,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "pid": opts.pid, "duration": duration, "progress": sys.stderr.isatty(),
               "shown_kinds": sorted(opts.show_leak_kinds),
               "errors_for_mappings": ",".join(sorted(opts.errors_for_mappings)) or "none", "on_error": opts.on_error,
-              "engine": opts.engine,
+              "engine": engine,
               "suppressions": [os.path.abspath(p) for p in opts.suppressions],
               "default_suppressions": not opts.no_default_suppressions}
     environment = caller.environment()

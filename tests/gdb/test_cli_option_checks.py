@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_gdb
 
 CLI = [sys.executable, "-m", "gdb_memleak.cli.main"]
 
@@ -30,3 +30,21 @@ def test_error_exitcode_outside_an_exit_status_is_rejected(built_targets: Path, 
 
 def test_error_exitcode_255_is_the_status(built_targets: Path):
     assert cli("--error-exitcode", "255", str(built_targets / "seed_demo")).returncode == 255
+
+
+def test_unknown_engine_in_the_environment_is_one_clear_error(built_targets: Path):
+    run = cli(str(built_targets / "clean"), GDB_MEMLEAK_ENGINE="bogus")
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        "gdb-memleak: error: GDB_MEMLEAK_ENGINE=bogus: not an engine (auto, agent or breakpoint)"]
+
+
+def test_engine_from_the_environment_is_gdbs_default_too(built_targets: Path):
+    run = run_gdb(["show memleak engine"], built_targets / "clean",
+                  env={**os.environ, "GDB_MEMLEAK_ENGINE": "breakpoint"})
+    assert "is breakpoint." in run.stdout, run.stdout + run.stderr
+    bogus = run_gdb(["show memleak engine"], built_targets / "clean",
+                    env={**os.environ, "GDB_MEMLEAK_ENGINE": "bogus"})
+    assert "is auto." in bogus.stdout, bogus.stdout + bogus.stderr
+    assert "gdb-memleak: GDB_MEMLEAK_ENGINE=bogus: not an engine (auto, agent or breakpoint): using auto" \
+        in bogus.stderr.splitlines(), bogus.stderr
