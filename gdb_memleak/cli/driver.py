@@ -15,8 +15,14 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
 import gdb
+
+if TYPE_CHECKING:  # imported at run time only once the loader has made the package importable
+    from gdb_memleak.core.report import ProcessReport
+    from gdb_memleak.core.reports import ReportOptions, Writer
 
 QUIET = ["set pagination off", "set confirm off", "set width 0",
          "set print inferior-events off", "set suppress-cli-notifications on", "set print thread-events off",
@@ -190,12 +196,10 @@ def _run(config: dict) -> int:
         if progress is not None:
             progress.finish()
     reports = SESSION.finished_reports()
-    for key, writer in WRITERS.items():
-        if config.get(key):
-            with open(config[key], "w") as f:  # files list what the text report lists (--show-leak-kinds)
-                writer.write(reports, f, ReportOptions(where=LeakFilter(kinds=SESSION.shown_kinds),
-                                                       error_kinds=SESSION.error_kinds))
-    if not reports:
+    options = ReportOptions(where=LeakFilter(kinds=SESSION.shown_kinds), error_kinds=SESSION.error_kinds)
+    written = [_write_file(f"--{key}", config[key], writer, reports, options, SESSION.stream)
+               for key, writer in WRITERS.items() if config.get(key)]  # files list what the report lists
+    if not reports or not all(written):
         return 2
     # the exit status is the program's own: its last image's (after an exec), not that of a child ending later
     result = next((r.result for r in reversed(reports) if r.result.pid == root), reports[-1].result)
@@ -204,6 +208,19 @@ def _run(config: dict) -> int:
     status = result.exit_code if result.exit_code is not None else 0  # None: detached, the process runs on
     found = any(r.findings(SESSION.error_kinds, settings.mapping_error_kinds()) for r in reports)
     return config["error_exitcode"] if found and config["error_exitcode"] else status
+
+
+def _write_file(option: str, path: str, writer: Writer, reports: Sequence[ProcessReport], options: ReportOptions,
+                stream: TextIO) -> bool:
+    """One requested file; when it fails while being written (a full disk, /dev/full: every check made before the
+    run passed), one line names it after the report and the run exits 2. Whether it was written."""
+    try:
+        with open(path, "w") as f:
+            writer.write(reports, f, options)
+    except OSError as exc:
+        stream.write(f"gdb-memleak: error: cannot write {option} {path}: {exc.strerror or exc}\n")
+        return False
+    return True
 
 
 def _profiled(config: dict) -> int:

@@ -48,3 +48,16 @@ def test_engine_from_the_environment_is_gdbs_default_too(built_targets: Path):
     assert "is auto." in bogus.stdout, bogus.stdout + bogus.stderr
     assert "gdb-memleak: GDB_MEMLEAK_ENGINE=bogus: not an engine (auto, agent or breakpoint): using auto" \
         in bogus.stderr.splitlines(), bogus.stderr
+
+
+def test_output_failing_while_written_is_named_and_exits_2_after_the_report(built_targets: Path, tmp_path: Path):
+    """/dev/full passes every check made before the run (it exists and is writable); writing it fails. The other
+    files are still written."""
+    sarif = tmp_path / "report.sarif"
+    run = cli("--json", "/dev/full", "--sarif", str(sarif), str(built_targets / "seed_demo"))
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.splitlines()
+    assert lines[-1] == "gdb-memleak: error: cannot write --json /dev/full: No space left on device", run.stderr
+    assert any(line.startswith("SUMMARY: 1 heap error") for line in lines[:-1]), run.stderr
+    assert "internal error" not in run.stderr
+    assert sarif.stat().st_size > 0
