@@ -1,0 +1,32 @@
+"""Building the recorder (gdb_memleak/agent/build.py) as users' set-ups ask for it (issue 16 item 15): CC as a
+shell would use it (a command with flags, a wrapper such as ccache)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gdb_memleak.agent import build
+
+
+def _wrapper(tmp_path: Path) -> Path:
+    """A compiler wrapper as ccache is one: it runs the command it is given."""
+    wrapper = tmp_path / "fakecache"
+    wrapper.write_text('#!/bin/sh\nexec "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+@pytest.mark.parametrize("cc", ["gcc -O2", "WRAPPER gcc"], ids=["with_flags", "wrapper"])
+def test_cc_with_words_builds_the_recorder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cc: str) -> None:
+    monkeypatch.setenv("CC", cc.replace("WRAPPER", str(_wrapper(tmp_path))))
+    library = build.ensure_built(root=tmp_path / "cache")
+    assert library.is_file() and library.name == build.LIBRARY_NAME
+
+
+def test_cc_flags_are_part_of_the_cache_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC", "gcc -O0")
+    plain = build.library_path(root=tmp_path)
+    monkeypatch.setenv("CC", "gcc -O2")
+    assert build.library_path(root=tmp_path) != plain
