@@ -1,7 +1,9 @@
 """Compile the recorder (recorder.c, shipped in the package) into a per-user cache, once per source version.
 
-The cache key is the hash of the source and of the compiler command, so an upgraded package never runs a stale
-library: ~/.cache/gdb-memleak/<hash>/librecorder.so (XDG_CACHE_HOME respected). Pure Python, no `gdb` import.
+The cache key is the hash of the source, of its path and of the compiler command, so an upgraded package never
+runs a stale library, and the library's debug info names this install's recorder.c (GDB's `bt` and `list` show
+this file, and still do once another install of the same version is removed):
+~/.cache/gdb-memleak/<hash>/librecorder.so (XDG_CACHE_HOME respected). Pure Python, no `gdb` import.
 """
 
 from __future__ import annotations
@@ -45,9 +47,11 @@ def compiler() -> list[str] | None:
 
 
 def source_hash(source: Path = SOURCE, cc: list[str] | None = None) -> str:
-    """The cache key: the source's bytes and the whole compiler command (the compiler's name, not where it lies)."""
+    """The cache key: the source's bytes and path (its debug info names it) and the whole compiler command (the
+    compiler's name, not where it lies)."""
     words = cc or ["gcc"]
     digest = hashlib.sha256(source.read_bytes())
+    digest.update(os.fsencode(source.resolve()) + b"\0")
     digest.update(" ".join((os.path.basename(words[0]), *words[1:], *CFLAGS, *LIBS)).encode())
     return digest.hexdigest()[:16]
 
