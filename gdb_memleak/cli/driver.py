@@ -139,7 +139,7 @@ def _attach_window(pid: int, duration: float, session, private_dir: str | None) 
             if name == "SIGINT" and (window.finished.is_set() or os.path.exists(ended_early)):
                 _quiet("handle SIGINT nopass")  # our SIGINT: GDB would deliver it on detach
                 _mark(private_dir, "reporting")
-                session.detach(session.current(), duration)
+                session.detach(session.current(), duration, early=not window.finished.is_set())
                 return
             if name != "SIGINT":  # a fatal signal, or the end: same as a run
                 _follow_to_the_end(session, private_dir)
