@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from .core.kinds import parse_kinds
 
@@ -17,6 +18,19 @@ def _non_negative(text: str, base: int) -> int:
     return value
 
 
+ENGINES = ("auto", "agent", "breakpoint")
+ENGINE_VARIABLE = "GDB_MEMLEAK_ENGINE"
+
+
+def engine_from_environment() -> str:
+    """$GDB_MEMLEAK_ENGINE (unset or empty: auto), the default of the CLI's --engine and of `set memleak engine`;
+    ValueError, one line, when it names no engine."""
+    value = os.environ.get(ENGINE_VARIABLE) or "auto"
+    if value not in ENGINES:
+        raise ValueError(f"{ENGINE_VARIABLE}={value}: not an engine (auto, agent or breakpoint)")
+    return value
+
+
 def count(text: str) -> int:
     """A number >= 0, written as GDB users write numbers (0x10 too)."""
     return _non_negative(text, 0)
@@ -25,6 +39,17 @@ def count(text: str) -> int:
 def decimal_count(text: str) -> int:
     """A decimal number >= 0 (command-line options such as --error-exitcode)."""
     return _non_negative(text, 10)
+
+
+def exit_status(text: str) -> int:
+    """A decimal exit status, 0 to 255: a process cannot exit with more (the parent sees it modulo 256: 256 is 0)."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"an exit status is 0 to 255, not {text}")
+    return value
 
 
 def at_least_one(text: str) -> int:

@@ -1,13 +1,16 @@
 """Compile the recorder (recorder.c, shipped in the package) into a per-user cache, once per source version.
 
-The cache key is the hash of the source and of the compiler command, so an upgraded package never runs a stale
-library: ~/.cache/gdb-memleak/<hash>/librecorder.so (XDG_CACHE_HOME respected). Pure Python, no `gdb` import.
+The cache key is the hash of the source, of its path and of the compiler command, so an upgraded package never
+runs a stale library, and the library's debug info names this install's recorder.c (GDB's `bt` and `list` show
+this file, and still do once another install of the same version is removed):
+~/.cache/gdb-memleak/<hash>/librecorder.so (XDG_CACHE_HOME respected). Pure Python, no `gdb` import.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -30,19 +33,32 @@ def cache_root() -> Path:
     return Path(base) / "gdb-memleak"
 
 
-def compiler() -> str | None:
-    return os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+def compiler() -> list[str] | None:
+    """The compiler command: $CC split as a shell splits it (`gcc -O2`, `ccache gcc`), else gcc or cc on PATH."""
+    cc = os.environ.get("CC") or ""
+    try:
+        words = shlex.split(cc)
+    except ValueError:  # unbalanced quotes: run as one name, which fails with one clear line
+        words = [cc]
+    if words:
+        return words
+    found = shutil.which("gcc") or shutil.which("cc")
+    return [found] if found else None
 
 
-def source_hash(source: Path = SOURCE, cc: str = "gcc") -> str:
+def source_hash(source: Path = SOURCE, cc: list[str] | None = None) -> str:
+    """The cache key: the source's bytes and path (its debug info names it) and the whole compiler command (the
+    compiler's name, not where it lies)."""
+    words = cc or ["gcc"]
     digest = hashlib.sha256(source.read_bytes())
-    digest.update(" ".join((os.path.basename(cc), *CFLAGS, *LIBS)).encode())
+    digest.update(os.fsencode(source.resolve()) + b"\0")
+    digest.update(" ".join((os.path.basename(words[0]), *words[1:], *CFLAGS, *LIBS)).encode())
     return digest.hexdigest()[:16]
 
 
 def library_path(source: Path = SOURCE, root: Path | None = None) -> Path:
     """Where the library for this source lives (built or not)."""
-    return (root or cache_root()) / source_hash(source, compiler() or "gcc") / LIBRARY_NAME
+    return (root or cache_root()) / source_hash(source, compiler()) / LIBRARY_NAME
 
 
 def ensure_built(source: Path = SOURCE, root: Path | None = None) -> Path:
@@ -63,16 +79,16 @@ def ensure_built(source: Path = SOURCE, root: Path | None = None) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".librecorder-", suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        proc = subprocess.run([cc, *CFLAGS, "-o", tmp, str(source), *LIBS], capture_output=True, text=True,
+        proc = subprocess.run([*cc, *CFLAGS, "-o", tmp, str(source), *LIBS], capture_output=True, text=True,
                               timeout=120)
         if proc.returncode != 0:
             first = next((line for line in proc.stderr.splitlines() if "error" in line), proc.stderr.strip()) \
                 or f"exit status {proc.returncode}"
-            raise BuildError(f"gdb-memleak: cannot build the recorder with {cc}: {first.strip()[:200]}")
+            raise BuildError(f"gdb-memleak: cannot build the recorder with {shlex.join(cc)}: {first.strip()[:200]}")
         os.chmod(tmp, 0o755)
         os.replace(tmp, target)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise BuildError(f"gdb-memleak: cannot build the recorder with {cc}: {exc}") from exc
+        raise BuildError(f"gdb-memleak: cannot build the recorder with {shlex.join(cc)}: {exc}") from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -15,8 +15,14 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
 import gdb
+
+if TYPE_CHECKING:  # imported at run time only once the loader has made the package importable
+    from gdb_memleak.core.report import ProcessReport
+    from gdb_memleak.core.reports import ReportOptions, Writer
 
 QUIET = ["set pagination off", "set confirm off", "set width 0",
          "set print inferior-events off", "set suppress-cli-notifications on", "set print thread-events off",
@@ -103,7 +109,8 @@ def _note_signal(event: gdb.StopEvent) -> None:
 
 def _follow_to_the_end(session, private_dir: str | None) -> None:
     """Continue until every process has ended; at a signal that kills one, report first (memory still there), then
-    kill it (the result records that signal). A signal the program handles or ignores is simply passed on."""
+    let the signal be delivered, so the process dies of it as natively (its parent's wait status, a core dump as
+    the limits allow). A signal the program handles or ignores is simply passed on."""
     from gdb_memleak.core.procstat import running, wait_status
     from gdb_memleak.gdb.session import FATAL_SIGNALS
 
@@ -121,8 +128,7 @@ def _follow_to_the_end(session, private_dir: str | None) -> None:
             if tracking is not None and name in FATAL_SIGNALS | TERMINATING \
                     and _kills_the_process(inferior.pid, name):
                 _mark(private_dir, "reporting")
-                session.fatal_signal(tracking, name)
-                gdb.execute("kill", to_string=True)
+                session.fatal_signal(tracking, name)  # then `continue` delivers the signal
         for inferior in gdb.inferiors():
             if inferior.pid and not running(inferior.pid):  # ended, GDB not told yet: report it as it is
                 session.ended_unseen(inferior, wait_status(inferior.pid))
@@ -156,7 +162,7 @@ def _attach_window(pid: int, duration: float, session, private_dir: str | None) 
             if name == "SIGINT" and (window.finished.is_set() or os.path.exists(ended_early)):
                 _quiet("handle SIGINT nopass")  # our SIGINT: GDB would deliver it on detach
                 _mark(private_dir, "reporting")
-                session.detach(session.current(), duration)
+                session.detach(session.current(), duration, early=not window.finished.is_set())
                 return
             if name != "SIGINT":  # a fatal signal, or the end: same as a run
                 _follow_to_the_end(session, private_dir)
@@ -214,12 +220,10 @@ def _run(config: dict) -> int:
         if progress is not None:
             progress.finish()
     reports = SESSION.finished_reports()
-    for key, writer in WRITERS.items():
-        if config.get(key):
-            with open(config[key], "w") as f:  # files list what the text report lists (--show-leak-kinds)
-                writer.write(reports, f, ReportOptions(where=LeakFilter(kinds=SESSION.shown_kinds),
-                                                       error_kinds=SESSION.error_kinds))
-    if not reports:
+    options = ReportOptions(where=LeakFilter(kinds=SESSION.shown_kinds), error_kinds=SESSION.error_kinds)
+    written = [_write_file(f"--{key}", config[key], writer, reports, options, SESSION.stream)
+               for key, writer in WRITERS.items() if config.get(key)]  # files list what the report lists
+    if not reports or not all(written):
         return 2
     # the exit status is the program's own: its last image's (after an exec), not that of a child ending later
     result = next((r.result for r in reversed(reports) if r.result.pid == root), reports[-1].result)
@@ -228,6 +232,19 @@ def _run(config: dict) -> int:
     status = result.exit_code if result.exit_code is not None else 0  # None: detached, the process runs on
     found = any(r.findings(SESSION.error_kinds, settings.mapping_error_kinds()) for r in reports)
     return config["error_exitcode"] if found and config["error_exitcode"] else status
+
+
+def _write_file(option: str, path: str, writer: Writer, reports: Sequence[ProcessReport], options: ReportOptions,
+                stream: TextIO) -> bool:
+    """One requested file; when it fails while being written (a full disk, /dev/full: every check made before the
+    run passed), one line names it after the report and the run exits 2. Whether it was written."""
+    try:
+        with open(path, "w") as f:
+            writer.write(reports, f, options)
+    except OSError as exc:
+        stream.write(f"gdb-memleak: error: cannot write {option} {path}: {exc.strerror or exc}\n")
+        return False
+    return True
 
 
 def _profiled(config: dict) -> int:

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import __version__
-from ..argtypes import at_least_one, decimal_count, kind_set, mapping_kinds
+from ..argtypes import ENGINES, at_least_one, engine_from_environment, exit_status, kind_set, mapping_kinds
 from ..gdbinit import gdbinit_line
-from . import runner
+from . import caller, runner
 from .formats import OUTPUT_FORMATS
 from .runner import Launch
 
@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{name}", metavar="FILE", help=help_text)
     parser.add_argument("--depth", type=at_least_one, default=16, metavar="N",
                         help="caller frames recorded per allocation (default 16)")
-    parser.add_argument("--error-exitcode", type=decimal_count, default=1, metavar="N",
-                        help="exit status when a leak or heap error is found (default 1; 0 keeps the program's)")
+    parser.add_argument("--error-exitcode", type=exit_status, default=1, metavar="N",
+                        help="exit status (0 to 255) when a leak or heap error is found (default 1; 0 keeps the "
+                             "program's)")
     parser.add_argument("--errors-for-leak-kinds", type=kind_set, default="definite,possible", metavar="K[,K]",
                         help="leak kinds that count as errors for the exit status (default definite,possible; "
                              "all; none); heap errors always count")
@@ -62,8 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="attach to a running process instead of starting PROG")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="with --pid: how long to track before reporting and detaching (default 10)")
-    parser.add_argument("--engine", choices=["auto", "agent", "breakpoint"],
-                        default=os.environ.get("GDB_MEMLEAK_ENGINE", "auto"),
+    parser.add_argument("--engine", choices=ENGINES,  # default: $GDB_MEMLEAK_ENGINE, checked in main()
                         help="auto (default; or $GDB_MEMLEAK_ENGINE): agent when it can, else breakpoint, saying "
                              "why in one line; agent: an in-process recorder (allocation-heavy programs at "
                              "near-native speed; dynamically linked programs GDB starts); breakpoint: GDB "
@@ -182,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.duration is not None and not opts.pid:
         return error("--duration only applies with --pid (how long to track an attached process); "
                      "a program started by gdb-memleak is tracked until it ends")
+    try:
+        engine = opts.engine or engine_from_environment()
+    except ValueError as exc:
+        return error(str(exc))
     duration = DEFAULT_DURATION if opts.duration is None else opts.duration
     if duration <= 0:
         return error("--duration must be positive")
@@ -210,11 +214,15 @@ def main(argv: Sequence[str] | None = None) -> int:
               "pid": opts.pid, "duration": duration, "progress": sys.stderr.isatty(),
               "shown_kinds": sorted(opts.show_leak_kinds),
               "errors_for_mappings": ",".join(sorted(opts.errors_for_mappings)) or "none", "on_error": opts.on_error,
-              "engine": opts.engine,
+              "engine": engine,
               "suppressions": [os.path.abspath(p) for p in opts.suppressions],
               "default_suppressions": not opts.no_default_suppressions}
+    environment = caller.environment()
+    python_set = {k: v for k, v in os.environ.items() if environment.get(k) != v}  # PEP 538's LC_CTYPE: GDB's only
     launch = Launch(gdb_command(gdb, target), program.executable if program else target, report_argv, config,
-                    gdb_environment={"GDB_MEMLEAK_PYTHONPATH": os.pathsep.join([os.path.dirname(PACKAGE_DIR),
+                    environment=environment,
+                    gdb_environment={**python_set,
+                                     "GDB_MEMLEAK_PYTHONPATH": os.pathsep.join([os.path.dirname(PACKAGE_DIR),
                                                                                 *dependency_dirs()])},
                     attach_pid=opts.pid)
     return runner.run(launch)
@@ -222,7 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     """The console script. Once a run is over the CLI exits without tearing the interpreter down (unloading every
-    module costs tens of milliseconds at the end of each run); argparse's exits (--help, usage) go the usual way."""
+    module costs tens of milliseconds at the end of each run); argparse's exits (--help, usage) go the usual way.
+    What the caller gave the CLI (environment, signal state) is read first, before the CLI changes it (cli/caller.py).
+    """
+    caller.remember()
     status = main()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

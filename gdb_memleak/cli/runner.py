@@ -29,6 +29,7 @@ from pathlib import Path
 from types import FrameType
 
 from ..core.procstat import running
+from . import caller
 from .progress import reset_terminal
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,9 +52,10 @@ class Launch:
     executable: str              # the file the shim execs (a #! script itself: the kernel runs its interpreter)
     argv: list[str]              # the program's argv, argv[0] as the user typed it
     config: dict
-    environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))  # the program's, the user's
+    environment: dict[str, str] = field(default_factory=caller.environment)  # the program's: the caller's
     gdb_environment: dict[str, str] = field(default_factory=dict)  # added for GDB only
     attach_pid: int | None = None
+    signals: caller.SignalState = field(default_factory=caller.signals)  # what the program starts with: the caller's
 
 
 def write_shim(directory: str) -> str:
@@ -188,6 +190,7 @@ def run(launch: Launch) -> int:
                 GDB_MEMLEAK_EXEC=json.dumps({"executable": launch.executable, "argv": launch.argv,
                                              "stdout_fd": stdout_fd,
                                              "shell": launch.environment.get("SHELL"),
+                                             "signals": launch.signals.as_json(),
                                              "pid_file": os.path.join(private_dir, PID_FILE)}))
             return Run(launch, private_dir).start(env, (stdout_fd,))
     finally:

@@ -258,12 +258,14 @@ class Session:
         self.break_alloc = number
         agent_engine.break_alloc_changed(number)
 
-    def detach(self, tracking: Tracking | None, seconds: float) -> None:
-        """End of an attach window: classify and report the blocks allocated in it, remove every breakpoint, and
-        let the process run on without us."""
+    def detach(self, tracking: Tracking | None, seconds: float, early: bool = False) -> None:
+        """End of an attach window of `seconds` (`early`: an interrupt ended it first): classify and report the
+        blocks allocated in it, remove every breakpoint, and let the process run on without us."""
         if tracking is not None:
             tracking.report.result.detached = True
-            tracking.report.notes.append(f"attached for {seconds:g} s: only blocks allocated in that window are "
+            window = (f"{tracking.now():.1f} s (ended early by an interrupt; the window was {seconds:g} s)" if early
+                      else f"{seconds:g} s")
+            tracking.report.notes.append(f"attached for {window}: only blocks allocated in that window are "
                                          "known; the process was detached and runs on")
             tracking.scan()
             tracking.finish()  # before detaching: GDB reports a detached inferior as exited

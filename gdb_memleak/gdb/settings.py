@@ -7,12 +7,12 @@ import re
 
 import gdb
 
+from ..argtypes import ENGINES, engine_from_environment
 from ..core.mappings import parse_mapping_kinds
 from ..core.suppressions import DEFAULT_SUPPRESSIONS, SuppressionError, SuppressionList
 from ..core.symbols import DEFAULT_SYSTEM_OBJECTS
 
 ON_ERROR_CHOICES = ["stop", "report", "skip"]
-ENGINE_CHOICES = ["auto", "agent", "breakpoint"]
 
 
 class SetPrefix(gdb.Command):
@@ -103,7 +103,8 @@ class OnError(_Param):
 class EngineChoice(_Param):
     """Which engine tracks the allocator calls (takes effect at the next `memleak start` before `run`).
 
-    auto (default): the in-process recorder (agent) for a dynamically linked program GDB starts; the breakpoint
+    The default is $GDB_MEMLEAK_ENGINE when set, else auto.
+    auto: the in-process recorder (agent) for a dynamically linked program GDB starts; the breakpoint
     engine for static binaries, attach, a mid-run `memleak start`, or when the recorder cannot be built or loaded
     (one line on stderr says why).
     agent: the recorder (same fallbacks: nothing else can work there). Allocation-heavy programs at near-native
@@ -115,8 +116,12 @@ class EngineChoice(_Param):
     short = "engine"
 
     def __init__(self) -> None:
-        super().__init__("memleak engine", gdb.COMMAND_DATA, gdb.PARAM_ENUM, ENGINE_CHOICES)
-        self.value = "auto"
+        super().__init__("memleak engine", gdb.COMMAND_DATA, gdb.PARAM_ENUM, list(ENGINES))
+        try:
+            self.value = engine_from_environment()  # $GDB_MEMLEAK_ENGINE, as for the CLI's --engine
+        except ValueError as exc:
+            self.value = "auto"
+            gdb.write(f"gdb-memleak: {exc}: using auto\n", gdb.STDERR)
 
 
 class SystemObjects(_Param):

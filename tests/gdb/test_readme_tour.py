@@ -75,6 +75,7 @@ def printed_lines(output: str) -> list[str]:
 
 
 TOUR = read_tour((ROOT / "README.md").read_text())
+TERMINAL_COLUMNS = 4096 + 200  # a path (PATH_MAX) and the rest of a frame's line
 SEED = expectations.parse(TARGETS / "seed_demo.c")
 
 
@@ -85,7 +86,10 @@ def tour_output(built_targets: Path, tmp_path_factory: pytest.TempPathFactory) -
     home = tmp_path_factory.mktemp("home")
     env = {k: v for k, v in os.environ.items()
            if k not in ("VIRTUAL_ENV", "GDB_MEMLEAK_PYTHONPATH", "PYTHONPATH", "PYTHONHOME", "DEBUGINFOD_URLS")}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    # A terminal wider than any line GDB prints here: GDB wraps lines at the terminal's width, and through a pipe
+    # it assumes 80 columns, so a frame naming a file of a checkout at a longer path than /work/x would be split
+    # in two where the README shows one line (GDB takes the width from COLUMNS).
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), COLUMNS=str(TERMINAL_COLUMNS))
     typed = "".join(f"{command}\n" for command in TOUR.gdb)
     run = subprocess.run(["bash", "-c", "set -e\n" + "\n".join(TOUR.shell)], input=typed, check=False, cwd=ROOT,
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)

@@ -69,9 +69,13 @@ def render_header(report: ProcessReport, out: TextIO) -> None:
 
 
 def render_summary(report: ProcessReport, out: TextIO) -> None:
+    """valgrind's HEAP SUMMARY; for a process that has not ended (detached after an attach window, `memleak
+    status` mid-run) the live figures are what is in use now, not at an exit that has not happened."""
     c = report.table.counters
+    r = report.result
+    when = "now" if r.exit_code is None and r.signal is None and r.exec_into is None else "at exit"
     out.write("HEAP SUMMARY:\n")
-    out.write(f"    in use at exit: {c.live_bytes:,} bytes in {c.live_blocks:,} blocks\n")
+    out.write(f"    in use {when}: {c.live_bytes:,} bytes in {c.live_blocks:,} blocks\n")
     out.write(f"  total heap usage: {c.allocs:,} allocs, {c.frees:,} frees, {c.bytes_allocated:,} bytes allocated\n")
     if c.untracked_frees:
         out.write(f"  untracked frees: {c.untracked_frees:,} (blocks allocated before tracking began)\n")
