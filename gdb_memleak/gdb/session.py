@@ -22,6 +22,7 @@ from ..core.report import ProcessReport
 from ..core.table import AllocationTable
 from . import agent_engine, settings
 from .breakpoint_engine import BreakpointEngine
+from .fatal import read_fatal_signal
 from .log import log
 from .tracking import EngineFactory, Tracking
 
@@ -196,6 +197,7 @@ class Session:
     def fatal_signal(self, tracking: Tracking, name: str) -> None:
         """The process is about to die of `name`: report now, while its memory and libraries are still there."""
         tracking.report.result.signal = name
+        tracking.report.result.fatal = read_fatal_signal(name, tracking.engine.inferior, int(settings.depth.value))
         tracking.refresh_maps()
         tracking.scan()
         tracking.conclude()

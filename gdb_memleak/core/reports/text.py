@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any, Sequence, TextIO
 
 from ..grouping import LeakGroup, group_by_line, select
@@ -64,8 +65,24 @@ def render_header(report: ProcessReport, out: TextIO) -> None:
     else:
         how = "still running"
     out.write(f"gdb-memleak: process {r.pid} ({prog}) {how}\n")
+    if len(r.argv) > 1:  # as valgrind's "Command:" line: tells apart the runs of one program (make's cc1s)
+        out.write(f"  command: {shlex.join(r.argv)}\n")
+    render_fatal(report, out)
     for note in report.notes:
         out.write(f"  note: {note}\n")
+
+
+def render_fatal(report: ProcessReport, out: TextIO) -> None:
+    """valgrind's words for the signal that killed the process: which, what the fault was and where, and the stack
+    of the thread that got it."""
+    fatal = report.result.fatal
+    if fatal is None:
+        return
+    out.write(fatal.headline() + "\n")
+    event = fatal.event()
+    if event is not None:
+        out.write(f" {event}\n")
+    render_stack(report.fatal_frames(), out)
 
 
 def render_summary(report: ProcessReport, out: TextIO) -> None:
