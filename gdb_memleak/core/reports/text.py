@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any, Sequence, TextIO
 
-from ..grouping import LeakGroup, group_by_line, select
+from ..grouping import LeakGroup, LineGroup, group_by_line, select
 from ..kinds import LABELS, ORDER, UNFREED
 from ..mappings import DEFAULT_MAPPING_ERROR_KINDS, flags_text, prot_text
 from ..model import Frame, HeapError
@@ -29,14 +29,14 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
-def sizes(group: LeakGroup) -> str:
+def sizes(group: LeakGroup | LineGroup) -> str:
     """valgrind's loss-record size: "80 (16 direct, 64 indirect)" when blocks are lost through the group."""
     if not group.indirect_bytes:
         return f"{group.bytes:,}"
     return f"{group.total_bytes:,} ({group.bytes:,} direct, {group.indirect_bytes:,} indirect)"
 
 
-def amount(group: LeakGroup) -> str:
+def amount(group: LeakGroup | LineGroup) -> str:
     return plural(group.bytes, "byte") if not group.indirect_bytes else f"{sizes(group)} bytes"
 
 
@@ -181,7 +181,7 @@ def render_by_line(report: ProcessReport, out: TextIO, options: ReportOptions | 
     for group in groups:
         frame = group.frame
         where = f"{frame.file}:{frame.line}" if frame.file and frame.line else f"0x{frame.pc:x} ({frame.object})"
-        out.write(f"\n{where}: {plural(group.bytes, 'byte')} in {plural(group.blocks, 'block')}"
+        out.write(f"\n{where}: {amount(group)} in {plural(group.blocks, 'block')}"
                   f" ({', '.join(sorted(group.allocators))}) in {frame.function}\n")
         for number, text in source_context(frame.file, frame.line):
             shown = highlight_line(frame.file or "", text) if options.color else text
