@@ -43,10 +43,17 @@ class LineGroup:
     blocks: int = 0
     allocators: set[str] = field(default_factory=set)
     first_seq: int = 0
+    indirect_bytes: int = 0   # lost through the definite blocks allocated at this line (their records' sums)
+    indirect_blocks: int = 0
+
+    @property
+    def total_bytes(self) -> int:
+        return self.bytes + self.indirect_bytes
 
 
 def _sort_key(group: LeakGroup | LineGroup) -> tuple:
-    return (-group.bytes, -group.blocks, group.first_seq)
+    """Largest first by what is lost through a record too, as valgrind orders loss records."""
+    return (-group.total_bytes, -group.blocks, group.first_seq)
 
 
 def group_by_stack(blocks: Iterable[Block], kind_of: Callable[[Block], str] = lambda b: "unfreed") -> list[LeakGroup]:
@@ -92,6 +99,8 @@ def group_by_line(stacks: Iterable[LeakGroup], symbolizer: Symbolizer, system: S
             group = groups[key] = LineGroup(site, first_seq=record.first_seq)
         group.bytes += record.bytes
         group.blocks += record.blocks
+        group.indirect_bytes += record.indirect_bytes
+        group.indirect_blocks += record.indirect_blocks
         group.allocators.add(record.allocator)
     return sorted(groups.values(), key=_sort_key)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .addressinfo import AddressInfo
+from .fatal import FatalSignal
 from .kinds import ErrorType
 
 
@@ -97,6 +98,7 @@ class ProcessResult:
     signal: str | None = None
     detached: bool = False  # tracking ended by detaching: the process runs on
     exec_into: str | None = None  # the image was replaced by exec() of this program
+    fatal: FatalSignal | None = None  # the signal that killed it: fault address, the thread's stack
 
     def exit_json(self) -> dict | None:
         """{"code": n}, {"signal": "SIGABRT"}, {"exec": "/new/image"}, or None while it still runs."""

@@ -1,6 +1,9 @@
-"""/proc/PID/stat: a process's state, its parent and how it ended, for the code deciding whether to follow it."""
+"""/proc/PID/stat: a process's state, its parent and how it ended, for the code deciding whether to follow it;
+/proc/PID/cmdline: the arguments its image was started with."""
 
 from __future__ import annotations
+
+import os
 
 
 def stat_fields(pid: int, lwp: int | None = None) -> list[str] | None:
@@ -39,3 +42,17 @@ def parent_in_vfork(pid: int) -> bool:
     except (IndexError, ValueError):
         return False
     return parent is not None and parent[0] == "D"
+
+
+def cmdline(pid: int) -> list[str] | None:
+    """The argv of `pid`'s current image, as execve() gave it; None when unreadable or empty (an exec with no
+    arguments). Read right after an exec it is the new image's (before that a forked child's is its parent's),
+    and before the program could rewrite its argument strings."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if not data:
+        return None
+    return [os.fsdecode(arg) for arg in data.removesuffix(b"\0").split(b"\0")]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from .grouping import LeakGroup, attribute_indirect, group_by_stack, group_columns, kind_codes
@@ -117,6 +117,16 @@ class ProcessReport:
     def frames(self, pcs: tuple[int, ...]) -> list[Frame]:
         return self.symbolizer.stack(pcs)
 
+    def fatal_frames(self) -> list[Frame]:
+        """The stack of the thread a fatal signal killed, innermost first. Its first PC is where the thread was,
+        not a return address: it is looked up as one past it (the symbolizer looks a PC up at PC - 1) and shown
+        as it is, as valgrind shows it."""
+        fatal = self.result.fatal
+        if fatal is None or fatal.pc is None:
+            return []
+        where = [replace(frame, pc=fatal.pc) for frame in self.frames((fatal.pc + 1,))]
+        return where + self.frames(fatal.callers)
+
     def site(self, pcs: tuple[int, ...]) -> Frame | None:
         return self.system.user_frame(self.frames(pcs))
 
@@ -148,3 +158,4 @@ class ProcessReport:
                 self.symbolizer.warm(pcs)
         for pcs in self.mappings.all_pcs():
             self.symbolizer.warm(pcs)
+        self.fatal_frames()

@@ -17,11 +17,12 @@ import gdb
 from ..core.abi import ABIS, Abi
 from ..core.allocators import DEFAULT_ALLOCATORS, EXIT_HOOKS, MAPPING_HOOKS
 from ..core.kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
-from ..core.procstat import stat_fields
+from ..core.procstat import cmdline, stat_fields
 from ..core.report import ProcessReport
 from ..core.table import AllocationTable
 from . import agent_engine, settings
 from .breakpoint_engine import BreakpointEngine
+from .fatal import read_fatal_signal
 from .log import log
 from .threadstop import halt_process
 from .tracking import EngineFactory, Tracking
@@ -116,10 +117,12 @@ class Session:
         log.debug("process %d: %s of %d", child.pid, "vfork" if vfork else "fork", parent.pid)
 
     def after_exec(self, tracking: Tracking, inferior: gdb.Inferior) -> Tracking:
-        """The old image is gone: its live blocks are its result; the new image starts a fresh table."""
-        tracking.report.result.exec_into = inferior.progspace.filename or "?"
+        """The old image is gone: its live blocks are its result; the new image starts a fresh table, with the argv the
+        exec gave it (its /proc cmdline now: GDB reports the exec before the new image runs)."""
+        image = inferior.progspace.filename or "?"
+        tracking.report.result.exec_into = image
         tracking.finish()
-        return self.begin(inferior, complete=True, argv=[inferior.progspace.filename or "?"])
+        return self.begin(inferior, complete=True, argv=cmdline(inferior.pid) or [image])
 
     @staticmethod
     def _argv(inferior: gdb.Inferior) -> list[str]:
@@ -201,6 +204,7 @@ class Session:
             return
         halt_process(tracking.engine.inferior)
         tracking.report.result.signal = name
+        tracking.report.result.fatal = read_fatal_signal(name, tracking.engine.inferior, int(settings.depth.value))
         tracking.refresh_maps()
         tracking.scan()
         tracking.conclude()

@@ -33,21 +33,29 @@ class StackCapture:
     def unwind_with_gdb(self) -> tuple[int, ...]:
         """GDB's unwinder, stopped at the real outermost frame: GDB's heuristics unwind past the loader's entry
         (`_start`, `_dl_start_user`: no CFI) into argc, argv and 0, which are no frames."""
-        pcs: list[int] = []
         try:
             frame: gdb.Frame | None = gdb.newest_frame()
             while frame is not None and frame.type() == gdb.INLINE_FRAME:  # the allocator's own inlined code
                 frame = frame.older()
             frame = frame.older() if frame is not None else None
-            resumed = False
+        except gdb.error:
+            log.debug("no frame to unwind from", exc_info=True)
+            return ()
+        return self.unwind_from(frame)
+
+    def unwind_from(self, frame: gdb.Frame | None, resumed: bool = False) -> tuple[int, ...]:
+        """PCs from `frame` outwards, as return addresses. With `resumed`, `frame` holds the PC where it resumes
+        (a thread stopped by a signal), stored one past it like the frame a GDB `call` interrupted."""
+        pcs: list[int] = []
+        try:
             while frame is not None and len(pcs) < self.depth:
                 kind = frame.type()
                 if kind == gdb.DUMMY_FRAME:  # the user's `call f()` from GDB: f's caller is GDB
                     gdb_call_returns.add(frame.pc())
                     pcs.append(frame.pc())
                 elif kind != gdb.INLINE_FRAME:  # inlined calls are expanded from the PC at report time
-                    # Recorded PCs are return addresses, looked up at pc - 1; the frame a GDB `call` interrupted
-                    # holds the PC where it will resume instead, so it is stored one past it.
+                    # Recorded PCs are return addresses, looked up at pc - 1; the frame a GDB `call` or a signal
+                    # handler interrupted holds the PC where it will resume instead, so it is stored one past it.
                     pc = frame.pc() + 1 if resumed else frame.pc()
                     verdict = self.classify(pc)
                     if verdict is FrameKind.NOT_CODE:
@@ -56,7 +64,7 @@ class StackCapture:
                     if verdict is FrameKind.ROOT:
                         break
                 if kind != gdb.INLINE_FRAME:
-                    resumed = kind == gdb.DUMMY_FRAME
+                    resumed = kind in (gdb.DUMMY_FRAME, gdb.SIGTRAMP_FRAME)  # both interrupted the frame below
                 frame = frame.older()
         except gdb.error:  # GDB's unwinder gave up further out: the frames found so far are the stack
             log.debug("unwinding stopped after %d frames", len(pcs), exc_info=True)

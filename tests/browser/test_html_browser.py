@@ -172,10 +172,10 @@ def test_flip_turns_the_icicle_into_a_flame(page: Page, leak_sites_html: Path):
 def test_table_sorts_by_the_clicked_column(page: Page, leak_sites_html: Path):
     page.open(leak_sites_html)
     page.page.click('#leaks th[data-key="bytes"]')
-    down = [as_int(t) for t in table_column(page, 2)]
+    down = [as_int(t.split(" ")[0]) for t in table_column(page, 2)]  # the total: "64 (16 direct, 48 indirect)"
     assert len(down) > 2 and down == sorted(down, reverse=True) and down != sorted(down)
     page.page.click('#leaks th[data-key="bytes"]')
-    assert [as_int(t) for t in table_column(page, 2)] == sorted(down)
+    assert [as_int(t.split(" ")[0]) for t in table_column(page, 2)] == sorted(down)
     page.page.click('#leaks th[data-key="first"]')
     firsts = [as_int(t) for t in table_column(page, 5)]
     assert firsts == sorted(firsts)
@@ -226,3 +226,63 @@ def test_several_processes_get_a_selector(page: Page, tmp_path: Path):
     assert "process 222" in page.page.inner_text("#header-text")
     groups = embedded_data(path.read_text())["processes"][1]["groups"]
     assert page.page.locator("#leaks tbody tr.row").count() == sum(1 for g in groups if g[0] in (0, 2, 4))
+
+
+# -- a definite loss record's indirect bytes in the table, as `leaks` shows them ("160 (16 direct,
+# 144 indirect)") and sorted by that total; the timeline's mark labels never overlap, however close the errors are --
+
+LABEL_BOXES = """() => [...document.querySelectorAll('#timeline .mark text')].map(t => {
+  const r = t.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom, t.textContent]; })"""
+PLOT_TOP = "() => document.querySelector('#timeline .peak').getBoundingClientRect().top"
+SVG_BOX = """() => { const r = document.querySelector('#timeline svg').getBoundingClientRect();
+  return [r.left, r.right]; }"""
+
+
+def overlapping(boxes: list) -> list:
+    return [(a[4], b[4]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
+
+
+def assert_labels_apart(page: Page) -> list:
+    boxes = page.page.evaluate(LABEL_BOXES)
+    assert boxes, "no mark label drawn"
+    assert overlapping(boxes) == [], boxes
+    left, right = page.page.evaluate(SVG_BOX)
+    assert all(left <= b[0] and b[2] <= right for b in boxes), boxes
+    assert max(b[3] for b in boxes) <= page.page.evaluate(PLOT_TOP) + 1  # above the plot, not over the curves
+    return boxes
+
+
+def test_labels_of_heap_errors_made_close_together_do_not_overlap(page: Page, built_targets: Path, tmp_path: Path):
+    """bad_free_burst makes three invalid frees in a row after a long run: three labels at nearly one x."""
+    page.open(cli_html(built_targets / "bad_free_burst", tmp_path / "burst.html"))
+    assert page.page.locator("#timeline .mark-error").count() == 3
+    assert [b[4] for b in assert_labels_apart(page)] == ["invalid free"] * 3
+
+
+def test_labels_of_many_errors_at_one_time_keep_apart_and_their_marks_stay(page: Page, tmp_path: Path):
+    report = synthetic_report(50)
+    for i in range(30):  # 30 invalid frees in the same instant, beside the 5 spread ones
+        report.table.on_free(0xDEAD00 + 16 * i, "free", 1, report.table.errors[0].pcs, 0.001)
+    path = tmp_path / "many.html"
+    path.write_text(render_html([report]))
+    page.open(path)
+    assert page.page.locator("#timeline .mark-error").count() == 35  # every mark keeps its line and tooltip
+    assert 2 <= len(assert_labels_apart(page)) < 35
+
+
+def test_table_shows_indirect_bytes_like_leaks_and_sorts_by_the_total(page: Page, built_targets: Path,
+                                                                      tmp_path: Path):
+    """lost_list: the head is definitely lost with its list behind it, "160 (16 direct, 144 indirect)" in `leaks`
+    and valgrind ("160 (16 direct, 144 indirect) bytes in 1 blocks are definitely lost")."""
+    page.open(cli_html(built_targets / "lost_list", tmp_path / "lost_list.html"))
+    cells = page.page.eval_on_selector_all("#leaks tbody tr.row", "rows => rows.map(r => r.cells[2].innerText)")
+    assert "160 (16 direct, 144 indirect)" in cells, cells
+    page.page.click('#leaks th[data-key="bytes"]')  # largest first
+    cells = page.page.eval_on_selector_all("#leaks tbody tr.row", "rows => rows.map(r => r.cells[2].innerText)")
+    totals = [int(c.split(" ")[0].replace(",", "")) for c in cells]
+    assert totals == sorted(totals, reverse=True), cells
+    row = page.page.locator("#leaks tbody tr.row", has_text="160 (16 direct, 144 indirect)")
+    row.click()
+    assert "160 (16 direct, 144 indirect) bytes in 1 block are definitely lost" in \
+        page.page.inner_text("#leaks tbody tr.detail")

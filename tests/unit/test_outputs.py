@@ -145,7 +145,7 @@ def test_sarif_header_tool_and_rules(report):
     assert driver["informationUri"].startswith("https://")
     ids = [rule["id"] for rule in driver["rules"]]
     assert ids == ["definite", "indirect", "possible", "reachable", "unfreed",
-                   "double_free", "invalid_free", "mismatched_free"]
+                   "double_free", "invalid_free", "mismatched_free", "fatal_signal"]
     levels = {rule["id"]: rule["defaultConfiguration"]["level"] for rule in driver["rules"]}
     assert levels["definite"] == levels["double_free"] == levels["invalid_free"] == "error"
     assert levels["reachable"] == "note"

@@ -271,20 +271,44 @@
   }
 
   // -- timeline ---------------------------------------------------------------------------------------------------
+  const LABEL_ROW = 13, LABEL_ROWS = 4, LABEL_GAP = 6;   // px per row of mark labels, rows at most, px between labels
+
+  // Rows for the marks' labels so that none overlaps another: each label ([time, text, bold], in priority order:
+  // snapshots, then errors) takes the first row where it clears the labels already there, measured in the page's
+  // font. {of: row per label (-1: no room), count: rows used}.
+  function labelRows(el, W, labels, X) {
+    const ctx = document.createElement('canvas').getContext('2d'), family = getComputedStyle(el).fontFamily;
+    const placed = [], of = [];
+    for (const [t, text, bold] of labels) {
+      ctx.font = (bold ? '600 ' : '') + '11px ' + family;
+      const w = ctx.measureText(text).width, x = X(t), left = x > W / 2 ? x - 3 - w : x + 3, right = left + w;
+      let row = 0;
+      while (row < placed.length && placed[row].some(([a, b]) => left < b + LABEL_GAP && a < right + LABEL_GAP)) row++;
+      if (row === LABEL_ROWS) { of.push(-1); continue; }
+      if (row === placed.length) placed.push([]);
+      placed[row].push([left, right]);
+      of.push(row);
+    }
+    return { of, count: Math.max(placed.length, 1) };
+  }
+
   function drawTimeline() {
     const p = state.model.p, el = $('timeline'), pts = p.timeline.points, marks = p.timeline.marks;
     if (!pts.length) {
       el.innerHTML = '<p class="empty">No samples: no allocation or free was tracked.</p>';
       return;
     }
-    const W = Math.max(el.clientWidth || 900, 300), ML = 64, MR = 14, PH = 110, GAP = 26, TOP = 18;
-    const H = TOP + 2 * PH + GAP + 24;
+    const W = Math.max(el.clientWidth || 900, 300), ML = 64, MR = 14, PH = 110, GAP = 26;
     let t0 = Infinity, t1 = -Infinity;
     for (const t of pts.map((q) => q[0]).concat(marks.map((q) => q[1]), p.errors.map((e) => e.time))) {
       t0 = Math.min(t0, t); t1 = Math.max(t1, t);
     }
     const span = t1 > t0 ? t1 - t0 : 1;
     const X = (t) => ML + (t - t0) / span * (W - ML - MR);
+    const errors = p.errors.slice(0, MAX_MARKS);
+    const rows = labelRows(el, W, marks.map((q) => [q[1], q[0], false]).concat(errors.map((e) => [e.time, e.title,
+      true])), X);
+    const TOP = 18 + (rows.count - 1) * LABEL_ROW, H = TOP + 2 * PH + GAP + 24;
     const out = ['<svg width="' + W + '" height="' + H + '" viewBox="0 0 ' + W +
       ' ' + H + '">'];
     const panels = [['bytes', 1, 3, TOP, human], ['blocks', 2, 4, TOP + PH + GAP, humanCount]];
@@ -314,16 +338,18 @@
         (i === 0 ? 'start' : i === 5 ? 'end' : 'middle') + '">' +
         (t1 > t0 ? t.toPrecision(3) + ' s' : '') + '</text>');
     }
-    const mark = (cls, t, label, title, data) => out.push('<g class="mark ' + cls + '"' + data + '><title>' +
+    // a label goes on its row above the plot; one that found no row is left out (its line and tooltip stay)
+    const mark = (cls, t, label, title, data, row) => out.push('<g class="mark ' + cls + '"' + data + '><title>' +
       esc(title) + '</title><line x1="' + X(t).toFixed(1) + '" y1="' + (TOP - 4) + '" x2="' + X(t).toFixed(1) +
-      '" y2="' + axisY + '"/><text x="' + (X(t) > W / 2 ? X(t) - 3 : X(t) + 3).toFixed(1) + '" y="' + (TOP - 6) +
-      '" text-anchor="' + (X(t) > W / 2 ? 'end' : 'start') + '">' + esc(label) + '</text></g>');
-    for (const [name, t, b, n] of marks) {
+      '" y2="' + axisY + '"/>' + (row < 0 ? '' : '<text x="' + (X(t) > W / 2 ? X(t) - 3 : X(t) + 3).toFixed(1) +
+      '" y="' + (12 + row * LABEL_ROW) + '" text-anchor="' + (X(t) > W / 2 ? 'end' : 'start') + '">' + esc(label) +
+      '</text>') + '</g>');
+    marks.forEach(([name, t, b, n], i) => {
       mark('mark-snapshot', t, name, 'snapshot ' + name + ' at ' + t + ' s: ' + plural(b, 'byte') + ' in ' +
-        plural(n, 'block') + ' live', ' data-name="' + esc(name) + '"');
-    }
-    p.errors.slice(0, MAX_MARKS).forEach((e, i) => mark('mark-error', e.time, e.title, e.title + ' at ' + e.time +
-      ' s: ' + e.headline, ' data-type="' + esc(e.type) + '" data-error="' + i + '"'));
+        plural(n, 'block') + ' live', ' data-name="' + esc(name) + '"', rows.of[i]);
+    });
+    errors.forEach((e, i) => mark('mark-error', e.time, e.title, e.title + ' at ' + e.time +
+      ' s: ' + e.headline, ' data-type="' + esc(e.type) + '" data-error="' + i + '"', rows.of[marks.length + i]));
     out.push('<line class="cursor" y1="' + TOP + '" y2="' + axisY + '" x1="-10" x2="-10"/>',
       '<text class="readout" x="' + ML + '" y="' + (H - 2) + '"></text>', '</svg>');
     el.innerHTML = out.join('');
@@ -342,9 +368,13 @@
 
   // -- table ------------------------------------------------------------------------------------------------------
   const SORTS = {
-    kind: (g) => g[0], bytes: (g) => g[2], blocks: (g) => g[3], allocator: (g) => g[1], first: (g) => g[4],
+    kind: (g) => g[0], bytes: (g) => g[2] + g[8], blocks: (g) => g[3], allocator: (g) => g[1], first: (g) => g[4],
     site: (g) => siteText(g),
   };
+  // a loss record's size as `leaks` gives it: "128 (32 direct, 96 indirect)" when blocks are lost through it
+  function sizeText(g) {
+    return g[8] ? fmt(g[2] + g[8]) + ' (' + fmt(g[2]) + ' direct, ' + fmt(g[8]) + ' indirect)' : fmt(g[2]);
+  }
   function siteText(g) { return g[6] >= 0 ? frameText(state.model.p.frames[g[6]]) : '??'; }
 
   function tableRows() {
@@ -368,7 +398,8 @@
     const p = state.model.p;
     const lines = state.model.stack(g[5]).map((f, i) => '   ' + (i ? 'by' : 'at') + ' ' + f[4] + ': ' +
       esc(frameText(f)) + (f[5] ? ' <span class="inline-tag">(inlined)</span>' : ''));
-    return '<td colspan="7"><pre>' + esc(plural(g[2], 'byte') + ' in ' + plural(g[3], 'block') + ' are ' +
+    return '<td colspan="7"><pre>' + esc((g[8] ? sizeText(g) + ' bytes' : plural(g[2], 'byte')) + ' in ' +
+      plural(g[3], 'block') + ' are ' +
       p.kinds[g[0]][1] + ', allocated by ' + g[1] + ' (first is allocation #' + g[4] + ')') + '\n' + lines.join('\n') +
       '</pre>' + (g[7] >= 0 ? p.sources[g[7]] : '') + '</td>';
   }
@@ -385,7 +416,7 @@
     for (const i of rows.slice(0, state.limit)) {
       const g = p.groups[i], k = p.kinds[g[0]], open = state.open.has(i);
       html.push('<tr class="row' + (open ? ' open' : '') + '" data-g="' + i + '"><td></td><td class="kind-cell k-' +
-        esc(k[0]) + '"><span class="swatch"></span> ' + esc(k[1]) + '</td><td class="num">' + fmt(g[2]) +
+        esc(k[0]) + '"><span class="swatch"></span> ' + esc(k[1]) + '</td><td class="num">' + sizeText(g) +
         '</td><td class="num">' + fmt(g[3]) + '</td><td>' + esc(g[1]) + '</td><td class="num">#' + g[4] +
         '</td><td class="site">' + esc(siteText(g)) + '</td></tr>');
       if (open) html.push('<tr class="detail" data-g="' + i + '">' + detailHtml(g) + '</tr>');

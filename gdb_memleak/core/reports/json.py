@@ -38,7 +38,20 @@ def process_json(report: ProcessReport) -> dict:
                     "address_info": e.address_info.to_json(stack) if e.address_info is not None else None}
                    for e in report.table.errors],
         **mappings_json(report),
+        "fatal_signal": fatal_json(report),
     }
+
+
+def fatal_json(report: ProcessReport) -> dict | None:
+    """The signal that killed the process (None when none did): its number, siginfo's code, valgrind's words for the
+    fault and its address (null for a signal a process sent), and the stack of the thread (`thread`: its LWP) that
+    got it, `stack[0]` being where that thread was."""
+    fatal = report.result.fatal
+    if fatal is None:
+        return None
+    return {"signal": fatal.name, "number": fatal.number, "code": fatal.code, "description": fatal.event(),
+            "address": f"0x{fatal.address:x}" if fatal.address is not None else None, "thread": fatal.thread,
+            "stack": [frame_json(f) for f in report.fatal_frames()]}
 
 
 def mappings_json(report: ProcessReport) -> dict:

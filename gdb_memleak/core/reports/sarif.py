@@ -1,4 +1,5 @@
-"""SARIF 2.1.0 output (for code-scanning UIs): one run, one result per leak group and per heap error.
+"""SARIF 2.1.0 output (for code-scanning UIs): one run, one result per leak group, per heap error and per fatal
+signal.
 
 Each result's location is the leak's site (the first frame in the user's code); its full allocation stack (and, for a
 heap error, the bad free's, the first free's and the allocation's) is in `stacks`. A frame without debug info is
@@ -40,6 +41,8 @@ RULES: tuple[tuple[str, str, str, str], ...] = (
     ("invalid_free", "InvalidFree", "A pointer no allocator returned was freed", "error"),
     ("mismatched_free", "MismatchedFree", "A block was released by a function of another allocator family "
      "(e.g. free() of new[])", "error"),
+    ("fatal_signal", "FatalSignal", "The process was killed by a signal (a fault such as SIGSEGV, or one sent to it)",
+     "error"),
 )
 RULE_INDEX = {rule[0]: i for i, rule in enumerate(RULES)}
 LEVELS = {rule[0]: rule[3] for rule in RULES}
@@ -157,6 +160,27 @@ def error_result(report: ProcessReport, error: HeapError, source_root: str | Non
     return result
 
 
+def fatal_result(report: ProcessReport, source_root: str | None = None) -> dict | None:
+    """The signal that killed the process, in valgrind's words, located at the first frame in the user's code of
+    the stack of the thread that got it."""
+    fatal = report.result.fatal
+    if fatal is None:
+        return None
+    frames = report.fatal_frames()
+    site = report.system.user_frame(frames)
+    event = fatal.event()
+    properties: dict = {"pid": report.result.pid, "signal": fatal.name, "thread": fatal.thread}
+    if fatal.address is not None:
+        properties["address"] = f"0x{fatal.address:x}"
+    return {
+        **_rule_fields("fatal_signal"),
+        "message": {"text": fatal.headline() + (f": {event}" if event else "") + _where(site)},
+        "locations": [frame_location(site, source_root)] if site is not None else [],
+        "stacks": [stack_json(frames, "stack of the thread that got the signal", source_root)] if frames else [],
+        "properties": properties,
+    }
+
+
 def _rules() -> list[dict]:
     return [{"id": rule_id, "name": name, "shortDescription": {"text": short},
              "defaultConfiguration": {"level": level}} for rule_id, name, short, level in RULES]
@@ -167,6 +191,9 @@ def build_sarif(reports: Sequence[ProcessReport], tool_version: str = __version_
     """The SARIF log. With `source_root`, source files under it get URIs relative to `%SRCROOT%`."""
     results = []
     for report in reports:
+        fatal = fatal_result(report, source_root)
+        if fatal is not None:
+            results.append(fatal)
         for error in report.table.errors:
             results.append(error_result(report, error, source_root))
         for group in report.leak_groups() + report.suppressed_groups():

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any, Sequence, TextIO
 
-from ..grouping import LeakGroup, group_by_line, select
+from ..grouping import LeakGroup, LineGroup, group_by_line, select
 from ..kinds import LABELS, ORDER, UNFREED
 from ..mappings import DEFAULT_MAPPING_ERROR_KINDS, flags_text, prot_text
 from ..model import Frame, HeapError
@@ -28,14 +29,14 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
-def sizes(group: LeakGroup) -> str:
+def sizes(group: LeakGroup | LineGroup) -> str:
     """valgrind's loss-record size: "80 (16 direct, 64 indirect)" when blocks are lost through the group."""
     if not group.indirect_bytes:
         return f"{group.bytes:,}"
     return f"{group.total_bytes:,} ({group.bytes:,} direct, {group.indirect_bytes:,} indirect)"
 
 
-def amount(group: LeakGroup) -> str:
+def amount(group: LeakGroup | LineGroup) -> str:
     return plural(group.bytes, "byte") if not group.indirect_bytes else f"{sizes(group)} bytes"
 
 
@@ -64,8 +65,24 @@ def render_header(report: ProcessReport, out: TextIO) -> None:
     else:
         how = "still running"
     out.write(f"gdb-memleak: process {r.pid} ({prog}) {how}\n")
+    if len(r.argv) > 1:  # as valgrind's "Command:" line: tells apart the runs of one program (make's cc1s)
+        out.write(f"  command: {shlex.join(r.argv)}\n")
+    render_fatal(report, out)
     for note in report.notes:
         out.write(f"  note: {note}\n")
+
+
+def render_fatal(report: ProcessReport, out: TextIO) -> None:
+    """valgrind's words for the signal that killed the process: which, what the fault was and where, and the stack
+    of the thread that got it."""
+    fatal = report.result.fatal
+    if fatal is None:
+        return
+    out.write(fatal.headline() + "\n")
+    event = fatal.event()
+    if event is not None:
+        out.write(f" {event}\n")
+    render_stack(report.fatal_frames(), out)
 
 
 def render_summary(report: ProcessReport, out: TextIO) -> None:
@@ -168,7 +185,7 @@ def render_by_line(report: ProcessReport, out: TextIO, options: ReportOptions | 
     for group in groups:
         frame = group.frame
         where = f"{frame.file}:{frame.line}" if frame.file and frame.line else f"0x{frame.pc:x} ({frame.object})"
-        out.write(f"\n{where}: {plural(group.bytes, 'byte')} in {plural(group.blocks, 'block')}"
+        out.write(f"\n{where}: {amount(group)} in {plural(group.blocks, 'block')}"
                   f" ({', '.join(sorted(group.allocators))}) in {frame.function}\n")
         for number, text in source_context(frame.file, frame.line):
             shown = highlight_line(frame.file or "", text) if options.color else text
