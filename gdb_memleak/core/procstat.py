@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def stat_fields(pid: int) -> list[str] | None:
     """The fields after the command name (field 3, the state, first; field 52, the exit code, last); None when
@@ -37,3 +39,22 @@ def parent_in_vfork(pid: int) -> bool:
     except (IndexError, ValueError):
         return False
     return parent is not None and parent[0] == "D"
+
+
+def tracer(pid: int) -> int | None:
+    """The pid of the process tracing `pid` (0: none), from /proc/PID/status; None when `pid` is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
+
+
+def let_go(pid: int) -> bool:
+    """Whether `pid` runs on without this process tracing it: how a detach differs from a death when the debugger
+    reports both alike (GDB's exited event has no exit code for either)."""
+    followed_by = tracer(pid) if running(pid) else None
+    return followed_by is not None and followed_by != os.getpid()
