@@ -122,10 +122,10 @@ def dependency_dirs() -> list[str]:
     """Directories this Python imports the plugin's dependencies from, for GDB's (system) Python. Found without
     importing them (the CLI itself never uses them)."""
     dirs = []
-    for name in ("pygments", "tabulate"):
+    for name in ("pygments", "tabulate", "numpy"):
         spec = importlib.util.find_spec(name)
         path = spec.origin if spec is not None else None
-        if path is None:  # missing (GDB's loader says so) or a namespace package: not how these two are installed
+        if path is None:  # missing (GDB's loader says so) or a namespace package: not how these are installed
             continue
         directory = os.path.dirname(os.path.abspath(path))
         if os.path.basename(path).startswith("__init__"):

@@ -124,8 +124,8 @@ class Shard:
 
 def _numpy() -> Any:
     try:
-        import numpy  # noqa: PLC0415 - optional: GDB's Python may not have it
-    except ImportError:
+        import numpy  # noqa: PLC0415 - GDB's Python may not import it (core/reachability.py: numpy_problem)
+    except Exception:  # noqa: BLE001 - a broken or mismatched build raises ImportError, or worse: lists then
         return None
     return numpy
 

@@ -56,3 +56,22 @@ def cmdline(pid: int) -> list[str] | None:
     if not data:
         return None
     return [os.fsdecode(arg) for arg in data.removesuffix(b"\0").split(b"\0")]
+
+
+def tracer(pid: int) -> int | None:
+    """The pid of the process tracing `pid` (0: none), from /proc/PID/status; None when `pid` is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
+
+
+def let_go(pid: int) -> bool:
+    """Whether `pid` runs on without this process tracing it: how a detach differs from a death when the debugger
+    reports both alike (GDB's exited event has no exit code for either)."""
+    followed_by = tracer(pid) if running(pid) else None
+    return followed_by is not None and followed_by != os.getpid()

@@ -71,23 +71,47 @@ BACKEND = "auto"  # "auto": numpy when usable (core/fastscan.py), else pure Pyth
 _backend: tuple[Any, str | None] | None = None
 
 
+PURE_SCAN = "the reachability scan runs in pure Python (slower on large heaps)"
+
+
 def numpy_problem() -> str | None:
-    """Why the numpy scan cannot run though numpy is installed, found without importing it (cheap enough for load
-    time): a compiled numpy only loads in the Python version it was built for, and GDB embeds the system Python,
-    which may not be the virtualenv's. None when numpy looks usable or is simply not installed."""
+    """Why the numpy scan cannot run, found without importing numpy (cheap enough for load time): numpy (a
+    dependency) is missing from this Python, or is a compiled build for another Python version. GDB embeds the
+    system Python, which may not be the virtualenv's. None when numpy looks usable (its import may still fail:
+    `numpy_backend` says so then)."""
+    here = sys.version_info[:2]
     try:
         spec = importlib.util.find_spec("numpy")
     except (ImportError, ValueError):
-        return None
+        spec = None
     if spec is None or spec.origin is None:
-        return None  # not installed: the optional extra `fast` was not asked for
+        return f"numpy is not installed for GDB's Python ({sys.executable or 'python'} {sys.version.split()[0]}): " \
+               f"{PURE_SCAN}"
+    package = os.path.dirname(spec.origin)
     built = re.search(r"[/\\]python(\d+)\.(\d+)[/\\]", spec.origin)
-    here = sys.version_info[:2]
-    if built and (int(built[1]), int(built[2])) != here:
-        where = os.path.dirname(os.path.dirname(spec.origin))
-        return (f"numpy in {where} is built for Python {built[1]}.{built[2]}, this is Python {here[0]}.{here[1]}: "
-                f"the reachability scan runs in pure Python (slower on large heaps)")
+    # no version in the path (a --target install, GDB_MEMLEAK_PYTHONPATH): ask its compiled core
+    versions = {(built[1], built[2])} if built else _core_versions(package)
+    if versions and (str(here[0]), str(here[1])) not in versions:
+        major, minor = sorted(versions)[0]
+        return (f"numpy in {os.path.dirname(package)} is built for Python {major}.{minor}, this is Python "
+                f"{here[0]}.{here[1]}: {PURE_SCAN}")
     return None
+
+
+def _core_versions(package: str) -> set[tuple[str, str]]:
+    """The CPython versions numpy's compiled core is built for (numpy 2: _core/, numpy 1: core/), from the version
+    tags of its file names (`_multiarray_umath.cpython-311-x86_64-linux-gnu.so`); empty when untagged."""
+    versions: set[tuple[str, str]] = set()
+    for folder in ("_core", "core"):
+        try:
+            names = os.listdir(os.path.join(package, folder))
+        except OSError:
+            continue
+        for name in names:
+            tag = re.match(r"_multiarray_umath\.cpython-(\d)(\d+)", name)
+            if tag:
+                versions.add((tag[1], tag[2]))
+    return versions
 
 
 def numpy_backend() -> tuple[Any, str | None]:
@@ -96,15 +120,14 @@ def numpy_backend() -> tuple[Any, str | None]:
     if _backend is not None:
         return _backend
     problem = numpy_problem()
-    if problem is not None or importlib.util.find_spec("numpy") is None:
+    if problem is not None:
         _backend = (None, problem)
         return _backend
     try:
         from . import fastscan
     except Exception as error:  # a broken or mismatched build raises ImportError, or worse
         text = str(error).strip().splitlines()
-        _backend = (None, f"numpy cannot be imported ({text[0] if text else type(error).__name__}): the "
-                          f"reachability scan runs in pure Python (slower on large heaps)")
+        _backend = (None, f"numpy cannot be imported ({text[0] if text else type(error).__name__}): {PURE_SCAN}")
         return _backend
     _backend = (fastscan, None)
     return _backend

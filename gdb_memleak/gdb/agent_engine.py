@@ -30,6 +30,7 @@ from ..core.kinds import OnError
 from ..core.model import Block, Counters
 from ..core.procmaps import Mapping, load_bias, read_maps
 from ..core.table import AllocationTable
+from . import bad_call
 from .breakpoint_engine import BreakpointEngine
 from .engine import Engine, EngineEvents
 from .log import log
@@ -351,9 +352,16 @@ class AgentEngine(Engine):
         error = fmt.error_from_record(record, self.names, self._stack_by_id, int(self.started * 1e9), self._thread)
         self.table.errors.append(error)
         action = self.events.heap_error(error)
-        skip = 1 if action is OnError.SKIP else 0
-        self.inferior.write_memory(address + fmt.ERROR_SKIP_OFFSET, skip.to_bytes(8, "little"))
+        self._write_skip(address, action is OnError.SKIP)
+        if action is OnError.STOP:
+            bad_call.stopped_at(self.inferior, error, self.abi.stack_pointer, lambda: self.stops,
+                                lambda: self._write_skip(address, True))
         return self._stopping(action is OnError.STOP)
+
+    def _write_skip(self, record: int, skip: bool) -> str:
+        """The error record's skip flag, which the recorder reads when memleak_agent_error returns."""
+        self.inferior.write_memory(record + fmt.ERROR_SKIP_OFFSET, int(skip).to_bytes(8, "little"))
+        return "it returns without freeing when the program goes on"
 
     def on_break_alloc(self) -> bool:
         slot = fmt.SLOT.unpack(self._read(self._argument(0), fmt.SLOT.size))

@@ -20,9 +20,10 @@ import gdb
 from ..core.abi import Abi
 from ..core.allocators import INTERNAL_RELEASERS, MAPPING, AllocatorSpec, Role
 from ..core.kinds import OnError
-from ..core.model import Block
+from ..core.model import Block, HeapError
 from ..core.procmaps import read_maps
 from ..core.table import AllocationTable
+from . import bad_call
 from .access import RegisterReader, StackReader, read_word
 from .engine import Engine, EngineEvents
 from .log import log
@@ -258,6 +259,8 @@ class BreakpointEngine(Engine):
                 # operator delete -> free: the inner free belongs to this call, even a bad one; a skipped call
                 # never runs, so it must not stay in flight (its later calls would all look nested)
                 self._await_return(call, lwp, sp, return_address)
+            if error is not None and action is OnError.STOP:
+                self._hold(error, call, lwp, return_address)
             return self.apply(action, return_address, sp)
         if spec.role is Role.REALLOC and spec.pointer(args) and spec.pointer(args) not in self.table.blocks:
             # an invalid realloc is reported at the call: glibc may abort before it returns
@@ -269,6 +272,8 @@ class BreakpointEngine(Engine):
                     self.table.on_skipped_realloc(spec.size(args))
                 else:
                     self._await_return(call, lwp, sp, return_address)
+                if action is OnError.STOP:
+                    self._hold(error, call, lwp, return_address, result=0)
                 return self.apply(action, return_address, sp, result=0)
         self._await_return(call, lwp, sp, return_address)
         return False
@@ -320,6 +325,24 @@ class BreakpointEngine(Engine):
             gdb.parse_and_eval(f"${abi.stack_pointer} = {sp + abi.word_size}")
             gdb.parse_and_eval(f"$pc = {return_address}")
         return False
+
+    def _hold(self, error: HeapError, call: PendingCall, lwp: int, return_address: int,
+              result: int | None = None) -> None:
+        """Stopped at a bad release's entry: `memleak skip` may still make it return at once (gdb/bad_call.py), as
+        `on-error skip` would have: nothing in flight for it any more, and an invalid realloc returns NULL."""
+
+        def skip() -> str:
+            if self.pending.get((lwp, call.entry_sp + self.abi.word_size)) is call:
+                del self.pending[(lwp, call.entry_sp + self.abi.word_size)]
+            calls = self.in_flight.get(lwp)
+            if calls and call in calls:
+                calls.remove(call)
+            if result is not None:
+                self.table.on_skipped_realloc(call.spec.size(call.args))
+            self.apply(OnError.SKIP, return_address, call.entry_sp, result)
+            return f"it returned{' NULL' if result is not None else ''} without freeing; the program is in its caller"
+
+        bad_call.stopped_at(self.inferior, error, self.abi.stack_pointer, lambda: self.stats.entry_stops, skip)
 
     def _released_internally(self, address: int, return_address: int) -> bool:
         """A free of a pointer we do not know, made by the allocator's own housekeeping (rare path: cached)."""

@@ -19,7 +19,7 @@ from ..core.reports.text import (
     render_summary,
 )
 from ..core.suppressions import SuppressionError, generate
-from . import settings
+from . import bad_call, settings
 from .argparsing import CommandParser
 from .blockinfo import describe_block
 from .session import SESSION
@@ -147,7 +147,7 @@ def _check(tracking: Tracking) -> None:
 class Memleak(gdb.Command):
     """Heap leak and heap error tracking (gdb-memleak).
 
-Usage: memleak start|stop|status|reset|errors|check|break-alloc|block|snapshot
+Usage: memleak start|stop|status|reset|errors|check|skip|break-alloc|block|snapshot
 See `help memleak SUBCOMMAND`, `leaks` for the report and `show memleak` for settings."""
 
     def __init__(self) -> None:
@@ -155,8 +155,8 @@ See `help memleak SUBCOMMAND`, `leaks` for the report and `show memleak` for set
 
     def invoke(self, argument: str, from_tty: bool) -> None:
         what = f"unknown subcommand {argument.split()[0]!r}" if argument.strip() else "needs a subcommand"
-        raise gdb.GdbError(f"memleak: {what}: start, stop, status, reset, errors, check, break-alloc, block or "
-                           "snapshot (e.g. `memleak start`, then `run`; see `help memleak`)")
+        raise gdb.GdbError(f"memleak: {what}: start, stop, status, reset, errors, check, skip, break-alloc, block "
+                           "or snapshot (e.g. `memleak start`, then `run`; see `help memleak`)")
 
 
 class MemleakStart(gdb.Command):
@@ -273,6 +273,23 @@ The process must be stopped. Blocks are classified as definitely, indirectly or 
         render_leak_summary(tracking.report, out)
 
 
+class MemleakSkip(gdb.Command):
+    """Skip the bad free the program is stopped at: the call returns at once and frees nothing.
+
+Usage: memleak skip
+At a double or invalid free (`memleak on-error stop`), the program is stopped before the call is made. `memleak skip`
+makes it return without freeing, as valgrind does (and `on-error skip` without stopping), so the program runs on;
+`continue` alone lets the call happen, as it would without the tool (glibc usually aborts the program then).
+A mismatched release (malloc + delete, ...) is not skipped: it still releases the block, as under valgrind."""
+
+    def __init__(self) -> None:
+        super().__init__("memleak skip", gdb.COMMAND_RUNNING)
+
+    def invoke(self, argument: str, from_tty: bool) -> None:
+        _no_arguments("memleak skip", argument)
+        SESSION.out().write(bad_call.skip(gdb.selected_inferior()) + "\n")
+
+
 class MemleakBreakAlloc(gdb.Command):
     """Stop when allocation number N is made (numbers as shown by `leaks`: #N). `off` clears it.
 
@@ -358,6 +375,7 @@ def register() -> None:
     MemleakReset()
     MemleakErrors()
     MemleakCheck()
+    MemleakSkip()
     MemleakBreakAlloc()
     MemleakBlock()
     MemleakSnapshot()

@@ -24,6 +24,7 @@ from ..core.abi import Abi
 from ..core.procmaps import Mapping, read_maps
 from ..core.reachability import RootRegion, ScanResult, numpy_backend, numpy_problem, scan
 from .access import RegisterReader
+from .agent_engine import announce
 
 if TYPE_CHECKING:
     from ..core.fastscan import Blocks
@@ -312,14 +313,22 @@ def block_arrays(blocks: collections.abc.Mapping[int, int]) -> Blocks | None:
     """The blocks as core.fastscan.Blocks when the numpy scan runs, else None."""
     if reachability.BACKEND == "python":
         return None
-    fast, _why = numpy_backend()
+    fast, why = numpy_backend()
+    if why is not None and why not in _said:  # numpy looked usable at load, but its import failed: say it once
+        _said.add(why)
+        announce(why)
     return fast.Blocks.of(blocks) if fast is not None else None
 
 
+_said: set[str] = set()
+
+
 def announce_numpy_problem() -> None:
-    """One line at load when numpy is installed but cannot serve GDB's Python (the scan then runs in pure Python)."""
+    """One line at load when numpy cannot serve GDB's Python (missing, or built for another Python version): the
+    scan then runs in pure Python, with the same results."""
     problem = numpy_problem()
     if problem is not None:
+        _said.add(problem)
         gdb.write(f"gdb-memleak: {problem}\n", gdb.STDERR)
 
 

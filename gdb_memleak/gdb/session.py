@@ -17,7 +17,7 @@ import gdb
 from ..core.abi import ABIS, Abi
 from ..core.allocators import DEFAULT_ALLOCATORS, EXIT_HOOKS, MAPPING_HOOKS
 from ..core.kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
-from ..core.procstat import cmdline, stat_fields
+from ..core.procstat import cmdline, let_go, stat_fields
 from ..core.report import ProcessReport
 from ..core.table import AllocationTable
 from . import agent_engine, settings
@@ -216,6 +216,8 @@ class Session:
         result = tracking.report.result
         if hasattr(event, "exit_code"):
             result.exit_code = int(event.exit_code)
+        elif result.signal is None and let_go(tracking.pid):  # `detach`: GDB says "exited", with no exit code
+            result.detached = True
         elif result.signal is None:
             result.signal = "SIGKILL"
         tracking.finish()

@@ -25,7 +25,7 @@ from ..core.reports import ReportOptions
 from ..core.reports.text import render_error, render_report
 from ..core.symbols import Symbolizer, SystemFilter
 from ..core.table import AllocationTable
-from . import addressinfo, settings
+from . import addressinfo, bad_call, settings
 from .access import RegisterReader
 from .engine import Engine
 from .heapscan import HeapScan
@@ -117,6 +117,9 @@ class Tracking:
         action = effective_action(OnError(settings.on_error.value), error.type)
         if action is OnError.SKIP:
             out.write(" The call was skipped (memleak on-error skip): the program runs on.\n")
+        elif action is OnError.STOP and bad_call.skippable(error):
+            out.write(" Stopped before the call: `memleak skip` makes it return without freeing, as valgrind does;\n"
+                      " `continue` alone lets it happen (glibc may abort the program).\n")
         return action
 
     def allocation_break(self, block: Block) -> None:

@@ -553,7 +553,7 @@ def test_rejected_setting_keeps_the_previous_value(built_targets: Path, setting:
     ("help leaks", ["Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes N] [--stack]",
                     "[--since SNAPSHOT] [--older-than SECONDS] [--gen-suppressions] [--json FILE] [--html FILE]",
                     "[--pid N]"]),
-    ("help memleak", ["Usage: memleak start|stop|status|reset|errors|check|break-alloc|block|snapshot"]),
+    ("help memleak", ["Usage: memleak start|stop|status|reset|errors|check|skip|break-alloc|block|snapshot"]),
     ("help memleak start", ["Usage: memleak start"]),
     ("help memleak check", ["Usage: memleak check"]),
     ("help memleak break-alloc", ["Usage: memleak break-alloc N|off"]),

@@ -669,8 +669,11 @@ def test_numpy_built_for_another_python_is_refused_with_one_line(backend, tmp_pa
     assert kinds(heap.scan({DATA: words(a)})) == {a: "reachable"}  # the pure scan answers
 
 
-def test_numpy_not_installed_is_silent(backend, monkeypatch):
+def test_numpy_not_installed_is_one_line(backend, monkeypatch):
+    # numpy is a dependency: missing from GDB's Python, it is said (once, at load) and the pure scan runs
     monkeypatch.setattr(reachability.importlib.util, "find_spec", lambda name: None)
     monkeypatch.setattr(reachability, "_backend", None)
-    assert reachability.numpy_problem() is None
-    assert reachability.numpy_backend() == (None, None)
+    problem = reachability.numpy_problem()
+    assert problem is not None and "\n" not in problem
+    assert problem.startswith("numpy is not installed for GDB's Python") and "pure Python" in problem
+    assert reachability.numpy_backend() == (None, problem)
