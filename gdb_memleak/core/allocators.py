@@ -110,8 +110,12 @@ CXX_ALLOCATORS: tuple[AllocatorSpec, ...] = tuple(
 )
 
 # Not an allocator, but hooked the same way: `_exit` makes the exit_group system call after atexit handlers and
-# stdio flushing, so the reachability scan runs there, with every block and root still in memory.
-EXIT_HOOKS: tuple[AllocatorSpec, ...] = (AllocatorSpec("_exit", Role.EXIT, ""), AllocatorSpec("execve", Role.EXEC, ""))
+# stdio flushing, so the reachability scan runs there, with every block and root still in memory. The image is
+# scanned before an exec by each function that makes the system call itself: `fexecve` and `execveat` do not call
+# `execve` (glibc 2.34+ makes the execveat system call inline).
+EXIT_HOOKS: tuple[AllocatorSpec, ...] = (AllocatorSpec("_exit", Role.EXIT, ""), AllocatorSpec("execve", Role.EXEC, ""),
+                                         AllocatorSpec("fexecve", Role.EXEC, ""),
+                                         AllocatorSpec("execveat", Role.EXEC, ""))
 
 DEFAULT_ALLOCATORS = C_ALLOCATORS + FAMILY_ALLOCATORS + CXX_ALLOCATORS
 

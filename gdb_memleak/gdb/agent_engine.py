@@ -30,7 +30,7 @@ from ..core.kinds import OnError
 from ..core.model import Block, Counters
 from ..core.procmaps import Mapping, load_bias, read_maps
 from ..core.table import AllocationTable
-from . import bad_call
+from . import bad_call, exec_preload
 from .breakpoint_engine import BreakpointEngine
 from .engine import Engine, EngineEvents
 from .log import log
@@ -75,7 +75,7 @@ class AgentEngine(Engine):
         # (only those specs); the recorder itself sees none of them
         self.mapper: BreakpointEngine | None = None
         self.members: dict[int, AgentEngine] = {inferior.num: self}
-        self.breakpoints: dict[str, AgentBreakpoint] = {}  # handler name -> breakpoint (shared with forks)
+        self.breakpoints: dict[str, AgentBreakpoint] = {}  # hooked function or handler -> breakpoint, forks share it
         self.library: str | None = None
         self.anchor: int | None = None
         self.region = 0
@@ -105,15 +105,17 @@ class AgentEngine(Engine):
             if self.library is not None:
                 self._hook_recorder(maps)
             elif any(os.path.basename(m.path).startswith("libc.so") for m in maps):
-                self._fall_back("the recorder was not loaded (the program ignored LD_PRELOAD)")
+                missing = exec_preload.started_with(self.inferior.pid)
+                self._fall_back(f"the recorder was not in its environment: {missing}" if missing else
+                                "the recorder was not loaded (the program ignored LD_PRELOAD)")
                 return
         if self.mapper is not None:
             self.mapper.start()
-        wanted = [s for s in EXIT_HOOKS if self._handler(s) not in self.breakpoints]
+        wanted = [s for s in EXIT_HOOKS if s.name not in self.breakpoints]
         placed = {bp.location for bp in self.breakpoints.values()}
         for definition in locate(wanted, _without(maps, self.library)):
             if f"*0x{definition.address:x}" not in placed:
-                self._place(definition.address, self._handler(definition.spec))
+                self._place(definition.address, self._handler(definition.spec), definition.spec.name)
         self.write_settings()
 
     def stop(self) -> int:
@@ -158,7 +160,7 @@ class AgentEngine(Engine):
     def complete(self) -> bool:
         if self.fallback is not None:
             return self.fallback.complete
-        return (self.library is not None and all(self._handler(s) in self.breakpoints for s in EXIT_HOOKS)
+        return (self.library is not None and all(s.name in self.breakpoints for s in EXIT_HOOKS)
                 and (self.mapper is None or self.mapper.complete))
 
     @property
@@ -393,8 +395,10 @@ class AgentEngine(Engine):
     def _handler(spec: AllocatorSpec) -> str:
         return "on_exit" if spec.role is Role.EXIT else "on_exec"
 
-    def _place(self, address: int, handler: str) -> None:
-        self.breakpoints[handler] = AgentBreakpoint(self.members, address, handler)
+    def _place(self, address: int, handler: str, key: str | None = None) -> None:
+        """One breakpoint calling `handler`, kept under `key` (the hooked function's name; the handler's own
+        name for the recorder's functions)."""
+        self.breakpoints[key or handler] = AgentBreakpoint(self.members, address, handler)
 
     def _hook_recorder(self, maps: list[Mapping]) -> None:
         path = self.library
@@ -571,6 +575,20 @@ def prepare_environment(depth: int, on_error: str, break_alloc: int | None) -> s
     return None
 
 
+def recorder_environment() -> exec_preload.RecorderEnvironment | None:
+    """What an image GDB follows needs in its environment for the recorder (exec_preload.py): the entries
+    prepare_environment put in GDB's, None when the recorder is not in use."""
+    library = _prepared.get("library")
+    if library is None:
+        return None
+    settings = []
+    for name in ENV_SETTINGS:
+        value = _gdb_env(f"{fmt.ENV_PREFIX}{name}")
+        if value is not None:
+            settings.append(f"{fmt.ENV_PREFIX}{name}={value}")
+    return exec_preload.RecorderEnvironment(library, tuple(settings), fmt.ENV_PREFIX)
+
+
 def break_alloc_changed(number: int | None) -> None:
     """`memleak break-alloc N|off`: the next run's recorder reads N from its environment; a running one gets it
     written into its memory now (a batch GDB shows no prompt before `continue`)."""
@@ -666,4 +684,5 @@ def new_run() -> None:
 def register() -> None:
     gdb.events.before_prompt.connect(_before_prompt)
     gdb.events.stop.connect(_on_stop)
+    exec_preload.connect(recorder_environment)
 
