@@ -345,11 +345,15 @@ class AgentEngine(Engine):
         """The recorder found a bad free: report it; `skip` is told to the recorder through the record."""
         address = self._argument(0)
         record = fmt.parse_error(self._read(address, fmt.ERROR.size))
+        if self.table.knows_event(record[fmt.ERROR_SEQ_INDEX]):
+            # the same call presented again (GDB re-reported the hit): its action was decided and written already
+            log.debug("process %d: heap error #%d presented again", self.inferior.pid, record[fmt.ERROR_SEQ_INDEX])
+            return False
         self.sync()  # the report describes the pointer against the live blocks (inside a block, a stack, ...)
         self._ensure_layout()
         self._learn_threads()
         error = fmt.error_from_record(record, self.names, self._stack_by_id, int(self.started * 1e9), self._thread)
-        self.table.errors.append(error)
+        self.table.add_error(error)
         action = self.events.heap_error(error)
         skip = 1 if action is OnError.SKIP else 0
         self.inferior.write_memory(address + fmt.ERROR_SKIP_OFFSET, skip.to_bytes(8, "little"))
