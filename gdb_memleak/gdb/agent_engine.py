@@ -28,6 +28,7 @@ from ..core.allocators import EXIT_HOOKS, MAPPING_HOOKS, AllocatorSpec, Role, by
 from ..core.elf import ElfError, read_elf_symbols
 from ..core.kinds import OnError
 from ..core.model import Block, Counters
+from ..core.own_allocators import defined_allocators, describe
 from ..core.procmaps import Mapping, load_bias, read_maps
 from ..core.table import AllocationTable
 from .breakpoint_engine import BreakpointEngine
@@ -545,7 +546,12 @@ def _gdb_env(name: str) -> str | None:
 
 def prepare_environment(depth: int, on_error: str, break_alloc: int | None) -> str | None:
     """Before `run`: put the recorder in the program's LD_PRELOAD (ahead of the user's own); returns the one-line
-    reason when it cannot be built (the breakpoint engine is used then)."""
+    reason when it cannot be built (the breakpoint engine is used then). Nothing is preloaded into a program that
+    defines its own allocator: the breakpoint engine tracks it (`choose` says why), and the recorder's remaining
+    hooks would only pair libc's calls with blocks they never saw."""
+    if _own_allocators(gdb.selected_inferior().progspace.filename or ""):
+        restore_environment()
+        return None
     try:
         library = str(build.ensure_built())
     except build.BuildError as exc:
@@ -604,6 +610,9 @@ def choose(setting: str, inferior: gdb.Inferior, complete: bool) -> tuple[str, s
         why = f"attached to {name}: the recorder is only preloaded into a program GDB starts"
     elif not complete:
         why = f"{name} was already running at `memleak start`: the recorder is only preloaded when GDB starts it"
+    elif own := _own_allocators(program):
+        why = (f"{name} defines its own {describe(own)} (calls to {'it' if len(own) == 1 else 'them'} never reach "
+               "the preloaded recorder)")
     elif "library" not in _prepared:
         why = _prepared.get("error") or f"the recorder was not in {name}'s environment when it started"
     elif program and not fmt.is_dynamic(program):
@@ -613,6 +622,14 @@ def choose(setting: str, inferior: gdb.Inferior, complete: bool) -> tuple[str, s
     if why is None:
         return "agent", None
     return "breakpoint", f"{why}: using the breakpoint engine."
+
+
+def _own_allocators(program: str) -> tuple[str, ...]:
+    """The allocator functions a dynamically linked `program` defines itself (core/own_allocators.py): the
+    recorder cannot see their calls, the breakpoint engine hooks them. (A static program is said to be static.)"""
+    if not program or not fmt.is_dynamic(program):
+        return ()
+    return defined_allocators(program)
 
 
 def _privileged(program: str) -> bool:

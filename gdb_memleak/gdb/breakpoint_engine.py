@@ -18,6 +18,7 @@ from typing import Callable
 import gdb
 
 from ..core.abi import Abi
+from ..core.agent_format import is_dynamic, recorder_library
 from ..core.allocators import INTERNAL_RELEASERS, MAPPING, AllocatorSpec, Role
 from ..core.kinds import OnError
 from ..core.model import Block
@@ -125,7 +126,9 @@ class BreakpointEngine(Engine):
         wanted = [s for s in self.specs if not self.hooked(s.name)]
         if not wanted or not self.inferior.pid:
             return []
-        added = locate(wanted, read_maps(self.inferior.pid))
+        maps = read_maps(self.inferior.pid)
+        recorder = recorder_library(maps)  # loaded but not used (an exec'd image the recorder cannot serve): its
+        added = locate(wanted, [m for m in maps if m.path != recorder])  # hooks only forward to the real ones
         hooked = {bp.definition.address for bp in self.entries.values()}
         for definition in added:
             if definition.address in hooked:  # an alias (glibc: aligned_alloc = memalign): one breakpoint
@@ -143,12 +146,15 @@ class BreakpointEngine(Engine):
 
     @property
     def glibc_malloc(self) -> bool:
-        """Whether malloc is glibc's (libc.so, or linked into a static executable) rather than a replacement."""
+        """Whether malloc is glibc's (libc.so, or linked into a static executable) rather than a replacement (a
+        dynamic executable's own malloc is the program's allocator)."""
         entry = self.entries.get("malloc")
         if entry is None:
             return True
-        obj = os.path.basename(entry.definition.object)
-        return obj.startswith("libc.so") or entry.definition.object == self.inferior.progspace.filename
+        obj = entry.definition.object
+        if obj == self.inferior.progspace.filename:
+            return not is_dynamic(obj)
+        return os.path.basename(obj).startswith("libc.so")
 
     def hooked(self, name: str) -> bool:
         return name in self.entries or name in self.aliases
