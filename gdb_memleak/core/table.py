@@ -117,6 +117,21 @@ class AllocationTable:
         """Whether the recorder's error number `event` is recorded already (0: not a recorder's error)."""
         return bool(event) and any(e.event == event for e in self.errors)
 
+    def withdraw(self, address: int) -> Block | None:
+        """Forget a live block as if it had never been allocated (its allocation uncounted, its number given back
+        when it was the last): a nested call's block that the outer allocator call returns as its own."""
+        block = self._editable().pop(address, None)
+        if block is None:
+            return None
+        c = self.counters
+        c.allocs -= 1
+        c.bytes_allocated -= block.size
+        c.live_blocks -= 1
+        c.live_bytes -= block.size
+        if block.seq == self._seq:
+            self._seq -= 1
+        return block
+
     def on_skipped_realloc(self, size: int) -> None:
         """An invalid realloc not performed (on-error skip) returns NULL; valgrind, which never performs it either,
         still counts the allocation it was asked for (its bad free is counted by `on_free`)."""
