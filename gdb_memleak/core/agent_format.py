@@ -67,6 +67,7 @@ ERROR = struct.Struct("<12Q32x")
 # struct ml_point: t_ns, live bytes, live blocks, highest bytes and blocks since the previous point
 POINT = struct.Struct("<Q4q")
 ERROR_SKIP_OFFSET = 10 * 8  # GDB writes 1 here (on-error skip): the recorder does not perform the bad release
+ERROR_SEQ_INDEX = 11  # the error's number (from 1, per process and its vfork children) in a parsed record
 ERROR_TYPES = {1: ErrorType.DOUBLE_FREE, 2: ErrorType.INVALID_FREE, 3: ErrorType.MISMATCHED_FREE}
 UNKNOWN = (1 << 64) - 1
 UNWINDERS = {0: "return address only", 1: "libunwind", 2: "glibc backtrace()"}
@@ -329,9 +330,10 @@ def error_from_record(record: tuple[int, ...], names: list[tuple[str, str]], sta
                       epoch_ns: int, thread: Callable[[int], int] = lambda tid: tid) -> HeapError:
     """A HeapError with the fields the breakpoint engine's table fills for the same error type."""
     (kind, addr, tid, time_ns, stack_id, allocator, alloc_stack, free_stack, block_size, alloc_allocator,
-     _skip, _seq) = record
+     _skip, seq) = record
     type_ = ERROR_TYPES.get(kind, ErrorType.INVALID_FREE)
-    error = HeapError(type_, addr, thread(tid), (time_ns - epoch_ns) / 1e9, stack(stack_id), names[allocator][0])
+    error = HeapError(type_, addr, thread(tid), (time_ns - epoch_ns) / 1e9, stack(stack_id), names[allocator][0],
+                      event=seq)
     if type_ is ErrorType.DOUBLE_FREE:
         error.alloc_pcs, error.free_pcs = stack(alloc_stack), stack(free_stack)
         error.block_size = None if block_size == UNKNOWN else block_size
@@ -370,7 +372,7 @@ def read_snapshot(read: ReadMemory, region: int, scratch: ScratchRead | None = N
     if count:
         ring = read(region + h.errors_off, h.errors_capacity * ERROR.size)
         records = [ERROR.unpack_from(ring, i * ERROR.size) for i in range(h.errors_capacity)]
-        errors = sorted((r for r in records if r[11]), key=lambda r: r[11])[-count:]
+        errors = sorted((r for r in records if r[ERROR_SEQ_INDEX]), key=lambda r: r[ERROR_SEQ_INDEX])[-count:]
     points = min(h.timeline_count, h.timeline_capacity)
     timeline = list(POINT.iter_unpack(read(region + h.timeline_off, points * POINT.size))) if points else []
     return AgentSnapshot(header, shards, names, slots.live(), slots.freed_rows(), pool, errors, region, timeline)

@@ -26,6 +26,7 @@ class ElfSymbols:
     min_vaddr: int
     dynamic: dict[str, int] = field(default_factory=dict)  # exported functions (.dynsym)
     static: dict[str, int] = field(default_factory=dict)   # all global functions (.symtab; absent when stripped)
+    sizes: dict[int, int] = field(default_factory=dict)    # a function's value -> its size in bytes (0: unknown)
 
     def function(self, name: str, prefer_dynamic: bool = True) -> int | None:
         tables = (self.dynamic, self.static) if prefer_dynamic else (self.static, self.dynamic)
@@ -33,6 +34,11 @@ class ElfSymbols:
             if name in table:
                 return table[name]
         return None
+
+    def extent(self, name: str) -> int:
+        """The size in bytes of the function `function(name)` finds (0: unknown or not defined)."""
+        value = self.function(name)
+        return self.sizes.get(value, 0) if value is not None else 0
 
 
 def read_elf_symbols(path: str) -> ElfSymbols:
@@ -91,13 +97,15 @@ def parse_elf_symbols(data: bytes, path: str = "<bytes>") -> ElfSymbols:
             str_off, str_size = strtab[4], strtab[5]
             table = result.dynamic if sh_type == SHT_DYNSYM else result.static
             for pos in range(offset, offset + size, entsize):
-                st_name, st_info, _other, st_shndx, st_value, _size = struct.unpack_from("<IBBHQQ", data, pos)
+                st_name, st_info, _other, st_shndx, st_value, st_size = struct.unpack_from("<IBBHQQ", data, pos)
                 if st_shndx == 0 or st_value == 0 or (st_info & 0xF) not in (STT_FUNC, STT_GNU_IFUNC):
                     continue
                 if st_info >> 4 not in (STB_GLOBAL, STB_WEAK):
                     continue
                 end = data.index(b"\0", str_off + st_name, str_off + str_size)
                 table.setdefault(data[str_off + st_name:end].decode("utf-8", "replace"), st_value)
+                if st_size:
+                    result.sizes.setdefault(st_value, st_size)
         return result
     except (struct.error, IndexError, ValueError, OverflowError) as exc:
         raise ElfError(f"{path}: malformed ELF ({exc})") from exc

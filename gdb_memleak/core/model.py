@@ -71,6 +71,7 @@ class HeapError:
     block_size: int | None = None
     alloc_allocator: str | None = None  # for mismatched_free: what allocated the block
     address_info: AddressInfo | None = None  # for invalid_free: what the pointer is (gdb/addressinfo.py)
+    event: int = 0  # the recorder's number for this error (from 1): one event, however often it is presented
 
 
 @dataclass

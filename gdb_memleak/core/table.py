@@ -104,6 +104,34 @@ class AllocationTable:
         self.errors.append(error)
         return error
 
+    def add_error(self, error: HeapError) -> bool:
+        """Keep an error found outside the table (the recorder's), once per event: GDB can present one breakpoint
+        hit twice (a forked child's, under load), and both presentations carry the recorder's same error number.
+        Returns whether it was new."""
+        if self.knows_event(error.event):
+            return False
+        self.errors.append(error)
+        return True
+
+    def knows_event(self, event: int) -> bool:
+        """Whether the recorder's error number `event` is recorded already (0: not a recorder's error)."""
+        return bool(event) and any(e.event == event for e in self.errors)
+
+    def withdraw(self, address: int) -> Block | None:
+        """Forget a live block as if it had never been allocated (its allocation uncounted, its number given back
+        when it was the last): a nested call's block that the outer allocator call returns as its own."""
+        block = self._editable().pop(address, None)
+        if block is None:
+            return None
+        c = self.counters
+        c.allocs -= 1
+        c.bytes_allocated -= block.size
+        c.live_blocks -= 1
+        c.live_bytes -= block.size
+        if block.seq == self._seq:
+            self._seq -= 1
+        return block
+
     def on_skipped_realloc(self, size: int) -> None:
         """An invalid realloc not performed (on-error skip) returns NULL; valgrind, which never performs it either,
         still counts the allocation it was asked for (its bad free is counted by `on_free`)."""

@@ -28,6 +28,7 @@ from ..core.allocators import EXIT_HOOKS, MAPPING_HOOKS, AllocatorSpec, Role, by
 from ..core.elf import ElfError, read_elf_symbols
 from ..core.kinds import OnError
 from ..core.model import Block, Counters
+from ..core.own_allocators import defined_allocators, describe
 from ..core.procmaps import Mapping, load_bias, read_maps
 from ..core.table import AllocationTable
 from . import bad_call, exec_preload
@@ -348,11 +349,15 @@ class AgentEngine(Engine):
         """The recorder found a bad free: report it; `skip` is told to the recorder through the record."""
         address = self._argument(0)
         record = fmt.parse_error(self._read(address, fmt.ERROR.size))
+        if self.table.knows_event(record[fmt.ERROR_SEQ_INDEX]):
+            # the same call presented again (GDB re-reported the hit): its action was decided and written already
+            log.debug("process %d: heap error #%d presented again", self.inferior.pid, record[fmt.ERROR_SEQ_INDEX])
+            return False
         self.sync()  # the report describes the pointer against the live blocks (inside a block, a stack, ...)
         self._ensure_layout()
         self._learn_threads()
         error = fmt.error_from_record(record, self.names, self._stack_by_id, int(self.started * 1e9), self._thread)
-        self.table.errors.append(error)
+        self.table.add_error(error)
         action = self.events.heap_error(error)
         self._write_skip(address, action is OnError.SKIP)
         if action is OnError.STOP:
@@ -553,7 +558,12 @@ def _gdb_env(name: str) -> str | None:
 
 def prepare_environment(depth: int, on_error: str, break_alloc: int | None) -> str | None:
     """Before `run`: put the recorder in the program's LD_PRELOAD (ahead of the user's own); returns the one-line
-    reason when it cannot be built (the breakpoint engine is used then)."""
+    reason when it cannot be built (the breakpoint engine is used then). Nothing is preloaded into a program that
+    defines its own allocator: the breakpoint engine tracks it (`choose` says why), and the recorder's remaining
+    hooks would only pair libc's calls with blocks they never saw."""
+    if _own_allocators(gdb.selected_inferior().progspace.filename or ""):
+        restore_environment()
+        return None
     try:
         library = str(build.ensure_built())
     except build.BuildError as exc:
@@ -626,6 +636,9 @@ def choose(setting: str, inferior: gdb.Inferior, complete: bool) -> tuple[str, s
         why = f"attached to {name}: the recorder is only preloaded into a program GDB starts"
     elif not complete:
         why = f"{name} was already running at `memleak start`: the recorder is only preloaded when GDB starts it"
+    elif own := _own_allocators(program):
+        why = (f"{name} defines its own {describe(own)} (calls to {'it' if len(own) == 1 else 'them'} never reach "
+               "the preloaded recorder)")
     elif "library" not in _prepared:
         why = _prepared.get("error") or f"the recorder was not in {name}'s environment when it started"
     elif program and not fmt.is_dynamic(program):
@@ -635,6 +648,14 @@ def choose(setting: str, inferior: gdb.Inferior, complete: bool) -> tuple[str, s
     if why is None:
         return "agent", None
     return "breakpoint", f"{why}: using the breakpoint engine."
+
+
+def _own_allocators(program: str) -> tuple[str, ...]:
+    """The allocator functions a dynamically linked `program` defines itself (core/own_allocators.py): the
+    recorder cannot see their calls, the breakpoint engine hooks them. (A static program is said to be static.)"""
+    if not program or not fmt.is_dynamic(program):
+        return ()
+    return defined_allocators(program)
 
 
 def _privileged(program: str) -> bool:

@@ -18,6 +18,7 @@ from typing import Callable
 import gdb
 
 from ..core.abi import Abi
+from ..core.agent_format import is_dynamic, recorder_library
 from ..core.allocators import INTERNAL_RELEASERS, MAPPING, AllocatorSpec, Role
 from ..core.kinds import OnError
 from ..core.model import Block, HeapError
@@ -43,6 +44,7 @@ class PendingCall:
     time: float
     errored: bool = False
     detail: str | None = None  # mapping calls: what the entry stop read (an mmap's backing, a shm object's name)
+    seq: int = 0  # the table's last allocation number at entry: a block numbered above was made during this call
 
 
 @dataclass
@@ -99,6 +101,7 @@ class BreakpointEngine(Engine):
         self._args = tuple(abi.index(r) for r in abi.arg_registers)
         self._warned = False
         self._internal_callers: dict[int, bool] = {}
+        self._inside_allocator: dict[int, bool] = {}  # return address -> in the code of a hooked allocator
         self._called: dict[tuple[str, int], AllocatorSpec] = {}  # (hooked name, return address) -> name called
         self._placed: list[int] = []
         # Engines of forked children share the parent's breakpoints (GDB inserts them in every inferior of the
@@ -126,7 +129,9 @@ class BreakpointEngine(Engine):
         wanted = [s for s in self.specs if not self.hooked(s.name)]
         if not wanted or not self.inferior.pid:
             return []
-        added = locate(wanted, read_maps(self.inferior.pid))
+        maps = read_maps(self.inferior.pid)
+        recorder = recorder_library(maps)  # loaded but not used (an exec'd image the recorder cannot serve): its
+        added = locate(wanted, [m for m in maps if m.path != recorder])  # hooks only forward to the real ones
         hooked = {bp.definition.address for bp in self.entries.values()}
         for definition in added:
             if definition.address in hooked:  # an alias (glibc: aligned_alloc = memalign): one breakpoint
@@ -144,12 +149,15 @@ class BreakpointEngine(Engine):
 
     @property
     def glibc_malloc(self) -> bool:
-        """Whether malloc is glibc's (libc.so, or linked into a static executable) rather than a replacement."""
+        """Whether malloc is glibc's (libc.so, or linked into a static executable) rather than a replacement (a
+        dynamic executable's own malloc is the program's allocator)."""
         entry = self.entries.get("malloc")
         if entry is None:
             return True
-        obj = os.path.basename(entry.definition.object)
-        return obj.startswith("libc.so") or entry.definition.object == self.inferior.progspace.filename
+        obj = entry.definition.object
+        if obj == self.inferior.progspace.filename:
+            return not is_dynamic(obj)
+        return os.path.basename(obj).startswith("libc.so")
 
     def hooked(self, name: str) -> bool:
         return name in self.entries or name in self.aliases
@@ -230,13 +238,13 @@ class BreakpointEngine(Engine):
             while calls and calls[-1].entry_sp < sp:  # never returned through our breakpoint (longjmp): stale
                 stale = calls.pop()
                 self.pending.pop((lwp, stale.entry_sp + self.abi.word_size), None)
-            if calls:  # called (or tail-jumped to, same sp) from inside a tracked allocator: part of that call
-                self.stats.nested_calls += 1
-                return False
         args = tuple(regs[i] for i in self._args[:spec.arg_count])
         stack = StackReader(self.inferior, sp)
         return_address = stack.read_word(sp)
         if return_address is None:
+            return False
+        if calls and self._part_of(calls, spec, args, sp, return_address):
+            self.stats.nested_calls += 1
             return False
         if self.aliases:
             spec = self.called_spec(spec, return_address)
@@ -249,7 +257,7 @@ class BreakpointEngine(Engine):
             return False
         pcs = self.stacks.capture(stack, return_address, regs[self._fp])
         now = time.monotonic() - self.started
-        call = PendingCall(spec, args, pcs, thread.num, sp, now)
+        call = PendingCall(spec, args, pcs, thread.num, sp, now, seq=self.table.last_seq)
         if spec.role is Role.FREE:
             if self._released_internally(spec.pointer(args), return_address):
                 return False
@@ -277,6 +285,34 @@ class BreakpointEngine(Engine):
                 return self.apply(action, return_address, sp, result=0)
         self._await_return(call, lwp, sp, return_address)
         return False
+
+    def _part_of(self, calls: list[PendingCall], spec: AllocatorSpec, args: tuple[int, ...], sp: int,
+                 return_address: int) -> bool:
+        """Whether a call made while tracked allocator calls are in flight on this thread is part of them rather
+        than an allocation of its own: a tail jump (glibc's realloc(NULL, n) to malloc, new[] to new: the same
+        stack pointer), a call from a hooked allocator's own code (libstdc++'s new calling malloc, delete calling
+        free, a program's operator new calling malloc), an mmap (malloc's own memory), or the release of the
+        pointer an outer release is releasing. Any other is the program's or a library's own allocation made
+        meanwhile (printf inside a program's operator new allocates stdout's buffer) and is tracked: valgrind
+        would see it wherever it is made. A block such a call makes and the outer call returns is the outer
+        call's (`record`)."""
+        if calls[-1].entry_sp == sp or spec.family == MAPPING or self._in_allocator_code(return_address):
+            return True
+        if spec.role in (Role.FREE, Role.REALLOC):
+            pointer = spec.pointer(args)
+            return any(c.spec.role in (Role.FREE, Role.REALLOC) and c.spec.pointer(c.args) == pointer
+                       for c in calls)
+        return False
+
+    def _in_allocator_code(self, return_address: int) -> bool:
+        """Whether a call returns into the code of a hooked allocator (its ELF symbol's extent; cached)."""
+        known = self._inside_allocator.get(return_address)
+        if known is None:
+            pc = return_address - 1
+            known = any(d.address <= pc < d.address + d.size
+                        for d in [bp.definition for bp in self.entries.values()] + list(self.aliases.values()))
+            self._inside_allocator[return_address] = known
+        return known
 
     def called_spec(self, spec: AllocatorSpec, return_address: int) -> AllocatorSpec:
         """Which of the names sharing one address the program called (glibc: memalign = aligned_alloc), from the
@@ -380,12 +416,23 @@ class BreakpointEngine(Engine):
             return None
         size = spec.size(args)
         if spec.role is Role.ALLOC:
+            self._adopt(call, result)
             return self.table.on_alloc(result, size, spec.display, call.thread, call.pcs, call.time, spec.family)
         if spec.role is Role.REALLOC:
             old = 0 if call.errored else spec.pointer(args)
+            self._adopt(call, result)
             self.table.on_realloc(old, result, size, spec.display, call.thread, call.pcs, call.time)
             return self.table.blocks.get(result) if result else None
         if spec.role is Role.MEMPTR and result == 0:
             address = read_word(self.inferior, spec.out_pointer(args))
+            self._adopt(call, address or 0)
             return self.table.on_alloc(address or 0, size, spec.display, call.thread, call.pcs, call.time)
         return None
+
+    def _adopt(self, call: PendingCall, address: int) -> None:
+        """The block an allocator returns was made by a call tracked inside it (a program's operator new getting
+        its memory through a helper that calls malloc): it is the outer call's block, counted once, as the
+        outer call's."""
+        block = self.table.blocks.get(address) if address else None
+        if block is not None and block.seq > call.seq:
+            self.table.withdraw(address)

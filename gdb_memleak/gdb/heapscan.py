@@ -180,24 +180,62 @@ def _mmapped(head: bytes) -> bool:
     return len(head) == 16 and bool(struct.unpack_from("<Q", head, 8)[0] & IS_MMAPPED)
 
 
+def _object_data(m: Mapping, previous: Mapping | None) -> bool:
+    """Whether `m` is a loaded object's static data: its writable file-backed segment, or the anonymous mapping
+    right after it (the rest of its .bss)."""
+    def from_file(mapping: Mapping) -> bool:
+        return bool(mapping.path) and not mapping.path.startswith("[")
+    return from_file(m) or (not m.path and previous is not None and previous.end == m.start
+                            and "w" in previous.perms and from_file(previous))
+
+
+def beside_blocks(m: Mapping, block_starts: Any, first: int, sizes: collections.abc.Mapping[int, int]) \
+        -> list[tuple[int, int]]:
+    """The parts of `m` outside the live blocks that overlap it (`first`: index of the first block starting at or
+    after m.start; the one before may reach into `m`). An object's static data holding blocks is a program's own
+    allocator serving them from a static arena: valgrind, which replaces that allocator, scans the object's data
+    as roots and keeps the blocks apart, so the blocks' bytes are left out, not the whole mapping."""
+    parts, at = [], m.start
+    index = max(first - 1, 0)
+    while index < len(block_starts) and int(block_starts[index]) < m.end:
+        start = int(block_starts[index])
+        end = start + sizes.get(start, 0)
+        if start > at:
+            parts.append((at, start))
+        at = max(at, end)
+        index += 1
+    if at < m.end:
+        parts.append((at, m.end))
+    return parts
+
+
 def root_regions(maps: list[Mapping], block_starts: Any, threads: list[ThreadState],
-                 memory: ProcessMemory, glibc: bool = False) -> list[RootRegion]:
+                 memory: ProcessMemory, glibc: bool = False,
+                 sizes: collections.abc.Mapping[int, int] | None = None) -> list[RootRegion]:
     """Root regions as valgrind sees them: a stack counts from its stack pointer up only (memory below it is dead),
     and an exited thread's cached stack only from its thread control block up (TLS descriptors stay visible).
     `block_starts`: ascending, a list or a numpy array (searched, never iterated). `glibc`: the blocks are glibc
-    malloc's (see beside_mmapped_chunks)."""
+    malloc's (see beside_mmapped_chunks). `sizes`: block start -> size, for blocks inside an object's static data
+    (see beside_blocks)."""
     search = getattr(block_starts, "searchsorted", None)
     regions: list[RootRegion] = []
     previous: Mapping | None = None
     for m in maps:
         guarded = previous is not None and previous.end == m.start and not previous.path and "r" not in previous.perms
-        previous = m
+        before, previous = previous, m
         if "r" not in m.perms or "w" not in m.perms or m.path in SKIPPED:
             continue
         if search is None:
             i = bisect.bisect_left(block_starts, m.start)
         else:  # int64 starts: nothing lies at or above 2**63
             i = int(search(m.start)) if m.start < 1 << 63 else len(block_starts)
+        if sizes is not None and not (glibc and not m.path) and _object_data(m, before):
+            inside = i < len(block_starts) and block_starts[i] < m.end
+            reaching = i > 0 and int(block_starts[i - 1]) + sizes.get(int(block_starts[i - 1]), 0) > m.start
+            if inside or reaching:
+                regions.extend(RootRegion(lo, hi, m.path or "anonymous mapping")
+                               for lo, hi in beside_blocks(m, block_starts, i, sizes))
+                continue
         if i < len(block_starts) and block_starts[i] < m.end:  # holds heap blocks: reached only through pointers
             if glibc and not m.path:
                 j = bisect.bisect_left(block_starts, m.end, i) if search is None else int(search(m.end))
@@ -408,7 +446,7 @@ class HeapScan:
         self.raw = ProcessMemory(inferior.pid, self.maps)
         self.arrays = arrays if arrays is not None else block_arrays(blocks)  # shared with the scan; None: no numpy
         starts = self.arrays.starts if self.arrays is not None else sorted(blocks)
-        self.roots = root_regions(self.maps, starts, self.threads, self.raw, glibc)
+        self.roots = root_regions(self.maps, starts, self.threads, self.raw, glibc, blocks)
         ignored = glibc_chunk_links(self.raw, blocks, self.arrays, self.roots) if glibc else frozenset()
         self.memory = RootFilteringMemory(self.raw, self.roots, ignored)
 

@@ -23,6 +23,7 @@ class Definition:
     spec: AllocatorSpec
     address: int
     object: str
+    size: int = 0  # the function's size in bytes (ELF st_size; 0: unknown): calls made from its own code
 
 
 @functools.lru_cache(maxsize=64)
@@ -62,6 +63,6 @@ def locate(specs: list[AllocatorSpec], maps: list[Mapping]) -> list[Definition]:
         for spec in list(wanted):
             value = symbols.function(spec.name)
             if value is not None:
-                found.append(Definition(spec, bias + value, path))
+                found.append(Definition(spec, bias + value, path, symbols.extent(spec.name)))
                 wanted.remove(spec)
     return found
