@@ -331,23 +331,29 @@ class _Judge:
         dst[at[hit]] = ~dst[at[hit]]
         return accepted_by
 
-    def roots(self, code: Any, values: Any) -> hx.RootHits:
+    def roots(self, code: Any, values: Any) -> _RootHits:
         """Judge the roots' interior pointers (codes into the blocks, in place: accepted ones become start
         pointers) and say what the roots did to each block, for the attribution."""
-        hits = hx.RootHits()
-        hits.starts.update(np.unique(code[code >= 0]).tolist())
         interior = np.flatnonzero(code < 0)
         aligned = interior[values[interior] % np.uint64(hx.WORD) == 0]
         codes = self.judge(~code[aligned], values[aligned])
         accepted = aligned[codes > 0]
+        hits = _RootHits(code[code >= 0], ~code[np.setdiff1d(interior, accepted)])
         for block, used in zip((~code[accepted]).tolist(), codes[codes > 0].tolist()):
-            hits.accept(block, used)
-        hits.rejected.update(np.unique(~code[np.setdiff1d(interior, accepted)]).tolist())
+            hits.accepted[block] = min(used, hits.accepted.get(block, used))
         code[accepted] = ~code[accepted]
         return hits
 
 
-def _attribute(st: Any, first: Any, dst: Any, accepted_by: Any, roots: hx.RootHits, starts: Any) -> dict[int, str]:
+class _RootHits:
+    """heuristics.RootHits as arrays (block indices, repeats allowed): a million root words cost no set."""
+
+    def __init__(self, starts: Any, rejected: Any) -> None:
+        self.starts, self.rejected = starts, rejected
+        self.accepted: dict[int, int] = {}
+
+
+def _attribute(st: Any, first: Any, dst: Any, accepted_by: Any, roots: _RootHits, starts: Any) -> dict[int, str]:
     """Block start -> the heuristic it counts under after phase 1 (as reachability._attribute decides it)."""
     n = len(st)
     candidate = np.zeros(n, bool)
@@ -362,8 +368,8 @@ def _attribute(st: Any, first: Any, dst: Any, accepted_by: Any, roots: hx.RootHi
     rejected = np.zeros(n, bool)
     for block, used in roots.accepted.items():
         definite[block] = used
-    started[list(roots.starts)] = True
-    rejected[list(roots.rejected)] = True
+    started[roots.starts] = True
+    rejected[roots.rejected] = True
     source = np.repeat(np.arange(n), np.diff(first))
     kind = st[source]
     target = _unsign(dst)
