@@ -86,3 +86,14 @@ def mapping_kinds(text: str) -> frozenset[str]:
         return parse_mapping_kinds(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def heuristic_set(text: str) -> frozenset[str]:
+    """`all` | `none` | some of stdstring,length64,newarray,multipleinheritance (valgrind's
+    --leak-check-heuristics syntax)."""
+    from .core.heuristics import NAMES, parse_heuristics
+
+    try:
+        return parse_heuristics(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (give all, none, or some of {','.join(NAMES)})") from None

@@ -19,11 +19,13 @@ Grammar (one directive per comment; the comment's line is the line it refers to)
   // expect-exit: code=N | signal=NAME   how the program ends natively
   // expect-cli-exit: code=N | signal=NAME   how it ends under the CLI when that differs (the CLI skips bad frees)
   // expect-args: ARG...                 command-line arguments
-  // expect-summary: definite=B/N indirect=B/N possible=B/N reachable=B/N [suppressed=B/N]
+  // expect-summary: definite=B/N indirect=B/N possible=B/N reachable=B/N [suppressed=B/N] [HEURISTIC=B/N...]
                                         file-level: valgrind's LEAK SUMMARY (bytes/blocks per kind) under
                                         --leak-check=full --show-leak-kinds=all --run-libc-freeres=no
                                         --run-cxx-freeres=no; all zero when "All heap blocks were freed".
                                         Includes blocks no line declares (libc/libstdc++ start-up allocations).
+                                        HEURISTIC (stdstring, length64, newarray, multipleinheritance): its
+                                        "of which reachable via heuristic" line (absent: 0/0)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ DIRECTIVE = re.compile(r"//\s*(expect|mark|expect-exit|expect-cli-exit|expect-ar
 
 LEAK_KINDS = ("definite", "indirect", "possible", "reachable")
 SUMMARY_KINDS = (*LEAK_KINDS, "suppressed")
+HEURISTICS = ("stdstring", "length64", "newarray", "multipleinheritance")  # valgrind's leak-check heuristics
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Expected:
     cli_exit: dict[str, object] | None = None                            # None: as `exit`
     args: list[str] = field(default_factory=list)
     summary: dict[str, tuple[int, int]] | None = None                  # kind -> (bytes, blocks), LEAK SUMMARY
+    heuristics: dict[str, tuple[int, int]] = field(default_factory=dict)  # heuristic -> (bytes, blocks), all four
     left_behind: list[LeftBehind] = field(default_factory=list)         # mapping / sysv / posix lines
 
     @property
@@ -88,16 +92,20 @@ def _fields(text: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in text.split() if "=" in part)
 
 
+def _figures(f: dict[str, str], keys: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    figures = {}
+    for key in keys:
+        nbytes, _, nblocks = f.get(key, "0/0").partition("/")
+        figures[key] = (int(nbytes), int(nblocks))
+    return figures
+
+
 def _summary(source: Path, number: int, f: dict[str, str]) -> dict[str, tuple[int, int]]:
-    unknown = set(f) - set(SUMMARY_KINDS)
+    unknown = set(f) - set(SUMMARY_KINDS) - set(HEURISTICS)
     missing = set(LEAK_KINDS) - set(f)
     if unknown or missing:
         raise ValueError(f"{source}:{number}: expect-summary: unknown {sorted(unknown)}, missing {sorted(missing)}")
-    summary = {}
-    for kind in SUMMARY_KINDS:
-        nbytes, _, nblocks = f.get(kind, "0/0").partition("/")
-        summary[kind] = (int(nbytes), int(nblocks))
-    return summary
+    return _figures(f, SUMMARY_KINDS)
 
 
 def parse(source: Path) -> Expected:
@@ -118,6 +126,7 @@ def parse(source: Path) -> Expected:
             if expected.summary is not None:
                 raise ValueError(f"{source}:{number}: second expect-summary")
             expected.summary = _summary(source, number, f)
+            expected.heuristics = _figures(f, HEURISTICS)
         elif kind == "mark":
             expected.marks[(words[0], f["tag"])] = number
         elif words[0] == "leak":

@@ -69,20 +69,37 @@ def leak_summary(argv: list[str], timeout: int = 300) -> dict[str, tuple[int, in
     """valgrind's LEAK SUMMARY: kind -> (bytes, blocks) for definite, indirect, possible, reachable, suppressed.
 
     Run with LEAK_FLAGS; all zero when valgrind says "All heap blocks were freed".  The "of which reachable via
-    heuristic" sub-lines valgrind adds when a heuristic applied are not separate keys (they are in `reachable`).
+    heuristic" sub-lines valgrind adds when a heuristic applied are not separate keys (they are in `reachable`;
+    leak_summary_with_heuristics reads them).
     """
-    proc = subprocess.run(["valgrind", *LEAK_FLAGS, *argv], capture_output=True, text=True, timeout=timeout)
+    return leak_summary_with_heuristics(argv, timeout=timeout)[0]
+
+
+_HEURISTIC_LINE = re.compile(r"^==\d+==\s+(stdstring|length64|newarray|multipleinheritance)\s*: ([\d,]+) bytes in "
+                             r"([\d,]+) blocks$", re.M)
+HEURISTICS = ("stdstring", "length64", "newarray", "multipleinheritance")
+
+
+def leak_summary_with_heuristics(argv: list[str], heuristics: str = "all",
+                                 timeout: int = 300) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+    """(valgrind's LEAK SUMMARY as leak_summary gives it, its "of which reachable via heuristic" figures for every
+    heuristic, 0/0 for those it does not list), run with LEAK_FLAGS and --leak-check-heuristics=`heuristics`."""
+    flags = [*LEAK_FLAGS, f"--leak-check-heuristics={heuristics}"]
+    proc = subprocess.run(["valgrind", *flags, *argv], capture_output=True, text=True, timeout=timeout)
     err = proc.stderr
     head = err.rfind("LEAK SUMMARY:")
+    figures = {name: (0, 0) for name in HEURISTICS}
     if head < 0:
         assert _ALL_FREED.search(err), err[-2000:]
-        return {key: (0, 0) for key in SUMMARY_KEYS}
+        return {key: (0, 0) for key in SUMMARY_KEYS}, figures
     summary = {}
     for key, label in _SUMMARY_LINES.items():
         m = re.compile(rf"^==\d+==\s+{label}: ([\d,]+) bytes in ([\d,]+) blocks$", re.M).search(err, head)
         assert m, err[head - 200:]
         summary[key] = (_num(m.group(1)), _num(m.group(2)))
-    return summary
+    for m in _HEURISTIC_LINE.finditer(err, head):
+        figures[m.group(1)] = (_num(m.group(2)), _num(m.group(3)))
+    return summary, figures
 
 
 def _executable(argv0: str) -> str:

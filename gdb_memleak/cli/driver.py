@@ -198,6 +198,7 @@ def _run(config: dict) -> int:
     SESSION.shown_kinds = frozenset(config["shown_kinds"])
     SESSION.error_kinds = frozenset(config["error_kinds"])
     settings.errors_for_mappings.value = config.get("errors_for_mappings", "sysv,posix")
+    settings.leak_check_heuristics.value = config.get("heuristics", "all")
     gdb.execute(f"catch signal {' '.join(sorted(FATAL_SIGNALS | TERMINATING))}", to_string=True)
     gdb.breakpoints()[-1].silent = True  # a silent catchpoint: the program's stdout gets no GDB chatter
     progress = Progress(SESSION, SESSION.stream.fileno()) if config.get("progress") else None

@@ -17,7 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import __version__
-from ..argtypes import ENGINES, at_least_one, engine_from_environment, exit_status, kind_set, mapping_kinds
+from ..argtypes import (
+    ENGINES,
+    at_least_one,
+    engine_from_environment,
+    exit_status,
+    heuristic_set,
+    kind_set,
+    mapping_kinds,
+)
+from ..core.heuristics import heuristics_text
 from ..gdbinit import gdbinit_line
 from . import caller, runner
 from .formats import OUTPUT_FORMATS
@@ -50,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mappings and shared memory left behind that count as errors: mappings (regions "
                              "never unmapped), sysv (segments never removed), posix (shm objects never unlinked); "
                              "all; none (default sysv,posix: what outlives the program)")
+    parser.add_argument("--leak-check-heuristics", type=heuristic_set, default="all", metavar="H[,H]",
+                        help="valgrind's heuristics that count some interior pointers as start pointers: stdstring, "
+                             "length64, newarray, multipleinheritance; all (default); none")
     parser.add_argument("--show-leak-kinds", type=kind_set, default="definite,possible", metavar="K[,K]",
                         help="leak kinds listed in the report (default definite,possible; all)")
     parser.add_argument("--suppressions", action="append", default=[], metavar="FILE",
@@ -214,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "pid": opts.pid, "duration": duration, "progress": sys.stderr.isatty(),
               "shown_kinds": sorted(opts.show_leak_kinds),
               "errors_for_mappings": ",".join(sorted(opts.errors_for_mappings)) or "none", "on_error": opts.on_error,
-              "engine": engine,
+              "engine": engine, "heuristics": heuristics_text(opts.leak_check_heuristics),
               "suppressions": [os.path.abspath(p) for p in opts.suppressions],
               "default_suppressions": not opts.no_default_suppressions}
     environment = caller.environment()

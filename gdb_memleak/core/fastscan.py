@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from . import heuristics as hx
 from . import reachability as rb
 from .reachability import REACHABLE, UNREACHED, Memory, Referrer, RootRegion, ScanResult
 
@@ -94,7 +95,8 @@ class _Heap:
 
 
 def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Iterable[RootRegion],
-         registers: Iterable[int], word_size: int, max_block_scan: int, watch: int | None, limit: int) -> ScanResult:
+         registers: Iterable[int], word_size: int, max_block_scan: int, watch: int | None, limit: int,
+         heuristics: hx.Heuristics | None = None) -> ScanResult:
     """rb.scan's contract (see there), with `arrays` = Blocks.of(blocks); word size 4 or 8. Works from the arrays
     alone: `blocks` is never read (it may be a mapping whose iteration is slow)."""
     if not len(arrays.starts):
@@ -117,8 +119,12 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
     # Every block once: the pointers between blocks as (source, code) pairs.
     sources: list[Any] = []
     codes: list[Any] = []
+    judge = _Judge(heuristics, memory, heap) if heuristics is not None and word_size == hx.WORD else None
+    edges = 0  # edges kept so far (where the next batch's land in the concatenated codes)
     for buf, owners, offsets, counts, bases in _batches(memory, reader, heap, word_size):
         words = np.frombuffer(buf, dtype=dtype, count=len(buf) // word_size).astype(np.uint64, copy=False)
+        if judge is not None:
+            judge.heads(words, owners, offsets, counts, bases)
         hits = np.flatnonzero((words - lo) < width)  # lo <= word < hi, in two passes (uint64 wraps)
         # resolved a slice at a time: a block full of pointers (an array of a million) would otherwise make a dozen
         # temporaries of its size at once, the peak of GDB's memory
@@ -145,11 +151,17 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
                     block_refs.append(Referrer(address, pointer, pointer != watch_start, holder, None))
             sources.append(src)
             codes.append(code)
+            if judge is not None:
+                judge.note(edges, code, words[found])
+            edges += len(code)
     src_all = np.concatenate(sources) if sources else np.zeros(0, np.int64)
     dst_np = np.concatenate(codes).astype(np.int64) if codes else np.zeros(0, np.int64)
+    accepted_by = judge.edges(dst_np) if judge is not None else None  # interior pointers turned start pointers
     if len(src_all) > 1 and not bool(np.all(src_all[1:] >= src_all[:-1])):
         order = np.argsort(src_all, kind="stable")
         src_all, dst_np = src_all[order], dst_np[order]
+        if accepted_by is not None:
+            accepted_by = accepted_by[order]
     first_np = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(src_all, minlength=n), out=first_np[1:])
     del src_all, sources, codes
@@ -173,8 +185,10 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
                 for k, v in zip(found.tolist(), values.tolist()):
                     if watch_start <= v < watch_end:
                         root_refs.append(Referrer(address + k * word_size, v, v != watch_start, None, region.label))
-    keep, code = heap.resolve(np.concatenate(root_values))
+    values = np.concatenate(root_values)
+    keep, code = heap.resolve(values)
     code = code[keep]
+    root_hits = judge.roots(code, values[keep]) if judge is not None else None
     first, dst = _ints(first_np), _ints(dst_np)
     graph = _Graph(st, state, first_np, dst_np, first, dst)
     seeds = graph._distinct(code[code >= 0])
@@ -185,6 +199,9 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
     seeds = graph._distinct(seeds)
     st[seeds] = POSSIBLE
     graph.closure(seeds, start_only=False, mark=POSSIBLE)
+    attributed: dict[int, str] = {}
+    if root_hits is not None:
+        attributed = _attribute(st, first_np, dst_np, accepted_by, root_hits, heap.starts)
 
     # Phase 2: cliques among the blocks still unreached, as the pure scan finds them.
     owner = graph.forest()
@@ -201,7 +218,174 @@ def scan(blocks: Mapping[int, int], arrays: Blocks, memory: Memory, roots: Itera
         leader = {starts[m]: starts[head] for head, lost in members.items() for m in lost}
     st.flags.writeable = False
     return ScanResult(rb.KindArray(heap.starts, st, heap.sizes), leader, counters.scanned, counters.unreadable,
-                      (root_refs + block_refs)[:limit])
+                      (root_refs + block_refs)[:limit], attributed)
+
+
+class _Judge:
+    """core/heuristics.py's tests on arrays: what each block admits, found from its first words as its batch is
+    read; the interior pointers between blocks, judged once every block is read; the roots' as they are resolved.
+    The multipleinheritance test reads the word each candidate pointer points at (few: pointers into blocks whose
+    first word is a vtable address), and tests vtable addresses once each (core/heuristics.py caches them)."""
+
+    def __init__(self, heuristics: hx.Heuristics, memory: Memory, heap: _Heap) -> None:
+        self.h, self.memory, self.heap = heuristics, memory, heap
+        self.admits = np.zeros(len(heap.starts), np.uint8)
+        self.usizes = heap.sizes.view(np.uint64)
+        self.readable_starts = np.array(heuristics.readable_starts, dtype=np.uint64)
+        self.readable_ends = np.array(heuristics.readable_ends, dtype=np.uint64)
+        self.at: list[Any] = []  # where in the concatenated codes an aligned interior pointer is ...
+        self.values: list[Any] = []  # ... and its value
+
+    def heads(self, words: Any, owners: Any, offsets: Any, counts: Any, bases: Any) -> None:
+        """What the blocks whose start this batch holds admit (ADMITS_* bits)."""
+        head = (counts >= 1) & (bases == self.heap.starts[owners])  # a block's first piece, at its (aligned) start
+        if not bool(head.any()):
+            return
+        blocks, at, n = owners[head], offsets[head], counts[head]
+        w0 = words[at]
+        two = n >= 2
+        w1 = np.where(two, words[np.minimum(at + 1, len(words) - 1)], 0)
+        size = self.usizes[blocks]
+        bits = np.zeros(len(blocks), np.uint8)
+        if self.h.on(hx.STDSTRING):
+            string = two & ((np.uint64(hx.STRING_HEADER + 1) + w1) == size) & (w0 <= w1)
+            bits |= string.astype(np.uint8) * np.uint8(hx.ADMITS_STDSTRING)
+        counted = (w0 > 0) & (size > np.uint64(hx.WORD))
+        rest = size - np.uint64(hx.WORD)
+        if self.h.on(hx.LENGTH64):
+            bits |= (counted & (rest == w0)).astype(np.uint8) * np.uint8(hx.ADMITS_LENGTH64)
+        if self.h.on(hx.NEWARRAY):
+            divides = counted & (rest % np.where(w0 > 0, w0, 1) == 0)
+            bits |= divides.astype(np.uint8) * np.uint8(hx.ADMITS_NEWARRAY)
+        if self.h.on(hx.MULTIPLE):
+            bits |= self._vtables(w0).astype(np.uint8) * np.uint8(hx.ADMITS_MULTIPLE)
+        self.admits[blocks] = bits
+
+    def _vtables(self, values: Any) -> Any:
+        """Which values are vtable addresses: the plausible ones (aligned, above page 0, in a readable file mapping:
+        found in one step) are tested one distinct value at a time."""
+        found = np.zeros(len(values), bool)
+        if not len(self.readable_starts):
+            return found
+        i = np.searchsorted(self.readable_starts, values, side="right") - 1
+        inside = (i >= 0) & (values < self.readable_ends[np.maximum(i, 0)])
+        plausible = inside & (values % np.uint64(hx.WORD) == 0) & (values >= np.uint64(hx.PAGE))
+        if not bool(plausible.any()):
+            return found
+        distinct = np.unique(values[plausible])
+        tables = {v for v in distinct.tolist() if self.h.is_vtable(v, self.memory)}
+        if tables:
+            found[plausible] = np.isin(values[plausible], np.fromiter(tables, np.uint64, len(tables)))
+        return found
+
+    def note(self, base: int, code: Any, values: Any) -> None:
+        """Remember this batch's aligned interior pointers (its codes land at `base` on in the concatenation)."""
+        pick = (code < 0) & (values % np.uint64(hx.WORD) == 0)
+        if bool(pick.any()):
+            self.at.append(base + np.flatnonzero(pick))
+            self.values.append(values[pick])
+
+    def judge(self, blocks: Any, values: Any) -> Any:
+        """The heuristic code accepting each interior pointer (uint64 `values` into `blocks`; 0: none)."""
+        codes = np.zeros(len(blocks), np.uint8)
+        if not len(blocks):
+            return codes
+        offset = values - self.heap.ustarts[blocks]
+        admits = self.admits[blocks]
+        string = (offset == np.uint64(hx.STRING_HEADER)) & (admits & hx.ADMITS_STDSTRING > 0)
+        codes[string] = hx.STDSTRING
+        second = offset == np.uint64(hx.WORD)
+        codes[(codes == 0) & second & (admits & hx.ADMITS_LENGTH64 > 0)] = hx.LENGTH64
+        codes[(codes == 0) & second & (admits & hx.ADMITS_NEWARRAY > 0)] = hx.NEWARRAY
+        inside = offset + np.uint64(hx.WORD) <= self.usizes[blocks]
+        for k in np.flatnonzero((codes == 0) & (admits & hx.ADMITS_MULTIPLE > 0) & inside).tolist():
+            data = self._word(int(values[k]))
+            if len(data) == hx.WORD and self.h.is_vtable(int.from_bytes(data, "little"), self.memory):
+                codes[k] = hx.MULTIPLE
+        return codes
+
+    def _word(self, address: int) -> bytes:
+        """The word at `address`, inside a block: read as spans are (a plain read may keep the heap's whole mapping
+        in GDB's memory), after the scan is done with its spans."""
+        read = getattr(self.memory, "read_span", None)
+        if read is None:
+            return rb._read(self.memory, address, hx.WORD)
+        try:
+            return bytes(read(address, hx.WORD))
+        except Exception:  # as rb._read: a broken reader must not stop a leak check
+            return b""
+
+    def edges(self, dst: Any) -> Any:
+        """Judge the noted pointers between blocks: those accepted become start pointers in `dst` (in place).
+        Returns the code per edge (uint8, aligned with dst), or None when nothing was accepted."""
+        if not self.at:
+            return None
+        at, values = np.concatenate(self.at), np.concatenate(self.values)
+        self.at, self.values = [], []
+        codes = self.judge(~dst[at], values)
+        hit = codes > 0
+        if not bool(hit.any()):
+            return None
+        accepted_by = np.zeros(len(dst), np.uint8)
+        accepted_by[at[hit]] = codes[hit]
+        dst[at[hit]] = ~dst[at[hit]]
+        return accepted_by
+
+    def roots(self, code: Any, values: Any) -> _RootHits:
+        """Judge the roots' interior pointers (codes into the blocks, in place: accepted ones become start
+        pointers) and say what the roots did to each block, for the attribution."""
+        interior = np.flatnonzero(code < 0)
+        aligned = interior[values[interior] % np.uint64(hx.WORD) == 0]
+        codes = self.judge(~code[aligned], values[aligned])
+        accepted = aligned[codes > 0]
+        hits = _RootHits(code[code >= 0], ~code[np.setdiff1d(interior, accepted)])
+        for block, used in zip((~code[accepted]).tolist(), codes[codes > 0].tolist()):
+            hits.accepted[block] = min(used, hits.accepted.get(block, used))
+        code[accepted] = ~code[accepted]
+        return hits
+
+
+class _RootHits:
+    """heuristics.RootHits as arrays (block indices, repeats allowed): a million root words cost no set."""
+
+    def __init__(self, starts: Any, rejected: Any) -> None:
+        self.starts, self.rejected = starts, rejected
+        self.accepted: dict[int, int] = {}
+
+
+def _attribute(st: Any, first: Any, dst: Any, accepted_by: Any, roots: _RootHits, starts: Any) -> dict[int, str]:
+    """Block start -> the heuristic it counts under after phase 1 (as reachability._attribute decides it)."""
+    n = len(st)
+    candidate = np.zeros(n, bool)
+    candidate[list(roots.accepted)] = True
+    if accepted_by is not None:
+        candidate[dst[accepted_by > 0]] = True
+    if not bool(candidate.any()):
+        return {}
+    definite = np.full(n, hx.UNSET, np.uint8)
+    possible = np.full(n, hx.UNSET, np.uint8)
+    started = np.zeros(n, bool)
+    rejected = np.zeros(n, bool)
+    for block, used in roots.accepted.items():
+        definite[block] = used
+    started[roots.starts] = True
+    rejected[roots.rejected] = True
+    source = np.repeat(np.arange(n), np.diff(first))
+    kind = st[source]
+    target = _unsign(dst)
+    scanned = ((kind == REACHABLE) | (kind == POSSIBLE)) & candidate[target]
+    code = accepted_by if accepted_by is not None else np.zeros(len(dst), np.uint8)
+    rejected[target[scanned & (dst < 0)]] = True
+    started[target[scanned & (dst >= 0) & (code == 0)]] = True
+    by_reachable = scanned & (code > 0) & (kind == REACHABLE)
+    np.minimum.at(definite, target[by_reachable], code[by_reachable])
+    by_possible = scanned & (code > 0) & (kind == POSSIBLE)
+    np.minimum.at(possible, target[by_possible], code[by_possible])
+    reachable = candidate & (st == REACHABLE) & (definite != hx.UNSET) & ~started
+    lost = candidate & (st == POSSIBLE) & (possible != hx.UNSET) & ~rejected
+    chosen = np.where(reachable, definite, np.where(lost, possible, 0))
+    picked = np.flatnonzero(chosen)
+    return {int(starts[i]): hx.name(int(chosen[i])) for i in picked}
 
 
 def _ints(values: Any) -> memoryview:

@@ -13,10 +13,14 @@ C-level operations (re.finditer / bytes.find on the high half of heap addresses,
 bisect look-ups), so Python runs per pointer found, not per word. The pointers found between heap blocks are kept
 (8 bytes each) and both phases walk that record instead of reading memory again.
 
-Deviations from valgrind: no leak-check heuristics (valgrind's default `--leak-check-heuristics=all` counts some
-interior pointers, e.g. into std::string or new[] arrays, as start pointers; here those blocks stay "possible"), no
-definedness bits (an uninitialised word that happens to hold a heap address still counts), and a block larger than
-`max_block_scan` bytes is scanned only up to that bound.
+valgrind's leak-check heuristics (core/heuristics.py; `heuristics`, default none here, all from GDB as valgrind's
+default) turn an interior pointer a heuristic accepts into a start pointer before phase 1: the pointers between
+blocks are judged once the blocks are all read (what a block admits needs its first words), the roots as they are
+resolved; after phase 1 each block reached that way is attributed the heuristic ("of which reachable via
+heuristic").
+
+Deviations from valgrind: no definedness bits (an uninitialised word that happens to hold a heap address still
+counts), and a block larger than `max_block_scan` bytes is scanned only up to that bound.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from collections import Counter, deque
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
 from itertools import accumulate, compress, count, repeat
-from operator import add, and_, floordiv, is_, is_not, setitem
+from operator import add, and_, floordiv, is_, is_not, lt, setitem
 from typing import Any, Literal, Protocol, cast
 
+from . import heuristics as hx
 from .kinds import KINDS, LeakKind
 
 DEFAULT_MAX_BLOCK_SCAN = 64 << 20
@@ -282,6 +287,7 @@ class ScanResult:
     scanned_bytes: int
     unreadable_bytes: int
     referrers: list[Referrer] = field(default_factory=list)  # who points into the watched block, if one was
+    heuristics: dict[int, str] = field(default_factory=dict)  # block start -> the heuristic it was reached by
 
     def summary(self, sizes: Mapping[int, int] | None = None) -> dict[str, dict[str, int]]:
         """{"definite": {"bytes": B, "blocks": N}, "indirect": …, "possible": …, "reachable": …} (all four keys).
@@ -511,15 +517,18 @@ def _heap_finder(layout: _Layout) -> _Finder:
 # -- scan -----------------------------------------------------------------------------------------------------------
 def scan(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootRegion], registers: Iterable[int] = (),
          word_size: int = 8, max_block_scan: int = DEFAULT_MAX_BLOCK_SCAN, watch: int | None = None,
-         limit: int = 100, prepared: Any = None) -> ScanResult:
+         limit: int = 100, prepared: Any = None, heuristics: hx.Heuristics | None = None) -> ScanResult:
     """Classify every block of `blocks` (address -> requested size) as valgrind's leak check would. With `watch`
     (the start of one of the blocks), also list up to `limit` words pointing into it, in the same pass
     (`memleak block`): root words first, in the order given, then words of other blocks in address order.
+    `heuristics`: valgrind's leak-check heuristics to apply (None: none; 8-byte words only).
 
     Runs vectorised (core/fastscan.py) when numpy is importable, else in pure Python; the results are equal.
     `prepared`: fastscan.Blocks.of(blocks), when the caller has built it already."""
     if word_size not in (4, 8):
         raise ValueError(f"unsupported word size {word_size}")
+    if heuristics is not None and (not heuristics.any or word_size != hx.WORD):
+        heuristics = None
     if BACKEND != "python":
         fast, why = numpy_backend()
         if fast is None and BACKEND == "numpy":
@@ -527,17 +536,19 @@ def scan(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootRegion],
         arrays = (prepared if prepared is not None else fast.Blocks.of(blocks)) if fast is not None else None
         if arrays is not None:
             return cast(ScanResult, fast.scan(blocks, arrays, memory, roots, registers, word_size, max_block_scan,
-                                              watch, limit))
-    return scan_python(blocks, memory, roots, registers, word_size, max_block_scan, watch, limit)
+                                              watch, limit, heuristics))
+    return scan_python(blocks, memory, roots, registers, word_size, max_block_scan, watch, limit, heuristics)
 
 
 def scan_python(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootRegion], registers: Iterable[int] = (),
                 word_size: int = 8, max_block_scan: int = DEFAULT_MAX_BLOCK_SCAN, watch: int | None = None,
-                limit: int = 100) -> ScanResult:
+                limit: int = 100, heuristics: hx.Heuristics | None = None) -> ScanResult:
     """scan() in pure Python, without numpy."""
     layout = _Layout(blocks, word_size, max_block_scan)
     if not layout.starts:
         return ScanResult({}, {}, 0, 0)
+    if heuristics is not None and (not heuristics.any or word_size != hx.WORD):
+        heuristics = None
     root_refs: list[Referrer] = []
     block_refs: list[Referrer] = []
     counters = _Counters()
@@ -566,17 +577,26 @@ def scan_python(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootR
     degree = array("q", bytes(8 * (n + 1)))
     sources: list[int] = []  # the blocks holding pointers to blocks, ascending
     ws = word_size
+    judge = hx.Judge(heuristics, memory, starts, sizes) if heuristics is not None else None
+    interior_at: list[int] = []  # where in dst an interior pointer is (judged once every block is read) ...
+    interior_values: list[int] = []  # ... and its value
     for buf, owners, lengths, bases in reader.blocks(layout):
         words, found = finder.find(buf)
         if not found:
             continue
-        targets = resolve(list(map(words.__getitem__, found)))
+        values = list(map(words.__getitem__, found))
+        targets = resolve(values)
         keep = list(map(is_not, targets, repeat(None)))
         if not all(keep):
             targets = list(compress(targets, keep))
             found = list(compress(found, keep))
+            values = list(compress(values, keep))
         if not targets:
             continue
+        if judge is not None:
+            interior = list(map(lt, cast("list[int]", targets), repeat(0)))
+            interior_at.extend(compress(count(len(dst)), interior))
+            interior_values.extend(compress(values, interior))
         if watched is not None and (watched in targets or ~watched in targets):
             _watch_blocks(block_refs, limit, watched, watch_start, words, found, targets, owners, lengths, bases,
                           starts, ws)
@@ -595,6 +615,18 @@ def scan_python(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootR
     has_edges = bytes(map(bool, degree))
     first = array("q", accumulate(degree, initial=0))
     del degree
+    # Interior pointers a heuristic accepts become start pointers; `accepted_by` keeps which heuristic, per edge.
+    accepted_by: bytearray | None = None
+    if judge is not None:
+        for k, value in zip(interior_at, interior_values):
+            code = judge.decide(~dst[k], value)
+            if code:
+                if accepted_by is None:
+                    accepted_by = bytearray(len(dst))
+                dst[k] = ~dst[k]
+                accepted_by[k] = code
+    del interior_at, interior_values
+    root_hits = hx.RootHits()
 
     # Phase 1: the roots (definite), then whatever they reach. A block is pushed each time its state rises (at most
     # twice); when popped it is walked with the state it has then, as valgrind's is_prior_definite.
@@ -604,14 +636,28 @@ def scan_python(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootR
 
     def mark_roots(values: list[int]) -> None:
         targets = list(map(index.get, values))  # in memory order, not deduplicated first: kinder to the dict's cache
-        starts_hit = cast("Iterator[int]", compress(targets, map(is_not, targets, repeat(None))))
+        starts_hit = cast("list[int]", list(compress(targets, map(is_not, targets, repeat(None)))))
+        if judge is not None:
+            root_hits.starts.update(starts_hit)
         for t in starts_hit:  # start pointers
             if state[t] != REACHABLE:
                 state[t] = REACHABLE
                 push(t)
         if None in targets:
-            for hit in resolve(list(compress(values, map(is_, targets, repeat(None))))):
-                if hit is not None and not state[~hit]:  # an interior pointer
+            others = list(compress(values, map(is_, targets, repeat(None))))
+            for value, hit in zip(others, resolve(others)):
+                if hit is None:
+                    continue
+                if judge is not None:  # an interior pointer a heuristic accepts counts as a start pointer
+                    code = judge.decide(~hit, value)
+                    if code:
+                        root_hits.accept(~hit, code)
+                        if state[~hit] != REACHABLE:
+                            state[~hit] = REACHABLE
+                            push(~hit)
+                        continue
+                    root_hits.rejected.add(~hit)
+                if not state[~hit]:  # an interior pointer
                     state[~hit] = POSSIBLE
                     push(~hit)
 
@@ -646,11 +692,52 @@ def scan_python(blocks: Mapping[int, int], memory: Memory, roots: Iterable[RootR
                     state[t] = POSSIBLE
                     push(t)
 
+    attributed = _attribute(state, sources, first, dst, accepted_by, root_hits) if judge is not None else {}
+
     # Phase 2: cliques among the blocks still unreached.
     members = _cliques(sources, state, first, dst, has_edges)
     kinds = {a: KIND_OF_STATE[st] for a, st in zip(starts, state)}
     leader = {starts[m]: starts[head] for head, lost in members.items() for m in lost}
-    return ScanResult(kinds, leader, counters.scanned, counters.unreadable, (root_refs + block_refs)[:limit])
+    return ScanResult(kinds, leader, counters.scanned, counters.unreadable, (root_refs + block_refs)[:limit],
+                      {starts[i]: hx.name(code) for i, code in sorted(attributed.items())})
+
+
+def _attribute(state: bytearray, sources: list[int], first: Sequence[int], dst: Sequence[int],
+               accepted_by: bytearray | None, roots: hx.RootHits) -> dict[int, int]:
+    """Block index -> the heuristic code it counts under after phase 1 (core/heuristics.py says when). Walks the
+    pointers out of the reachable and possibly lost blocks once, only when some pointer was accepted."""
+    candidates = set(roots.accepted)
+    if accepted_by is not None:
+        candidates.update(dst[k] for k in compress(count(), accepted_by))
+    if not candidates:
+        return {}
+    started = roots.starts & candidates  # a start pointer from a root or a scanned block
+    rejected = roots.rejected & candidates  # an interior pointer no heuristic accepted, from the same
+    definite = dict(roots.accepted)  # the lowest code accepting a pointer from a root or a reachable block
+    possible: dict[int, int] = {}  # ... from a possibly lost block
+    flags = accepted_by if accepted_by is not None else bytes(len(dst))
+    for s in sources:
+        kind = state[s]
+        if kind != REACHABLE and kind != POSSIBLE:
+            continue
+        best = definite if kind == REACHABLE else possible
+        a, b = first[s], first[s + 1]
+        for t, code in zip(dst[a:b], flags[a:b]):
+            if t < 0:
+                if ~t in candidates:
+                    rejected.add(~t)
+            elif t in candidates:
+                if not code:
+                    started.add(t)
+                elif code < best.get(t, hx.UNSET):
+                    best[t] = code
+    chosen = {}
+    for t in candidates:
+        if state[t] == REACHABLE and t in definite and t not in started:
+            chosen[t] = definite[t]
+        elif state[t] == POSSIBLE and t in possible and t not in rejected:
+            chosen[t] = possible[t]
+    return chosen
 
 
 def _watch_blocks(refs: list[Referrer], limit: int, watched: int, watch: int, words: Sequence[int],

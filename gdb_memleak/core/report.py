@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from .grouping import LeakGroup, attribute_indirect, group_by_stack, group_columns, kind_codes
+from .heuristics import summary as heuristics_summary
 from .kinds import KINDS, ORDER, UNFREED, LeakKind
 from .mappings import DEFAULT_MAPPING_ERROR_KINDS, MappingTable
 from .model import Block, Frame, ProcessResult
@@ -51,6 +52,7 @@ class ProcessReport:
     notes: list[str] = field(default_factory=list)   # caveats printed under the report header
     kinds: Mapping[int, LeakKind] | None = None       # block address -> kind, from the last reachability scan
     leaders: dict[int, int] | None = None             # indirect block -> the definite block it is lost through
+    heuristics: dict[int, str] = field(default_factory=dict)  # block -> the leak-check heuristic it was reached by
     # where the active suppressions come from: set once when the report is made (the GDB settings, the CLI's
     # files), read at each render so a `set memleak suppressions` applies to every listing at once
     suppression_source: Callable[[], SuppressionList] = SuppressionList
@@ -113,6 +115,14 @@ class ProcessReport:
             entry["bytes"] += group.bytes
             entry["blocks"] += group.blocks
         return summary
+
+    def heuristic_summary(self) -> dict[str, dict[str, int]]:
+        """valgrind's "of which reachable via heuristic" figures: bytes and blocks per heuristic (every heuristic,
+        zeros included), over the live blocks the last scan attributed one to, suppressed or not (as valgrind counts
+        them)."""
+        blocks = self.table.blocks
+        live = {a: name for a, name in self.heuristics.items() if a in blocks}
+        return heuristics_summary(live, {a: blocks[a].size for a in live})
 
     def frames(self, pcs: tuple[int, ...]) -> list[Frame]:
         return self.symbolizer.stack(pcs)

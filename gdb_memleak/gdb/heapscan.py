@@ -21,6 +21,7 @@ import gdb
 
 from ..core import reachability
 from ..core.abi import Abi
+from ..core.heuristics import Heuristics
 from ..core.procmaps import Mapping, read_maps
 from ..core.reachability import RootRegion, ScanResult, numpy_backend, numpy_problem, scan
 from .access import RegisterReader
@@ -433,9 +434,10 @@ class HeapScan:
 
     def __init__(self, inferior: gdb.Inferior, blocks: collections.abc.Mapping[int, int], regs: RegisterReader,
                  glibc: bool = True, exiting: bool = False, hidden: tuple[tuple[int, int], ...] = (),
-                 arrays: Blocks | None = None) -> None:
+                 arrays: Blocks | None = None, heuristics: frozenset[str] = frozenset()) -> None:
         """`blocks`: address -> size. `arrays`: the same blocks as core.fastscan.Blocks (ascending starts), when the
-        caller has them; then `blocks` is only looked up (one block, for `memleak block`), never iterated."""
+        caller has them; then `blocks` is only looked up (one block, for `memleak block`), never iterated.
+        `heuristics`: the names of valgrind's leak-check heuristics to apply (core/heuristics.py)."""
         self.inferior = inferior
         self.blocks = blocks
         # the tool's own memory in the process (the recorder's) is not the program's: never a root
@@ -449,11 +451,14 @@ class HeapScan:
         self.roots = root_regions(self.maps, starts, self.threads, self.raw, glibc, blocks)
         ignored = glibc_chunk_links(self.raw, blocks, self.arrays, self.roots) if glibc else frozenset()
         self.memory = RootFilteringMemory(self.raw, self.roots, ignored)
+        # the vtable test of multipleinheritance looks at the program's mappings (the tool's own are left out)
+        self.heuristics = Heuristics(heuristics, self.maps) if heuristics else None
 
     def run(self, watch: int | None = None) -> ScanResult:
         """Classify every block; with `watch` (a block's start), also find who points into it in the same pass."""
         registers = [value for t in self.threads for value in t.registers]
-        return scan(self.blocks, self.memory, self.roots, registers, watch=watch, prepared=self.arrays)
+        return scan(self.blocks, self.memory, self.roots, registers, watch=watch, prepared=self.arrays,
+                    heuristics=self.heuristics)
 
     def close(self) -> None:
         self.raw.close()

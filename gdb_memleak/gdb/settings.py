@@ -8,6 +8,7 @@ import re
 import gdb
 
 from ..argtypes import ENGINES, engine_from_environment
+from ..core.heuristics import NAMES, parse_heuristics
 from ..core.mappings import parse_mapping_kinds
 from ..core.suppressions import DEFAULT_SUPPRESSIONS, SuppressionError, SuppressionList
 from ..core.symbols import DEFAULT_SYSTEM_OBJECTS
@@ -231,6 +232,42 @@ class ErrorsForMappings(_Param):
         return parse_mapping_kinds(str(self.value or "none"))
 
 
+class LeakCheckHeuristics(_Param):
+    """Which of valgrind's leak-check heuristics apply: stdstring, length64, newarray, multipleinheritance.
+
+    A comma-separated list, `all` (default, as valgrind's --leak-check-heuristics) or `none`. A block reached only
+    through an interior pointer a heuristic accepts (the characters of an old-ABI std::string, a length-prefixed
+    block past its length, a new[] array past its count, an object through a base other than its first) is still
+    reachable, and the LEAK SUMMARY says how much was reached so ("of which reachable via heuristic"). Applies
+    from the next scan."""
+
+    set_doc = "Set which leak-check heuristics apply (stdstring,length64,newarray,multipleinheritance|all|none)."
+    show_doc = "Show which leak-check heuristics apply."
+    short = "leak-check-heuristics"
+
+    def __init__(self) -> None:
+        super().__init__("memleak leak-check-heuristics", gdb.COMMAND_DATA, gdb.PARAM_STRING)
+        self.value = "all"
+        self.accept()
+
+    def validate(self) -> None:
+        try:
+            parse_heuristics(str(self.value or ""))
+        except ValueError as exc:
+            self.reject(f"leak-check-heuristics: {exc} (give all, none, or some of {', '.join(NAMES)})")
+
+    def enabled(self) -> frozenset[str]:
+        return parse_heuristics(str(self.value or "none"))
+
+    def get_show_string(self, svalue: str) -> str:
+        return f"The leak-check heuristics applied are {svalue}."
+
+
+def enabled_heuristics() -> frozenset[str]:
+    """The leak-check heuristics the next scan applies (`set memleak leak-check-heuristics`)."""
+    return register().leak_check_heuristics.enabled()
+
+
 def mapping_error_kinds() -> frozenset[str]:
     """The mapping kinds that count as errors now (`set memleak errors-for-mappings`)."""
     return register().errors_for_mappings.kinds()
@@ -278,9 +315,10 @@ class Settings:
         self.default_suppressions = DefaultSuppressions()
         self.errors_for_mappings = ErrorsForMappings()
         self.engine = EngineChoice()
+        self.leak_check_heuristics = LeakCheckHeuristics()
         self.all: list[_Param] = [self.depth, self.on_error, self.system_objects, self.report_at_exit,
                                   self.suppressions, self.default_suppressions, self.errors_for_mappings,
-                                  self.engine]
+                                  self.engine, self.leak_check_heuristics]
 
 
 _settings: Settings | None = None
@@ -304,8 +342,9 @@ suppressions: Suppressions
 default_suppressions: DefaultSuppressions
 errors_for_mappings: ErrorsForMappings
 engine: EngineChoice
+leak_check_heuristics: LeakCheckHeuristics
 _PARAMETERS = ("depth", "on_error", "system_objects", "report_at_exit", "suppressions", "default_suppressions",
-               "errors_for_mappings", "engine")
+               "errors_for_mappings", "engine", "leak_check_heuristics")
 
 
 def __getattr__(name: str) -> _Param:

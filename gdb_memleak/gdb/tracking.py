@@ -151,7 +151,8 @@ class Tracking:
         else:  # the recorder's columns: the scan takes their arrays as they are
             sizes, arrays = blocks.sizes(), blocks.scan_arrays()
         return HeapScan(self.engine.inferior, sizes, self.regs, glibc=self.engine.glibc_malloc, exiting=exiting,
-                        hidden=self.engine.hidden_memory(), arrays=arrays)
+                        hidden=self.engine.hidden_memory(), arrays=arrays,
+                        heuristics=settings.enabled_heuristics())
 
     def scan(self, exiting: bool = False, watch: int | None = None) -> ScanResult | None:
         """Classify every live block (valgrind's leak kinds); with `watch` (a block's start), also find who points
@@ -167,6 +168,7 @@ class Tracking:
         give_back_free_memory()
         self.report.kinds = result.kinds
         self.report.leaders = result.leader  # verdicts: indirect blocks -> their definite leader
+        self.report.heuristics = result.heuristics  # blocks reached through a pointer a heuristic accepted
         self.last_scan = result
         log.debug("process %d: scan of %d blocks read %d bytes", self.pid, len(result.kinds), result.scanned_bytes)
         return result

@@ -541,7 +541,8 @@ def test_memleak_start_with_arguments_does_not_arm_tracking(built_targets: Path)
     ("backtrace-depth", "16", "0"),
     ("system-objects", "^/opt/", "("),
     ("errors-for-mappings", "mappings,sysv", "heap"),
-], ids=["backtrace-depth", "system-objects", "errors-for-mappings"])
+    ("leak-check-heuristics", "stdstring,newarray", "sqlite"),
+], ids=["backtrace-depth", "system-objects", "errors-for-mappings", "leak-check-heuristics"])
 def test_rejected_setting_keeps_the_previous_value(built_targets: Path, setting: str, good: str, bad: str):
     run = run_gdb([f"set memleak {setting} {good}", f"set memleak {setting} {bad}", mark("show"), "show memleak"],
                   built_targets / "clean")
@@ -585,8 +586,10 @@ def test_show_memleak_lists_every_setting_with_its_default():
     assert [line.split(":")[0] for line in lines] == ["memleak backtrace-depth", "memleak on-error",
                                                       "memleak system-objects", "memleak report-at-exit",
                                                       "memleak suppressions", "memleak default-suppressions",
-                                                      "memleak errors-for-mappings", "memleak engine"]
+                                                      "memleak errors-for-mappings", "memleak engine",
+                                                      "memleak leak-check-heuristics"]
     assert "memleak engine: auto" in lines
+    assert "memleak leak-check-heuristics: all" in lines
     assert "memleak backtrace-depth: 16" in lines
     assert "memleak on-error: stop" in lines
     assert "memleak report-at-exit: on" in lines

@@ -33,6 +33,7 @@ def process_json(report: ProcessReport) -> dict:
                    "indirect_blocks": g.indirect_blocks, "allocator": g.allocator, "stack": stack(g.pcs)}
                   for g in report.leak_groups()],
         "leak_summary": report.leak_summary(),
+        "reachable_via_heuristic": report.heuristic_summary(),
         "errors": [{"type": e.type, "address": f"0x{e.address:x}", "allocator": e.allocator, "stack": stack(e.pcs),
                     "alloc_stack": stack(e.alloc_pcs), "free_stack": stack(e.free_pcs),
                     "address_info": e.address_info.to_json(stack) if e.address_info is not None else None}

@@ -6,7 +6,7 @@ import shlex
 from typing import Any, Sequence, TextIO
 
 from ..grouping import LeakGroup, LineGroup, group_by_line, select
-from ..kinds import LABELS, ORDER, UNFREED
+from ..kinds import LABELS, ORDER, UNFREED, LeakKind
 from ..mappings import DEFAULT_MAPPING_ERROR_KINDS, flags_text, prot_text
 from ..model import Frame, HeapError
 from ..report import ProcessReport
@@ -143,6 +143,19 @@ def render_leak_summary(report: ProcessReport, out: TextIO) -> None:
         if key == UNFREED and not entry["blocks"]:
             continue
         out.write(f"  {LABELS[key]:>{LABEL_WIDTH}}: {entry['bytes']:,} bytes in {entry['blocks']:,} blocks\n")
+        if key == LeakKind.REACHABLE:
+            render_heuristics(report, out)
+
+
+def render_heuristics(report: ProcessReport, out: TextIO) -> None:
+    """valgrind's lines under "still reachable", for the heuristics that reached some block (none: no lines)."""
+    used = {name: entry for name, entry in report.heuristic_summary().items() if entry["blocks"]}
+    if not used:
+        return
+    indent = " " * (LABEL_WIDTH + 4)
+    out.write(f"{indent}of which reachable via heuristic:\n")
+    for name, entry in used.items():
+        out.write(f"{indent}  {name:<19}: {entry['bytes']:,} bytes in {entry['blocks']:,} blocks\n")
 
 
 def render_leaks(report: ProcessReport, out: TextIO, options: ReportOptions | None = None) -> None:
