@@ -49,6 +49,30 @@ def defined_allocators(path: str) -> tuple[str, ...]:
     return _defined(path, mtime)
 
 
+#: defined only where libstdc++ itself is linked into the executable (`-static-libstdc++`: GCC's own cc1, cc1plus)
+LIBSTDCXX_MARK = "__cxa_allocate_exception"
+
+
+@functools.lru_cache(maxsize=16)
+def _carries_libstdcxx(path: str, mtime: float) -> bool:
+    try:
+        return read_elf_symbols(path).function(LIBSTDCXX_MARK) is not None
+    except ElfError:
+        return False
+
+
+def only_libstdcxx_operators(path: str, names: tuple[str, ...]) -> bool:
+    """Whether the allocator functions `path` defines are only C++ operators, and those are libstdc++'s own linked
+    into it: they take every block from malloc and give it back to free, which the recorder sees (as malloc and free:
+    a release by the wrong family is then not told apart)."""
+    if not names or not all(name.startswith("operator ") for name in names):
+        return False
+    try:
+        return _carries_libstdcxx(path, os.path.getmtime(path))
+    except OSError:
+        return False
+
+
 def describe(names: tuple[str, ...], most: int = 4) -> str:
     """`malloc and free`; `malloc, calloc, realloc, free and 6 more`."""
     if len(names) <= 1:

@@ -28,7 +28,7 @@ from ..core.allocators import EXIT_HOOKS, MAPPING_HOOKS, AllocatorSpec, Role, by
 from ..core.elf import ElfError, read_elf_symbols
 from ..core.kinds import OnError
 from ..core.model import Block, Counters
-from ..core.own_allocators import defined_allocators, describe
+from ..core.own_allocators import defined_allocators, describe, only_libstdcxx_operators
 from ..core.procmaps import Mapping, load_bias, read_maps
 from ..core.table import AllocationTable
 from . import bad_call, exec_preload
@@ -561,7 +561,8 @@ def prepare_environment(depth: int, on_error: str, break_alloc: int | None) -> s
     reason when it cannot be built (the breakpoint engine is used then). Nothing is preloaded into a program that
     defines its own allocator: the breakpoint engine tracks it (`choose` says why), and the recorder's remaining
     hooks would only pair libc's calls with blocks they never saw."""
-    if _own_allocators(gdb.selected_inferior().progspace.filename or ""):
+    program = gdb.selected_inferior().progspace.filename or ""
+    if (own := _own_allocators(program)) and not only_libstdcxx_operators(program, own):
         restore_environment()
         return None
     try:
@@ -636,7 +637,10 @@ def choose(setting: str, inferior: gdb.Inferior, complete: bool) -> tuple[str, s
         why = f"attached to {name}: the recorder is only preloaded into a program GDB starts"
     elif not complete:
         why = f"{name} was already running at `memleak start`: the recorder is only preloaded when GDB starts it"
-    elif own := _own_allocators(program):
+    elif (own := _own_allocators(program)) and only_libstdcxx_operators(program, own):
+        return "agent", (f"gdb-memleak: {name} carries its own libstdc++: its {describe(own)} are recorded as the "
+                         "malloc and free they call (a release by the wrong family is not reported).")
+    elif own:
         why = (f"{name} defines its own {describe(own)} (calls to {'it' if len(own) == 1 else 'them'} never reach "
                "the preloaded recorder)")
     elif "library" not in _prepared:
