@@ -128,7 +128,8 @@ def _follow_to_the_end(session, private_dir: str | None) -> None:
             if tracking is not None and name in FATAL_SIGNALS | TERMINATING \
                     and _kills_the_process(inferior.pid, name):
                 _mark(private_dir, "reporting")
-                session.fatal_signal(tracking, name)  # then `continue` delivers the signal
+                session.fatal_signal(tracking, name)
+                _deliver(non_stop)
         for inferior in gdb.inferiors():
             if inferior.pid and not running(inferior.pid):  # ended, GDB not told yet: report it as it is
                 session.ended_unseen(inferior, wait_status(inferior.pid))
@@ -138,6 +139,20 @@ def _follow_to_the_end(session, private_dir: str | None) -> None:
         if gdb.selected_inferior() not in alive:
             gdb.execute(f"inferior {alive[0].num}", to_string=True)
         gdb.execute("continue -a" if non_stop else "continue", to_string=True)
+
+
+def _deliver(non_stop: bool) -> None:
+    """Let the selected thread take its signal, which ends its process. In non-stop mode only that thread is
+    resumed: the process's other threads, halted for the scan, die with it (resuming them as well raced with their
+    end: "Couldn't read debug register: No such process")."""
+    try:
+        gdb.execute("continue", to_string=True)
+    except gdb.error:
+        if not non_stop:
+            raise
+        from gdb_memleak.gdb.log import log
+
+        log.debug("driver: delivering the fatal signal", exc_info=True)
 
 
 def _mark(private_dir: str | None, name: str) -> None:
