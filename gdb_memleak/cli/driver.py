@@ -129,7 +129,7 @@ def _follow_to_the_end(session, private_dir: str | None) -> None:
                     and _kills_the_process(inferior.pid, name):
                 _mark(private_dir, "reporting")
                 session.fatal_signal(tracking, name)
-                _deliver(non_stop)
+                _deliver(tracking, non_stop)
         for inferior in gdb.inferiors():
             if inferior.pid and not running(inferior.pid):  # ended, GDB not told yet: report it as it is
                 session.ended_unseen(inferior, wait_status(inferior.pid))
@@ -141,18 +141,16 @@ def _follow_to_the_end(session, private_dir: str | None) -> None:
         gdb.execute("continue -a" if non_stop else "continue", to_string=True)
 
 
-def _deliver(non_stop: bool) -> None:
-    """Let the selected thread take its signal, which ends its process. In non-stop mode only that thread is
-    resumed: the process's other threads, halted for the scan, die with it (resuming them as well raced with their
-    end: "Couldn't read debug register: No such process")."""
-    try:
+def _deliver(tracking, non_stop: bool) -> None:
+    """Let the selected thread take its signal, which ends its process as natively (its parent's wait status, a core
+    dump as the limits allow). In non-stop mode the process is detached: GDB hands each thread's pending signal on as
+    it lets go, so the process dies of it without GDB (resuming it under GDB waited, now and then, forever for the
+    end of threads halted for the scan)."""
+    if not non_stop:
         gdb.execute("continue", to_string=True)
-    except gdb.error:
-        if not non_stop:
-            raise
-        from gdb_memleak.gdb.log import log
-
-        log.debug("driver: delivering the fatal signal", exc_info=True)
+        return
+    tracking.finish()
+    gdb.execute(f"detach inferior {gdb.selected_inferior().num}", to_string=True)
 
 
 def _mark(private_dir: str | None, name: str) -> None:
