@@ -27,6 +27,8 @@ import os
 import signal
 from dataclasses import dataclass
 
+from ..core.procstat import signal_masks
+
 #: ignored by Python's start-up itself (CPython's signal_install_handlers): the CLI's state says nothing about them
 IGNORED_BY_PYTHON = frozenset({int(signal.SIGPIPE), int(signal.SIGXFSZ)})
 
@@ -48,12 +50,7 @@ def _signals(mask: int) -> tuple[int, ...]:
 
 def read_signals() -> SignalState:
     """This process's state now, less the two signals Python's start-up ignored on its own."""
-    masks = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            if name in ("SigIgn", "SigBlk"):
-                masks[name] = int(value, 16)
+    masks = signal_masks("self")
     ignored = tuple(n for n in _signals(masks.get("SigIgn", 0)) if n not in IGNORED_BY_PYTHON)
     return SignalState(ignored=ignored, blocked=_signals(masks.get("SigBlk", 0)))
 

@@ -80,11 +80,11 @@ def _give_the_users_environment(user: dict[str, str]) -> None:
 def _kills_the_process(pid: int, name: str) -> bool:
     """Whether signal `name`, being delivered now, ends the process: its action is the default one (no handler,
     not ignored), read from /proc (SigCgt/SigIgn)."""
+    from gdb_memleak.core.procstat import signal_masks
+
     bit = 1 << (int(getattr(signal, name)) - 1)
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            masks = {k: int(v, 16) for k, _, v in (line.partition(":") for line in f) if k in ("SigCgt", "SigIgn")}
-    except (OSError, ValueError):
+    masks = signal_masks(pid)
+    if not masks:
         return True
     return not (masks.get("SigCgt", 0) | masks.get("SigIgn", 0)) & bit
 
@@ -102,7 +102,9 @@ _SIGNALLED: list[gdb.InferiorThread] = []
 
 def _note_signal(event: gdb.StopEvent) -> None:
     if isinstance(event, gdb.SignalEvent):
-        thread = getattr(event, "inferior_thread", None) or gdb.selected_thread()
+        from gdb_memleak.gdb.session import stopped_thread
+
+        thread = stopped_thread(event)
         if thread is not None:
             _SIGNALLED.append(thread)
 
@@ -113,8 +115,9 @@ def _follow_to_the_end(session, private_dir: str | None) -> None:
     the limits allow). A signal the program handles or ignores is simply passed on."""
     from gdb_memleak.core.procstat import running, wait_status
     from gdb_memleak.gdb.session import FATAL_SIGNALS
+    from gdb_memleak.gdb.threadstop import non_stop as in_non_stop_mode
 
-    non_stop = bool(gdb.parameter("non-stop"))
+    non_stop = in_non_stop_mode()
     while True:
         session.let_go_at_exit()
         signalled, _SIGNALLED[:] = list(_SIGNALLED), []

@@ -58,16 +58,28 @@ def cmdline(pid: int) -> list[str] | None:
     return [os.fsdecode(arg) for arg in data.removesuffix(b"\0").split(b"\0")]
 
 
-def tracer(pid: int) -> int | None:
-    """The pid of the process tracing `pid` (0: none), from /proc/PID/status; None when `pid` is gone."""
+def status_fields(pid: int | str) -> dict[str, str] | None:
+    """/proc/PID/status as name -> value (`pid` may be "self"); None when the process is gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("TracerPid:"):
-                    return int(line.split()[1])
-    except (OSError, IndexError, ValueError):
+            return {name: value.strip() for name, _, value in (line.partition(":") for line in f)}
+    except OSError:
         return None
-    return None
+
+
+def signal_masks(pid: int | str) -> dict[str, int]:
+    """Its signal masks (SigIgn, SigBlk, SigCgt, ...: bit N-1 is signal N); empty when the process is gone."""
+    fields = status_fields(pid) or {}
+    return {name: int(value, 16) for name, value in fields.items() if name.startswith("Sig") and name != "SigQ"}
+
+
+def tracer(pid: int) -> int | None:
+    """The pid of the process tracing `pid` (0: none), from /proc/PID/status; None when `pid` is gone."""
+    fields = status_fields(pid)
+    try:
+        return int(fields["TracerPid"]) if fields is not None else None
+    except (KeyError, ValueError):
+        return None
 
 
 def let_go(pid: int) -> bool:
