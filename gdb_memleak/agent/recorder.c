@@ -372,7 +372,6 @@ static void *arena_alloc(size_t size, size_t align) {
     }
     uintptr_t p = ((uintptr_t)(arena + at + 16) + align - 1) & ~(uintptr_t)(align - 1);
     ((size_t *)p)[-1] = size;
-    note_loader_block((void *)p, size);
     return (void *)p;
 }
 

@@ -709,5 +709,5 @@ def new_run() -> None:
 def register() -> None:
     gdb.events.before_prompt.connect(_before_prompt)
     gdb.events.stop.connect(_on_stop)
-    exec_preload.connect(recorder_environment)
+    exec_preload.connect(recorder_environment, lambda: "library" in _prepared)
 

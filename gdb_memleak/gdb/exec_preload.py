@@ -123,10 +123,13 @@ def _complete(inferior: gdb.Inferior, recorder: Callable[[], RecorderEnvironment
         log.debug("process %d: environment not completed", pid, exc_info=True)
 
 
-def connect(recorder: Callable[[], RecorderEnvironment | None]) -> None:
-    """Check every new image (at the new-objfile events of its first stop) while `recorder()` says it is in use."""
+def connect(recorder: Callable[[], RecorderEnvironment | None], in_use: Callable[[], bool]) -> None:
+    """Check every new image (at the new-objfile events of its first stop) while the recorder is in use; `in_use()`
+    is the cheap test made first, so GDB sessions not using it never switch threads or read /proc here."""
 
     def on_new_objfile(event: gdb.NewObjFileEvent) -> None:
+        if not in_use():
+            return
         progspace = event.new_objfile.progspace
         inferior = next((i for i in gdb.inferiors() if i.progspace == progspace), None)
         if inferior is not None:

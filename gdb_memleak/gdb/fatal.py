@@ -9,7 +9,7 @@ import gdb
 
 from ..core.fatal import FAULT_EVENTS, FatalSignal
 from .log import log
-from .stacks import StackCapture
+from .stacks import StackCapture, newest_real_frame
 
 
 def read_fatal_signal(name: str, inferior: gdb.Inferior, depth: int) -> FatalSignal:
@@ -28,17 +28,13 @@ def read_fatal_signal(name: str, inferior: gdb.Inferior, depth: int) -> FatalSig
     pc: int | None = None
     callers: tuple[int, ...] = ()
     try:
-        frame: gdb.Frame | None = gdb.newest_frame()
-        while frame is not None and frame.type() == gdb.INLINE_FRAME:  # inlined calls are expanded from the PC
-            frame = frame.older()
+        frame = newest_real_frame()
         if frame is not None:
             pc = frame.pc()  # where the thread was: kept even outside any code (a call through a null pointer)
-            callers = StackCapture(inferior, max(depth - 1, 0)).unwind_from(frame.older(), resumed=is_resumed(frame))
+            # a signal handler's trampoline: the frame above it was interrupted, not calling
+            resumed = frame.type() == gdb.SIGTRAMP_FRAME
+            callers = StackCapture(inferior, max(depth - 1, 0)).unwind_from(frame.older(), resumed=resumed)
     except gdb.error:
         log.debug("no stack for %s", name, exc_info=True)
     return FatalSignal(name, number, code, address, tid, pc, callers)
 
-
-def is_resumed(frame: gdb.Frame) -> bool:
-    """Whether the frame above `frame` was interrupted (not calling): `frame` is a signal handler's trampoline."""
-    return frame.type() == gdb.SIGTRAMP_FRAME

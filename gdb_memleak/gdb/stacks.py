@@ -34,9 +34,7 @@ class StackCapture:
         """GDB's unwinder, stopped at the real outermost frame: GDB's heuristics unwind past the loader's entry
         (`_start`, `_dl_start_user`: no CFI) into argc, argv and 0, which are no frames."""
         try:
-            frame: gdb.Frame | None = gdb.newest_frame()
-            while frame is not None and frame.type() == gdb.INLINE_FRAME:  # the allocator's own inlined code
-                frame = frame.older()
+            frame = newest_real_frame()  # the allocator's own inlined code skipped
             frame = frame.older() if frame is not None else None
         except gdb.error:
             log.debug("no frame to unwind from", exc_info=True)
@@ -69,3 +67,12 @@ class StackCapture:
         except gdb.error:  # GDB's unwinder gave up further out: the frames found so far are the stack
             log.debug("unwinding stopped after %d frames", len(pcs), exc_info=True)
         return tuple(pcs)
+
+
+def newest_real_frame() -> gdb.Frame | None:
+    """The selected thread's newest frame that is not an inlined call (inlined calls are expanded from the PC at
+    report time)."""
+    frame: gdb.Frame | None = gdb.newest_frame()
+    while frame is not None and frame.type() == gdb.INLINE_FRAME:
+        frame = frame.older()
+    return frame
