@@ -6,6 +6,7 @@ without GDB's (ambiguous, ld.so-inclusive) symbol lookup.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 
@@ -39,6 +40,16 @@ class ElfSymbols:
         """The size in bytes of the function `function(name)` finds (0: unknown or not defined)."""
         value = self.function(name)
         return self.sizes.get(value, 0) if value is not None else 0
+
+
+@functools.lru_cache(maxsize=64)
+def cached_elf_symbols(path: str, mtime: float) -> ElfSymbols | None:
+    """read_elf_symbols, once per file version (`mtime`: a rebuilt file is read again); None when it is no ELF
+    file this reader knows."""
+    try:
+        return read_elf_symbols(path)
+    except ElfError:
+        return None
 
 
 def read_elf_symbols(path: str) -> ElfSymbols:

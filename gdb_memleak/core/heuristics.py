@@ -227,7 +227,7 @@ class Judge:
         start, size = self.starts[i], self.sizes[i]
         bits = 0
         if not start % WORD and size >= WORD:
-            head = _read(self.memory, start, 2 * WORD if size >= 2 * WORD else WORD)
+            head = read_or_nothing(self.memory, start, 2 * WORD if size >= 2 * WORD else WORD)
             w0 = int.from_bytes(head[:WORD], "little") if len(head) >= WORD else None
             w1 = int.from_bytes(head[WORD:2 * WORD], "little") if len(head) >= 2 * WORD else None
             bits = self.heuristics.admits(size, w0, w1, self.memory)
@@ -244,15 +244,17 @@ class Judge:
             return NONE
         word_at = None
         if self.heuristics.needs_word(offset, self.sizes[i], admits):
-            data = _read(self.memory, pointer, WORD)
+            data = read_or_nothing(self.memory, pointer, WORD)
             word_at = int.from_bytes(data, "little") if len(data) == WORD else None
         return self.heuristics.judge(offset, self.sizes[i], admits, word_at, self.memory)
 
 
-def _read(memory: Memory, address: int, size: int) -> bytes:
+def read_or_nothing(memory: Memory, address: int, size: int) -> bytes:
+    """`memory.read`, or no bytes: the protocol forbids a reader to raise, but a broken one must not stop a leak
+    check (the scans read through this too)."""
     try:
         return memory.read(address, size)
-    except Exception:  # a broken reader must not stop a leak check
+    except Exception:  # noqa: BLE001 - see above
         return b""
 
 

@@ -14,7 +14,7 @@ import functools
 import os
 
 from .allocators import DEFAULT_ALLOCATORS, AllocatorSpec
-from .elf import ElfError, read_elf_symbols
+from .elf import cached_elf_symbols
 
 #: families whose functions are C++ operators: named "operator new[]" rather than by their mangled name
 CXX_FAMILIES = frozenset({"new", "new[]"})
@@ -29,9 +29,8 @@ def _name(spec: AllocatorSpec) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _defined(path: str, mtime: float) -> tuple[str, ...]:
-    try:
-        symbols = read_elf_symbols(path)
-    except ElfError:
+    symbols = cached_elf_symbols(path, mtime)
+    if symbols is None:
         return ()
     names: list[str] = []
     for spec in DEFAULT_ALLOCATORS:
@@ -53,12 +52,9 @@ def defined_allocators(path: str) -> tuple[str, ...]:
 LIBSTDCXX_MARK = "__cxa_allocate_exception"
 
 
-@functools.lru_cache(maxsize=16)
 def _carries_libstdcxx(path: str, mtime: float) -> bool:
-    try:
-        return read_elf_symbols(path).function(LIBSTDCXX_MARK) is not None
-    except ElfError:
-        return False
+    symbols = cached_elf_symbols(path, mtime)
+    return symbols is not None and symbols.function(LIBSTDCXX_MARK) is not None
 
 
 def only_libstdcxx_operators(path: str, names: tuple[str, ...]) -> bool:

@@ -37,6 +37,7 @@ class AllocationTable:
         self.counters = Counters()
         self.timeline = Timeline(self.counters)  # live bytes/blocks over time (HTML report)
         self.errors: list[HeapError] = []
+        self._events: set[int] = set()  # the recorder's error numbers among `errors` (add_error)
         self.mappings = MappingTable()  # regions and shared memory, beside the heap (core/mappings.py)
         self._seq = 0
 
@@ -111,11 +112,13 @@ class AllocationTable:
         if self.knows_event(error.event):
             return False
         self.errors.append(error)
+        if error.event:
+            self._events.add(error.event)
         return True
 
     def knows_event(self, event: int) -> bool:
         """Whether the recorder's error number `event` is recorded already (0: not a recorder's error)."""
-        return bool(event) and any(e.event == event for e in self.errors)
+        return bool(event) and event in self._events
 
     def withdraw(self, address: int) -> Block | None:
         """Forget a live block as if it had never been allocated (its allocation uncounted, its number given back

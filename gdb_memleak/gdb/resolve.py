@@ -7,14 +7,13 @@ defines a function wins (executable, LD_PRELOADed libraries, then the rest: the 
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 
 import gdb
 
 from ..core.allocators import AllocatorSpec
-from ..core.elf import ElfError, ElfSymbols, read_elf_symbols
+from ..core.elf import cached_elf_symbols
 from ..core.procmaps import Mapping, load_bias
 
 
@@ -24,14 +23,6 @@ class Definition:
     address: int
     object: str
     size: int = 0  # the function's size in bytes (ELF st_size; 0: unknown): calls made from its own code
-
-
-@functools.lru_cache(maxsize=64)
-def _symbols(path: str, mtime: float) -> ElfSymbols | None:
-    try:
-        return read_elf_symbols(path)
-    except ElfError:
-        return None
 
 
 def _is_loader_or_vdso(path: str) -> bool:
@@ -54,7 +45,7 @@ def locate(specs: list[AllocatorSpec], maps: list[Mapping]) -> list[Definition]:
     found: list[Definition] = []
     wanted = list(specs)
     for path in candidate_objects():
-        symbols = _symbols(path, os.path.getmtime(path))
+        symbols = cached_elf_symbols(path, os.path.getmtime(path))
         if symbols is None:
             continue
         bias = load_bias(maps, path, symbols.e_type, symbols.min_vaddr)
