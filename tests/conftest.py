@@ -26,22 +26,50 @@ from pathlib import Path
 
 import pytest
 
+import valgrind
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ROOT / "c_targets"
 GDB_TESTS = Path(__file__).resolve().parent / "gdb"
+BROWSER_TESTS = Path(__file__).resolve().parent / "browser"
+#: markers that make a test slow by what it runs (another program under valgrind, a browser): `--quick` leaves out
+#: every test marked `slow` or one of these
+SLOW_BY_NATURE = ("valgrind", "browser")
+#: C targets slow under one engine: threads_stress makes ~213,000 breakpoint stops (30 s and more on 2 cores)
+SLOW_TARGETS = {"threads_stress": "breakpoint"}
 TARGET_PARAMS = ("source", "binary")  # a test parametrized by one of these runs one C target
 ENGINES = ("breakpoint", "agent")  # the tracking engines (`--engine`); tests that run programs check both
 
 _shared_dir: Path | None = None  # this run's temporary directory, the same for every xdist worker
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--quick", action="store_true",
+                     help="leave out the slow tests: those marked slow, valgrind (a run under valgrind) or browser")
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test under tests/gdb is marked `gdb` (`-m "not gdb"` runs the fast half); a test parametrized by a C
-    target joins that target's xdist group, so the tests reading one cached CLI run share a worker."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/gdb is marked `gdb` (`-m "not gdb"` runs the fast half) and every one under
+    tests/browser `browser`; `--quick` deselects the slow ones. A test parametrized by a C target joins that
+    target's xdist group, so the tests reading one cached CLI run share a worker."""
+    quick = config.getoption("--quick")
+    kept, slow = [], []
     for item in items:
         if GDB_TESTS in item.path.parents:
             item.add_marker(pytest.mark.gdb)
+        if BROWSER_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.browser)
+        if _slow_target(item):
+            item.add_marker(pytest.mark.slow)
+        if quick and any(item.get_closest_marker(name) for name in ("slow", *SLOW_BY_NATURE)):
+            slow.append(item)
+        else:
+            kept.append(item)
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = kept
+    for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or item.get_closest_marker("xdist_group") is not None:
             continue
@@ -51,6 +79,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 label = getattr(target, "id", None) or getattr(target, "stem", None) or str(target)
                 item.add_marker(pytest.mark.xdist_group(f"{item.path.stem}:{label}"))
                 break
+
+
+def _slow_target(item: pytest.Item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for name in TARGET_PARAMS:
+        target = params.get(name)
+        if target is not None:
+            label = getattr(target, "id", None) or getattr(target, "stem", None) or str(target)
+            return SLOW_TARGETS.get(label) == params.get("engine")
+    return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Test modules and their helpers are imported by file name (pytest's default import mode puts each one's
+    directory on sys.path, which lets them import each other's helpers): two files of one name under tests/ would
+    shadow each other, and pytest would only say "import file mismatch" for one. Refuse the run and name both."""
+    found: dict[str, list[Path]] = {}
+    for path in Path(__file__).resolve().parent.rglob("*.py"):
+        if "__pycache__" not in path.parts:
+            found.setdefault(path.name, []).append(path)
+    clashes = sorted(f"{name} ({', '.join(str(p) for p in sorted(paths))})" for name, paths in found.items()
+                     if len(paths) > 1)
+    if clashes:
+        raise pytest.UsageError("files under tests/ must have distinct names: " + "; ".join(clashes))
+
+
+@pytest.hookimpl(tryfirst=True)  # before the test's fixtures, which may run valgrind for it
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    valgrind.CURRENT_TEST[0] = item
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,6 +10,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 IN_USE = re.compile(r"in use at exit: ([\d,]+) bytes in ([\d,]+) blocks")
 TOTAL = re.compile(r"total heap usage: ([\d,]+) allocs, ([\d,]+) frees, ([\d,]+) bytes allocated")
@@ -28,13 +29,25 @@ def available() -> bool:
     return shutil.which("valgrind") is not None
 
 
+#: the test running now (set by conftest before its fixtures): every run of valgrind goes through `run`, which
+#: fails a test not marked `valgrind`, so `-m "not valgrind"` and `--quick` surely leave valgrind out
+CURRENT_TEST: list[Any] = [None]
+
+
+def run(args: list[str], timeout: int = 300, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """valgrind with `args` (its options, then the program's argv), output captured as text."""
+    test = CURRENT_TEST[0]
+    if test is not None and test.get_closest_marker("valgrind") is None:
+        raise AssertionError(f"{test.nodeid} runs valgrind: mark it @pytest.mark.valgrind")
+    return subprocess.run(["valgrind", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
 def _num(text: str) -> int:
     return int(text.replace(",", ""))
 
 
 def heap_figures(argv: list[str], timeout: int = 300) -> HeapFigures:
-    proc = subprocess.run(["valgrind", "--run-libc-freeres=no", "--run-cxx-freeres=no", *argv],
-                          capture_output=True, text=True, timeout=timeout)
+    proc = run(["--run-libc-freeres=no", "--run-cxx-freeres=no", *argv], timeout=timeout)
     in_use, total = IN_USE.search(proc.stderr), TOTAL.search(proc.stderr)
     assert in_use and total, proc.stderr[-2000:]
     return HeapFigures(_num(total.group(1)), _num(total.group(2)), _num(total.group(3)),
@@ -85,7 +98,7 @@ def leak_summary_with_heuristics(argv: list[str], heuristics: str = "all",
     """(valgrind's LEAK SUMMARY as leak_summary gives it, its "of which reachable via heuristic" figures for every
     heuristic, 0/0 for those it does not list), run with LEAK_FLAGS and --leak-check-heuristics=`heuristics`."""
     flags = [*LEAK_FLAGS, f"--leak-check-heuristics={heuristics}"]
-    proc = subprocess.run(["valgrind", *flags, *argv], capture_output=True, text=True, timeout=timeout)
+    proc = run([*flags, *argv], timeout=timeout)
     err = proc.stderr
     head = err.rfind("LEAK SUMMARY:")
     figures = {name: (0, 0) for name in HEURISTICS}
@@ -142,8 +155,7 @@ def leak_records(argv: list[str], source_dir: str | Path | None = None, timeout:
     src = os.path.realpath(source_dir) if source_dir is not None else None
     with tempfile.TemporaryDirectory(prefix="vg-leaks-") as tmp:
         xml_path = os.path.join(tmp, "memcheck.xml")
-        proc = subprocess.run(["valgrind", *LEAK_FLAGS, "--xml=yes", f"--xml-file={xml_path}", *argv],
-                              capture_output=True, text=True, timeout=timeout)
+        proc = run([*LEAK_FLAGS, "--xml=yes", f"--xml-file={xml_path}", *argv], timeout=timeout)
         assert os.path.exists(xml_path), proc.stderr[-2000:]
         root = ET.parse(xml_path).getroot()
     records = []

@@ -154,8 +154,7 @@ def test_every_process_of_a_family_equals_valgrind(library: Path, tmp_path: Path
     records, status, _out = run_recorded(library, [exe])
     assert status == 0
     ours = sorted((_figures(r.snapshot) for r in records), key=lambda f: f.in_use_bytes)
-    proc = subprocess.run(["valgrind", "--trace-children=yes", "--run-libc-freeres=no", "--run-cxx-freeres=no",
-                           exe], capture_output=True, text=True, timeout=120)
+    proc = valgrind.run(["--trace-children=yes", "--run-libc-freeres=no", "--run-cxx-freeres=no", exe], timeout=120)
     theirs = []
     for pid in sorted(set(re.findall(r"^==(\d+)== HEAP SUMMARY", proc.stderr, re.M))):
         text = "\n".join(line for line in proc.stderr.splitlines() if line.startswith(f"=={pid}=="))

@@ -40,6 +40,7 @@ def _compile_unit_names(library: Path) -> str:
                           check=True).stdout
 
 
+@pytest.mark.slow
 def test_each_install_builds_a_library_naming_its_own_source(tmp_path: Path) -> None:
     """Two installs of the same version (same recorder.c bytes) in other places: each library's debug info names
     its own install's file, so GDB's `bt` and `list` show this install's source, and still work once the other

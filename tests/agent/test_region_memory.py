@@ -100,6 +100,7 @@ def test_without_memfd_the_region_falls_back_silently(library: Path, programs: P
             assert not [p for p in Path("/dev/shm").iterdir() if p.stat().st_ino == inode]
 
 
+@pytest.mark.valgrind
 def test_block_table_under_threaded_churn_holds_exactly_the_live_blocks(library: Path, programs: Path,
                                                                        tmp_path: Path) -> None:
     """600,000 events over 4 threads: records are recycled as freed blocks are forgotten, the index grows; what the
@@ -123,6 +124,7 @@ def test_block_table_under_threaded_churn_holds_exactly_the_live_blocks(library:
     assert (error.type.name, error.block_size) == ("DOUBLE_FREE", 77) and error.free_pcs and error.alloc_pcs
 
 
+@pytest.mark.valgrind
 def test_blocks_a_full_region_cannot_record_are_released_silently_and_a_bad_free_is_still_reported(
         library: Path, programs: Path) -> None:
     """A file-size limit caps the region at 256 MiB (about a million records): the blocks past that are counted in

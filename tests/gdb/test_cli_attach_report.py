@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT
 
 CLI = [sys.executable, "-m", "gdb_memleak.cli.main"]
@@ -23,6 +25,7 @@ def start_target(built_targets: Path, rounds: int) -> tuple[subprocess.Popen, in
     return proc, int(line.split()[1])
 
 
+@pytest.mark.slow
 def test_window_ended_early_states_the_time_really_tracked(built_targets: Path):
     target, pid = start_target(built_targets, 400)
     cli = subprocess.Popen([*CLI, "--pid", str(pid), "--duration", "120"], stderr=subprocess.PIPE, text=True,

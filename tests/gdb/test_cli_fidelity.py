@@ -271,6 +271,7 @@ int main(void)
     assert_nothing_left(tmp_path, program)
 
 
+@pytest.mark.slow
 def test_interrupt_with_pid_ends_the_window_early_and_the_process_runs_on(built_targets: Path, tmp_path: Path):
     target = subprocess.Popen([str(built_targets / "attach_loop"), "400"], stdout=subprocess.PIPE)
     pid = wait_ready(target.stdout)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
+import valgrind
 from conftest import TARGETS, run_cli, run_gdb
 
 VALGRIND_BLOCK = re.compile(r"==\d+== Process terminating with default action of signal (\d+) \((\w+)\)\n"
@@ -20,8 +20,7 @@ VALGRIND_FRAME = re.compile(r"(?:at|by) 0x[0-9A-F]+: (?P<function>\S+) \((?P<fil
 
 def valgrind_fatal(argv: list[str]) -> tuple[str, str | None, list[tuple[str, str, int]]]:
     """valgrind's (signal name, fault line, [(function, file name, line)]) for a program a signal kills."""
-    proc = subprocess.run(["valgrind", "--run-libc-freeres=no", "--run-cxx-freeres=no", *argv],
-                          capture_output=True, text=True, timeout=300)
+    proc = valgrind.run(["--run-libc-freeres=no", "--run-cxx-freeres=no", *argv])
     block = VALGRIND_BLOCK.search(proc.stderr)
     assert block is not None, proc.stderr[-2000:]
     frames = [(m["function"], os.path.basename(m["file"]), int(m["line"]))
@@ -37,6 +36,7 @@ def line_of(source: Path, text: str) -> int:
     return next(i for i, line in enumerate(source.read_text().splitlines(), 1) if text in line)
 
 
+@pytest.mark.valgrind
 def test_a_fault_in_a_thread_names_the_signal_the_address_and_that_threads_stack(built_targets: Path,
                                                                                  tmp_path: Path, engine: str):
     program = built_targets / "crash_thread_fault"
@@ -64,6 +64,7 @@ def test_a_fault_in_a_thread_names_the_signal_the_address_and_that_threads_stack
     assert run.returncode == 128 + 11, run.stderr
 
 
+@pytest.mark.valgrind
 def test_sigbus_names_the_address_of_the_page_past_the_file(built_targets: Path, tmp_path: Path, engine: str):
     program = built_targets / "crash_sigbus"
     run = run_cli(["--engine", engine, str(program)], tmp_path)
@@ -77,6 +78,7 @@ def test_sigbus_names_the_address_of_the_page_past_the_file(built_targets: Path,
     assert our_frames(fatal) == theirs, (fatal["stack"], theirs)  # touch, main
 
 
+@pytest.mark.valgrind
 def test_a_signal_sent_by_a_process_has_no_fault_address_and_the_receivers_stack(tmp_path: Path):
     argv = ["/bin/sh", "-c", "kill -TERM $$"]
     run = run_cli(argv, tmp_path)

@@ -112,6 +112,7 @@ def gdbinit_line(venv: Path) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.slow
 def test_gdbinit_line_puts_the_installed_script_on_gdbs_source_path(installed_venv: Path):
     line = gdbinit_line(installed_venv)
     match = re.fullmatch(r"directory (\S+)", line)
@@ -150,6 +151,7 @@ def test_installed_line_inside_a_checkout_loads_the_installed_copy(installed_ven
     assert installed_venv in Path(run.stdout.strip()).parents, run.stdout
 
 
+@pytest.mark.slow
 def test_installed_cli_prints_the_report_on_stderr_and_exits_1(built_targets: Path, installed_venv: Path,
                                                                tmp_path: Path):
     (leak_line, (leak_bytes, _)), = SEED.leaks.items()

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT, run_gdb
 
 HIDE_TABULATE = "python import sys; sys.modules['tabulate'] = None"  # as if it were not installed
@@ -34,6 +36,7 @@ def command_in(line: str) -> list[str]:
     return shlex.split(re.findall(r"`([^`]+)`", line)[-1])
 
 
+@pytest.mark.slow
 def test_hint_in_a_virtualenv_install_is_that_virtualenvs_pip(tmp_path: Path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)

@@ -29,8 +29,7 @@ def figures(process: dict) -> tuple[int, ...]:
 
 
 def valgrind_figures_per_process(argv: list[str]) -> list[tuple[int, ...]]:
-    proc = subprocess.run(["valgrind", "--trace-children=yes", "--run-libc-freeres=no", "--run-cxx-freeres=no",
-                           *argv], capture_output=True, text=True, timeout=300)
+    proc = valgrind.run(["--trace-children=yes", "--run-libc-freeres=no", "--run-cxx-freeres=no", *argv])
     per_pid: dict[str, list[int]] = {}
     for pid, a, f, b in re.findall(r"==(\d+)== +total heap usage: ([\d,]+) allocs, ([\d,]+) frees, ([\d,]+) bytes",
                                    proc.stderr):
@@ -103,6 +102,7 @@ PARALLEL_RUNS = 4  # before non-stop mode, every run of either program hung
     ["parallel_spawn"],
     ["/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8; do /bin/true; done & for i in 1 2 3 4 5 6 7 8; do /bin/true; done; "
      "wait"]], ids=["vfork_workers", "shell_background_loop"])
+@pytest.mark.slow
 def test_parallel_children_starting_through_vfork_never_hang(programs: Path, tmp_path: Path, argv: list[str],
                                                              engine: str):
     """A process ending (or any stop) while another sleeps in vfork with its child held by GDB: GDB's all-stop mode

@@ -9,6 +9,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 import expectations
 import valgrind
 from conftest import TARGETS, run_gdb
@@ -42,6 +44,7 @@ def test_the_stop_at_a_double_free_says_how_to_skip_it_or_let_it_happen(built_ta
     assert OFFER in run.stdout, run.stdout
 
 
+@pytest.mark.valgrind
 def test_memleak_skip_at_the_double_free_runs_the_program_to_its_end_and_report(built_targets: Path,
                                                                                tmp_path: Path, engine: str):
     report = tmp_path / "report.json"
@@ -97,6 +100,7 @@ def test_a_mismatched_release_is_not_skipped(built_targets: Path, engine: str):
     assert "is not skipped: a mismatched release still releases the block, as valgrind does" in run.stderr
 
 
+@pytest.mark.valgrind
 def test_memleak_skip_at_an_invalid_realloc_returns_null_and_counts_as_valgrind(tmp_path: Path, engine: str):
     source = tmp_path / "bad_realloc.c"
     source.write_text('#include <stdio.h>\n#include <stdlib.h>\nint main(void) {\n  char *p = malloc(32);\n'

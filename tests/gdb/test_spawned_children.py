@@ -31,8 +31,8 @@ def figures(process: dict) -> tuple[int, ...]:
 
 def valgrind_figures_of(program: Path) -> list[tuple[int, ...]]:
     """valgrind's figures for every process whose command is `program` (not the shells in between)."""
-    proc = subprocess.run(["valgrind", "--trace-children=yes", "--run-libc-freeres=no", "--run-cxx-freeres=no",
-                           str(program)], capture_output=True, text=True, timeout=600)
+    proc = valgrind.run(["--trace-children=yes", "--run-libc-freeres=no", "--run-cxx-freeres=no", str(program)],
+                        timeout=600)
     ours = {pid for pid, command in re.findall(r"==(\d+)== Command: (\S+)", proc.stderr) if command == str(program)}
     per_pid: dict[str, list[int]] = {}
     for pid, b, n in re.findall(r"==(\d+)== +in use at exit: ([\d,]+) bytes in ([\d,]+) blocks", proc.stderr):

@@ -25,8 +25,7 @@ def summary(process: dict) -> dict[str, tuple[int, int]]:
 
 
 def valgrind_summaries_per_process(argv: list[str]) -> list[dict[str, tuple[int, int]]]:
-    proc = subprocess.run(["valgrind", "--trace-children=yes", *valgrind.LEAK_FLAGS, *argv], capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = valgrind.run(["--trace-children=yes", *valgrind.LEAK_FLAGS, *argv])
     found: dict[str, dict[str, tuple[int, int]]] = {}
     for key, label in (("definite", "definitely lost"), ("indirect", "indirectly lost"),
                        ("possible", "possibly lost"), ("reachable", "still reachable"), ("suppressed", "suppressed")):
@@ -61,8 +60,7 @@ VALGRIND_ADDRESS = re.compile(
 
 
 def valgrind_addresses(argv: list[str]) -> list[tuple]:
-    proc = subprocess.run(["valgrind", "--run-libc-freeres=no", "--run-cxx-freeres=no", *argv],
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = valgrind.run(["--run-libc-freeres=no", "--run-cxx-freeres=no", *argv])
     found = []
     for m in VALGRIND_ADDRESS.finditer(proc.stderr):
         if m["how"]:
@@ -105,6 +103,7 @@ def test_invalid_free_addresses_are_described_as_valgrind_describes_them(built_t
     assert our_addresses(cached_cli(["--engine", engine, *argv]).process()) == valgrind_addresses(argv)
 
 
+@pytest.mark.valgrind
 def test_invalid_realloc_is_named_realloc(tmp_path: Path, engine: str):
     source = tmp_path / "bad_realloc.c"
     source.write_text('#include <stdlib.h>\nint main(void) {\n  char *p = malloc(32);\n  char *q = p + 4;\n'
