@@ -16,10 +16,10 @@ import gdb
 
 gdb.execute("set pagination off")
 gdb.execute(f"source {os.environ['BENCH_LOADER']}")
-from gdb_memleak.core import reachability  # noqa: E402
 from gdb_memleak.core.abi import X86_64_SYSV  # noqa: E402
 from gdb_memleak.core.procmaps import read_maps  # noqa: E402
-from gdb_memleak.core.reachability import numpy_backend  # noqa: E402
+from gdb_memleak.core.scan import numpy_backend  # noqa: E402
+from gdb_memleak.core.scan import pure as reachability  # noqa: E402
 from gdb_memleak.gdb.access import RegisterReader  # noqa: E402
 from gdb_memleak.gdb.heapscan import HeapScan  # noqa: E402
 

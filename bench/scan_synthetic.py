@@ -16,7 +16,7 @@ from itertools import repeat
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's gdb_memleak when run as a script
-from gdb_memleak.core.reachability import RootRegion, scan  # noqa: E402
+from gdb_memleak.core.scan import RootRegion, scan  # noqa: E402
 
 
 class FlatMemory:

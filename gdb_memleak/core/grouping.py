@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .kinds import LeakKind
 from .model import Block, Frame
-from .reachability import KIND_OF_STATE, KindArray
+from .scan import KIND_OF_STATE, KindArray
 from .symbols import Symbolizer, SystemFilter
 
 if TYPE_CHECKING:

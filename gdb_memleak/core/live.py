@@ -131,7 +131,7 @@ class LiveColumns(Mapping[int, Block]):
 
     def scan_arrays(self) -> Any:
         """The scan's view of these blocks (core/fastscan.Blocks): starts and sizes as they are, in address order."""
-        from .fastscan import Blocks
+        from .scan.numpy_scan import Blocks
 
         sizes = self.size if not len(self.size) or int(self.size.min()) >= 0 else np.maximum(self.size, 0)
         return Blocks(self.addr, sizes, in_order=True)  # the columns themselves, not copies

@@ -8,8 +8,8 @@ import gdb
 
 from ..core.kinds import LABELS
 from ..core.model import Block
-from ..core.reachability import Referrer
 from ..core.reports.text import render_stack
+from ..core.scan import Referrer
 from .symbolize import minimal_symbol
 from .tracking import Tracking
 

@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import gdb
 
-from ..core import reachability
 from ..core.abi import Abi
 from ..core.heuristics import Heuristics
 from ..core.procmaps import Mapping, read_maps
-from ..core.reachability import RootRegion, ScanResult, numpy_backend, numpy_problem, scan
+from ..core.scan import RootRegion, ScanResult, numpy_backend, numpy_problem, scan
+from ..core.scan import pure as reachability
 from .access import RegisterReader
 from .agent_engine import announce
 
 if TYPE_CHECKING:
-    from ..core.fastscan import Blocks
+    from ..core.scan.numpy_scan import Blocks
 
 SKIPPED = ("[vvar]", "[vsyscall]", "[vdso]")
 IS_MMAPPED = 0x2  # glibc: the chunk has a mapping of its own (its size field's second bit)

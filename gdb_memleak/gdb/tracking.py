@@ -19,10 +19,10 @@ from ..core.mappings import read_sysvipc
 from ..core.model import Block, HeapError, ProcessResult
 from ..core.procmaps import Mapping, read_maps
 from ..core.procstat import parent_in_vfork
-from ..core.reachability import ScanResult
 from ..core.report import LeakFilter, ProcessReport
 from ..core.reports import ReportOptions
 from ..core.reports.text import render_error, render_report
+from ..core.scan import ScanResult
 from ..core.symbols import Symbolizer, SystemFilter
 from ..core.table import AllocationTable
 from . import addressinfo, bad_call, settings

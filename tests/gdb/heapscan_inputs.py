@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterator, Mapping
 
 import gdb
-from gdb_memleak.core import reachability
+from gdb_memleak.core.scan import pure as reachability
 from gdb_memleak.gdb import heapscan
 from gdb_memleak.gdb.heapscan import HeapScan
 from gdb_memleak.gdb.session import SESSION

@@ -14,7 +14,7 @@ import expectations
 from conftest import ROOT, TARGETS, run_gdb
 
 SEED = expectations.parse(TARGETS / "seed_demo.c")
-BACKEND = "python from gdb_memleak.core import reachability; print('scan backend:', reachability.numpy_backend()[0])"
+BACKEND = "python from gdb_memleak.core.scan import numpy_backend; print('scan backend:', numpy_backend()[0])"
 
 
 def gdb_env(*path: Path) -> dict[str, str]:
@@ -110,7 +110,7 @@ def test_the_venvs_numpy_is_used_and_says_nothing(built_targets: Path):
 
     run = run_gdb(["set memleak on-error skip", "memleak start", "run", BACKEND], TARGETS / "bin" / "seed_demo",
                   env=gdb_env(*map(Path, dependency_dirs())), deps=False)
-    assert "scan backend: <module 'gdb_memleak.core.fastscan'" in run.stdout, run.stdout + run.stderr
+    assert "scan backend: <module 'gdb_memleak.core.scan.numpy_scan'" in run.stdout, run.stdout + run.stderr
     assert numpy_lines(run) == []
 
 

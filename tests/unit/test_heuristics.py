@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from test_reachability import DATA, HEAP, FakeMemory, Heap, SpanMemory, kinds, small_steps, words
 
 from gdb_memleak.core import heuristics as hx
-from gdb_memleak.core import reachability
-from gdb_memleak.core.reachability import RootRegion, scan
+from gdb_memleak.core.scan import RootRegion, scan
+from gdb_memleak.core.scan import pure as reachability
 
 backend = test_reachability.backend  # the autouse fixture: every test runs on the pure and the numpy scan
 

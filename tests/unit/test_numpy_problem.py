@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gdb_memleak.core import reachability
+from gdb_memleak.core.scan import pure as reachability
 
 
 def fake_numpy(folder: Path, core: str, monkeypatch: pytest.MonkeyPatch) -> None:

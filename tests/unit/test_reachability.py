@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gdb_memleak.core import reachability
 from gdb_memleak.core.kinds import LeakKind as Kind
-from gdb_memleak.core.reachability import Referrer, RootRegion, ScanResult, referrers, scan
+from gdb_memleak.core.scan import Referrer, RootRegion, ScanResult, referrers, scan
+from gdb_memleak.core.scan import pure as reachability
 
 BACKENDS = ["python", "numpy"]
 

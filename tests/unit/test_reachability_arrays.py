@@ -6,9 +6,9 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from gdb_memleak.core import reachability
 from gdb_memleak.core.kinds import LeakKind as Kind
-from gdb_memleak.core.reachability import KIND_OF_STATE, KindArray, RootRegion, scan
+from gdb_memleak.core.scan import KIND_OF_STATE, KindArray, RootRegion, scan
+from gdb_memleak.core.scan import pure as reachability
 
 np = pytest.importorskip("numpy")
 fast = reachability.numpy_backend()[0]

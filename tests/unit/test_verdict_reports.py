@@ -7,11 +7,11 @@ import json
 
 from gdb_memleak.core.addressinfo import AddressInfo, Place, containing
 from gdb_memleak.core.model import Frame, ProcessResult
-from gdb_memleak.core.reachability import RootRegion, scan
 from gdb_memleak.core.report import ProcessReport
 from gdb_memleak.core.reports import ReportOptions
 from gdb_memleak.core.reports.json import build_json
 from gdb_memleak.core.reports.text import render_error, render_report
+from gdb_memleak.core.scan import RootRegion, scan
 from gdb_memleak.core.symbols import Symbolizer
 from gdb_memleak.core.table import AllocationTable
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from . import heuristics as hx
-from . import reachability as rb
-from .reachability import REACHABLE, UNREACHED, Memory, Referrer, RootRegion, ScanResult
+from .. import heuristics as hx
+from . import pure as rb
+from .pure import REACHABLE, UNREACHED, Memory, Referrer, RootRegion, ScanResult
 
 POSSIBLE = rb.POSSIBLE
 MAX_GAP = 4096  # bytes between two blocks that are still read in the same span

@@ -38,8 +38,8 @@ from itertools import accumulate, compress, count, repeat
 from operator import add, and_, floordiv, is_, is_not, lt, setitem
 from typing import Any, Literal, Protocol, cast
 
-from . import heuristics as hx
-from .kinds import KINDS, LeakKind
+from .. import heuristics as hx
+from ..kinds import KINDS, LeakKind
 
 DEFAULT_MAX_BLOCK_SCAN = 64 << 20
 PIECE_BYTES = 1 << 20  # one read covers at most this much of a root region or of a large block
@@ -129,12 +129,12 @@ def numpy_backend() -> tuple[Any, str | None]:
         _backend = (None, problem)
         return _backend
     try:
-        from . import fastscan
+        from . import numpy_scan
     except Exception as error:  # a broken or mismatched build raises ImportError, or worse
         text = str(error).strip().splitlines()
         _backend = (None, f"numpy cannot be imported ({text[0] if text else type(error).__name__}): {PURE_SCAN}")
         return _backend
-    _backend = (fastscan, None)
+    _backend = (numpy_scan, None)
     return _backend
 
 
