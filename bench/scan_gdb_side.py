@@ -18,8 +18,8 @@ gdb.execute("set pagination off")
 gdb.execute(f"source {os.environ['BENCH_LOADER']}")
 from gdb_memleak.core.abi import X86_64_SYSV  # noqa: E402
 from gdb_memleak.core.procmaps import read_maps  # noqa: E402
+from gdb_memleak.core.scan import backend as backends  # noqa: E402
 from gdb_memleak.core.scan import numpy_backend  # noqa: E402
-from gdb_memleak.core.scan import pure as reachability  # noqa: E402
 from gdb_memleak.gdb.access import RegisterReader  # noqa: E402
 from gdb_memleak.gdb.heapscan import HeapScan  # noqa: E402
 
@@ -39,7 +39,7 @@ while offset + 16 <= len(data):
         blocks[user] = 32
     offset += size
 if os.environ.get("BENCH_SCAN_BACKEND"):
-    reachability.BACKEND = os.environ["BENCH_SCAN_BACKEND"]
+    backends.BACKEND = os.environ["BENCH_SCAN_BACKEND"]
 start = time.perf_counter()
 fast, why = numpy_backend()  # once per GDB session, at the first scan: timed apart
 imported = time.perf_counter() - start
@@ -55,7 +55,7 @@ profiler = cProfile.Profile() if os.environ.get("BENCH_PROFILE") else None
 # The recorder's table hands the scan its blocks as arrays (ascending starts, sizes): built here untimed, as the table
 # holds them already. BENCH_SCAN_INPUT=dict times the scan from the dict alone (the arrays built inside it).
 arrays = None
-if fast is not None and reachability.BACKEND != "python" and os.environ.get("BENCH_SCAN_INPUT", "arrays") == "arrays":
+if fast is not None and backends.BACKEND != "python" and os.environ.get("BENCH_SCAN_INPUT", "arrays") == "arrays":
     import numpy as np
 
     arrays = fast.Blocks(np.fromiter(blocks, np.int64, len(blocks)), np.fromiter(blocks.values(), np.int64,
@@ -73,7 +73,7 @@ if profiler is not None:
     profiler.disable()
     profiler.dump_stats(os.environ["BENCH_PROFILE"])
 summary = result.summary(blocks if arrays is None else None)  # None: the sizes the numpy scan kept
-backend = "python" if reachability.BACKEND == "python" or fast is None else "numpy"
+backend = "python" if backends.BACKEND == "python" or fast is None else "numpy"
 print("BENCH " + json.dumps({"blocks": len(blocks), "seconds": seconds, "prepare": prepared - start,
                              "classify": seconds - (prepared - start), "import": imported, "backend": backend,
                              "input": "dict" if arrays is None else "arrays",

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reachability scan alone, on a synthetic heap in Python memory: no GDB, no process (moved out of
-core/reachability.py, which holds only the scan). bench/scan_vs_valgrind.py measures the scan on a live process.
+core/scan/, which holds only the scan). bench/scan_vs_valgrind.py measures the scan on a live process.
 
 Usage: python bench/scan_synthetic.py [BLOCKS]   (default 1,000,000)
 """

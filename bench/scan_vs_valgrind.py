@@ -4,9 +4,9 @@ side by side in one run (interleaved repeats, medians).
 
 valgrind's leak-check time is read from its own time stamps (HEAP SUMMARY to LEAK SUMMARY: its pointer search and
 loss records, after the program has ended); ours is one scan of the stopped process (reading its memory through
-/proc, classifying every block), with numpy (core/fastscan.py) fed the blocks as arrays (as the recorder's columnar
-table hands them over), with numpy fed a dict, and in pure Python. numpy's import, once per GDB session, is shown
-apart. BENCH_PROFILE=FILE in the environment saves a cProfile of each GDB-side scan there (the last run's stays).
+/proc, classifying every block), with numpy (core/scan/numpy_scan.py) fed the blocks as arrays (as the recorder's
+columnar table hands them over), with numpy fed a dict, and in pure Python. numpy's import, once per GDB session, is
+shown apart. BENCH_PROFILE=FILE in the environment saves a cProfile of each GDB-side scan there (the last run's stays).
 
 Usage: python bench/scan_vs_valgrind.py [--blocks N] [--repeat 3] [--no-python] [--no-dict]
 """

@@ -106,7 +106,7 @@ def group_by_line(stacks: Iterable[LeakGroup], symbolizer: Symbolizer, system: S
 
 
 # -- the same over columns (core/live.py) ---------------------------------------------------------------------------
-#: kind codes of group_columns: a scan state (reachability.KIND_OF_STATE's order), then "not scanned"
+#: kind codes of group_columns: a scan state (scan.KIND_OF_STATE's order), then "not scanned"
 KIND_CODES = (*KIND_OF_STATE, LeakKind.UNFREED)
 UNFREED_CODE = KIND_CODES.index(LeakKind.UNFREED)
 

@@ -24,7 +24,7 @@ or a scanned (reachable or possibly lost) block points at it; a possibly lost bl
 pointer from a scanned block points where a heuristic accepts it (valgrind counts these too: its summary lists the
 heuristic that last judged the block, whatever the block's kind).
 
-This module is pure Python; the numpy scan (core/fastscan.py) computes the same per-block tests on arrays.
+This module is pure Python; the numpy scan (core/scan/numpy_heuristics.py) computes the same per-block tests on arrays.
 """
 
 from __future__ import annotations

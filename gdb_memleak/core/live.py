@@ -130,8 +130,8 @@ class LiveColumns(Mapping[int, Block]):
         return [self.stack_of(s) for s in ids[np.flatnonzero(np.diff(ids, prepend=-1))].tolist()]
 
     def scan_arrays(self) -> Any:
-        """The scan's view of these blocks (core/fastscan.Blocks): starts and sizes as they are, in address order."""
-        from .scan.numpy_scan import Blocks
+        """The scan's view of these blocks (scan/numpy_heap.Blocks): starts and sizes as they are, in address order."""
+        from .scan.numpy_heap import Blocks
 
         sizes = self.size if not len(self.size) or int(self.size.min()) >= 0 else np.maximum(self.size, 0)
         return Blocks(self.addr, sizes, in_order=True)  # the columns themselves, not copies

@@ -22,13 +22,12 @@ import gdb
 from ..core.abi import Abi
 from ..core.heuristics import Heuristics
 from ..core.procmaps import Mapping, read_maps
-from ..core.scan import RootRegion, ScanResult, numpy_backend, numpy_problem, scan
-from ..core.scan import pure as reachability
+from ..core.scan import RootRegion, ScanResult, backend, numpy_backend, numpy_problem, scan, shared
 from .access import RegisterReader
 from .agent_engine import announce
 
 if TYPE_CHECKING:
-    from ..core.scan.numpy_scan import Blocks
+    from ..core.scan.numpy_heap import Blocks
 
 SKIPPED = ("[vvar]", "[vsyscall]", "[vdso]")
 IS_MMAPPED = 0x2  # glibc: the chunk has a mapping of its own (its size field's second bit)
@@ -36,7 +35,7 @@ CACHE_LIMIT = 1 << 30  # read a mapping whole (and slice blocks out of it) when 
 
 
 class ProcessMemory:
-    """core.reachability.Memory over /proc/PID/mem: one read per mapping, blocks sliced from it."""
+    """core.scan.Memory over /proc/PID/mem: one read per mapping, blocks sliced from it."""
 
     def __init__(self, pid: int, maps: list[Mapping]) -> None:
         self.maps = sorted(maps, key=lambda m: m.start)
@@ -262,7 +261,7 @@ def glibc_chunk_links(memory: ProcessMemory, blocks: collections.abc.Mapping[int
     """Addresses glibc's own bookkeeping points at that fall inside a live block: the header of the chunk after
     it, whose prev_size field overlaps the block's last bytes (main_arena.top and the bins hold such pointers).
     valgrind's allocator keeps no such pointers in client memory, so they must not make a block 'possibly lost'.
-    `arrays`: the blocks as core.fastscan.Blocks (numpy), when the numpy scan runs: then only the links some word of
+    `arrays`: the blocks as numpy_heap.Blocks (numpy), when the numpy scan runs: then only the links some word of
     `roots` holds are found (all the root filter needs), without reading the heap."""
     if arrays is not None:
         return _chunk_links_numpy(memory, arrays, roots or [])
@@ -301,10 +300,10 @@ def _chunk_links_numpy(memory: ProcessMemory, arrays: Blocks, roots: list[RootRe
     for region in roots:
         address, end = -(-region.start // 8) * 8, region.end - region.end % 8
         while address < end:
-            data = memory.read(address, min(reachability.PIECE_BYTES, end - address))
+            data = memory.read(address, min(shared.PIECE_BYTES, end - address))
             words = np.frombuffer(data, dtype="<u8", count=len(data) // 8)
             near.append(words[(words - np.uint64(lo)) < width])
-            address += reachability.PIECE_BYTES
+            address += shared.PIECE_BYTES
     values = np.concatenate(near).view(np.int64) if near else np.zeros(0, np.int64)
     owner = np.searchsorted(starts, values, side="right") - 1  # >= 0: every value is >= lo
     offset = values - starts[owner]
@@ -349,8 +348,8 @@ def _header_words(memory: ProcessMemory, where: Any) -> tuple[Any, Any]:
 
 
 def block_arrays(blocks: collections.abc.Mapping[int, int]) -> Blocks | None:
-    """The blocks as core.fastscan.Blocks when the numpy scan runs, else None."""
-    if reachability.BACKEND == "python":
+    """The blocks as core.scan.numpy_heap.Blocks when the numpy scan runs, else None."""
+    if backend.BACKEND == "python":
         return None
     fast, why = numpy_backend()
     if why is not None and why not in _said:  # numpy looked usable at load, but its import failed: say it once
@@ -435,7 +434,7 @@ class HeapScan:
     def __init__(self, inferior: gdb.Inferior, blocks: collections.abc.Mapping[int, int], regs: RegisterReader,
                  glibc: bool = True, exiting: bool = False, hidden: tuple[tuple[int, int], ...] = (),
                  arrays: Blocks | None = None, heuristics: frozenset[str] = frozenset()) -> None:
-        """`blocks`: address -> size. `arrays`: the same blocks as core.fastscan.Blocks (ascending starts), when the
+        """`blocks`: address -> size. `arrays`: the same blocks as numpy_heap.Blocks (ascending starts), when the
         caller has them; then `blocks` is only looked up (one block, for `memleak block`), never iterated.
         `heuristics`: the names of valgrind's leak-check heuristics to apply (core/heuristics.py)."""
         self.inferior = inferior

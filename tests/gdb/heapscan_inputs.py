@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterator, Mapping
 
 import gdb
-from gdb_memleak.core.scan import pure as reachability
+from gdb_memleak.core.scan import backend as backends
 from gdb_memleak.gdb import heapscan
 from gdb_memleak.gdb.heapscan import HeapScan
 from gdb_memleak.gdb.session import SESSION
@@ -37,13 +37,13 @@ def main() -> None:
     tracking.engine.sync()
     blocks = {b.address: b.size for b in tracking.table.blocks.values()}
     watch = min(blocks) if blocks else None
-    fast, _why = reachability.numpy_backend()
+    fast, _why = backends.numpy_backend()
     arrays_of = fast.Blocks.of(blocks) if fast is not None else None
     for name, backend, arrays in [("python", "python", None), ("numpy", "numpy", None),
                                   ("arrays", "numpy", arrays_of), ("gathered", "numpy", arrays_of)]:
         if backend == "numpy" and fast is None:
             continue
-        reachability.BACKEND = backend
+        backends.BACKEND = backend
         # "gathered": glibc's chunk headers taken from their mappings read whole, as when very many root words
         # point inside blocks, instead of read one by one
         heapscan.PEEK_LIMIT = -1 if name == "gathered" else 4096
@@ -61,7 +61,7 @@ def main() -> None:
             "scanned": result.scanned_bytes, "unreadable": result.unreadable_bytes,
             "referrers": [[r.address, r.pointer, r.interior, r.block, r.label] for r in result.referrers],
             "summary": result.summary(blocks)}))
-    reachability.BACKEND = "auto"
+    backends.BACKEND = "auto"
     heapscan.PEEK_LIMIT = 4096
 
 

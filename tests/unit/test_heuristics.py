@@ -7,16 +7,18 @@ from dataclasses import dataclass
 from unittest.mock import patch
 
 import pytest
-import test_reachability
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_reachability import DATA, HEAP, FakeMemory, Heap, SpanMemory, kinds, small_steps, words
+from test_reachability import DATA, HEAP, FakeMemory, Heap, SpanMemory, kinds, words
 
+import scan_backends
 from gdb_memleak.core import heuristics as hx
-from gdb_memleak.core.scan import RootRegion, scan
-from gdb_memleak.core.scan import pure as reachability
+from gdb_memleak.core.scan import RootRegion, scan, shared
+from gdb_memleak.core.scan import backend as backends
+from scan_backends import small_steps
 
-backend = test_reachability.backend  # the autouse fixture: every test runs on the pure and the numpy scan
+pytestmark = pytest.mark.usefixtures("backend")  # every test runs on the pure and on the numpy scan
+backend = scan_backends.backend
 
 TEXT = 0x5555_5555_0000  # the program's code (r-x, file-backed)
 RODATA = 0x5555_5555_4000  # its read-only data, where vtables are (r--, file-backed)
@@ -282,14 +284,14 @@ def test_kinds_follow_the_rules_and_both_scans_agree(backend, heap, spans, small
     memory = SpanMemory(regions, 0) if spans else FakeMemory(regions)
     heuristics = hx.Heuristics(frozenset(enabled), MAPPINGS)
     region = [RootRegion(DATA, DATA + 8 * len(roots), "data")]
-    with patch.object(reachability, "PIECE_BYTES", 16 if small_batches else reachability.PIECE_BYTES), \
-            patch.object(reachability, "BATCH_BYTES", 24 if small_batches else reachability.BATCH_BYTES), \
+    with patch.object(shared, "PIECE_BYTES", 16 if small_batches else shared.PIECE_BYTES), \
+            patch.object(shared, "BATCH_BYTES", 24 if small_batches else shared.BATCH_BYTES), \
             (small_steps(backend) if small_batches else contextlib.nullcontext()):
         result = scan(blocks, memory, region, heuristics=heuristics)
     found = kinds(result)
     assert {a: k for a, k in found.items() if k in ("reachable", "possible")} == reference_kinds(
         blocks, contents, roots, enabled)
     assert set(result.heuristics.values()) <= set(enabled)
-    with patch.object(reachability, "BACKEND", "python"):
+    with patch.object(backends, "BACKEND", "python"):
         pure = scan(blocks, FakeMemory(regions), region, heuristics=hx.Heuristics(frozenset(enabled), MAPPINGS))
     assert (found, result.heuristics, result.leader) == (kinds(pure), pure.heuristics, pure.leader)

@@ -9,34 +9,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import scan_backends
 from gdb_memleak.core.kinds import LeakKind as Kind
-from gdb_memleak.core.scan import Referrer, RootRegion, ScanResult, referrers, scan
-from gdb_memleak.core.scan import pure as reachability
+from gdb_memleak.core.scan import Referrer, RootRegion, ScanResult, referrers, scan, shared
+from gdb_memleak.core.scan import backend as backends
+from gdb_memleak.core.scan import words as word_search
+from scan_backends import small_steps
 
-BACKENDS = ["python", "numpy"]
-
-
-@pytest.fixture(autouse=True, params=BACKENDS)
-def backend(request, monkeypatch):
-    """Every test runs on both implementations of the scan: pure Python and numpy (core/fastscan.py)."""
-    if request.param == "numpy" and reachability.numpy_backend()[0] is None:
-        pytest.skip("numpy is not installed (the `fast` extra)")
-    monkeypatch.setattr(reachability, "BACKEND", request.param)
-    return request.param
-
-
-def small_steps(backend: str) -> contextlib.AbstractContextManager:
-    """The numpy scan with tiny thresholds, so that small heaps go through its wide (numpy) closure steps, split
-    spans and gaps too; nothing for the pure scan."""
-    if backend != "numpy":
-        return contextlib.nullcontext()
-    fast = reachability.numpy_backend()[0]
-    stack = contextlib.ExitStack()
-    stack.enter_context(patch.object(fast, "WIDE", 2))
-    stack.enter_context(patch.object(fast, "SPAN_BYTES", 40))
-    stack.enter_context(patch.object(fast, "MAX_GAP", 16))
-    return stack
-
+pytestmark = pytest.mark.usefixtures("backend")  # every test runs on the pure and on the numpy scan
+backend = scan_backends.backend
 
 HEAP = 0x5555_5555_9000
 DATA = 0x5555_5555_8000  # a writable segment of the program
@@ -400,18 +381,18 @@ def test_huge_block_is_scanned_only_up_to_max_block_scan():
     assert kinds(result) == {near: "reachable", far: "definite", huge: "reachable"}
     big_reads = [size for address, size in memory.reads if huge <= address < huge + (3 << 20)]
     assert sum(big_reads) == 1 << 20
-    assert max(size for _, size in memory.reads) <= reachability.PIECE_BYTES
+    assert max(size for _, size in memory.reads) <= shared.PIECE_BYTES
     assert result.scanned_bytes == (1 << 20) + 16
 
 
 def test_large_block_read_in_pieces_finds_pointers_in_every_piece():
     heap = Heap()
     targets = [heap.alloc(n) for n in range(3)]
-    big = heap.alloc(size=3 * reachability.PIECE_BYTES)
+    big = heap.alloc(size=3 * shared.PIECE_BYTES)
     for n, t in enumerate(targets):
-        heap.set(big, n * reachability.PIECE_BYTES // 8 + 5, t)
-    lost = heap.alloc(size=3 * reachability.PIECE_BYTES)
-    heap.set(lost, 3 * reachability.PIECE_BYTES // 8 - 1, big)
+        heap.set(big, n * shared.PIECE_BYTES // 8 + 5, t)
+    lost = heap.alloc(size=3 * shared.PIECE_BYTES)
+    heap.set(lost, 3 * shared.PIECE_BYTES // 8 - 1, big)
     result = heap.scan()
     assert kinds(result) == {**{t: "indirect" for t in targets}, big: "indirect", lost: "definite"}
     assert result.leader == {t: lost for t in [*targets, big]}
@@ -420,7 +401,7 @@ def test_large_block_read_in_pieces_finds_pointers_in_every_piece():
 def test_blocks_spread_over_many_high_halves_still_resolve():
     # More distinct high 32-bit halves than the literal search handles: the word-by-word path must agree.
     blocks, regions = {}, {}
-    addresses = [(0x10 + i) << 32 for i in range(reachability.MAX_PREFIXES + 4)]
+    addresses = [(0x10 + i) << 32 for i in range(word_search.MAX_PREFIXES + 4)]
     for i, address in enumerate(addresses):
         blocks[address] = 16
         regions[address] = words(addresses[i + 1] if i + 1 < len(addresses) else 0, 0)
@@ -495,10 +476,10 @@ def test_scan_with_watch_finds_the_referrers_in_the_same_pass():
 def test_referrers_address_inside_large_block_pieces():
     heap = Heap()
     target = heap.alloc(1)
-    big = heap.alloc(size=2 * reachability.PIECE_BYTES + 64)
-    heap.set(big, reachability.PIECE_BYTES // 8 + 3, target)
+    big = heap.alloc(size=2 * shared.PIECE_BYTES + 64)
+    heap.set(big, shared.PIECE_BYTES // 8 + 3, target)
     found = referrers(target, 8, heap.blocks, heap.memory(), [])
-    assert found == [Referrer(big + reachability.PIECE_BYTES + 24, target, False, big, None)]
+    assert found == [Referrer(big + shared.PIECE_BYTES + 24, target, False, big, None)]
 
 
 # -- benchmark ----------------------------------------------------------------------------------------------------
@@ -637,8 +618,8 @@ def test_scan_matches_reference_on_random_heaps(backend, heap, small_batches, sp
     regions[DATA] = words(*roots)
     order = sorted(blocks)
     memory = SpanMemory(regions, order[filler % len(order)] if order else 0) if spans else FakeMemory(regions)
-    with patch.object(reachability, "PIECE_BYTES", 16 if small_batches else reachability.PIECE_BYTES), \
-            patch.object(reachability, "BATCH_BYTES", 24 if small_batches else reachability.BATCH_BYTES), \
+    with patch.object(shared, "PIECE_BYTES", 16 if small_batches else shared.PIECE_BYTES), \
+            patch.object(shared, "BATCH_BYTES", 24 if small_batches else shared.BATCH_BYTES), \
             (small_steps(backend) if small_batches else contextlib.nullcontext()):
         result = scan(blocks, memory, [RootRegion(DATA, DATA + 8 * len(roots), "data")], registers)
     expected_kinds, expected_owner = reference(blocks, contents, roots + registers)
@@ -657,13 +638,13 @@ def test_numpy_built_for_another_python_is_refused_with_one_line(backend, tmp_pa
 
     origin = tmp_path / "lib" / "python3.99" / "site-packages" / "numpy" / "__init__.py"
     spec = ModuleSpec("numpy", None, origin=str(origin))
-    monkeypatch.setattr(reachability.importlib.util, "find_spec", lambda name: spec if name == "numpy" else None)
-    monkeypatch.setattr(reachability, "_backend", None)
-    problem = reachability.numpy_problem()
+    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: spec if name == "numpy" else None)
+    monkeypatch.setattr(backends, "_backend", None)
+    problem = backends.numpy_problem()
     assert problem is not None and "\n" not in problem
     assert "Python 3.99" in problem and "pure Python" in problem
-    assert reachability.numpy_backend() == (None, problem)
-    monkeypatch.setattr(reachability, "BACKEND", "auto")
+    assert backends.numpy_backend() == (None, problem)
+    monkeypatch.setattr(backends, "BACKEND", "auto")
     heap = Heap()
     a = heap.alloc(1)
     assert kinds(heap.scan({DATA: words(a)})) == {a: "reachable"}  # the pure scan answers
@@ -671,9 +652,9 @@ def test_numpy_built_for_another_python_is_refused_with_one_line(backend, tmp_pa
 
 def test_numpy_not_installed_is_one_line(backend, monkeypatch):
     # numpy is a dependency: missing from GDB's Python, it is said (once, at load) and the pure scan runs
-    monkeypatch.setattr(reachability.importlib.util, "find_spec", lambda name: None)
-    monkeypatch.setattr(reachability, "_backend", None)
-    problem = reachability.numpy_problem()
+    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(backends, "_backend", None)
+    problem = backends.numpy_problem()
     assert problem is not None and "\n" not in problem
     assert problem.startswith("numpy is not installed for GDB's Python") and "pure Python" in problem
-    assert reachability.numpy_backend() == (None, problem)
+    assert backends.numpy_backend() == (None, problem)

@@ -8,10 +8,10 @@ import pytest
 
 from gdb_memleak.core.kinds import LeakKind as Kind
 from gdb_memleak.core.scan import KIND_OF_STATE, KindArray, RootRegion, scan
-from gdb_memleak.core.scan import pure as reachability
+from gdb_memleak.core.scan import backend as backends
 
 np = pytest.importorskip("numpy")
-fast = reachability.numpy_backend()[0]
+fast = backends.numpy_backend()[0]
 pytestmark = pytest.mark.skipif(fast is None, reason="numpy cannot serve this Python")
 
 HEAP = 0x5555_5555_9000
@@ -20,7 +20,7 @@ DATA = 0x5555_5555_8000
 
 @pytest.fixture(autouse=True)
 def numpy_backend(monkeypatch):
-    monkeypatch.setattr(reachability, "BACKEND", "numpy")
+    monkeypatch.setattr(backends, "BACKEND", "numpy")
 
 
 class FlatMemory:
@@ -74,7 +74,7 @@ def test_numpy_scan_returns_kinds_as_arrays_equal_to_the_pure_scans_dict(monkeyp
     assert kinds.starts.tolist() == sorted(blocks)
     assert [KIND_OF_STATE[s] for s in kinds.states.tolist()] == [Kind.REACHABLE, Kind.POSSIBLE, Kind.INDIRECT,
                                                                   Kind.DEFINITE]
-    monkeypatch.setattr(reachability, "BACKEND", "python")
+    monkeypatch.setattr(backends, "BACKEND", "python")
     pure = scan(blocks, memory, roots)
     assert isinstance(pure.kinds, dict)
     assert kinds == pure.kinds and pure.kinds == kinds
@@ -121,7 +121,7 @@ def test_summary_of_a_kind_array_is_vectorised_and_equals_the_pure_summary(monke
     assert result.summary(blocks) == expected
     monkeypatch.setattr(KindArray, "items", lambda self: pytest.fail("summary walked the blocks"))
     assert result.summary() == expected
-    monkeypatch.setattr(reachability, "BACKEND", "python")
+    monkeypatch.setattr(backends, "BACKEND", "python")
     assert scan(blocks, memory, roots).summary(blocks) == expected
 
 
