@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import scan_backends
 from gdb_memleak.core.addressinfo import AddressInfo, Place, containing
 from gdb_memleak.core.model import Frame, ProcessResult
 from gdb_memleak.core.report import ProcessReport
@@ -22,6 +23,7 @@ NEW_NODE = Frame(0x401020, "new_node", SRC, 20, APP)
 BAD_FREE = Frame(0x401030, "release", SRC, 30, APP)
 FRAMES = {f.pc: f for f in (MAIN, NEW_HEAD, NEW_NODE, BAD_FREE)}
 HEAP = 0x5555_5555_0000
+backend = scan_backends.backend  # the tests that scan take it: they run on the pure and on the numpy scan
 
 
 class Memory:
@@ -50,7 +52,7 @@ def lost_list_report() -> ProcessReport:
     return report
 
 
-def test_definite_record_carries_the_indirect_bytes_lost_through_it():
+def test_definite_record_carries_the_indirect_bytes_lost_through_it(backend):
     report = lost_list_report()
     [definite, indirect] = report.leak_groups()
     assert (definite.kind, definite.bytes, definite.blocks) == ("definite", 32, 2)
@@ -61,7 +63,7 @@ def test_definite_record_carries_the_indirect_bytes_lost_through_it():
         ("definite", 32, 64, 4), ("indirect", 64, 0, 0)]
 
 
-def test_text_report_prints_valgrinds_direct_and_indirect_figures():
+def test_text_report_prints_valgrinds_direct_and_indirect_figures(backend):
     out = io.StringIO()
     render_report(lost_list_report(), out, ReportOptions(stack=True))
     assert "96 (32 direct, 64 indirect) bytes in 2 blocks are definitely lost" in out.getvalue()
