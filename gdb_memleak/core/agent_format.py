@@ -125,7 +125,7 @@ class Shard:
 
 def _numpy() -> Any:
     try:
-        import numpy  # noqa: PLC0415 - GDB's Python may not import it (core/reachability.py: numpy_problem)
+        import numpy  # noqa: PLC0415 - GDB's Python may not import it (core/scan/backend.py: numpy_problem)
     except Exception:  # noqa: BLE001 - a broken or mismatched build raises ImportError, or worse: lists then
         return None
     return numpy
