@@ -25,7 +25,7 @@ from ..core.heuristics import Heuristics
 from ..core.procmaps import Mapping, read_maps
 from ..core.reachability import RootRegion, ScanResult, numpy_backend, numpy_problem, scan
 from .access import RegisterReader
-from .agent_engine import announce
+from .announce import announce
 
 if TYPE_CHECKING:
     from ..core.fastscan import Blocks
