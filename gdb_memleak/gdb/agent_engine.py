@@ -7,39 +7,35 @@ libc's `_exit` / `execve` (the scan at exit, the image before exec), as the brea
 `sync()` reads the whole state through /proc/PID/mem (core/agent_format.py) and refreshes the table: blocks,
 counters, sequence number. Nothing here calls a function in the program.
 
-Which engine runs (`set memleak engine auto|agent|breakpoint`, CLI `--engine`): `choose()`.
+Which engine runs: engine_choice.py; the recorder in the program's environment: preload.py; the frame selected at a
+stop inside the recorder: stop_frame.py; GDB's events for running recorders: recorder_events.py.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 import time
 from collections import OrderedDict
 from dataclasses import replace
-from typing import Callable, TextIO
+from typing import Callable
 
 import gdb
 
-from ..agent import build
 from ..core import agent_format as fmt
 from ..core.abi import Abi
 from ..core.allocators import EXIT_HOOKS, MAPPING_HOOKS, AllocatorSpec, Role, by_name
 from ..core.elf import ElfError, read_elf_symbols
 from ..core.kinds import OnError
 from ..core.model import Block, Counters
-from ..core.own_allocators import defined_allocators, describe, only_libstdcxx_operators
 from ..core.procmaps import Mapping, load_bias, read_maps
 from ..core.table import AllocationTable
-from . import bad_call, exec_preload
+from . import bad_call, exec_preload, recorder_events, stop_frame
+from .announce import announce
 from .breakpoint_engine import BreakpointEngine
 from .engine import Engine, EngineEvents
 from .log import log
 from .resolve import locate
 from .symbolize import ROOT_FUNCTIONS, minimal_symbol
-
-PRELOAD = "LD_PRELOAD"
-ENV_SETTINGS = ("DEPTH", "ON_ERROR", "BREAK_ALLOC")
 
 
 class AgentBreakpoint(gdb.Breakpoint):
@@ -133,7 +129,7 @@ class AgentEngine(Engine):
                     bp.delete()
         self.members = {self.inferior.num: self}
         self.breakpoints = {}
-        _ENGINES.discard(self)
+        recorder_events.ENGINES.discard(self)
         return removed
 
     def fork(self, child: gdb.Inferior, table: AllocationTable, events: EngineEvents) -> Engine:
@@ -150,7 +146,7 @@ class AgentEngine(Engine):
             hooks, ours = engine.mapper.mapping_hooks, self.mapper.mapping_hooks
             hooks.own_objects, hooks.own_prefixes = set(ours.own_objects), ours.own_prefixes
         self.members[child.num] = engine
-        _ENGINES.add(engine)
+        recorder_events.ENGINES.add(engine)
         return engine
 
     @property
@@ -385,7 +381,7 @@ class AgentEngine(Engine):
         """The program stops inside the recorder: once GDB reports the stop, the program's own frame (the bad
         free's or the allocation's caller) is selected, so `frame`, `info locals` and `up` start there."""
         if stop and self.library is not None:
-            _PROGRAM_FRAME[self.inferior.num] = self.library
+            stop_frame.select_at_stop(self.inferior, self.library)
         return stop
 
     def on_exit(self) -> bool:
@@ -421,7 +417,7 @@ class AgentEngine(Engine):
                 self._fall_back(f"the recorder library lacks {name}")
                 return
             self._place(bias + value, handler)
-        _ENGINES.add(self)
+        recorder_events.ENGINES.add(self)
         self.mapper = BreakpointEngine(self.inferior, self.table, self.events, self.abi, self.depth,
                                        list(MAPPING_HOOKS))
         self.mapper.mapping_hooks.own_objects.add(path)
@@ -510,204 +506,4 @@ class AgentEngine(Engine):
                 self.break_written = wanted
         except (gdb.error, gdb.MemoryError, fmt.AgentFormatError):
             log.debug("could not write break-alloc to the recorder", exc_info=True)
-
-
-_ENGINES: set[AgentEngine] = set()
-_PROGRAM_FRAME: dict[int, str] = {}  # inferior number -> the recorder library whose frames a stop steps over
-
-
-def program_frame(library: str) -> gdb.Frame | None:
-    """The newest frame whose code is not the recorder's (the hooked call's caller)."""
-    frame: gdb.Frame | None = gdb.newest_frame()
-    while frame is not None:
-        if gdb.solib_name(frame.pc()) != library:
-            return frame
-        frame = frame.older()
-    return None
-
-
-def _on_stop(_event: gdb.StopEvent) -> None:
-    library = _PROGRAM_FRAME.pop(gdb.selected_inferior().num, None)
-    if library is None:
-        return
-    try:
-        frame = program_frame(library)
-        if frame is not None:
-            frame.select()
-    except gdb.error:
-        log.debug("could not select the program's frame", exc_info=True)
-
-
-def _before_prompt(*_event: object) -> None:
-    """`memleak break-alloc N` typed at the prompt reaches the recorder before the program runs on."""
-    for engine in list(_ENGINES):
-        if engine.inferior.is_valid() and engine.inferior.pid:
-            engine.write_settings()
-
-
-# -- choosing the engine and preparing the program's environment -------------------------------------------------
-
-_prepared: dict[str, str] = {}  # what prepare_environment set, and the user's own LD_PRELOAD to restore
-
-
-def _gdb_env(name: str) -> str | None:
-    text = gdb.execute(f"show environment {name}", to_string=True).strip()
-    prefix = f"{name} = "
-    return text[len(prefix):] if text.startswith(prefix) else None
-
-
-def prepare_environment(depth: int, on_error: str, break_alloc: int | None) -> str | None:
-    """Before `run`: put the recorder in the program's LD_PRELOAD (ahead of the user's own); returns the one-line
-    reason when it cannot be built (the breakpoint engine is used then). Nothing is preloaded into a program that
-    defines its own allocator: the breakpoint engine tracks it (`choose` says why), and the recorder's remaining
-    hooks would only pair libc's calls with blocks they never saw."""
-    program = gdb.selected_inferior().progspace.filename or ""
-    if (own := _own_allocators(program)) and not only_libstdcxx_operators(program, own):
-        restore_environment()
-        return None
-    try:
-        library = str(build.ensure_built())
-    except build.BuildError as exc:
-        _prepared.clear()
-        _prepared["error"] = str(exc)
-        return str(exc)
-    user = _prepared.get("user") if "library" in _prepared else _gdb_env(PRELOAD)
-    entries = [p for p in (user or "").split(":") if p and not p.endswith(fmt.LIBRARY_SUFFIX)]
-    gdb.execute(f"set environment {PRELOAD}={':'.join([library, *entries])}", to_string=True)
-    gdb.execute(f"set environment {fmt.ENV_PREFIX}DEPTH={depth}", to_string=True)
-    gdb.execute(f"set environment {fmt.ENV_PREFIX}ON_ERROR={'skip' if on_error == 'skip' else 'report'}",
-                to_string=True)
-    if break_alloc:
-        gdb.execute(f"set environment {fmt.ENV_PREFIX}BREAK_ALLOC={break_alloc}", to_string=True)
-    else:
-        gdb.execute(f"unset environment {fmt.ENV_PREFIX}BREAK_ALLOC", to_string=True)
-    _prepared.clear()
-    _prepared.update(library=library, user=":".join(entries))
-    return None
-
-
-def recorder_environment() -> exec_preload.RecorderEnvironment | None:
-    """What an image GDB follows needs in its environment for the recorder (exec_preload.py): the entries
-    prepare_environment put in GDB's, None when the recorder is not in use."""
-    library = _prepared.get("library")
-    if library is None:
-        return None
-    settings = []
-    for name in ENV_SETTINGS:
-        value = _gdb_env(f"{fmt.ENV_PREFIX}{name}")
-        if value is not None:
-            settings.append(f"{fmt.ENV_PREFIX}{name}={value}")
-    return exec_preload.RecorderEnvironment(library, tuple(settings), fmt.ENV_PREFIX)
-
-
-def break_alloc_changed(number: int | None) -> None:
-    """`memleak break-alloc N|off`: the next run's recorder reads N from its environment; a running one gets it
-    written into its memory now (a batch GDB shows no prompt before `continue`)."""
-    if "library" in _prepared:
-        if number:
-            gdb.execute(f"set environment {fmt.ENV_PREFIX}BREAK_ALLOC={number}", to_string=True)
-        else:
-            gdb.execute(f"unset environment {fmt.ENV_PREFIX}BREAK_ALLOC", to_string=True)
-    _before_prompt()
-
-
-def restore_environment() -> None:
-    """`memleak stop`: the next run gets the user's own environment back."""
-    if "library" not in _prepared:
-        return
-    user = _prepared.get("user")
-    if user:
-        gdb.execute(f"set environment {PRELOAD}={user}", to_string=True)
-    else:
-        gdb.execute(f"unset environment {PRELOAD}", to_string=True)
-    for name in ENV_SETTINGS:
-        gdb.execute(f"unset environment {fmt.ENV_PREFIX}{name}", to_string=True)
-    _prepared.clear()
-
-
-def choose(setting: str, inferior: gdb.Inferior, complete: bool) -> tuple[str, str | None]:
-    """("agent" | "breakpoint", the one line saying why not the recorder, or None). `auto` and `agent` fall back
-    alike: where the recorder cannot run, the breakpoint engine is the only one that can."""
-    if setting == "breakpoint":
-        return "breakpoint", None
-    program = inferior.progspace.filename or ""
-    name = os.path.basename(program) or "the program"
-    why = None
-    if not complete and inferior.was_attached:
-        why = f"attached to {name}: the recorder is only preloaded into a program GDB starts"
-    elif not complete:
-        why = f"{name} was already running at `memleak start`: the recorder is only preloaded when GDB starts it"
-    elif (own := _own_allocators(program)) and only_libstdcxx_operators(program, own):
-        return "agent", (f"gdb-memleak: {name} carries its own libstdc++: its {describe(own)} are recorded as the "
-                         "malloc and free they call (a release by the wrong family is not reported).")
-    elif own:
-        why = (f"{name} defines its own {describe(own)} (calls to {'it' if len(own) == 1 else 'them'} never reach "
-               "the preloaded recorder)")
-    elif "library" not in _prepared:
-        why = _prepared.get("error") or f"the recorder was not in {name}'s environment when it started"
-    elif program and not fmt.is_dynamic(program):
-        why = f"{name} is statically linked (nothing can be preloaded)"
-    elif program and _privileged(program):
-        why = f"{name} is set-user-ID or set-group-ID (the dynamic loader ignores LD_PRELOAD there)"
-    if why is None:
-        return "agent", None
-    return "breakpoint", f"{why}: using the breakpoint engine."
-
-
-def _own_allocators(program: str) -> tuple[str, ...]:
-    """The allocator functions a dynamically linked `program` defines itself (core/own_allocators.py): the
-    recorder cannot see their calls, the breakpoint engine hooks them. (A static program is said to be static.)"""
-    if not program or not fmt.is_dynamic(program):
-        return ()
-    return defined_allocators(program)
-
-
-def _privileged(program: str) -> bool:
-    """Whether running `program` changes the process's user or group: the loader's secure-execution mode then
-    drops a preload given by path (ld.so(8)), so the recorder could never load. The kernel honours the bits under
-    ptrace only for a tracer with CAP_SYS_PTRACE (root, here); for anyone else the program runs unprivileged."""
-    if os.geteuid() != 0:
-        return False
-    try:
-        st = os.stat(program)
-    except OSError:
-        return False
-    return bool(st.st_mode & stat.S_ISUID and st.st_uid != os.geteuid()
-                or st.st_mode & stat.S_ISGID and st.st_gid != os.getegid())
-
-
-_announced: set[str] = set()  # the engine lines said in this run
-_stream: list[TextIO | None] = [None]  # where they go: the session's stream (the CLI's stderr), else GDB's stderr
-
-
-def announce(line: str) -> None:
-    """Say something of the recorder (why it is not used, that its memory is full) on one line of stderr, once per
-    run: a forked, vforked or exec'd process for the same reason says nothing more (`new_run()` starts over)."""
-    text = " ".join(line.split())
-    while text.startswith("gdb-memleak: "):
-        text = text[len("gdb-memleak: "):]
-    if text in _announced:
-        return
-    _announced.add(text)
-    out = _stream[0]
-    if out is not None:  # the batch CLI: GDB's own stderr is captured while `run` executes with to_string
-        out.write(f"gdb-memleak: {text}\n")
-        out.flush()
-    else:
-        gdb.write(f"gdb-memleak: {text}\n", gdb.STDERR)
-
-
-def use_stream(out: TextIO | None) -> None:
-    _stream[0] = out
-
-
-def new_run() -> None:
-    """A process starts (or is attached) with nothing else tracked: its reasons are said again."""
-    _announced.clear()
-
-
-def register() -> None:
-    gdb.events.before_prompt.connect(_before_prompt)
-    gdb.events.stop.connect(_on_stop)
-    exec_preload.connect(recorder_environment, lambda: "library" in _prepared)
 

@@ -24,7 +24,7 @@ from ..core.heuristics import Heuristics
 from ..core.procmaps import Mapping, read_maps
 from ..core.scan import RootRegion, ScanResult, backend, numpy_backend, numpy_problem, scan, shared
 from .access import RegisterReader
-from .agent_engine import announce
+from .announce import announce
 
 if TYPE_CHECKING:
     from ..core.scan.numpy_heap import Blocks

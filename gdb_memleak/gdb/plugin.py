@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import agent_engine, commands, heapscan, log, session, settings
+from . import commands, heapscan, log, recorder_events, session, settings
 
 _registered = False
 
@@ -15,7 +15,7 @@ def register() -> None:
     log.register()
     commands.register()
     session.connect()
-    agent_engine.register()
+    recorder_events.register()
     heapscan.announce_numpy_problem()  # numpy itself is imported on first use: see numpy_guard
     _registered = True
 

@@ -20,7 +20,7 @@ from ..core.kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
 from ..core.procstat import cmdline, let_go, stat_fields
 from ..core.report import ProcessReport
 from ..core.table import AllocationTable
-from . import agent_engine, settings
+from . import agent_engine, announce, engine_choice, preload, recorder_events, settings
 from .breakpoint_engine import BreakpointEngine
 from .fatal import read_fatal_signal
 from .log import log
@@ -90,8 +90,8 @@ class Session:
         if abi is None:
             raise gdb.GdbError(f"gdb-memleak: architecture {arch} is not supported yet (x86-64 only)")
         if argv is None and all(t.finished or t.inferior_num == inferior.num for t in self.tracking.values()):
-            agent_engine.new_run()  # not an exec'd image, nothing else tracked: a new run (or attach)
-        agent_engine.use_stream(self.stream)
+            announce.new_run()  # not an exec'd image, nothing else tracked: a new run (or attach)
+        announce.use_stream(self.stream)
         tracking = Tracking(self, inferior, AllocationTable(complete=complete),
                             argv or self.argv or self._argv(inferior), abi,
                             new_engine(inferior, abi, complete))
@@ -144,8 +144,7 @@ class Session:
         inferior = gdb.selected_inferior()
         if not inferior.pid:
             if settings.engine.value != "breakpoint":  # the recorder must be in the environment `run` uses
-                agent_engine.prepare_environment(int(settings.depth.value), str(settings.on_error.value),
-                                                 self.break_alloc)
+                preload.prepare_environment(int(settings.depth.value), str(settings.on_error.value), self.break_alloc)
             return "gdb-memleak: tracking will start when the program runs."
         tracking = self.current(inferior)
         if tracking is not None and tracking.pid == inferior.pid and not tracking.finished and tracking.engine.active:
@@ -163,7 +162,7 @@ class Session:
 
     def stop(self) -> str:
         self.armed = False
-        agent_engine.restore_environment()
+        preload.restore_environment()
         removed = 0
         for tracking in self.tracking.values():
             if tracking.engine.active:
@@ -262,7 +261,7 @@ class Session:
 
     def set_break_alloc(self, number: int | None) -> None:
         self.break_alloc = number
-        agent_engine.break_alloc_changed(number)
+        recorder_events.break_alloc_changed(number)
 
     def detach(self, tracking: Tracking | None, seconds: float, early: bool = False) -> None:
         """End of an attach window of `seconds` (`early`: an interrupt ended it first): classify and report the
@@ -289,15 +288,15 @@ def stopped_thread(event: gdb.StopEvent) -> gdb.InferiorThread | None:
 
 def new_engine(inferior: gdb.Inferior, abi: Abi, complete: bool) -> EngineFactory:
     """How a tracking of `inferior` makes its engine: the recorder's when it can (`memleak engine`); why not is
-    said in one line (`agent_engine.announce`)."""
+    said in one line (`announce.announce`)."""
     depth, specs = int(settings.depth.value), list(DEFAULT_ALLOCATORS + EXIT_HOOKS + MAPPING_HOOKS)
 
     def breakpoint_engine(tracking: Tracking) -> BreakpointEngine:
         return BreakpointEngine(inferior, tracking.table, tracking, abi, depth, specs)
 
-    kind, why = agent_engine.choose(str(settings.engine.value), inferior, complete)
+    kind, why = engine_choice.choose(str(settings.engine.value), inferior, complete, preload.STATE)
     if why is not None:
-        agent_engine.announce(why)
+        announce.announce(why)
     if kind == "breakpoint":
         return breakpoint_engine
     return lambda tracking: agent_engine.AgentEngine(inferior, tracking.table, tracking, abi, depth,

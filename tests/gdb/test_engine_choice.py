@@ -152,7 +152,7 @@ def test_program_that_ignored_the_preload_falls_back_with_one_line(setuid_copy: 
     """Without the set-user-ID check, the recorder is put in the environment and the loader drops it: the engine
     sees no recorder once libc is loaded and falls back, saying so on stderr (in the CLI too: GDB's own stderr is
     captured while `run` executes, so the line goes through the session's stream)."""
-    no_check = "python import gdb_memleak.gdb.agent_engine as a; a._privileged = lambda program: False"
+    no_check = "python import gdb_memleak.gdb.engine_choice as c; c._privileged = lambda program: False"
     run = run_gdb([no_check, "memleak start", "set memleak on-error skip", "catch syscall exit_group", "run",
                    "memleak status", "continue"], setuid_copy)
     assert engine_lines(run.stderr) == ["gdb-memleak: seed_demo: the recorder was not loaded (the program ignored "
