@@ -59,7 +59,9 @@ class AgentEngine(CoreEngine):
     never loaded (None for a forked child: its parent's recorder is in it)."""
 
     name = "agent"
-    fallback: None = None  # the engine that stood in for this one; now the tracking swaps engines instead
+    # never set: a fallback swaps the tracking's engine. sync() and reset() still test it until their rewrite
+    # (branch live-blocks) drops the test.
+    fallback: None = None
 
     def __init__(self, inferior: gdb.Inferior, table: AllocationTable, events: EngineEvents, clock: Clock, abi: Abi,
                  depth: int, fall_back: Callable[[str], None] | None) -> None:
