@@ -55,7 +55,7 @@ ENV_SETTINGS = ("DEPTH", "ON_ERROR", "BREAK_ALLOC")
 
 
 class AgentEngine(CoreEngine):
-    """Reads the recorder's table; `fall_back(why)` hands the tracking to the breakpoint engine when the recorder
+    """Reads the recorder's table; `fall_back()` hands the tracking to the breakpoint engine when the recorder
     never loaded (None for a forked child: its parent's recorder is in it)."""
 
     name = "agent"
@@ -64,7 +64,7 @@ class AgentEngine(CoreEngine):
     fallback: None = None
 
     def __init__(self, inferior: gdb.Inferior, table: AllocationTable, events: EngineEvents, clock: Clock, abi: Abi,
-                 depth: int, fall_back: Callable[[str], None] | None) -> None:
+                 depth: int, fall_back: Callable[[], None] | None) -> None:
         super().__init__(inferior, table, events, clock)
         self.abi, self.depth = abi, depth
         self.fall_back = fall_back
@@ -406,7 +406,7 @@ class AgentEngine(CoreEngine):
         self.stop()
         if self.fall_back is None:
             raise RuntimeError("a forked child's recorder engine cannot fall back")
-        self.fall_back(why)
+        self.fall_back()
 
     def _argument(self, index: int) -> int:
         return int(gdb.selected_frame().read_register(self.abi.arg_registers[index])) & 0xFFFFFFFFFFFFFFFF

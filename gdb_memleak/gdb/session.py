@@ -86,7 +86,8 @@ class Session:
         return None
 
     def begin(self, inferior: gdb.Inferior, from_start: bool, argv: list[str] | None = None) -> Tracking:
-        """Track `inferior` (`from_start`: GDB started it under tracking, so every block it made is seen)."""
+        """Track `inferior` (`from_start`: from the start of its image, so every block it made is seen; False:
+        `memleak start` in a process already running, or attached)."""
         arch = inferior.architecture().name() if inferior.pid else "i386:x86-64"
         abi = ABIS.get(arch)
         if abi is None:
@@ -305,7 +306,7 @@ def new_engine(inferior: gdb.Inferior, abi: Abi, from_start: bool) -> EngineFact
         return breakpoint_engine
 
     def recorder_engine(tracking: Tracking) -> agent_engine.AgentEngine:
-        def fall_back(_why: str) -> None:
+        def fall_back() -> None:
             tracking.engine = breakpoint_engine(tracking, replaces="the recorder was not loaded")
             tracking.engine.start()
 
