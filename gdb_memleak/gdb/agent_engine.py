@@ -2,10 +2,12 @@
 GDB reads the recorder's memory in bulk when the table is needed and stops the program only for what needs it.
 
 Breakpoints: the recorder's no-op `memleak_agent_error` (a bad free: `on-error` decides; for skip GDB writes the
-record's skip flag and the recorder does not perform the call) and `memleak_agent_break_alloc` (allocation N), and
-libc's `_exit` / `execve` (the scan at exit, the image before exec), as the breakpoint engine does.
+record's skip flag and the recorder does not perform the call) and `memleak_agent_break_alloc` (allocation N),
+libc's `_exit` / `execve` (the scan at exit, the image before exec) and mmap/munmap/shm* (gdb/mapping_hooks.py), as
+the breakpoint engine places them (gdb/engine_core.py, gdb/call_hooks.py).
 `sync()` reads the whole state through /proc/PID/mem (core/agent_format.py) and refreshes the table: blocks,
-counters, sequence number. Nothing here calls a function in the program.
+counters, sequence number. Nothing here calls a function in the program. When the recorder is not in the process,
+the tracking's engine becomes the breakpoint engine (`fall_back`, given by session.new_engine).
 
 Which engine runs: engine_choice.py; the recorder in the program's environment: preload.py; the frame selected at a
 stop inside the recorder: stop_frame.py; GDB's events for running recorders: recorder_events.py.
@@ -23,7 +25,7 @@ import gdb
 
 from ..core import agent_format as fmt
 from ..core.abi import Abi
-from ..core.allocators import EXIT_HOOKS, MAPPING_HOOKS, AllocatorSpec, Role, by_name
+from ..core.allocators import MAPPING_HOOKS, AllocatorSpec, by_name
 from ..core.elf import ElfError, read_elf_symbols
 from ..core.kinds import OnError
 from ..core.model import Block, Counters
@@ -31,48 +33,42 @@ from ..core.procmaps import Mapping, load_bias, read_maps
 from ..core.table import AllocationTable
 from . import bad_call, exec_preload, recorder_events, stop_frame
 from .announce import announce
-from .breakpoint_engine import BreakpointEngine
-from .engine import Engine, EngineEvents
+from .call_hooks import CallHooks
+from .engine import Clock, EngineEvents
+from .engine_core import (
+    CoreEngine,
+    ExitHooks,
+    ForkFamily,
+    RoutedBreakpoint,
+    is_glibc_malloc,
+    maps_without,
+    serving_malloc,
+)
 from .log import log
+from .mapping_hooks import MappingHooks
 from .resolve import locate
 from .symbolize import ROOT_FUNCTIONS, minimal_symbol
 
 
-class AgentBreakpoint(gdb.Breakpoint):
-    """One of the few places the program stops; routed to the engine of the inferior that hit it."""
-
-    def __init__(self, members: dict[int, AgentEngine], address: int, handler: str) -> None:
-        super().__init__(f"*0x{address:x}", type=gdb.BP_BREAKPOINT, internal=True)
-        self.silent = True
-        self.members = members
-        self.handler = handler
-
-    def stop(self) -> bool:
-        engine = self.members.get(gdb.selected_inferior().num)
-        return engine.guarded(getattr(engine, self.handler)) if engine is not None else False
-
-
-def _without(maps: list[Mapping], path: str | None) -> list[Mapping]:
-    """The mappings minus one object's: lookups then find what the recorder itself calls (libc's functions)."""
-    return [m for m in maps if not path or m.path != path]
-
-
-class AgentEngine(Engine):
-    """Reads the recorder's table; falls back to the breakpoint engine when the recorder never loaded."""
+class AgentEngine(CoreEngine):
+    """Reads the recorder's table; `fall_back()` hands the tracking to the breakpoint engine when the recorder
+    never loaded (None for a forked child: its parent's recorder is in it)."""
 
     name = "agent"
+    # never set: a fallback swaps the tracking's engine. sync() and reset() still test it until their rewrite
+    # (branch live-blocks) drops the test.
+    fallback: None = None
 
-    def __init__(self, inferior: gdb.Inferior, table: AllocationTable, events: EngineEvents, abi: Abi, depth: int,
-                 fallback: Callable[[], BreakpointEngine]) -> None:
-        super().__init__(inferior, table, events)
+    def __init__(self, inferior: gdb.Inferior, table: AllocationTable, events: EngineEvents, clock: Clock, abi: Abi,
+                 depth: int, fall_back: Callable[[], None] | None) -> None:
+        super().__init__(inferior, table, events, clock)
         self.abi, self.depth = abi, depth
-        self.make_fallback = fallback
-        self.fallback: BreakpointEngine | None = None
-        # mmap/munmap/shm*: rare calls, tracked through GDB breakpoints by the breakpoint engine's mapping hooks
-        # (only those specs); the recorder itself sees none of them
-        self.mapper: BreakpointEngine | None = None
-        self.members: dict[int, AgentEngine] = {inferior.num: self}
-        self.breakpoints: dict[str, AgentBreakpoint] = {}  # hooked function or handler -> breakpoint, forks share it
+        self.fall_back = fall_back
+        # mmap/munmap/shm*: rare calls the recorder does not see, tracked through GDB breakpoints (set with the
+        # recorder's own: `_hook_recorder`)
+        self.mapping_calls: CallHooks | None = None
+        self.mapping_hooks: MappingHooks | None = None
+        self.breakpoints: dict[str, RoutedBreakpoint] = {}  # the recorder's functions; forks share them
         self.library: str | None = None
         self.anchor: int | None = None
         self.region = 0
@@ -80,19 +76,15 @@ class AgentEngine(Engine):
         self.names: list[tuple[str, str]] = []
         self.threads: dict[int, int] = {}   # kernel tid -> GDB thread number, as threads were seen
         self.trimmed: dict[tuple[int, ...], tuple[int, ...]] = {}
-        self.syncs, self.sync_seconds, self.stops = 0, 0.0, 0
+        self.syncs, self.sync_seconds = 0, 0.0
         self.break_written: int | None = None
         # (the recorder's change mark, the table's blocks) at the last read: equal means nothing to read again
         self.synced: tuple[tuple[int, ...], object] | None = None
         self.reset_mark: tuple[int, Counters, float] | None = None  # `memleak reset`: (last seq, counters, time)
         self.pid = inferior.pid  # a plain copy: the progress thread must not touch GDB objects
-        self._warned = False
 
     # -- the Engine interface -----------------------------------------------------------------------------------
     def start(self) -> None:
-        if self.fallback is not None:
-            self.fallback.start()
-            return
         if not self.inferior.pid:
             return
         self.pid = self.inferior.pid
@@ -100,80 +92,67 @@ class AgentEngine(Engine):
         if self.library is None:
             self.library = fmt.recorder_library(maps)
             if self.library is not None:
-                self._hook_recorder(maps)
+                if not self._hook_recorder(maps):
+                    return
             elif any(os.path.basename(m.path).startswith("libc.so") for m in maps):
                 missing = exec_preload.started_with(self.inferior.pid)
                 self._fall_back(f"the recorder was not in its environment: {missing}" if missing else
                                 "the recorder was not loaded (the program ignored LD_PRELOAD)")
                 return
-        if self.mapper is not None:
-            self.mapper.start()
-        wanted = [s for s in EXIT_HOOKS if s.name not in self.breakpoints]
-        placed = {bp.location for bp in self.breakpoints.values()}
-        for definition in locate(wanted, _without(maps, self.library)):
-            if f"*0x{definition.address:x}" not in placed:
-                self._place(definition.address, self._handler(definition.spec), definition.spec.name)
+        served = maps_without(maps, self.library)  # what the recorder calls, not its own hooks
+        if self.mapping_calls is not None:
+            self.mapping_calls.install(served)
+        self.exit_hooks.place(served)
         self.write_settings()
 
-    def stop(self) -> int:
-        if self.fallback is not None:
-            return self.fallback.stop()
+    def remove_hooks(self, last: bool) -> int:
+        """The recorder's breakpoints and the mapping calls' entries go when no forked relative still uses them."""
         removed = len(self.breakpoints)
-        if self.mapper is not None:
-            removed += self.mapper.stop()
-        if len(self.members) > 1:  # forked relatives still use the breakpoints
-            self.members.pop(self.inferior.num, None)
-        else:
+        if self.mapping_calls is not None:
+            removed += self.mapping_calls.remove(last)
+        if last:
             for bp in self.breakpoints.values():
                 if bp.is_valid():
                     bp.delete()
-        self.members = {self.inferior.num: self}
         self.breakpoints = {}
         recorder_events.ENGINES.discard(self)
         return removed
 
-    def fork(self, child: gdb.Inferior, table: AllocationTable, events: EngineEvents) -> Engine:
+    def forked(self, child: gdb.Inferior, table: AllocationTable, events: EngineEvents) -> AgentEngine:
         """A forked child has its own copy of the recorder's memory at the same address; a vfork child writes
         into its parent's (the table it is given is the parent's too)."""
-        if self.fallback is not None:
-            return self.fallback.fork(child, table, events)
-        engine = AgentEngine(child, table, events, self.abi, self.depth, self.make_fallback)
+        engine = AgentEngine(child, table, events, self.clock, self.abi, self.depth, None)
         engine.library, engine.anchor, engine.region = self.library, self.anchor, self.region
         engine.header, engine.names, engine.threads = self.header, self.names, dict(self.threads)
-        engine.breakpoints, engine.members = self.breakpoints, self.members
-        if self.mapper is not None:
-            engine.mapper = self.mapper.fork(child, table, events)
-            hooks, ours = engine.mapper.mapping_hooks, self.mapper.mapping_hooks
-            hooks.own_objects, hooks.own_prefixes = set(ours.own_objects), ours.own_prefixes
-        self.members[child.num] = engine
+        engine.breakpoints = self.breakpoints
+        if self.mapping_calls is not None and self.mapping_hooks is not None:
+            engine.mapping_calls = self.mapping_calls.forked(child)
+            engine.mapping_hooks = self.mapping_hooks.forked(child, table, engine.mapping_calls.stacks)
         recorder_events.ENGINES.add(engine)
         return engine
 
-    @property
-    def active(self) -> bool:
-        return self.fallback.active if self.fallback is not None else bool(self.breakpoints)
+    def join(self, family: ForkFamily, exit_hooks: ExitHooks) -> None:
+        super().join(family, exit_hooks)
+        if self.mapping_calls is not None:
+            self.mapping_calls.family = family
 
     @property
-    def complete(self) -> bool:
-        if self.fallback is not None:
-            return self.fallback.complete
-        return (self.library is not None and all(s.name in self.breakpoints for s in EXIT_HOOKS)
-                and (self.mapper is None or self.mapper.complete))
+    def active(self) -> bool:
+        return bool(self.breakpoints)
+
+    @property
+    def fully_hooked(self) -> bool:
+        return (self.library is not None and self.exit_hooks.complete
+                and (self.mapping_calls is None or self.mapping_calls.complete))
 
     @property
     def glibc_malloc(self) -> bool:
         """Whether the allocator behind the recorder is glibc's (the scan skips its chunk links then)."""
-        if self.fallback is not None:
-            return self.fallback.glibc_malloc
         try:
-            maps = _without(read_maps(self.inferior.pid), self.library)
+            maps = maps_without(read_maps(self.inferior.pid), self.library)
         except OSError:
             return True
-        found = locate([by_name()["malloc"]], maps)
-        if not found:
-            return True
-        obj = found[0].object
-        return os.path.basename(obj).startswith("libc.so") or obj == self.inferior.progspace.filename
+        return is_glibc_malloc(serving_malloc(maps), self.inferior.progspace.filename)
 
     def sync(self) -> None:
         """Refresh the table from the recorder's memory (the process must be stopped: GDB's commands and stops).
@@ -271,8 +250,6 @@ class AgentEngine(Engine):
 
     def hidden_memory(self) -> tuple[tuple[int, int], ...]:
         """The recorder's region (it holds every block's address) and the library's own data."""
-        if self.fallback is not None:
-            return self.fallback.hidden_memory()
         ranges = []
         if self.region and self.header is not None:
             ranges.append((self.region, self.region + self.header.region_size))
@@ -289,8 +266,6 @@ class AgentEngine(Engine):
     def progress(self) -> tuple[int, int, int]:
         """Straight from the recorder's header and shard counters through /proc/PID/mem (the program may be
         running: the tracer may read it; no GDB call, so the CLI's progress thread can ask)."""
-        if self.fallback is not None:
-            return self.fallback.progress()
         pid, anchor = self.pid, self.anchor
         if pid and anchor is not None:
             try:
@@ -304,9 +279,7 @@ class AgentEngine(Engine):
         c = self.table.counters
         return c.allocs + c.frees, c.live_blocks, c.live_bytes
 
-    def status(self) -> list[str]:
-        if self.fallback is not None:
-            return ["engine: breakpoint (the recorder was not loaded)", *self.fallback.status()]
+    def describe(self) -> list[str]:
         h = self.header
         unwinder = fmt.UNWINDERS.get(h.unwinder, "?") if h is not None else "?"
         lines = [f"engine: agent (in-process recorder {self.library or 'not loaded yet'}; stacks by {unwinder}, "
@@ -314,13 +287,13 @@ class AgentEngine(Engine):
                  f"table reads: {self.syncs:,} taking {self.sync_seconds:.3f} s; program stops: {self.stops:,}"]
         try:
             served = locate([by_name()[n] for n in ("malloc", "calloc", "realloc", "free")],
-                            _without(read_maps(self.inferior.pid), self.library)) if self.inferior.pid else []
+                            maps_without(read_maps(self.inferior.pid), self.library)) if self.inferior.pid else []
         except OSError:
             served = []
         if served:  # the allocator the recorder forwards to (glibc, or a preloaded jemalloc ...)
             lines.append("forwards to: " + ", ".join(f"{d.spec.name} ({d.object})" for d in served))
-        if self.mapper is not None:
-            s = self.mapper.stats
+        if self.mapping_calls is not None:
+            s = self.mapping_calls.stats
             lines.append(f"mappings and shared memory through breakpoints: {s.entry_stops:,} entry, "
                          f"{s.return_stops:,} return stops")
         if h is not None and h.stacks_dropped:
@@ -329,18 +302,7 @@ class AgentEngine(Engine):
             lines.append(f"blocks not recorded (record area full): {h.blocks_dropped:,}")
         return lines
 
-    # -- stop() handlers ----------------------------------------------------------------------------------------
-    def guarded(self, handler: Callable[[], bool]) -> bool:
-        try:
-            self.stops += 1
-            return handler()
-        except Exception as exc:  # noqa: BLE001 - stop() must never raise into GDB
-            if not self._warned:
-                self._warned = True
-                gdb.write(f"gdb-memleak: internal error in the recorder engine: {exc!r}\n", gdb.STDERR)
-            log.debug("recorder engine stop handler failed", exc_info=True)
-            return False
-
+    # -- stop() handlers (routed and guarded by engine_core.RoutedBreakpoint) -------------------------------------
     def on_heap_error(self) -> bool:
         """The recorder found a bad free: report it; `skip` is told to the recorder through the record."""
         address = self._argument(0)
@@ -352,7 +314,7 @@ class AgentEngine(Engine):
         self.sync()  # the report describes the pointer against the live blocks (inside a block, a stack, ...)
         self._ensure_layout()
         self._learn_threads()
-        error = fmt.error_from_record(record, self.names, self._stack_by_id, int(self.started * 1e9), self._thread)
+        error = fmt.error_from_record(record, self.names, self._stack_by_id, self.clock.epoch_ns, self._thread)
         self.table.add_error(error)
         action = self.events.heap_error(error)
         self._write_skip(address, action is OnError.SKIP)
@@ -372,7 +334,7 @@ class AgentEngine(Engine):
         self._ensure_layout()
         self._learn_threads()
         label, family = self.names[allocator]
-        block = Block(addr, size, label, self._thread(tid), seq, (time_ns - int(self.started * 1e9)) / 1e9,
+        block = Block(addr, size, label, self._thread(tid), seq, (time_ns - self.clock.epoch_ns) / 1e9,
                       self._stack_by_id(stack_id), family)
         self.events.allocation_break(block)
         return self._stopping(True)
@@ -384,64 +346,63 @@ class AgentEngine(Engine):
             stop_frame.select_at_stop(self.inferior, self.library)
         return stop
 
-    def on_exit(self) -> bool:
-        return self.events.exiting()
+    def on_mapping_entry(self, spec: AllocatorSpec) -> bool:
+        calls, hooks = self.mapping_calls, self.mapping_hooks
+        if calls is None or hooks is None:
+            return False
+        entry = calls.enter(spec)
+        return hooks.on_entry(calls, entry) if entry is not None else False
 
-    def on_exec(self) -> bool:
-        self.events.exec_called()
+    def on_mapping_return(self) -> bool:
+        calls, hooks = self.mapping_calls, self.mapping_hooks
+        returned = calls.leave() if calls is not None else None
+        if returned is not None and calls is not None and hooks is not None:
+            call, regs = returned
+            hooks.returned(call, regs[calls.result])
         return False
 
     # -- helpers ------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _handler(spec: AllocatorSpec) -> str:
-        return "on_exit" if spec.role is Role.EXIT else "on_exec"
-
-    def _place(self, address: int, handler: str, key: str | None = None) -> None:
-        """One breakpoint calling `handler`, kept under `key` (the hooked function's name; the handler's own
-        name for the recorder's functions)."""
-        self.breakpoints[key or handler] = AgentBreakpoint(self.members, address, handler)
-
-    def _hook_recorder(self, maps: list[Mapping]) -> None:
+    def _hook_recorder(self, maps: list[Mapping]) -> bool:
+        """Break at the recorder's functions and hook the mapping calls; False when it fell back instead."""
         path = self.library
         assert path is not None
         try:
             symbols = read_elf_symbols(path)
         except ElfError as exc:
             self._fall_back(f"the recorder library is unreadable ({exc})")
-            return
+            return False
         bias = load_bias(maps, path, symbols.e_type, symbols.min_vaddr)
         self.anchor = fmt.anchor_address(maps)
-        for name, handler in ((fmt.ERROR_FUNCTION, "on_heap_error"), (fmt.BREAK_ALLOC_FUNCTION, "on_break_alloc")):
+        for name, handler in ((fmt.ERROR_FUNCTION, AgentEngine.on_heap_error),
+                              (fmt.BREAK_ALLOC_FUNCTION, AgentEngine.on_break_alloc)):
             value = symbols.function(name)
             if bias is None or value is None or self.anchor is None:
                 self._fall_back(f"the recorder library lacks {name}")
-                return
-            self._place(bias + value, handler)
+                return False
+            self.breakpoints[name] = RoutedBreakpoint(self.family, bias + value, handler)
         recorder_events.ENGINES.add(self)
-        self.mapper = BreakpointEngine(self.inferior, self.table, self.events, self.abi, self.depth,
-                                       list(MAPPING_HOOKS))
-        self.mapper.mapping_hooks.own_objects.add(path)
-        self.mapper.mapping_hooks.own_prefixes = ("libunwind.so",)  # the recorder's stack capture maps its cache
-        served = locate([by_name()["malloc"]], _without(maps, path))
-        if served and not os.path.basename(served[0].object).startswith("libc.so"):
-            self.mapper.mapping_hooks.own_objects.add(served[0].object)  # a preloaded jemalloc maps its heap
-        self.mapper.start()
+        calls = CallHooks(self.inferior, self.abi, self.depth, self.family, list(MAPPING_HOOKS),
+                          AgentEngine.on_mapping_entry, AgentEngine.on_mapping_return)
+        own = {path}
+        served = serving_malloc(maps_without(maps, path))
+        if served is not None and not os.path.basename(served.object).startswith("libc.so"):
+            own.add(served.object)  # a preloaded jemalloc maps its heap
+        # the recorder's stack capture (libunwind) maps its cache
+        self.mapping_hooks = MappingHooks(self.inferior, self.table, calls.stacks, self.clock, own, ("libunwind.so",))
+        self.mapping_calls = calls
+        return True
 
     def _program_name(self) -> str:
         return os.path.basename(self.inferior.progspace.filename or "") or f"process {self.inferior.pid}"
 
     def _fall_back(self, why: str) -> None:
+        """The recorder is not tracking this process: say why; the tracking's engine becomes the breakpoint
+        engine (on the same clock and table), which hooks the process from now on."""
         announce(f"{self._program_name()}: {why}: using the breakpoint engine.")
-        for bp in self.breakpoints.values():
-            if bp.is_valid():
-                bp.delete()
-        self.breakpoints = {}
-        if self.mapper is not None:
-            self.mapper.stop()
-            self.mapper = None
-        self.fallback = self.make_fallback()
-        self.name = self.fallback.name  # `memleak status`: the engine that really tracks
-        self.fallback.start()
+        self.stop()
+        if self.fall_back is None:
+            raise RuntimeError("a forked child's recorder engine cannot fall back")
+        self.fall_back()
 
     def _argument(self, index: int) -> int:
         return int(gdb.selected_frame().read_register(self.abi.arg_registers[index])) & 0xFFFFFFFFFFFFFFFF
@@ -493,7 +454,7 @@ class AgentEngine(Engine):
 
     def write_settings(self) -> None:
         """Tell the recorder the allocation `break-alloc` waits for (0: none), when it changed."""
-        if self.fallback is not None or self.anchor is None or not self.inferior.pid:
+        if self.anchor is None or not self.inferior.pid:
             return
         wanted = self.events.break_alloc or 0
         if wanted == self.break_written:

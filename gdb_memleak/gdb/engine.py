@@ -4,13 +4,16 @@ An engine watches one inferior's allocator calls and keeps its `AllocationTable`
 on the allocator entry points, or an in-process recorder) is its own business. Commands, the scan and the reports
 only see this interface and the table. Whatever needs the debugger's attention goes back through `EngineEvents`,
 which a `Tracking` implements: the process reached `_exit`, called `execve`, made a heap error, or made the
-allocation `memleak break-alloc` waits for.
+allocation `memleak break-alloc` waits for. What both engines do alike (routing a breakpoint hit to the engine of
+the process that hit it, guarding stop() callbacks, fork and stop bookkeeping, exit/exec hooks) is
+gdb/engine_core.py.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import gdb
@@ -18,6 +21,24 @@ import gdb
 from ..core.kinds import OnError
 from ..core.model import Block, HeapError
 from ..core.table import AllocationTable
+
+
+@dataclass(eq=False)
+class Clock:
+    """The one clock of a tracking: block, error, snapshot and timeline times are seconds since `started`.
+
+    A forked (or vforked) child's tracking shares its parent's, as its table holds the parent's times, and an
+    engine that replaces another (the recorder falling back) keeps it."""
+
+    started: float = field(default_factory=time.monotonic)
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def epoch_ns(self) -> int:
+        """`started` in the nanoseconds of CLOCK_MONOTONIC (the recorder's own timestamps)."""
+        return int(self.started * 1e9)
 
 
 class EngineEvents(Protocol):
@@ -45,17 +66,26 @@ class EngineEvents(Protocol):
         """Allocation `break_alloc` was made; the engine stops the program after this."""
         ...
 
+    def say(self, line: str) -> None:
+        """One line for the user on the session's output (the CLI's stream in a batch run)."""
+        ...
+
 
 class Engine(ABC):
     """Tracks one inferior's allocator calls into `table`."""
 
     name = "?"
 
-    def __init__(self, inferior: gdb.Inferior, table: AllocationTable, events: EngineEvents) -> None:
+    def __init__(self, inferior: gdb.Inferior, table: AllocationTable, events: EngineEvents, clock: Clock) -> None:
         self.inferior = inferior
         self.table = table
         self.events = events
-        self.started = time.monotonic()  # block times are seconds since this moment
+        self.clock = clock  # the tracking's: a forked child's engine gets its parent's
+
+    @property
+    def started(self) -> float:
+        """When the tracking's clock started (block times are seconds since then)."""
+        return self.clock.started
 
     @abstractmethod
     def start(self) -> None:
@@ -76,8 +106,8 @@ class Engine(ABC):
 
     @property
     @abstractmethod
-    def complete(self) -> bool:
-        """Whether every allocator is hooked (nothing more to do at a new object)."""
+    def fully_hooked(self) -> bool:
+        """Whether every hook is placed (nothing more to do at a new object)."""
 
     @property
     @abstractmethod

@@ -1,16 +1,19 @@
-"""The breakpoint engine's handlers for mappings and shared memory (mmap, munmap, mremap, shm*, shm_open/unlink).
+"""Mappings and shared memory (mmap, munmap, mremap, shm*, shm_open/unlink), tracked through GDB breakpoints by
+both engines (the recorder sees none of these calls) with the same call machinery (gdb/call_hooks.py).
 
-The engine hands over every stop of a `MAPPING` family function after its nested-call check (an mmap made inside a
-tracked malloc or realloc is the allocator's own and never gets here). `entry` decides at the entry stop whether
-the call matters, cheaply: a munmap/shmdt of an address no tracked region holds, a shmctl other than IPC_RMID, a
-shm_open that cannot create anything, or an mmap/mremap made by libc or the dynamic loader for itself costs one stop
-and no stack. What matters is parked like an allocation and `returned` records it in `table.mappings`.
+An engine hands over every entry stop of a `MAPPING` family function after the nested-call check (an mmap made
+inside a tracked malloc or realloc is the allocator's own and never gets here). `on_entry` decides at the entry stop
+whether the call matters, cheaply: a munmap/shmdt of an address no tracked region holds, a shmctl other than
+IPC_RMID, a shm_open that cannot create anything, or an mmap/mremap made by libc, the dynamic loader or the tool's
+own objects for themselves costs one stop and no stack. What matters is parked like an allocation and `returned`
+records it in `table.mappings`. Everything it works from is given: the inferior, the table, the stack capture, the
+clock, and the objects whose mapping calls are never the program's.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
 import gdb
 
@@ -29,12 +32,13 @@ from ..core.mappings import (
     backing_of,
     read_sysvipc,
 )
+from ..core.table import AllocationTable
 from .access import StackReader
+from .call_hooks import CallHooks, Entry, PendingCall
+from .engine import Clock
 from .log import log
+from .stacks import StackCapture
 from .symbolize import minimal_symbol
-
-if TYPE_CHECKING:
-    from .breakpoint_engine import BreakpointEngine, PendingCall
 
 SHM_EXEC = 0o100000
 # calls that make something new: made by libc or ld.so for themselves they are not the program's
@@ -62,17 +66,36 @@ def read_cstring(inferior: gdb.Inferior, address: int, limit: int = 4096) -> str
 
 
 class MappingHooks:
-    def __init__(self, engine: BreakpointEngine) -> None:
-        self.engine = engine
+    """What one process's mapping calls do to `table.mappings`."""
+
+    def __init__(self, inferior: gdb.Inferior, table: AllocationTable, stacks: StackCapture, clock: Clock,
+                 own_objects: Iterable[str] = (), own_prefixes: tuple[str, ...] = ()) -> None:
+        self.inferior, self.table, self.stacks, self.clock = inferior, table, stacks, clock
         self._internal: dict[int, bool] = {}   # return address -> made by libc/ld.so for itself
-        # objects whose mapping calls are never the program's besides libc's: the recorder engine names its
-        # preloaded library and the allocator it forwards to (this engine then hooks no malloc of its own)
-        self.own_objects: set[str] = set()
-        self.own_prefixes: tuple[str, ...] = ()  # library basenames, for what the recorder loads later (libunwind)
+        # objects whose mapping calls are never the program's besides libc's and ld.so's: the allocator that serves
+        # the process (a preloaded jemalloc maps its own heap), the recorder's library
+        self.own_objects: set[str] = set(own_objects)
+        self.own_prefixes = own_prefixes  # library basenames, for what the recorder loads later (libunwind)
+
+    def forked(self, child: gdb.Inferior, table: AllocationTable, stacks: StackCapture) -> MappingHooks:
+        return MappingHooks(child, table, stacks, self.clock, self.own_objects, self.own_prefixes)
+
+    def own(self, path: str) -> None:
+        """`path`'s mapping calls are its own, never the program's (the allocator the breakpoint engine hooked)."""
+        self.own_objects.add(path)
 
     @property
     def mappings(self) -> MappingTable:
-        return self.engine.table.mappings  # not kept: `memleak reset` replaces it
+        return self.table.mappings  # not kept: `memleak reset` replaces it
+
+    def on_entry(self, calls: CallHooks, entry: Entry) -> bool:
+        """An entry stop of a mapping function (after the nested-call check): park the call when it matters."""
+        parked = self.entry(entry.spec, entry.args, entry.return_address, entry.regs[calls.fp], entry.stack)
+        if parked is not None:
+            call = PendingCall(entry.spec, entry.args, parked[0], entry.thread, entry.sp, self.clock.now(),
+                               detail=parked[1])
+            calls.park(call, entry.lwp, entry.return_address)
+        return False
 
     def entry(self, spec: AllocatorSpec, args: tuple[int, ...], return_address: int, frame_pointer: int,
               stack: StackReader) -> tuple[tuple[int, ...], str | None] | None:
@@ -90,7 +113,7 @@ class MappingHooks:
         if role is Role.SHMCTL and _int(args[1]) != IPC_RMID:
             return None
         if role in (Role.SHM_OPEN, Role.SHM_UNLINK):
-            detail = read_cstring(self.engine.inferior, args[0])
+            detail = read_cstring(self.inferior, args[0])
             if detail is None:
                 return None
             if role is Role.SHM_OPEN and (not args[1] & O_CREAT or os.path.exists(self.object_path(detail))):
@@ -99,7 +122,7 @@ class MappingHooks:
             fd = _int(args[4])
             detail = backing_of(_int(args[3]), fd, self.fd_target(fd) if fd >= 0 else None)
         wants_stack = role in (Role.MAP, Role.REMAP, Role.SHMAT, Role.SHMGET, Role.SHM_OPEN)
-        return (self.engine.stacks.capture(stack, return_address, frame_pointer) if wants_stack else ()), detail
+        return (self.stacks.capture(stack, return_address, frame_pointer) if wants_stack else ()), detail
 
     def returned(self, call: PendingCall, result: int) -> None:
         role, args, m = call.spec.role, call.args, self.mappings
@@ -127,7 +150,7 @@ class MappingHooks:
     def shmget(self, shmid: int, pcs: tuple[int, ...], thread: int, now: float) -> None:
         """Ours when the kernel names this process its creator (shmget of an existing key only finds it)."""
         info = (read_sysvipc() or {}).get(shmid)
-        if info is not None and info.cpid == self.engine.inferior.pid:
+        if info is not None and info.cpid == self.inferior.pid:
             self.mappings.on_shmget(shmid, info.key, info.size, pcs, thread, now)
 
     def shmat(self, shmid: int, address: int, flags: int, pcs: tuple[int, ...], thread: int, now: float) -> None:
@@ -148,7 +171,6 @@ class MappingHooks:
             if solib is not None:
                 base = os.path.basename(solib)
                 known = (base.startswith(("libc.so", "ld-linux", "ld64.so", "libpthread.so", "librt.so"))
-                         or solib == self.allocator_object()  # a preloaded malloc (jemalloc) maps its own heap
                          or solib in self.own_objects or base.startswith(self.own_prefixes))
             else:  # the executable; a static one holds glibc too: its internal callers are known by name
                 symbol = minimal_symbol(return_address - 1)
@@ -157,13 +179,9 @@ class MappingHooks:
             log.debug("mapping call returning to 0x%x: %s", return_address, "libc's own" if known else "program's")
         return known
 
-    def allocator_object(self) -> str | None:
-        entry = self.engine.entries.get("malloc")
-        return entry.definition.object if entry is not None else None
-
     def fd_target(self, fd: int) -> str | None:
         try:
-            return os.readlink(f"/proc/{self.engine.inferior.pid}/fd/{fd}")
+            return os.readlink(f"/proc/{self.inferior.pid}/fd/{fd}")
         except OSError:
             return None
 

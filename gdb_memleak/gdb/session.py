@@ -15,13 +15,14 @@ from typing import TextIO
 import gdb
 
 from ..core.abi import ABIS, Abi
-from ..core.allocators import DEFAULT_ALLOCATORS, EXIT_HOOKS, MAPPING_HOOKS
+from ..core.allocators import DEFAULT_ALLOCATORS, MAPPING_HOOKS
 from ..core.kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
 from ..core.procstat import cmdline, let_go, stat_fields
 from ..core.report import ProcessReport
 from ..core.table import AllocationTable
 from . import agent_engine, announce, engine_choice, preload, recorder_events, settings
 from .breakpoint_engine import BreakpointEngine
+from .engine import Clock
 from .fatal import read_fatal_signal
 from .log import log
 from .threadstop import halt_process
@@ -84,7 +85,9 @@ class Session:
                 return t
         return None
 
-    def begin(self, inferior: gdb.Inferior, complete: bool, argv: list[str] | None = None) -> Tracking:
+    def begin(self, inferior: gdb.Inferior, from_start: bool, argv: list[str] | None = None) -> Tracking:
+        """Track `inferior` (`from_start`: from the start of its image, so every block it made is seen; False:
+        `memleak start` in a process already running, or attached)."""
         arch = inferior.architecture().name() if inferior.pid else "i386:x86-64"
         abi = ABIS.get(arch)
         if abi is None:
@@ -92,9 +95,9 @@ class Session:
         if argv is None and all(t.finished or t.inferior_num == inferior.num for t in self.tracking.values()):
             announce.new_run()  # not an exec'd image, nothing else tracked: a new run (or attach)
         announce.use_stream(self.stream)
-        tracking = Tracking(self, inferior, AllocationTable(complete=complete),
+        tracking = Tracking(self, inferior, AllocationTable(complete=from_start),
                             argv or self.argv or self._argv(inferior), abi,
-                            new_engine(inferior, abi, complete))
+                            new_engine(inferior, abi, from_start), Clock())
         self.tracking[inferior.num] = tracking
         return tracking
 
@@ -110,7 +113,7 @@ class Session:
         vfork = shares_memory(parent.pid, child.pid)
         table = parent.table if vfork else parent.table.fork()
         tracking = Tracking(self, child, table, list(parent.report.result.argv), parent.abi,
-                            lambda t: parent.engine.fork(child, table, t),
+                            lambda t: parent.engine.fork(child, table, t), parent.clock,  # its table's times
                             shares_memory_with=parent if vfork else None)
         tracking.maps[:] = parent.maps
         self.tracking[child.num] = tracking
@@ -122,7 +125,7 @@ class Session:
         image = inferior.progspace.filename or "?"
         tracking.report.result.exec_into = image
         tracking.finish()
-        return self.begin(inferior, complete=True, argv=cmdline(inferior.pid) or [image])
+        return self.begin(inferior, from_start=True, argv=cmdline(inferior.pid) or [image])
 
     @staticmethod
     def _argv(inferior: gdb.Inferior) -> list[str]:
@@ -134,7 +137,7 @@ class Session:
         return [prog] + (gdb.string_to_argv(str(args)) if args else [])
 
     def install(self, tracking: Tracking) -> None:
-        if tracking.engine.complete:
+        if tracking.engine.fully_hooked:
             return
         tracking.engine.start()
         tracking.refresh_maps()
@@ -152,7 +155,7 @@ class Session:
         if tracking is not None and tracking.pid == inferior.pid:
             tracking.table.complete = False
         else:
-            tracking = self.begin(inferior, complete=False)
+            tracking = self.begin(inferior, from_start=False)
         self.install(tracking)
         if not tracking.engine.active:
             tracking.table.complete = True  # no allocator loaded yet: nothing can have been allocated
@@ -182,7 +185,7 @@ class Session:
             return
         tracking = self.current(inferior)
         if tracking is None or tracking.finished or tracking.pid != inferior.pid:
-            tracking = self.begin(inferior, complete=True)
+            tracking = self.begin(inferior, from_start=True)
         elif tracking.exec_pending and event.new_objfile.filename == inferior.progspace.filename:
             tracking = self.after_exec(tracking, inferior)  # execve() was called and a new image is loading
         self.install(tracking)
@@ -286,21 +289,29 @@ def stopped_thread(event: gdb.StopEvent) -> gdb.InferiorThread | None:
     return getattr(event, "inferior_thread", None) or gdb.selected_thread()
 
 
-def new_engine(inferior: gdb.Inferior, abi: Abi, complete: bool) -> EngineFactory:
+def new_engine(inferior: gdb.Inferior, abi: Abi, from_start: bool) -> EngineFactory:
     """How a tracking of `inferior` makes its engine: the recorder's when it can (`memleak engine`); why not is
-    said in one line (`announce.announce`)."""
-    depth, specs = int(settings.depth.value), list(DEFAULT_ALLOCATORS + EXIT_HOOKS + MAPPING_HOOKS)
+    said in one line (`announce.announce`). Where the recorder turns out not to be in the process, the
+    tracking's engine becomes the breakpoint engine, on the same table and clock."""
+    depth, specs = int(settings.depth.value), list(DEFAULT_ALLOCATORS + MAPPING_HOOKS)
 
-    def breakpoint_engine(tracking: Tracking) -> BreakpointEngine:
-        return BreakpointEngine(inferior, tracking.table, tracking, abi, depth, specs)
+    def breakpoint_engine(tracking: Tracking, replaces: str | None = None) -> BreakpointEngine:
+        return BreakpointEngine(inferior, tracking.table, tracking, tracking.clock, abi, depth, specs, replaces)
 
-    kind, why = engine_choice.choose(str(settings.engine.value), inferior, complete, preload.STATE)
+    kind, why = engine_choice.choose(str(settings.engine.value), inferior, from_start, preload.STATE)
     if why is not None:
         announce.announce(why)
     if kind == "breakpoint":
         return breakpoint_engine
-    return lambda tracking: agent_engine.AgentEngine(inferior, tracking.table, tracking, abi, depth,
-                                                     lambda: breakpoint_engine(tracking))
+
+    def recorder_engine(tracking: Tracking) -> agent_engine.AgentEngine:
+        def fall_back() -> None:
+            tracking.engine = breakpoint_engine(tracking, replaces="the recorder was not loaded")
+            tracking.engine.start()
+
+        return agent_engine.AgentEngine(inferior, tracking.table, tracking, tracking.clock, abi, depth, fall_back)
+
+    return recorder_engine
 
 
 SESSION = Session()
@@ -335,14 +346,14 @@ def confine_locations(breakpoint: gdb.Breakpoint) -> None:
     program space; after one process of a forked family execs, the family's addresses mean nothing in the new image
     (GDB could not even insert them there), so those locations are disabled."""
     global _confining
-    members = getattr(breakpoint, "members", None)
-    if members is None or _confining:
+    family = getattr(breakpoint, "family", None)  # an engine's RoutedBreakpoint (once its constructor has run)
+    if family is None or _confining:
         return
     _confining = True
     try:
         for location in breakpoint.locations:
             groups = set(location.thread_groups)  # numbers of the inferiors sharing this location's program space
-            if location.enabled and groups and not groups & set(members):
+            if location.enabled and groups and not groups & family.inferiors:
                 location.enabled = False
     except (RuntimeError, gdb.error):
         log.debug("could not confine breakpoint %s", breakpoint.number, exc_info=True)

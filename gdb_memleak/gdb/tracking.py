@@ -7,7 +7,6 @@ It is kept after the process ended so `leaks` works until the next `run`.
 
 from __future__ import annotations
 
-import time
 from collections import abc
 from typing import TYPE_CHECKING, Callable
 
@@ -27,7 +26,7 @@ from ..core.symbols import Symbolizer, SystemFilter
 from ..core.table import AllocationTable
 from . import addressinfo, bad_call, settings
 from .access import RegisterReader
-from .engine import Engine
+from .engine import Clock, Engine
 from .heapscan import HeapScan
 from .log import log
 from .numpy_guard import give_back_free_memory
@@ -43,7 +42,8 @@ class Tracking:
     """Implements `EngineEvents` for its engine; `session` gives the output stream and the user's choices."""
 
     def __init__(self, session: Session, inferior: gdb.Inferior, table: AllocationTable, argv: list[str],
-                 abi: Abi, make_engine: EngineFactory, shares_memory_with: Tracking | None = None) -> None:
+                 abi: Abi, make_engine: EngineFactory, clock: Clock,
+                 shares_memory_with: Tracking | None = None) -> None:
         self.session = session
         self.inferior_num = inferior.num
         self.abi = abi
@@ -60,6 +60,7 @@ class Tracking:
         # a vfork child runs in its parent's memory until it execs or exits: it records into the parent's table
         # and is not a process of its own for the report
         self.shares_memory_with = shares_memory_with
+        self.clock = clock  # a forked child's is its parent's: its table holds the parent's times
         self.engine: Engine = make_engine(self)
 
     @property
@@ -126,6 +127,11 @@ class Tracking:
         self.session.out().write(f"\ngdb-memleak: allocation #{block.seq} made: {block.size:,} bytes at "
                                  f"0x{block.address:x} by {block.allocator} (memleak break-alloc)\n")
 
+    def say(self, line: str) -> None:
+        out = self.session.out()
+        out.write(f"gdb-memleak: {line}\n")
+        out.flush()
+
     # -- state --------------------------------------------------------------------------------------------------
     def refresh_maps(self) -> None:
         try:
@@ -137,7 +143,7 @@ class Tracking:
         """Seconds since tracking began (block times use the same clock); frozen when the process ended."""
         if self.ended_at is not None:
             return self.ended_at
-        return time.monotonic() - self.engine.started
+        return self.clock.now()
 
     def heap_scan(self, exiting: bool = False) -> HeapScan | None:
         """A scan of the process's memory as it is now (None when the process is gone); the caller closes it."""
