@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections import OrderedDict
-from dataclasses import replace
 from typing import Callable, TextIO
 
 import gdb
@@ -190,6 +188,7 @@ class AgentEngine(Engine):
         if not inferior.is_valid() or not inferior.pid or self.anchor is None:
             return
         started = time.perf_counter()
+        table = self.table
         try:
             with fmt.ProcMemory(inferior.pid) as mem:
                 if not self.region:
@@ -197,81 +196,36 @@ class AgentEngine(Engine):
                     if not self.region:
                         return  # no allocator call yet
                 mark = fmt.change_mark(mem.read, self.region)
-                if self.synced is not None and self.synced[0] == mark and self.synced[1] is self.table.blocks:
+                if self.synced is not None and self.synced[0] == mark and self.synced[1] is table.blocks:
                     return
                 snapshot = fmt.read_snapshot(mem.read, self.region, mem.read_scratch)
         except (OSError, fmt.AgentFormatError) as exc:
+            # the table keeps the last read: the report says it may be stale, and why, and so does one line now
+            table.read_error = "the recorder's table could not be read: " + str(exc).removeprefix("gdb-memleak: ")
             log.debug("process %d: recorder not readable: %s", inferior.pid, exc)
+            announce(f"{self._program_name()}: {table.read_error}; the leak report is incomplete.")
             return
         self.header, self.names = snapshot.header, snapshot.names
         self._learn_threads()
-        epoch = int(self.started * 1e9)
-        table = self.table
-        stack = self._stack_of(snapshot)
-        if hasattr(snapshot.live.addr, "argsort"):  # numpy: columns, no Block per live block
-            table.blocks = snapshot.columns(epoch, self._thread, stack)
-        else:
-            table.blocks = {b.address: b for b in snapshot.blocks(epoch, self._thread, stack)}
-        table.freed = OrderedDict((f.block.address, f) for f in snapshot.freed(epoch, self._thread, stack))
-        counters = snapshot.counters()
-        counters.untracked_frees = table.counters.untracked_frees
-        table.counters = counters
-        h = snapshot.header
-        if h.blocks_dropped:  # the region was capped (a file-size limit, a small /dev/shm): say the table is short
+        if snapshot.header.blocks_dropped:  # the region was capped (a file-size limit, a small /dev/shm)
             announce(f"{self._program_name()}: the recorder's memory is full: allocations it could not record are "
                      "missing from the leak report (`memleak status` counts them).")
-        table.timeline.replay(counters, snapshot.timeline_points(epoch), time.monotonic() - self.started,
-                              h.timeline_hi_bytes, h.timeline_hi_blocks)
-        self._forget_before_reset(counters)
-        table._seq = snapshot.last_seq  # noqa: SLF001 - the recorder numbers allocations itself
+        table.load_recorded(snapshot.recording(time.monotonic() - self.started, int(self.started * 1e9),
+                                               self._thread, self._stack_of(snapshot)))
         self.synced = (mark, table.blocks)
         self.syncs += 1
         self.sync_seconds += time.perf_counter() - started
         self.write_settings()
 
     def reset(self) -> None:
-        """The recorder keeps counting: remember where `memleak reset` was (the last allocation's number, the
-        counters, the time) and leave out what came before at every later read."""
+        """The recorder keeps counting: the table remembers where `memleak reset` was and every later read leaves
+        out what came before (core/recorded.py)."""
         if self.fallback is not None:
             self.fallback.reset()
             return
         self.sync()
-        table = self.table
-        self.reset_mark = (table.last_seq, replace(table.counters), time.monotonic() - self.started)
-        table.reset()
+        self.table.reset(time.monotonic() - self.started)
         self.synced = None
-
-    def _forget_before_reset(self, counters: Counters) -> None:
-        """Leave out of the table what was recorded before `memleak reset`, as the breakpoint engine's cleared
-        table never saw it: older blocks, their frees (untracked), earlier timeline points."""
-        if self.reset_mark is None:
-            return
-        seq, before, at = self.reset_mark
-        table = self.table
-        blocks = table.blocks
-        if isinstance(blocks, dict):
-            table.blocks = {a: b for a, b in blocks.items() if b.seq > seq}
-        else:
-            table.blocks = blocks.select(blocks.seq > seq)
-        table.freed = OrderedDict((a, f) for a, f in table.freed.items() if f.block.seq > seq)
-        allocs = counters.allocs - before.allocs
-        frees = counters.frees - before.frees
-        counters.allocs, counters.frees = allocs, frees
-        counters.bytes_allocated -= before.bytes_allocated
-        counters.failed_allocs -= before.failed_allocs
-        counters.live_blocks = len(table.blocks)
-        counters.live_bytes = sum(b.size for b in table.blocks.values()) if isinstance(table.blocks, dict) \
-            else int(table.blocks.size.sum())
-        # frees of blocks allocated since the reset = those blocks no longer live; the other frees were of
-        # forgotten blocks, untracked (as for a table started mid-run)
-        forgotten = max(frees - (allocs - counters.live_blocks), 0)
-        counters.frees -= forgotten
-        counters.untracked_frees += forgotten
-        later = [p for p in table.timeline.points if p.time >= at]
-        counters.peak_blocks = max([counters.live_blocks, *(p.peak_blocks for p in later)])
-        counters.peak_bytes = max([counters.live_bytes, *(p.peak_bytes for p in later)])
-        table.timeline.points = later
-        table.complete = False
 
     def hidden_memory(self) -> tuple[tuple[int, int], ...]:
         """The recorder's region (it holds every block's address) and the library's own data."""
