@@ -55,11 +55,12 @@ class Program:
         for table in (self.recorder, self.breakpoints):
             table.on_free(address, "free", 1, (0x401100,), self.clock)
 
-    def reset(self, *tables: AllocationTable) -> None:
+    def reset(self, make, table: AllocationTable) -> None:
+        """`memleak reset`: the recorder engine reads the recorder's table first, as AgentEngine.reset does."""
+        table.load_recorded(self.recording(make))
         self.clock += 1.0
         self.breakpoints.reset(self.clock)
-        for table in tables:
-            table.reset(self.clock)
+        table.reset(self.clock)
 
     def recording(self, make, points: list[Point] | None = None) -> Recording:
         """The recorder's table as a read gives it, its blocks held as `make` holds them."""
@@ -92,8 +93,7 @@ def test_after_a_reset_a_recording_leaves_out_what_came_before(make):
     program = Program()
     old = [program.malloc(10), program.malloc(20), program.malloc(40)]
     table = AllocationTable()
-    table.load_recorded(program.recording(make))
-    program.reset(table)
+    program.reset(make, table)
     new = [program.malloc(100), program.malloc(200, 1)]
     program.free(old[0])   # allocated before the reset: an untracked free
     program.free(new[0])
@@ -111,8 +111,7 @@ def test_reading_again_counts_the_untracked_frees_once(make):
     program = Program()
     old = [program.malloc(10) for _ in range(3)]
     table = AllocationTable()
-    table.load_recorded(program.recording(make))
-    program.reset(table)
+    program.reset(make, table)
     program.free(old[0])
     table.load_recorded(program.recording(make))
     assert table.counters.untracked_frees == 1
@@ -129,12 +128,10 @@ def test_a_second_reset_counts_from_itself(make):
     program = Program()
     first = program.malloc(10)
     table = AllocationTable()
-    table.load_recorded(program.recording(make))
-    program.reset(table)
+    program.reset(make, table)
     second = program.malloc(20)
     program.free(first)
-    table.load_recorded(program.recording(make))
-    program.reset(table)
+    program.reset(make, table)
     third = program.malloc(40)
     program.free(second)
     table.load_recorded(program.recording(make))
@@ -149,8 +146,7 @@ def test_a_forked_child_leaves_out_what_its_parent_reset(make):
     program = Program()
     program.malloc(10)
     parent = AllocationTable()
-    parent.load_recorded(program.recording(make))
-    program.reset(parent)
+    program.reset(make, parent)
     later = program.malloc(20)
     parent.load_recorded(program.recording(make))
     child = parent.fork()
@@ -163,8 +159,7 @@ def test_timeline_points_before_the_reset_are_left_out_and_peaks_count_from_it(m
     program = Program()
     program.malloc(1000)
     table = AllocationTable()
-    table.load_recorded(program.recording(make))
-    program.reset(table)
+    program.reset(make, table)
     at = program.clock
     program.malloc(30)
     points = [Point(at - 0.5, 1000, 1, 1000, 1), Point(at + 0.5, 1030, 2, 1050, 2)]
@@ -192,8 +187,7 @@ def test_any_calls_resets_and_reads_give_the_breakpoint_engines_figures(steps, c
         elif step[0] == "read":
             table.load_recorded(program.recording(make))
         else:
-            table.load_recorded(program.recording(make))  # the recorder engine reads before a reset
-            program.reset(table)
+            program.reset(make, table)
     table.load_recorded(program.recording(make))
     assert figures(table) == figures(program.breakpoints)
 
