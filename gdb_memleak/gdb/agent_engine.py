@@ -21,6 +21,7 @@ import gdb
 
 from ..agent import build
 from ..core import agent_format as fmt
+from ..core import procstat
 from ..core.abi import Abi
 from ..core.allocators import EXIT_HOOKS, MAPPING_HOOKS, AllocatorSpec, Role, by_name
 from ..core.elf import ElfError, read_elf_symbols
@@ -200,6 +201,9 @@ class AgentEngine(Engine):
                     return
                 snapshot = fmt.read_snapshot(mem.read, self.region, mem.read_scratch)
         except (OSError, fmt.AgentFormatError) as exc:
+            if not procstat.running(inferior.pid):  # it ended: its table is as read at its exit hook
+                log.debug("process %d: ended, recorder not read again: %s", inferior.pid, exc)
+                return
             # the table keeps the last read: the report says it may be stale, and why, and so does one line now
             table.read_error = "the recorder's table could not be read: " + str(exc).removeprefix("gdb-memleak: ")
             log.debug("process %d: recorder not readable: %s", inferior.pid, exc)
