@@ -69,6 +69,15 @@ class Program:
                          self.clock, list(points or []))
 
 
+def reset_after_one_block(make, size: int) -> tuple[Program, AllocationTable]:
+    """A program that allocated one block of `size`, and the recorder engine's table reset after it."""
+    program = Program()
+    program.malloc(size)
+    table = AllocationTable()
+    program.reset(make, table)
+    return program, table
+
+
 def figures(table: AllocationTable) -> tuple:
     c = table.counters
     return ({b.address: (b.size, b.seq) for b in table.live()}, sorted(table.freed), table.last_seq,
@@ -143,10 +152,7 @@ def test_a_second_reset_counts_from_itself(make):
 
 @IMPLEMENTATIONS
 def test_a_forked_child_leaves_out_what_its_parent_reset(make):
-    program = Program()
-    program.malloc(10)
-    parent = AllocationTable()
-    program.reset(make, parent)
+    program, parent = reset_after_one_block(make, 10)
     later = program.malloc(20)
     parent.load_recorded(program.recording(make))
     child = parent.fork()
@@ -156,10 +162,7 @@ def test_a_forked_child_leaves_out_what_its_parent_reset(make):
 
 @IMPLEMENTATIONS
 def test_timeline_points_before_the_reset_are_left_out_and_peaks_count_from_it(make):
-    program = Program()
-    program.malloc(1000)
-    table = AllocationTable()
-    program.reset(make, table)
+    program, table = reset_after_one_block(make, 1000)
     at = program.clock
     program.malloc(30)
     points = [Point(at - 0.5, 1000, 1, 1000, 1), Point(at + 0.5, 1030, 2, 1050, 2)]
