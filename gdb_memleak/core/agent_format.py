@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .kinds import ErrorType
+from .liveblocks import BlockDict, BlockSet
 from .model import Block, Counters, FreedBlock, HeapError
 from .procmaps import Mapping, load_bias
+from .recorded import Recording
 from .timeline import Point
 
 if TYPE_CHECKING:
@@ -151,6 +153,11 @@ class LiveBlocks:
     def __len__(self) -> int:
         return len(self.addr)
 
+    @property
+    def arrays(self) -> bool:
+        """Whether the columns are numpy arrays (numpy imported when they were read)."""
+        return hasattr(self.addr, "argsort")
+
 
 LIVE_COLUMNS = ("addr", "size", "seq", "time_ns", "stack", "tid", "allocator")
 
@@ -271,7 +278,7 @@ class AgentSnapshot:
         epoch = self.header.start_ns if epoch_ns is None else epoch_ns
         live, names = self.live, self.names
         stacks: dict[int, tuple[int, ...]] = {}
-        order = live.seq.argsort(kind="stable") if hasattr(live.seq, "argsort") else None  # allocation order
+        order = live.seq.argsort(kind="stable") if live.arrays else None  # allocation order
         columns = [c[order].tolist() if order is not None else c
                    for c in (live.addr, live.size, live.allocator, live.tid, live.seq, live.time_ns, live.stack)]
         for addr, size, allocator, tid, seq, time_ns, stack_id in zip(*columns):
@@ -293,6 +300,21 @@ class AgentSnapshot:
                            live.time_ns.view("int64"), live.stack, live.tid, live.allocator, self.names,
                            stack or self.stack, thread, epoch_ns=epoch)
 
+    def block_set(self, epoch_ns: int | None = None, thread: Callable[[int], int] = lambda tid: tid,
+                  stack: Callable[[int], tuple[int, ...]] | None = None) -> BlockSet:
+        """The live blocks as a table holds them: columns when they were read as numpy arrays, else Blocks."""
+        if self.live.arrays:
+            return self.columns(epoch_ns, thread, stack)
+        return BlockDict((b.address, b) for b in self.blocks(epoch_ns, thread, stack))
+
+    def recording(self, now: float, epoch_ns: int | None = None, thread: Callable[[int], int] = lambda tid: tid,
+                  stack: Callable[[int], tuple[int, ...]] | None = None) -> Recording:
+        """Everything a table loads (`AllocationTable.load_recorded`), read at `now` seconds after `epoch_ns`."""
+        h = self.header
+        return Recording(self.block_set(epoch_ns, thread, stack), list(self.freed(epoch_ns, thread, stack)),
+                         self.counters(), self.last_seq, now, self.timeline_points(epoch_ns), h.timeline_hi_bytes,
+                         h.timeline_hi_blocks)
+
     def timeline_points(self, epoch_ns: int | None = None) -> list[Point]:
         """The recorder's timeline as core/timeline.py points (seconds since `epoch_ns`, default its start)."""
         epoch = self.header.start_ns if epoch_ns is None else epoch_ns
@@ -312,7 +334,7 @@ class AgentSnapshot:
     def sizes(self) -> dict[int, int]:
         """address -> size of every live block (what the reachability scan needs), without building Blocks."""
         live = self.live
-        if hasattr(live.addr, "tolist"):
+        if live.arrays:
             return dict(zip(live.addr.tolist(), live.size.tolist()))
         return dict(zip(live.addr, live.size))
 

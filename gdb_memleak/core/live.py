@@ -1,20 +1,27 @@
 """Live blocks as columns: the recorder's million live blocks held as numpy arrays (42 bytes a block) instead of a
 Python `Block` each (~700 bytes), with a `Block` made only for what a command or report shows.
 
-`LiveColumns` is a read-only Mapping address -> Block, so the table, `memleak block` and the reports use it as they
-use the breakpoint engine's dict; what must touch every block (grouping into loss records, the scan's arrays, the
-distinct stacks to symbolize) has a vectorised path here and in core/grouping.py. Needs numpy: without it the
-recorder engine fills a dict of Blocks as before.
+`LiveColumns` is a read-only Mapping address -> Block and one of the two implementations of core/liveblocks.BlockSet
+(the other: the breakpoint engine's dict), so the table, `memleak block` and the reports use it as they use the dict;
+what must touch every block (grouping into loss records, the scan's arrays, the distinct stacks to symbolize) has a
+vectorised path here and in core/grouping.py. Needs numpy: without it the recorder's table is read into a
+`BlockDict`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .liveblocks import BlockDict
 from .model import Block
+
+if TYPE_CHECKING:
+    from .grouping import LeakGroup
+    from .kinds import LeakKind
+    from .report import LeakFilter
 
 StackOf = Callable[[int], tuple[int, ...]]
 ThreadOf = Callable[[int], int]
@@ -41,6 +48,9 @@ class LiveColumns(Mapping[int, Block]):
         self.tid = np.ascontiguousarray(pick(tid), dtype=np.uint32)
         self.allocator = np.ascontiguousarray(pick(allocator), dtype=np.uint16)
         self.names, self.stack_of, self.thread_of = names, stack_of, thread_of
+        # the groups made last (what they were made from, the groups): the columns never change (a new read of the
+        # recorder makes new ones), and a report asks for the same groups several times
+        self._grouped: tuple[tuple, list[LeakGroup]] | None = None
 
     @classmethod
     def from_blocks(cls, blocks: Mapping[int, Block]) -> LiveColumns:
@@ -113,6 +123,47 @@ class LiveColumns(Mapping[int, Block]):
         return LiveColumns(self.addr[rows], self.size[rows], self.seq[rows], self.raw_time[rows], self.stack[rows],
                            self.tid[rows], self.allocator[rows], self.names, self.stack_of, self.thread_of,
                            self.epoch_ns)
+
+    # -- the rest of BlockSet ------------------------------------------------------------------------------------
+    def total_bytes(self) -> int:
+        return int(self.size.sum())
+
+    def allocated_after(self, seq: int) -> LiveColumns:
+        return self.select(self.seq > seq)
+
+    def copy(self) -> LiveColumns:
+        return self  # read-only: a forked child's table may share them
+
+    def editable(self) -> BlockDict:
+        return BlockDict((b.address, b) for b in self.blocks())
+
+    def scan_input(self) -> tuple[Mapping[int, int], Any]:
+        return self.sizes(), self.scan_arrays()
+
+    def leak_groups(self, kinds: Mapping[int, LeakKind] | None, leaders: Mapping[int, int] | None,
+                    where: LeakFilter | None) -> list[LeakGroup]:
+        """core/grouping.group_columns over the rows `where` admits; made once per (scan, filter)."""
+        from .grouping import group_columns, kind_codes
+
+        if where is not None and where.since_seq <= 0 and where.older_than is None:
+            where = None  # admits every block: the same groups as no filter (the report asks both ways)
+        filter_key = (where.since_seq, where.older_than, where.now) if where is not None else None
+        made = self._grouped
+        if made is not None:
+            (was_kinds, was_leaders, was_filter), groups = made
+            if was_kinds is kinds and was_leaders is leaders and was_filter == filter_key:
+                return groups
+        rows = self._admitted(where) if where is not None else None
+        groups = group_columns(self, kind_codes(self, kinds), rows, leaders)
+        self._grouped = ((kinds, leaders, filter_key), groups)
+        return groups
+
+    def _admitted(self, where: LeakFilter) -> Any:
+        """The rows `where` admits, as LeakFilter.admits decides for one block."""
+        keep = self.seq > where.since_seq
+        if where.older_than is not None:
+            keep &= where.now - self.time >= where.older_than
+        return np.flatnonzero(keep)
 
     # -- bulk ---------------------------------------------------------------------------------------------------
     def containing(self, address: int) -> Block | None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Callable
 
-from .grouping import LeakGroup, attribute_indirect, group_by_stack, group_columns, kind_codes
+from .grouping import LeakGroup
 from .heuristics import summary as heuristics_summary
 from .kinds import KINDS, ORDER, UNFREED, LeakKind
 from .mappings import DEFAULT_MAPPING_ERROR_KINDS, MappingTable
@@ -14,9 +14,6 @@ from .model import Block, Frame, ProcessResult
 from .suppressions import SuppressionList
 from .symbols import Symbolizer, SystemFilter
 from .table import AllocationTable
-
-if TYPE_CHECKING:
-    from .live import LiveColumns
 
 
 @dataclass
@@ -33,15 +30,6 @@ class LeakFilter:
             return False
         return self.older_than is None or self.now - block.time >= self.older_than
 
-    def rows(self, columns: LiveColumns) -> Any:
-        """The rows of columns this filter admits (numpy), as `admits` decides for one block."""
-        import numpy as np
-
-        keep = columns.seq > self.since_seq
-        if self.older_than is not None:
-            keep &= self.now - columns.time >= self.older_than
-        return np.flatnonzero(keep)
-
 
 @dataclass
 class ProcessReport:
@@ -56,8 +44,6 @@ class ProcessReport:
     # where the active suppressions come from: set once when the report is made (the GDB settings, the CLI's
     # files), read at each render so a `set memleak suppressions` applies to every listing at once
     suppression_source: Callable[[], SuppressionList] = SuppressionList
-    # columns grouped last (what they were grouped from, the groups): a report draws on the groups several times
-    _grouped: tuple[tuple, list[LeakGroup]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def suppressions(self) -> SuppressionList:
@@ -67,34 +53,10 @@ class ProcessReport:
         return self.kinds.get(block.address, UNFREED) if self.kinds is not None else UNFREED
 
     def _groups(self, where: LeakFilter | None) -> list[LeakGroup]:
-        blocks = self.table.blocks
-        if isinstance(blocks, dict):
-            live = list(blocks.values())
-            groups = group_by_stack(live if where is None else [b for b in live if where.admits(b)], self.kind_of)
-            if self.leaders:
-                attribute_indirect(groups, self.leaders, {a: blocks[a].size for a in self.leaders if a in blocks})
-        else:
-            groups = self._column_groups(blocks, where)
+        groups = self.table.blocks.leak_groups(self.kinds, self.leaders, where)
         suppressions = self.suppressions
         for group in groups:
             group.suppressed_by = suppressions.match(self.frames(group.pcs)) if len(suppressions) else None
-        return groups
-
-    def _column_groups(self, columns: LiveColumns, where: LeakFilter | None) -> list[LeakGroup]:
-        """Groups of the recorder's columns, made once per (columns, scan, filter): the columns never change (a
-        new read of the recorder makes new ones), so neither do their groups."""
-        if where is not None and where.since_seq <= 0 and where.older_than is None:
-            where = None  # admits every block: the same groups as no filter (the report asks both ways)
-        filter_key = (where.since_seq, where.older_than, where.now) if where is not None else None
-        made = self._grouped
-        if made is not None:
-            (was_columns, was_kinds, was_leaders, was_filter), groups = made
-            if (was_columns is columns and was_kinds is self.kinds and was_leaders is self.leaders
-                    and was_filter == filter_key):
-                return groups
-        rows = where.rows(columns) if where is not None else None
-        groups = group_columns(columns, kind_codes(columns, self.kinds), rows, self.leaders)
-        self._grouped = ((columns, self.kinds, self.leaders, filter_key), groups)
         return groups
 
     def leak_groups(self, where: LeakFilter | None = None) -> list[LeakGroup]:
@@ -154,6 +116,11 @@ class ProcessReport:
         mappings and shared memory left behind when their kind is in `mapping_kinds`."""
         return (bool(self.table.errors) or any(g.kind in error_kinds for g in self.leak_groups())
                 or bool(self.mapping_findings(mapping_kinds)))
+
+    @property
+    def incomplete(self) -> str | None:
+        """Why this report may miss what the process did (its table could not be read last time); None: whole."""
+        return self.table.read_error
 
     @property
     def has_findings(self) -> bool:

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import Iterable, Iterator
 
-from .addressinfo import containing
 from .kinds import ErrorType
+from .liveblocks import BlockDict, BlockSet
 from .mappings import MappingTable
 from .model import Block, Counters, FreedBlock, HeapError
+from .recorded import Recording, ResetMark, forget_before
 from .timeline import Timeline
-
-if TYPE_CHECKING:
-    from .live import LiveColumns
 
 DEFAULT_FREED_HISTORY = 100_000
 
@@ -30,8 +28,8 @@ class AllocationTable:
 
     def __init__(self, complete: bool = True, freed_history: int = DEFAULT_FREED_HISTORY) -> None:
         self.complete = complete
-        # address -> live block: a dict the events update, or the recorder's columns (core/live.py), read-only
-        self.blocks: dict[int, Block] | LiveColumns = {}
+        # address -> live block (core/liveblocks.py): a dict the events update, or the recorder's columns
+        self.blocks: BlockSet = BlockDict()
         self.freed: OrderedDict[int, FreedBlock] = OrderedDict()
         self.freed_history = freed_history
         self.counters = Counters()
@@ -40,6 +38,10 @@ class AllocationTable:
         self._events: set[int] = set()  # the recorder's error numbers among `errors` (add_error)
         self.mappings = MappingTable()  # regions and shared memory, beside the heap (core/mappings.py)
         self._seq = 0
+        self.reset_mark: ResetMark | None = None  # the last `memleak reset`: what a recording loaded leaves out
+        self._recorded: Counters | None = None  # the counters of the last recording loaded, as the recorder has them
+        # why the table may be stale or short (the recorder's table could not be read); None when it is whole
+        self.read_error: str | None = None
 
     # -- events -------------------------------------------------------------------------------------------------
     def on_alloc(self, address: int, size: int, allocator: str, thread: int, pcs: tuple[int, ...],
@@ -164,26 +166,45 @@ class AllocationTable:
         """The table of a forked child: every live block, counter and sequence number as they are now; heap errors
         are each process's own."""
         child = AllocationTable(self.complete, self.freed_history)
-        child.blocks = dict(self.blocks) if isinstance(self.blocks, dict) else self.blocks  # columns: read-only
+        child.blocks = self.blocks.copy()
         child.freed = OrderedDict(self.freed)
         child.counters = replace(self.counters)
         child.timeline = self.timeline.fork(child.counters)
         child._seq = self._seq
+        child.reset_mark = self.reset_mark  # the child's copy of the recorder holds the blocks before it too
+        child._recorded = self._recorded
         child.mappings = self.mappings.fork()
         return child
 
-    def reset(self) -> None:
-        """Forget everything (`memleak reset`): later frees of blocks allocated before are untracked. Allocations
-        keep their numbers (they number the program's calls: `memleak break-alloc N` means the same call)."""
-        seq = self._seq
+    def reset(self, now: float = 0.0) -> None:
+        """Forget everything (`memleak reset`, at `now` seconds): later frees of blocks allocated before are
+        untracked. Allocations keep their numbers (they number the program's calls: `memleak break-alloc N` means
+        the same call). A recording loaded later leaves out what came before (`load_recorded`)."""
+        seq, recorded = self._seq, self._recorded
+        mark = ResetMark(seq, replace(recorded or self.counters), now)
         self.__dict__.update(vars(AllocationTable(complete=False, freed_history=self.freed_history)))
-        self._seq = seq
+        self._seq, self._recorded = seq, recorded
+        self.reset_mark = mark
 
-    def _editable(self) -> dict[int, Block]:
+    def load_recorded(self, recording: Recording) -> None:
+        """Take the recorder's table as read (it numbers and counts allocations itself), less what came before the
+        last `memleak reset`, as the breakpoint engine's cleared table never saw it."""
+        self._recorded = recording.counters
+        if self.reset_mark is not None:
+            recording = forget_before(recording, self.reset_mark)
+            self.complete = False
+        self.blocks = recording.blocks
+        self.freed = OrderedDict((f.block.address, f) for f in recording.freed)
+        self.counters = recording.counters
+        self.timeline.replay(recording.counters, recording.points, recording.now, recording.high_bytes,
+                             recording.high_blocks)
+        self._seq = recording.last_seq
+        self.read_error = None
+
+    def _editable(self) -> BlockDict:
         """The blocks as a dict an event may change (columns read from the recorder become one: rare, small)."""
-        if not isinstance(self.blocks, dict):
-            self.blocks = {b.address: b for b in self.blocks.blocks()}
-        return self.blocks
+        self.blocks = editable = self.blocks.editable()
+        return editable
 
     # -- queries ------------------------------------------------------------------------------------------------
     @property
@@ -193,28 +214,19 @@ class AllocationTable:
 
     def live(self) -> list[Block]:
         """Every live block as an object (a listing of each block; counts and groups use the columns)."""
-        blocks = self.blocks
-        return list(blocks.values()) if isinstance(blocks, dict) else list(blocks.blocks())
+        return list(self.blocks.blocks())
 
     def in_allocation_order(self) -> Iterator[Block]:
         """Every live block, oldest allocation first (a listing of each block: columns are not all made at once)."""
-        blocks = self.blocks
-        if isinstance(blocks, dict):
-            return iter(sorted(blocks.values(), key=lambda b: b.seq))
-        return blocks.in_allocation_order()
+        return self.blocks.in_allocation_order()
 
     def block_at(self, address: int) -> Block | None:
         return self.blocks.get(address)
 
     def block_containing(self, address: int) -> Block | None:
         """The live block whose bytes hold `address` (its start or inside)."""
-        blocks = self.blocks
-        if not isinstance(blocks, dict):
-            return blocks.containing(address)
-        found = containing(address, ((b.address, b.size) for b in blocks.values()))
-        return blocks[found[0]] if found is not None else None
+        return self.blocks.containing(address)
 
     def stacks(self) -> Iterable[tuple[int, ...]]:
         """Each distinct allocation stack of the live blocks (what a report symbolizes), once."""
-        blocks = self.blocks
-        return {b.pcs for b in blocks.values()} if isinstance(blocks, dict) else blocks.stacks()
+        return self.blocks.stacks()

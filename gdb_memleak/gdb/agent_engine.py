@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections import OrderedDict
-from dataclasses import replace
 from typing import Callable
 
 import gdb
 
 from ..core import agent_format as fmt
+from ..core import procstat
 from ..core.abi import Abi
 from ..core.allocators import MAPPING_HOOKS, AllocatorSpec, by_name
 from ..core.elf import ElfError, read_elf_symbols
 from ..core.kinds import OnError
-from ..core.model import Block, Counters
+from ..core.model import Block
 from ..core.procmaps import Mapping, load_bias, read_maps
 from ..core.table import AllocationTable
 from . import bad_call, exec_preload, recorder_events, stop_frame
@@ -55,9 +54,6 @@ class AgentEngine(CoreEngine):
     never loaded (None for a forked child: its parent's recorder is in it)."""
 
     name = "agent"
-    # never set: a fallback swaps the tracking's engine. sync() and reset() still test it until their rewrite
-    # (branch live-blocks) drops the test.
-    fallback: None = None
 
     def __init__(self, inferior: gdb.Inferior, table: AllocationTable, events: EngineEvents, clock: Clock, abi: Abi,
                  depth: int, fall_back: Callable[[], None] | None) -> None:
@@ -80,7 +76,6 @@ class AgentEngine(CoreEngine):
         self.break_written: int | None = None
         # (the recorder's change mark, the table's blocks) at the last read: equal means nothing to read again
         self.synced: tuple[tuple[int, ...], object] | None = None
-        self.reset_mark: tuple[int, Counters, float] | None = None  # `memleak reset`: (last seq, counters, time)
         self.pid = inferior.pid  # a plain copy: the progress thread must not touch GDB objects
 
     # -- the Engine interface -----------------------------------------------------------------------------------
@@ -158,13 +153,11 @@ class AgentEngine(CoreEngine):
         """Refresh the table from the recorder's memory (the process must be stopped: GDB's commands and stops).
         Nothing to read when no process has run since the last read (the report, the scan and the commands at one
         stop all ask)."""
-        if self.fallback is not None:
-            self.fallback.sync()
-            return
         inferior = self.inferior
         if not inferior.is_valid() or not inferior.pid or self.anchor is None:
             return
         started = time.perf_counter()
+        table = self.table
         try:
             with fmt.ProcMemory(inferior.pid) as mem:
                 if not self.region:
@@ -172,81 +165,36 @@ class AgentEngine(CoreEngine):
                     if not self.region:
                         return  # no allocator call yet
                 mark = fmt.change_mark(mem.read, self.region)
-                if self.synced is not None and self.synced[0] == mark and self.synced[1] is self.table.blocks:
+                if self.synced is not None and self.synced[0] == mark and self.synced[1] is table.blocks:
                     return
                 snapshot = fmt.read_snapshot(mem.read, self.region, mem.read_scratch)
         except (OSError, fmt.AgentFormatError) as exc:
+            if not procstat.running(inferior.pid):  # it ended: its table is as read at its exit hook
+                log.debug("process %d: ended, recorder not read again: %s", inferior.pid, exc)
+                return
+            # the table keeps the last read: the report says it may be stale, and why, and so does one line now
+            table.read_error = "the recorder's table could not be read: " + str(exc).removeprefix("gdb-memleak: ")
             log.debug("process %d: recorder not readable: %s", inferior.pid, exc)
+            announce(f"{self._program_name()}: {table.read_error}; the leak report is incomplete.")
             return
         self.header, self.names = snapshot.header, snapshot.names
         self._learn_threads()
-        epoch = int(self.started * 1e9)
-        table = self.table
-        stack = self._stack_of(snapshot)
-        if hasattr(snapshot.live.addr, "argsort"):  # numpy: columns, no Block per live block
-            table.blocks = snapshot.columns(epoch, self._thread, stack)
-        else:
-            table.blocks = {b.address: b for b in snapshot.blocks(epoch, self._thread, stack)}
-        table.freed = OrderedDict((f.block.address, f) for f in snapshot.freed(epoch, self._thread, stack))
-        counters = snapshot.counters()
-        counters.untracked_frees = table.counters.untracked_frees
-        table.counters = counters
-        h = snapshot.header
-        if h.blocks_dropped:  # the region was capped (a file-size limit, a small /dev/shm): say the table is short
+        if snapshot.header.blocks_dropped:  # the region was capped (a file-size limit, a small /dev/shm)
             announce(f"{self._program_name()}: the recorder's memory is full: allocations it could not record are "
                      "missing from the leak report (`memleak status` counts them).")
-        table.timeline.replay(counters, snapshot.timeline_points(epoch), time.monotonic() - self.started,
-                              h.timeline_hi_bytes, h.timeline_hi_blocks)
-        self._forget_before_reset(counters)
-        table._seq = snapshot.last_seq  # noqa: SLF001 - the recorder numbers allocations itself
+        table.load_recorded(snapshot.recording(self.clock.now(), self.clock.epoch_ns,
+                                               self._thread, self._stack_of(snapshot)))
         self.synced = (mark, table.blocks)
         self.syncs += 1
         self.sync_seconds += time.perf_counter() - started
         self.write_settings()
 
     def reset(self) -> None:
-        """The recorder keeps counting: remember where `memleak reset` was (the last allocation's number, the
-        counters, the time) and leave out what came before at every later read."""
-        if self.fallback is not None:
-            self.fallback.reset()
-            return
+        """The recorder keeps counting: the table remembers where `memleak reset` was and every later read leaves
+        out what came before (core/recorded.py)."""
         self.sync()
-        table = self.table
-        self.reset_mark = (table.last_seq, replace(table.counters), time.monotonic() - self.started)
-        table.reset()
+        self.table.reset(self.clock.now())
         self.synced = None
-
-    def _forget_before_reset(self, counters: Counters) -> None:
-        """Leave out of the table what was recorded before `memleak reset`, as the breakpoint engine's cleared
-        table never saw it: older blocks, their frees (untracked), earlier timeline points."""
-        if self.reset_mark is None:
-            return
-        seq, before, at = self.reset_mark
-        table = self.table
-        blocks = table.blocks
-        if isinstance(blocks, dict):
-            table.blocks = {a: b for a, b in blocks.items() if b.seq > seq}
-        else:
-            table.blocks = blocks.select(blocks.seq > seq)
-        table.freed = OrderedDict((a, f) for a, f in table.freed.items() if f.block.seq > seq)
-        allocs = counters.allocs - before.allocs
-        frees = counters.frees - before.frees
-        counters.allocs, counters.frees = allocs, frees
-        counters.bytes_allocated -= before.bytes_allocated
-        counters.failed_allocs -= before.failed_allocs
-        counters.live_blocks = len(table.blocks)
-        counters.live_bytes = sum(b.size for b in table.blocks.values()) if isinstance(table.blocks, dict) \
-            else int(table.blocks.size.sum())
-        # frees of blocks allocated since the reset = those blocks no longer live; the other frees were of
-        # forgotten blocks, untracked (as for a table started mid-run)
-        forgotten = max(frees - (allocs - counters.live_blocks), 0)
-        counters.frees -= forgotten
-        counters.untracked_frees += forgotten
-        later = [p for p in table.timeline.points if p.time >= at]
-        counters.peak_blocks = max([counters.live_blocks, *(p.peak_blocks for p in later)])
-        counters.peak_bytes = max([counters.live_bytes, *(p.peak_bytes for p in later)])
-        table.timeline.points = later
-        table.complete = False
 
     def hidden_memory(self) -> tuple[tuple[int, int], ...]:
         """The recorder's region (it holds every block's address) and the library's own data."""

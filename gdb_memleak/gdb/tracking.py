@@ -7,7 +7,6 @@ It is kept after the process ended so `leaks` works until the next `run`.
 
 from __future__ import annotations
 
-from collections import abc
 from typing import TYPE_CHECKING, Callable
 
 import gdb
@@ -150,12 +149,7 @@ class Tracking:
         if not self.alive:
             return None
         self.engine.sync()
-        blocks = self.table.blocks
-        if isinstance(blocks, dict):
-            sizes: abc.Mapping[int, int] = {b.address: b.size for b in blocks.values()}
-            arrays = None
-        else:  # the recorder's columns: the scan takes their arrays as they are
-            sizes, arrays = blocks.sizes(), blocks.scan_arrays()
+        sizes, arrays = self.table.blocks.scan_input()  # the recorder's columns: their arrays as they are
         return HeapScan(self.engine.inferior, sizes, self.regs, glibc=self.engine.glibc_malloc, exiting=exiting,
                         hidden=self.engine.hidden_memory(), arrays=arrays,
                         heuristics=settings.enabled_heuristics())

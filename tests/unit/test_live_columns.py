@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gdb_memleak.core.kinds import KINDS, LeakKind
 from gdb_memleak.core.live import LiveColumns
+from gdb_memleak.core.liveblocks import BlockDict
 from gdb_memleak.core.model import Block, Frame, ProcessResult
 from gdb_memleak.core.report import LeakFilter, ProcessReport
 from gdb_memleak.core.reports import ReportOptions
@@ -43,7 +44,7 @@ def blocks_of(rows: list[tuple[int, int, int, int]]) -> dict[int, Block]:
 def both_reports(blocks: dict[int, Block], kinds=None, leaders=None, suppressions=None):
     """The same blocks as a dict table (breakpoint engine) and as columns (recorder engine)."""
     reports = []
-    for live in (dict(blocks), LiveColumns.from_blocks(blocks)):
+    for live in (BlockDict(blocks), LiveColumns.from_blocks(blocks)):
         table = AllocationTable()
         table.blocks = live
         report = ProcessReport(ProcessResult(1, ["app"], exit_code=0), table, symbolizer(), kinds=kinds,
@@ -136,5 +137,5 @@ def test_columns_list_blocks_in_allocation_order_like_the_dict_table():
     blocks = blocks_of([(32, 0, 0, 1), (16, 1, 2, 2), (8, 2, 1, 1)])
     shuffled = dict(reversed(list(blocks.items())))  # columns are kept by address, whatever order they come in
     plain, columns = (AllocationTable(), AllocationTable())
-    plain.blocks, columns.blocks = dict(blocks), LiveColumns.from_blocks(shuffled)
+    plain.blocks, columns.blocks = BlockDict(blocks), LiveColumns.from_blocks(shuffled)
     assert list(columns.in_allocation_order()) == list(plain.in_allocation_order()) == list(blocks.values())

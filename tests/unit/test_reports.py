@@ -228,7 +228,8 @@ def test_json_top_level_schema(json_doc):
     assert len(json_doc["processes"]) == 2
     for process in json_doc["processes"]:
         assert set(process) == {"pid", "argv", "exit", "totals", "in_use_at_exit", "leaks", "errors", "leak_summary",
-                                "reachable_via_heuristic", "mappings", "shm", "fatal_signal"}
+                                "reachable_via_heuristic", "mappings", "shm", "fatal_signal", "incomplete"}
+        assert process["incomplete"] is None  # the table was read whole
         assert set(process["totals"]) == {"allocs", "frees", "bytes_allocated"}
         assert set(process["in_use_at_exit"]) == {"bytes", "blocks"}
         for leak in process["leaks"]:

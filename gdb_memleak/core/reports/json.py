@@ -27,6 +27,7 @@ def process_json(report: ProcessReport) -> dict:
         "pid": report.result.pid,
         "argv": list(report.result.argv),
         "exit": report.result.exit_json(),
+        "incomplete": report.incomplete,
         "totals": {"allocs": c.allocs, "frees": c.frees, "bytes_allocated": c.bytes_allocated},
         "in_use_at_exit": {"bytes": c.live_bytes, "blocks": c.live_blocks},
         "leaks": [{"kind": g.kind, "bytes": g.bytes, "blocks": g.blocks, "indirect_bytes": g.indirect_bytes,

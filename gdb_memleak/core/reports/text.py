@@ -68,6 +68,8 @@ def render_header(report: ProcessReport, out: TextIO) -> None:
     if len(r.argv) > 1:  # as valgrind's "Command:" line: tells apart the runs of one program (make's cc1s)
         out.write(f"  command: {shlex.join(r.argv)}\n")
     render_fatal(report, out)
+    if report.incomplete:
+        out.write(f"  INCOMPLETE: {report.incomplete}; the figures below may miss allocations, frees and leaks\n")
     for note in report.notes:
         out.write(f"  note: {note}\n")
 
