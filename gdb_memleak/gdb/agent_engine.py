@@ -12,6 +12,7 @@ Which engine runs (`set memleak engine auto|agent|breakpoint`, CLI `--engine`): 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
@@ -112,6 +113,8 @@ class AgentEngine(Engine):
                 return
         if self.mapper is not None:
             self.mapper.start()
+        with contextlib.suppress(OSError, fmt.AgentFormatError), fmt.ProcMemory(self.pid) as mem:
+            self._stopped(mem.read)
         wanted = [s for s in EXIT_HOOKS if s.name not in self.breakpoints]
         placed = {bp.location for bp in self.breakpoints.values()}
         for definition in locate(wanted, _without(maps, self.library)):
@@ -192,6 +195,8 @@ class AgentEngine(Engine):
         started = time.perf_counter()
         try:
             with fmt.ProcMemory(inferior.pid) as mem:
+                if self._stopped(mem.read):
+                    return
                 if not self.region:
                     self.region = fmt.region_address(mem.read, self.anchor)
                     if not self.region:
@@ -430,6 +435,13 @@ class AgentEngine(Engine):
         if served and not os.path.basename(served[0].object).startswith("libc.so"):
             self.mapper.mapping_hooks.own_objects.add(served[0].object)  # a preloaded jemalloc maps its heap
         self.mapper.start()
+
+    def _stopped(self, read: fmt.ReadMemory) -> bool:
+        """Whether the recorder stopped recording in this process (its memory could not be had): GDB says why once."""
+        why = fmt.stopped_reason(read, self.anchor) if self.anchor is not None else None
+        if why:
+            announce(f"{self._program_name()}: the recorder stopped, {why}: the program runs on untracked.")
+        return why is not None
 
     def _program_name(self) -> str:
         return os.path.basename(self.inferior.progspace.filename or "") or f"process {self.inferior.pid}"
