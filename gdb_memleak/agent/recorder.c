@@ -1389,15 +1389,13 @@ static void lock_all(void) {
 
 /* Before a fork: every lock, then the child's copy. Not the locks when this thread is inside the recorder (a signal
  * handler interrupted it and forks, through fork() or _Fork): it may hold one, and would wait for itself. */
-static void fork_prepare(void) {
+static void atfork_prepare(void) {
     fork_locked = 0;
     if (!H || atomic_load(&recording_off)) return;
     fork_locked = !is_busy();
     if (fork_locked) lock_all();
     fork_copy_make();
 }
-
-static void atfork_prepare(void) { fork_prepare(); }
 
 static void unlock_all(void) {
     spin_unlock(&H->timeline_lock);
@@ -1458,7 +1456,7 @@ EXPORT pid_t _Fork(void) {
         errno = ENOSYS;
         return -1;
     }
-    fork_prepare();
+    atfork_prepare();
     pid_t pid = R.fork_raw();
     if (pid == 0) atfork_child();
     else atfork_parent();
