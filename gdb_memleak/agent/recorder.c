@@ -1379,7 +1379,7 @@ static void fork_copy_drop(void) { /* in the parent */
     errno = saved;
 }
 
-static int fork_locked; /* the fork being made took every lock (see fork_prepare) */
+static int fork_locked; /* the fork being made took every lock (see atfork_prepare) */
 
 static void lock_all(void) {
     for (int i = 0; i < ML_STACK_SHARDS; i++) spin_lock(&((struct ml_stack_shard *)(base + H->stack_shards_off))[i].lock);
