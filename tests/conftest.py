@@ -143,6 +143,14 @@ def built_targets() -> Path:
 
 
 @pytest.fixture(scope="session")
+def recorder_library(tmp_path_factory: pytest.TempPathFactory, built_targets: Path) -> Path:
+    """The recorder, built once for the session into a cache of its own: tests without GDB preload it themselves."""
+    from gdb_memleak.agent import build
+
+    return build.ensure_built(root=tmp_path_factory.mktemp("recorder-cache"))
+
+
+@pytest.fixture(scope="session")
 def gdb_calls_functions(built_targets: Path) -> None:
     """Skips the test when GDB cannot call a function in the program here. GDB 13 on CPUs with AMX fails every
     `call` ("Couldn't write extended state status: Bad address"); probed once with a real call on a real target."""

@@ -207,14 +207,20 @@ struct ml_header {
     uint64_t pad[4];
 };
 
-/* What GDB looks up in the ELF symbol table: where the region is. */
+/* Why the recorder does not record (0: it does), in the anchor for GDB (core/agent_format.py STOPPED_REASONS says
+ * them): the program then runs on untracked, as it would without the recorder; it is never killed. */
+enum { OFF_NONE, OFF_REGION, OFF_KEY, OFF_CHECK, OFF_FORK_COPY, OFF_ATFORK };
+
+/* What GDB looks up in the ELF symbol table: where the region is, or why there is none. */
 struct ml_anchor {
     uint64_t magic;
     uint64_t version;
-    uint64_t region;        /* address of struct ml_header, 0 until the first hooked call */
+    uint64_t region;        /* address of struct ml_header, 0 until the first hooked call (and when not recording) */
     uint64_t region_size;
+    uint64_t stopped;       /* OFF_*: why this process records nothing */
+    uint64_t stopped_errno; /* the failed call's errno, 0 if none */
 };
-EXPORT struct ml_anchor memleak_agent = {ML_MAGIC, ML_VERSION, 0, 0};
+EXPORT struct ml_anchor memleak_agent = {ML_MAGIC, ML_VERSION, 0, 0, OFF_NONE, 0};
 
 /* ---- the no-op functions GDB breaks on ------------------------------------------------------------------- */
 
@@ -252,6 +258,12 @@ static void *cxx_real[A_COUNT]; /* real C++ operators, resolved on first use (li
 static struct ml_header *H;
 static char *base;              /* == (char *)H */
 static atomic_int init_state;   /* 0 none, 1 running, 2 done */
+static atomic_int recording_off; /* OFF_*, nonzero once the recorder stopped: the hooks only forward */
+static int cfg_fault;           /* GDB_MEMLEAK_AGENT_FAULT (tests): a failure to simulate, FAULT_* bits */
+#define FAULT_REGION 1
+#define FAULT_KEY 2
+#define FAULT_CHECK 4
+#define FAULT_FORK_COPY 8
 static int (*unw_bt)(void **, int);
 static uint64_t cfg_depth = ML_DEFAULT_DEPTH;
 static int cfg_test_stop;
@@ -264,8 +276,8 @@ static int saved_env_count;
  * allocation) holds busy (bit 0: inside the recorder, allocations go to the arena), the nesting depth of hooked
  * C++ operators (bits 1-15: their inner C calls belong to them) and the cached kernel tid (bits 16-47). */
 static pthread_key_t tkey;
-static int tkey_ready;
-static pthread_t init_owner;
+static atomic_int tkey_ready;        /* release-stored once tkey is made: other threads may read it at any time */
+static atomic_uintptr_t init_owner;  /* the thread running the set-up (pthread_self), stored once it won it */
 #define TS_BUSY ((uintptr_t)1)
 #define TS_NEST ((uintptr_t)2)
 #define TS_NEST_MASK ((uintptr_t)0xfffe)
@@ -380,14 +392,14 @@ static size_t arena_size(const void *p) { return ((const size_t *)p)[-1]; }
 /* ---- small helpers ---------------------------------------------------------------------------------------- */
 
 static inline uintptr_t ts_get(void) {
-    if (UNLIKELY(!tkey_ready))
-        return atomic_load_explicit(&init_state, memory_order_acquire) == 1 && pthread_equal(init_owner, pthread_self())
-                   ? TS_BUSY : 0;
+    if (UNLIKELY(!atomic_load_explicit(&tkey_ready, memory_order_acquire)))
+        return atomic_load_explicit(&init_state, memory_order_acquire) == 1
+               && atomic_load_explicit(&init_owner, memory_order_relaxed) == (uintptr_t)pthread_self() ? TS_BUSY : 0;
     return (uintptr_t)pthread_getspecific(tkey);
 }
 
 static inline void ts_set(uintptr_t v) {
-    if (LIKELY(tkey_ready)) pthread_setspecific(tkey, (void *)v);
+    if (LIKELY(atomic_load_explicit(&tkey_ready, memory_order_relaxed))) pthread_setspecific(tkey, (void *)v);
 }
 
 static inline int is_busy(void) { return (int)(ts_get() & TS_BUSY); }
@@ -427,11 +439,32 @@ static inline uint32_t my_tid(void) {
     return tid;
 }
 
-static inline void spin_lock(atomic_int *l) {
-    for (;;) {
-        if (!atomic_exchange_explicit(l, 1, memory_order_acquire)) return;
-        while (atomic_load_explicit(l, memory_order_relaxed)) __builtin_ia32_pause();
+/* One step of waiting for another thread: pauses at first (a shard's critical section is short), then sleeps
+ * growing to 1 ms, so that a long wait (a fork copying a big table, a preempted holder, the first call's set-up)
+ * costs the waiting threads no CPU. The raw system call: nanosleep() is a cancellation point, inside malloc. */
+static void backoff(unsigned *round) {
+    if (*round < 256) {
+        ++*round;
+        __builtin_ia32_pause();
+        return;
     }
+    unsigned shift = *round - 256;
+    if (shift < 7) ++*round;
+    struct timespec pause = {0, 8000L << shift};
+    int saved = errno;
+    syscall(SYS_nanosleep, &pause, NULL);
+    errno = saved;
+}
+
+static __attribute__((noinline)) void spin_lock_wait(atomic_int *l) {
+    unsigned round = 0;
+    do {
+        while (atomic_load_explicit(l, memory_order_relaxed)) backoff(&round);
+    } while (atomic_exchange_explicit(l, 1, memory_order_acquire));
+}
+
+static inline void spin_lock(atomic_int *l) {
+    if (UNLIKELY(atomic_exchange_explicit(l, 1, memory_order_acquire))) spin_lock_wait(l);
 }
 
 static inline void spin_unlock(atomic_int *l) { atomic_store_explicit(l, 0, memory_order_release); }
@@ -538,21 +571,22 @@ static void *map_file(uint64_t *size) {
     return m;
 }
 
-static void map_region(void) {
+/* Maps and lays out the region; 0 and errno set when no memory can be had (a small `ulimit -v`). */
+static int map_region(void) {
     int saved_errno = errno; /* the program sees the errno its own calls left */
     uint64_t size = ML_REGION_BYTES;
-    void *m = map_file(&size);
+    void *m = cfg_fault & FAULT_REGION ? MAP_FAILED : map_file(&size);
     region_shared = m != MAP_FAILED;
-    if (m == MAP_FAILED) { /* no memfd, no O_TMPFILE (a seccomp filter, an old kernel): private anonymous memory */
+    if (m == MAP_FAILED && !(cfg_fault & FAULT_REGION)) {
+        /* no memfd, no O_TMPFILE (a seccomp filter, an old kernel): private anonymous memory */
         for (size = ML_REGION_BYTES; size >= ML_REGION_MIN; size >>= 1) {
             m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
             if (m != MAP_FAILED) break;
         }
     }
     if (m == MAP_FAILED) {
-        static const char msg[] = "gdb-memleak recorder: cannot map its memory; aborting\n";
-        (void)!write(2, msg, sizeof msg - 1);
-        _exit(127);
+        if (cfg_fault & FAULT_REGION) errno = ENOMEM;
+        return 0;
     }
 #ifdef MADV_HUGEPAGE
     madvise(m, size, MADV_HUGEPAGE); /* big tables: one fault and one TLB entry per 2 MiB, not per 4 KiB */
@@ -622,8 +656,27 @@ static void map_region(void) {
     H->start_ns = now_ns();
     H->depth = cfg_depth;
     H->pid = (uint64_t)getpid();
-    memleak_agent.region_size = size;
-    __atomic_store_n(&memleak_agent.region, (uint64_t)(uintptr_t)m, __ATOMIC_RELEASE);
+    return 1;
+}
+
+/* The laid-out region holds what the table needs: every part inside it, every shard with its first table. */
+static int region_sound(void) {
+    if (cfg_fault & FAULT_CHECK) return 0;
+    int sound = atomic_load(&H->dyn_used) <= H->region_size && H->records_capacity >= ML_CHUNK
+                && H->pool_capacity_words > ML_MAX_DEPTH + 1 && H->records_off < H->region_size;
+    for (int i = 0; i < ML_SHARDS; i++) sound &= ((struct ml_shard *)(base + H->shards_off))[i].table_off != 0;
+    for (int i = 0; i < ML_STACK_SHARDS; i++)
+        sound &= ((struct ml_stack_shard *)(base + H->stack_shards_off))[i].table_off != 0;
+    return sound;
+}
+
+/* This process records nothing from now on, and GDB reads why (the anchor's region is 0). The region, if any, is
+ * given back; the hooks only forward to the real functions. */
+static void stop_recording(int reason, int err) {
+    memleak_agent.stopped_errno = (uint64_t)err;
+    memleak_agent.stopped = (uint64_t)reason;
+    __atomic_store_n(&memleak_agent.region, 0, __ATOMIC_RELEASE);
+    atomic_store(&recording_off, reason);
 }
 
 static void resolve_real(void) {
@@ -693,28 +746,73 @@ static void init_unwinder(void) {
     }
 }
 
-/* First hooked call (or the constructor): map the region, find the real functions. Reentrant calls made while
- * this runs (dlsym's own calloc) are served by the arena: the thread counts as busy. */
-static void ensure_init(void) {
-    if (LIKELY(atomic_load_explicit(&init_state, memory_order_acquire) == 2)) return;
-    int expected = 0;
-    init_owner = pthread_self();
-    if (atomic_compare_exchange_strong(&init_state, &expected, 1)) {
-        map_region();
-        if (pthread_key_create(&tkey, NULL) == 0) {
-            tkey_ready = 1;
-            ts_set(TS_BUSY);
-        }
-        resolve_real();
-        pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+static int read_fault(void) {
+    const char *v = getenv("GDB_MEMLEAK_AGENT_FAULT"), *end;
+    int fault = 0;
+    for (; v && *v; v = *end ? end + 1 : end) {
+        end = v + strcspn(v, ",");
+        size_t n = (size_t)(end - v);
+        if (n == 6 && !memcmp(v, "region", 6)) fault |= FAULT_REGION;
+        if (n == 3 && !memcmp(v, "key", 3)) fault |= FAULT_KEY;
+        if (n == 5 && !memcmp(v, "check", 5)) fault |= FAULT_CHECK;
+        if (n == 9 && !memcmp(v, "fork-copy", 9)) fault |= FAULT_FORK_COPY;
+    }
+    return fault;
+}
+
+/* The set-up, by the one thread that won it: the real functions always (the hooks forward to them), then the
+ * per-thread key, the region and the fork handlers; the first of these to fail stops the recording (the program
+ * runs on untracked; GDB says why), the region is published last. */
+static void init_recorder(void) {
+    int saved_errno = errno;
+    cfg_fault = read_fault();
+    int reason = OFF_NONE, err = 0;
+    err = cfg_fault & FAULT_KEY ? EAGAIN : pthread_key_create(&tkey, NULL);
+    if (err == 0) {
+        atomic_store_explicit(&tkey_ready, 1, memory_order_release);
+        ts_set(TS_BUSY);
+    } else {
+        reason = OFF_KEY;
+    }
+    resolve_real();
+    if (!reason && !map_region()) reason = OFF_REGION, err = errno;
+    if (!reason && !region_sound()) reason = OFF_CHECK;
+    if (!reason && (err = pthread_atfork(atfork_prepare, atfork_parent, atfork_child)) != 0) reason = OFF_ATFORK;
+    if (reason) {
+        if (H) munmap(H, H->region_size);
+        H = NULL;
+        base = NULL;
+        stop_recording(reason, err);
+    } else {
+        memleak_agent.region_size = H->region_size;
+        __atomic_store_n(&memleak_agent.region, (uint64_t)(uintptr_t)H, __ATOMIC_RELEASE);
         /* now, not in our constructor: libraries initialised before ours (libstdc++'s emergency pool) allocate
          * too, and their stacks must be whole (suppressions match the loader frames) */
         init_unwinder();
-        ts_set(0);
+    }
+    ts_set(0);
+    errno = saved_errno;
+}
+
+/* First hooked call (or the constructor). Reentrant calls made while the set-up runs (dlsym's own calloc) are
+ * served by the arena: its thread counts as busy; other threads wait (sleeping: it may take milliseconds). */
+static void ensure_init(void) {
+    if (LIKELY(atomic_load_explicit(&init_state, memory_order_acquire) == 2)) return;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&init_state, &expected, 1)) {
+        atomic_store_explicit(&init_owner, (uintptr_t)pthread_self(), memory_order_relaxed);
+        init_recorder();
         atomic_store_explicit(&init_state, 2, memory_order_release);
         return;
     }
-    while (atomic_load_explicit(&init_state, memory_order_acquire) != 2) __builtin_ia32_pause();
+    unsigned round = 0;
+    while (atomic_load_explicit(&init_state, memory_order_acquire) != 2) backoff(&round);
+}
+
+/* The hook only forwards the call: the recorder stopped, or the call is nested in a hooked C++ operator (the
+ * operator records the block). */
+static inline int forward_only(void) {
+    return UNLIKELY(atomic_load_explicit(&recording_off, memory_order_relaxed)) || is_nested();
 }
 
 /* ---- stacks ----------------------------------------------------------------------------------------------- */
@@ -1125,10 +1223,12 @@ static inline __attribute__((always_inline)) int record_free(void *ptr, unsigned
 static int is_live(void *ptr) {
     uint64_t addr = (uint64_t)(uintptr_t)ptr, h = mix64(addr);
     struct ml_shard *s = shard_of(h);
+    int was_busy = busy_enter(); /* whoever holds a lock is busy: a fork from a signal handler then takes none */
     spin_lock(&s->lock);
     struct ml_slot *slot = find_slot(s, addr, h);
     int live = slot && slot->state == ST_LIVE;
     spin_unlock(&s->lock);
+    busy_leave(was_busy);
     return live;
 }
 
@@ -1136,6 +1236,7 @@ static int is_live(void *ptr) {
 static void unfree(void *ptr) {
     uint64_t addr = (uint64_t)(uintptr_t)ptr, h = mix64(addr);
     struct ml_shard *s = shard_of(h);
+    int was_busy = busy_enter();
     spin_lock(&s->lock);
     struct ml_slot *slot = find_slot(s, addr, h);
     uint64_t size = 0;
@@ -1147,6 +1248,7 @@ static void unfree(void *ptr) {
     }
     spin_unlock(&s->lock);
     if (slot) add_live(1, (int64_t)size, coarse_ns());
+    busy_leave(was_busy);
 }
 
 /* ---- fork ------------------------------------------------------------------------------------------------- */
@@ -1160,6 +1262,7 @@ static void unfree(void *ptr) {
  * vfork and posix_spawn share the parent's memory and run no fork handlers: nothing to copy, as before. */
 static int fork_fd = -1;     /* the child's copy, prepare -> child (maps it) / parent (closes it) */
 static char *fork_anon;      /* or this, when no file could be had */
+static int fork_copy_errno;  /* why neither could be had or installed (the child says it to GDB) */
 
 static int copy_extent_to_fd(uint64_t off, uint64_t len) {
     while (len) {
@@ -1204,7 +1307,8 @@ static int copy_extent_to_anon(uint64_t off, uint64_t len) {
 }
 
 static void fork_copy_make(void) {
-    if (!H || !region_shared) return;
+    fork_copy_errno = 0;
+    if (!H || !region_shared || (cfg_fault & FAULT_FORK_COPY)) return;
     int saved = errno;
     uint64_t size = H->region_size;
     fork_fd = region_file(&size, 1);
@@ -1219,31 +1323,50 @@ static void fork_copy_make(void) {
             copy_used(copy_extent_to_anon);
         }
     }
+    fork_copy_errno = fork_fd >= 0 || fork_anon ? 0 : errno;
     errno = saved;
 }
 
-static void fork_copy_install(void) { /* in the child */
-    if (!H || !region_shared) return;
-    int saved = errno;
+/* In the child: its copy replaces the region (the parent's file); whether it did. */
+static int fork_copy_install(void) {
+    if (!H || !region_shared) return 1; /* private memory: the kernel copied it */
+    int saved = errno, installed = 0;
     uint64_t size = H->region_size;
     if (fork_fd >= 0) {
-        (void)mmap(base, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fork_fd, 0);
+        installed = mmap(base, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fork_fd, 0)
+                    == base;
+        fork_copy_errno = installed ? 0 : errno;
         close(fork_fd);
 #ifdef MADV_HUGEPAGE
-        madvise(base, size, MADV_HUGEPAGE); /* a new mapping: asked again, as for the parent's */
+        if (installed) madvise(base, size, MADV_HUGEPAGE); /* a new mapping: asked again, as for the parent's */
 #endif
     } else if (fork_anon) {
 #ifdef MADV_HUGEPAGE
         madvise(fork_anon, size, MADV_HUGEPAGE); /* moved with the pages: the child's region asks as the parent's */
 #endif
-        (void)mremap(fork_anon, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, base);
-        region_shared = 0;
+        installed = mremap(fork_anon, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, base) == base;
+        fork_copy_errno = installed ? 0 : errno;
+        if (installed) region_shared = 0;
 #ifdef PR_SET_VMA
-        prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)base, 4096, (unsigned long)"gdb-memleak");
+        if (installed) prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)base, 4096, (unsigned long)"gdb-memleak");
 #endif
     }
     fork_fd = -1;
     fork_anon = NULL;
+    errno = saved;
+    return installed;
+}
+
+/* In a child without its copy: the parent's file must go from its memory before anything writes there. Blank
+ * private memory takes its place (code a signal handler interrupted, forking, may still run on into it), else
+ * nothing; either way the child records no more. */
+static void fork_copy_missing(void) {
+    int saved = errno;
+    uint64_t size = H->region_size;
+    if (mmap(base, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0)
+        != base)
+        munmap(base, size);
+    stop_recording(OFF_FORK_COPY, fork_copy_errno);
     errno = saved;
 }
 
@@ -1256,11 +1379,21 @@ static void fork_copy_drop(void) { /* in the parent */
     errno = saved;
 }
 
-static void atfork_prepare(void) {
-    if (!H) return;
+static int fork_locked; /* the fork being made took every lock (see atfork_prepare) */
+
+static void lock_all(void) {
     for (int i = 0; i < ML_STACK_SHARDS; i++) spin_lock(&((struct ml_stack_shard *)(base + H->stack_shards_off))[i].lock);
     for (int i = 0; i < ML_SHARDS; i++) spin_lock(&((struct ml_shard *)(base + H->shards_off))[i].lock);
     spin_lock(&H->timeline_lock); /* no point half written in the copy, no lock held forever in the child */
+}
+
+/* Before a fork: every lock, then the child's copy. Not the locks when this thread is inside the recorder (a signal
+ * handler interrupted it and forks, through fork() or _Fork): it may hold one, and would wait for itself. */
+static void atfork_prepare(void) {
+    fork_locked = 0;
+    if (!H || atomic_load(&recording_off)) return;
+    fork_locked = !is_busy();
+    if (fork_locked) lock_all();
     fork_copy_make();
 }
 
@@ -1270,23 +1403,22 @@ static void unlock_all(void) {
     for (int i = 0; i < ML_STACK_SHARDS; i++) spin_unlock(&((struct ml_stack_shard *)(base + H->stack_shards_off))[i].lock);
 }
 
-/* After a fork, in each process: `locked` says whether atfork_prepare took the locks (see _Fork). */
-static void after_fork_parent(int locked) {
-    if (!H) return;
+static void atfork_parent(void) {
+    if (!H || atomic_load(&recording_off)) return;
     fork_copy_drop();
-    if (locked) unlock_all();
+    if (fork_locked) unlock_all();
 }
 
-static void after_fork_child(int locked) {
+static void atfork_child(void) {
     ts_set(ts_get() & 0xffff); /* a new process: its tid is new too */
-    if (!H) return;
-    fork_copy_install();
+    if (!H || atomic_load(&recording_off)) return;
+    if (!fork_copy_install()) {
+        fork_copy_missing();
+        return;
+    }
     H->pid = (uint64_t)getpid();
-    if (locked) unlock_all();
+    if (fork_locked) unlock_all();
 }
-
-static void atfork_parent(void) { after_fork_parent(1); }
-static void atfork_child(void) { after_fork_child(1); }
 
 /* libunwind opens a pipe (to check an address before it reads it, on frames without unwind information): two
  * descriptors the program would see at its lowest free numbers (its first open() would get 5, not 3), and that
@@ -1316,21 +1448,18 @@ EXPORT int pipe2(int fds[2], int flags) {
     return ret;
 }
 
-/* glibc's _Fork forks without running fork handlers (a fork from a signal handler): the copy is still made.
- * Inside the recorder (a signal handler interrupting it on this thread) the locks are not taken: this thread may
- * hold one. */
+/* glibc's _Fork forks without running fork handlers (a fork from a signal handler): the copy is still made, as
+ * by the handlers. */
 EXPORT pid_t _Fork(void) {
     ensure_init();
     if (!R.fork_raw) {
         errno = ENOSYS;
         return -1;
     }
-    int locked = !is_busy();
-    if (locked) atfork_prepare();
-    else fork_copy_make();
+    atfork_prepare();
     pid_t pid = R.fork_raw();
-    if (pid == 0) after_fork_child(locked);
-    else after_fork_parent(locked);
+    if (pid == 0) atfork_child();
+    else atfork_parent();
     return pid;
 }
 
@@ -1341,7 +1470,7 @@ EXPORT pid_t _Fork(void) {
 EXPORT void *malloc(size_t size) {
     if (UNLIKELY(is_busy())) return arena_alloc(size, 16);
     ensure_init();
-    if (is_nested()) return R.malloc(size);
+    if (forward_only()) return R.malloc(size);
     void *p = R.malloc(size);
     record_alloc(p, size, A_MALLOC, RET());
     return p;
@@ -1354,7 +1483,7 @@ EXPORT void *calloc(size_t n, size_t m) {
         return arena_alloc(total, 16); /* the arena is never reused: already zero */
     }
     ensure_init();
-    if (is_nested()) return R.calloc(n, m);
+    if (forward_only()) return R.calloc(n, m);
     void *p = R.calloc(n, m);
     size_t total;
     if (__builtin_mul_overflow(n, m, &total)) total = 0;
@@ -1379,7 +1508,7 @@ EXPORT void free(void *p) {
     if (!p || in_arena(p)) return;
     if (UNLIKELY(is_busy())) { if (R.free) R.free(p); return; }
     ensure_init();
-    if (is_nested()) { R.free(p); return; }
+    if (forward_only()) { R.free(p); return; }
     if (record_free(p, A_FREE, RET())) R.free(p);
     if (UNLIKELY(__atomic_load_n(&dlfo_taken, __ATOMIC_RELAXED) != NULL)
         && (uintptr_t)RET() - ldso_start < ldso_end - ldso_start)
@@ -1403,10 +1532,12 @@ static void *realloc_common(void *p, size_t size, unsigned allocator, void *ret,
         if (!record_free(p, allocator, ret)) {
             /* skipped (returns NULL): valgrind, which never performs it either, still counts the allocation */
             struct ml_shard *s = shard_of(mix64((uint64_t)(uintptr_t)p));
+            int was_busy = busy_enter();
             spin_lock(&s->lock);
             s->allocs++;
             s->bytes_allocated += size;
             spin_unlock(&s->lock);
+            busy_leave(was_busy);
             return NULL;
         }
         void *q = real(p, n, m);
@@ -1440,7 +1571,7 @@ EXPORT void *realloc(void *p, size_t size) {
         return q;
     }
     ensure_init();
-    if (is_nested()) return R.realloc(p, size);
+    if (forward_only()) return R.realloc(p, size);
     return realloc_common(p, size, A_REALLOC, RET(), real_realloc2, size, 0);
 }
 
@@ -1449,7 +1580,7 @@ EXPORT void *reallocarray(void *p, size_t n, size_t m) {
     if (__builtin_mul_overflow(n, m, &total)) { errno = ENOMEM; return NULL; }
     if (UNLIKELY(is_busy())) return realloc(p, total);
     ensure_init();
-    if (is_nested()) return real_reallocarray3(p, n, m);
+    if (forward_only()) return real_reallocarray3(p, n, m);
     return realloc_common(p, total, A_REALLOCARRAY, RET(), real_reallocarray3, n, m);
 }
 
@@ -1461,7 +1592,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size) {
         return 0;
     }
     ensure_init();
-    if (is_nested()) return R.posix_memalign(out, align, size);
+    if (forward_only()) return R.posix_memalign(out, align, size);
     int rc = R.posix_memalign(out, align, size);
     record_alloc(rc == 0 ? *out : NULL, size, A_POSIX_MEMALIGN, RET());
     return rc;
@@ -1471,7 +1602,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size) {
     EXPORT void *name(size_t align, size_t size) {                                                             \
         if (UNLIKELY(is_busy())) return arena_alloc(size, align);                                                 \
         ensure_init();                                                                                         \
-        if (is_nested()) return R.name(align, size);                                                                \
+        if (forward_only()) return R.name(align, size);                                                                \
         void *p = R.name(align, size);                                                                         \
         record_alloc(p, size, id, RET());                                                                      \
         return p;                                                                                              \
@@ -1483,7 +1614,7 @@ ALIGNED_HOOK(memalign, A_MEMALIGN)
     EXPORT void *name(size_t size) {                                                                           \
         if (UNLIKELY(is_busy())) return arena_alloc(size, 4096);                                                  \
         ensure_init();                                                                                         \
-        if (is_nested()) return R.name(size);                                                                       \
+        if (forward_only()) return R.name(size);                                                                       \
         void *p = R.name(size);                                                                                \
         record_alloc(p, size, id, RET());                                                                      \
         return p;                                                                                              \
@@ -1506,20 +1637,57 @@ static const char *const CXX_NAMES[A_COUNT] = {
     [A_DELETEA_ALIGNED_NOTHROW] = "_ZdaPvSt11align_val_tRKSt9nothrow_t",
 };
 
+typedef struct nothrow_t_ nothrow_t_;
+
+/* The operators over the C allocator, for a program whose libstdc++ the recorder cannot find (below). */
+static void *op_new(size_t n) { return R.malloc(n ? n : 1); }
+static void *op_new_nothrow(size_t n, const nothrow_t_ *t) { (void)t; return op_new(n); }
+static void *op_new_aligned(size_t n, size_t a) {
+    void *p = NULL;
+    return R.posix_memalign(&p, a < sizeof(void *) ? sizeof(void *) : a, n ? n : 1) == 0 ? p : NULL;
+}
+static void *op_new_aligned_nothrow(size_t n, size_t a, const nothrow_t_ *t) { (void)t; return op_new_aligned(n, a); }
+static void op_delete(void *p) { R.free(p); }
+static void op_delete_sized(void *p, size_t n) { (void)n; R.free(p); }
+static void op_delete_sized_aligned(void *p, size_t n, size_t a) { (void)n; (void)a; R.free(p); }
+static void op_delete_nothrow(void *p, const nothrow_t_ *t) { (void)t; R.free(p); }
+static void op_delete_aligned_nothrow(void *p, size_t a, const nothrow_t_ *t) { (void)a; (void)t; R.free(p); }
+
+static void *const CXX_FALLBACK[A_COUNT] = {
+    [A_NEW] = op_new, [A_NEW_NOTHROW] = op_new_nothrow, [A_NEW_ALIGNED] = op_new_aligned,
+    [A_NEW_ALIGNED_NOTHROW] = op_new_aligned_nothrow,
+    [A_NEWA] = op_new, [A_NEWA_NOTHROW] = op_new_nothrow, [A_NEWA_ALIGNED] = op_new_aligned,
+    [A_NEWA_ALIGNED_NOTHROW] = op_new_aligned_nothrow,
+    [A_DELETE] = op_delete, [A_DELETE_SIZED] = op_delete_sized, [A_DELETE_ALIGNED] = op_delete_sized,
+    [A_DELETE_SIZED_ALIGNED] = op_delete_sized_aligned, [A_DELETE_NOTHROW] = op_delete_nothrow,
+    [A_DELETE_ALIGNED_NOTHROW] = op_delete_aligned_nothrow,
+    [A_DELETEA] = op_delete, [A_DELETEA_SIZED] = op_delete_sized, [A_DELETEA_ALIGNED] = op_delete_sized,
+    [A_DELETEA_SIZED_ALIGNED] = op_delete_sized_aligned, [A_DELETEA_NOTHROW] = op_delete_nothrow,
+    [A_DELETEA_ALIGNED_NOTHROW] = op_delete_aligned_nothrow,
+};
+
+/* The real operator: the next definition after ours, else libstdc++'s where it was loaded outside the global scope
+ * (a C program dlopening a C++ plugin RTLD_LOCAL: the plugin's calls come to our hooks, the next definition is not
+ * visible from here), else one over the C allocator (no new_handler, no exception): never a dead program. */
 static void *cxx(unsigned id) {
     void *f = __atomic_load_n(&cxx_real[id], __ATOMIC_ACQUIRE);
     if (UNLIKELY(!f)) {
         int was_busy = busy_enter();
         f = resolve(CXX_NAMES[id]);
-        busy_leave(was_busy);
         if (!f) {
-            static const char msg[] = "gdb-memleak recorder: a C++ operator was called but libstdc++ defines none\n";
-            (void)!write(2, msg, sizeof msg - 1);
-            abort();
+            void *lib = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_NOLOAD);
+            if (lib) f = dlsym(lib, CXX_NAMES[id]);
         }
+        busy_leave(was_busy);
+        if (!f) f = CXX_FALLBACK[id];
         __atomic_store_n(&cxx_real[id], f, __ATOMIC_RELEASE);
     }
     return f;
+}
+
+/* A C++ hook only forwards: the recorder stopped, or the call is inside the recorder or another hooked operator. */
+static inline int cxx_forward_only(void) {
+    return UNLIKELY(atomic_load_explicit(&recording_off, memory_order_relaxed)) || (ts_get() & (TS_NEST_MASK | TS_BUSY));
 }
 
 static void nest_leave(int *unused) { (void)unused; ts_set(ts_get() - TS_NEST); }
@@ -1530,7 +1698,7 @@ static int nest_enter(void) { ts_set(ts_get() + TS_NEST); return 0; }
     EXPORT void *sym params {                                                                                  \
         ensure_init();                                                                                         \
         void *ret = RET();                                                                                     \
-        if (ts_get() & (TS_NEST_MASK | TS_BUSY)) return ((void *(*) params)cxx(id))args;                                          \
+        if (cxx_forward_only()) return ((void *(*) params)cxx(id))args;                                       \
         void *p;                                                                                               \
         {                                                                                                      \
             NESTED;                                                                                            \
@@ -1540,7 +1708,6 @@ static int nest_enter(void) { ts_set(ts_get() + TS_NEST); return 0; }
         return p;                                                                                              \
     }
 
-typedef struct nothrow_t_ nothrow_t_;
 NEW_HOOK(_Znwm, A_NEW, (size_t n), (n), n)
 NEW_HOOK(_ZnwmRKSt9nothrow_t, A_NEW_NOTHROW, (size_t n, const nothrow_t_ *t), (n, t), n)
 NEW_HOOK(_ZnwmSt11align_val_t, A_NEW_ALIGNED, (size_t n, size_t a), (n, a), n)
@@ -1556,7 +1723,7 @@ NEW_HOOK(_ZnamSt11align_val_tRKSt9nothrow_t, A_NEWA_ALIGNED_NOTHROW, (size_t n, 
     EXPORT void sym params {                                                                                   \
         if (!p || in_arena(p)) return;                                                                         \
         ensure_init();                                                                                         \
-        if (ts_get() & (TS_NEST_MASK | TS_BUSY)) { ((void (*) params)cxx(id))args; return; }                                      \
+        if (cxx_forward_only()) { ((void (*) params)cxx(id))args; return; }                                   \
         if (!record_free(p, id, RET())) return;                                                                \
         NESTED;                                                                                                \
         ((void (*) params)cxx(id))args;                                                                        \
@@ -1763,10 +1930,12 @@ __attribute__((constructor(101))) static void recorder_init(void) {
     const char *onerr = getenv(ENV_PREFIX "ON_ERROR");
     cfg_test_stop = getenv(ENV_PREFIX "TEST_STOP") != NULL;
     ensure_init();
-    H->depth = cfg_depth;
-    if (onerr && strcmp(onerr, "skip") == 0) H->skip_bad_frees = 1;
-    const char *brk = getenv(ENV_PREFIX "BREAK_ALLOC"); /* `memleak break-alloc N` set before the run */
-    if (brk && *brk) H->break_seq = strtoull(brk, NULL, 10);
+    if (!atomic_load(&recording_off)) {
+        H->depth = cfg_depth;
+        if (onerr && strcmp(onerr, "skip") == 0) H->skip_bad_frees = 1;
+        const char *brk = getenv(ENV_PREFIX "BREAK_ALLOC"); /* `memleak break-alloc N` set before the run */
+        if (brk && *brk) H->break_seq = strtoull(brk, NULL, 10);
+    }
     hide_environment();
     if (cfg_test_stop) atexit(test_stop_at_exit);
 }

@@ -36,7 +36,15 @@ BREAK_ALLOC_FUNCTION = "memleak_agent_break_alloc"  # called with a copy of the 
 LIBRARY_SUFFIX = "librecorder.so"
 ENV_PREFIX = "GDB_MEMLEAK_AGENT_"  # DEPTH, ON_ERROR=skip, BREAK_ALLOC=N, TEST_STOP (tests: SIGSTOP at the very end)
 
-ANCHOR = struct.Struct("<4Q")  # magic, version, region address, region size
+ANCHOR = struct.Struct("<6Q")  # magic, version, region address, region size, stopped reason, stopped errno
+# Why a recorder records nothing (recorder.c OFF_*): the program runs on untracked, the region address is 0.
+STOPPED_REASONS = {
+    1: "it cannot map its memory",
+    2: "it cannot create its thread key (pthread_key_create)",
+    3: "a check of its memory failed",
+    4: "the copy of its table for this forked process failed",
+    5: "it cannot register its fork handlers (pthread_atfork)",
+}
 
 HEADER_FIELDS = (
     "magic", "version", "header_size", "region_size",
@@ -450,14 +458,27 @@ def anchor_address(maps: list[Mapping]) -> int | None:
     return None if bias is None else bias + value
 
 
-def region_address(read: ReadMemory, anchor: int) -> int:
-    """The region's address from the anchor; 0 while the recorder has not run yet."""
-    magic, version, region, _size = ANCHOR.unpack(read(anchor, ANCHOR.size))
-    if magic != MAGIC:
+def _anchor_fields(read: ReadMemory, anchor: int) -> tuple[int, ...]:
+    fields: tuple[int, ...] = ANCHOR.unpack(read(anchor, ANCHOR.size))
+    if fields[0] != MAGIC:
         raise AgentFormatError("gdb-memleak: the recorder's anchor symbol does not hold its magic")
-    if version != VERSION:
-        raise AgentFormatError(f"gdb-memleak: recorder format {version}, this reader knows {VERSION}")
-    return region
+    if fields[1] != VERSION:
+        raise AgentFormatError(f"gdb-memleak: recorder format {fields[1]}, this reader knows {VERSION}")
+    return fields
+
+
+def region_address(read: ReadMemory, anchor: int) -> int:
+    """The region's address from the anchor; 0 while the recorder has not run yet, or when it stopped."""
+    return _anchor_fields(read, anchor)[2]
+
+
+def stopped_reason(read: ReadMemory, anchor: int) -> str | None:
+    """Why the recorder records nothing in this process (one phrase, with the failed call's error), or None."""
+    *_, reason, err = _anchor_fields(read, anchor)
+    if not reason:
+        return None
+    text = STOPPED_REASONS.get(reason, f"it stopped (reason {reason})")
+    return f"{text}: {os.strerror(err)}" if err else text
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ stop inside the recorder: stop_frame.py; GDB's events for running recorders: rec
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Callable
@@ -94,6 +95,8 @@ class AgentEngine(CoreEngine):
                 self._fall_back(f"the recorder was not in its environment: {missing}" if missing else
                                 "the recorder was not loaded (the program ignored LD_PRELOAD)")
                 return
+        with contextlib.suppress(OSError, fmt.AgentFormatError), fmt.ProcMemory(self.pid) as mem:
+            self._stopped(mem.read)
         served = maps_without(maps, self.library)  # what the recorder calls, not its own hooks
         if self.mapping_calls is not None:
             self.mapping_calls.install(served)
@@ -160,6 +163,8 @@ class AgentEngine(CoreEngine):
         table = self.table
         try:
             with fmt.ProcMemory(inferior.pid) as mem:
+                if self._stopped(mem.read):
+                    return
                 if not self.region:
                     self.region = fmt.region_address(mem.read, self.anchor)
                     if not self.region:
@@ -339,6 +344,13 @@ class AgentEngine(CoreEngine):
         self.mapping_hooks = MappingHooks(self.inferior, self.table, calls.stacks, self.clock, own, ("libunwind.so",))
         self.mapping_calls = calls
         return True
+
+    def _stopped(self, read: fmt.ReadMemory) -> bool:
+        """Whether the recorder stopped recording in this process (its memory could not be had): GDB says why once."""
+        why = fmt.stopped_reason(read, self.anchor) if self.anchor is not None else None
+        if why:
+            announce(f"{self._program_name()}: the recorder stopped, {why}: the program runs on untracked.")
+        return why is not None
 
     def _program_name(self) -> str:
         return os.path.basename(self.inferior.progspace.filename or "") or f"process {self.inferior.pid}"

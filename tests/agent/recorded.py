@@ -13,6 +13,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from gdb_memleak.core import agent_format
 from gdb_memleak.core.procmaps import read_maps
@@ -70,9 +71,18 @@ def run_recorded(library: Path, argv: list[str], timeout: float = 120, stdout: i
                  **env: str) -> tuple[list[Recorded], int, bytes]:
     """Run argv with the recorder; every process of its family is read as it stops at exit, in stop order.
     Returns (records, exit status, stdout)."""
+    return run_stopping(library, argv, read_stopped, timeout, stdout, **env)
+
+
+Read = TypeVar("Read")
+
+
+def run_stopping(library: Path, argv: list[str], read: Callable[[int], Read], timeout: float = 120,
+                 stdout: int | None = subprocess.DEVNULL, **env: str) -> tuple[list[Read], int, bytes]:
+    """run_recorded with another reading of each stopped process (`read(pid)`)."""
     environment = {**os.environ, "LD_PRELOAD": str(library), "GDB_MEMLEAK_AGENT_TEST_STOP": "1", **env}
     proc = subprocess.Popen(argv, env=environment, stdout=stdout, stderr=subprocess.DEVNULL)
-    records: list[Recorded] = []
+    records: list[Read] = []
     seen: set[int] = set()
     deadline = time.monotonic() + timeout
     status = None
@@ -82,7 +92,7 @@ def run_recorded(library: Path, argv: list[str], timeout: float = 120, stdout: i
             info = _state_and_ppid(pid)
             if pid not in seen and info and info[0] == "T":
                 seen.add(pid)
-                records.append(read_stopped(pid))
+                records.append(read(pid))
                 os.kill(pid, signal.SIGCONT)
         pid, raw = os.waitpid(proc.pid, os.WNOHANG | os.WUNTRACED | os.WCONTINUED)
         if pid and (os.WIFEXITED(raw) or os.WIFSIGNALED(raw)):
