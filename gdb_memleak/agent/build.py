@@ -1,6 +1,7 @@
-"""Compile the recorder (recorder.c, shipped in the package) into a per-user cache, once per source version.
+"""Compile the recorder (recorder.c and the parts it includes, shipped in the package) into a per-user cache, once
+per source version.
 
-The cache key is the hash of the source, of its path and of the compiler command, so an upgraded package never
+The cache key is the hash of the sources, of recorder.c's path and of the compiler command, so an upgraded package never
 runs a stale library, and the library's debug info names this install's recorder.c (GDB's `bt` and `list` show
 this file, and still do once another install of the same version is removed):
 ~/.cache/gdb-memleak/<hash>/librecorder.so (XDG_CACHE_HOME respected). Pure Python, no `gdb` import.
@@ -16,7 +17,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-SOURCE = Path(__file__).resolve().parent / "recorder.c"
+SOURCE = Path(__file__).resolve().parent / "recorder.c"  # the translation unit; it #includes its parts
+PART_SUFFIXES = (".c", ".h", ".def")  # the parts beside it (layout.h, table.c, hooked.def, ...)
 LIBRARY_NAME = "librecorder.so"  # recorder.c recognises its own LD_PRELOAD entry by this name
 CFLAGS = ("-O2", "-g", "-fPIC", "-shared", "-fvisibility=hidden", "-ftls-model=initial-exec", "-fexceptions",
           "-fno-omit-frame-pointer", "-fno-builtin-malloc", "-fno-builtin-calloc", "-fno-builtin-realloc",
@@ -46,11 +48,19 @@ def compiler() -> list[str] | None:
     return [found] if found else None
 
 
+def source_files(source: Path = SOURCE) -> list[Path]:
+    """recorder.c and the parts beside it that it includes: what a build reads, and what an install must ship."""
+    parts = sorted(p for p in source.parent.iterdir() if p.suffix in PART_SUFFIXES and p.name != source.name)
+    return [source, *parts]
+
+
 def source_hash(source: Path = SOURCE, cc: list[str] | None = None) -> str:
-    """The cache key: the source's bytes and path (its debug info names it) and the whole compiler command (the
-    compiler's name, not where it lies)."""
+    """The cache key: the sources' bytes, recorder.c's path (its debug info names it) and the whole compiler command
+    (the compiler's name, not where it lies)."""
     words = cc or ["gcc"]
     digest = hashlib.sha256(source.read_bytes())
+    for part in source_files(source)[1:]:
+        digest.update(b"\0" + part.name.encode() + b"\0" + part.read_bytes())
     digest.update(os.fsencode(source.resolve()) + b"\0")
     digest.update(" ".join((os.path.basename(words[0]), *words[1:], *CFLAGS, *LIBS)).encode())
     return digest.hexdigest()[:16]

@@ -4,7 +4,8 @@ The recorder keeps everything in one region: a header (`HEADER_FIELDS`), a recor
 remembered-freed block, or a free record), 64 shards each with an open-addressed index into it (the recorder's own
 look-up: the reader never needs it), a pool of stack records (`[n, pc0 .. pcn-1]`, a stack's id is its word offset;
 each distinct stack stored once), an error ring (`ERROR`) and the allocator names. The exported object
-`memleak_agent` (`ANCHOR`) in the preloaded library says where the region is.
+`memleak_agent` (`ANCHOR`) in the preloaded library says where the region is. The C side is agent/layout.h;
+tests/agent/test_recorder_layout.py compiles it and compares every field named here.
 
 Reading never does per-event Python work: the record area is read in a few large pieces, each filtered as a whole
 (numpy when importable, `struct.iter_unpack` otherwise); stacks are decoded only when a report asks for them.
@@ -32,12 +33,13 @@ MAGIC = 0x314B41454C4D4447  # "GDMLEAK1"
 VERSION = 2
 ANCHOR_SYMBOL = "memleak_agent"
 ERROR_FUNCTION = "memleak_agent_error"          # called with the error record (first argument) on a bad release
-BREAK_ALLOC_FUNCTION = "memleak_agent_break_alloc"  # called with a copy of the slot when allocation N is made
+BREAK_ALLOC_FUNCTION = "memleak_agent_break_alloc"  # called with a copy of the record when allocation N is made
 LIBRARY_SUFFIX = "librecorder.so"
 ENV_PREFIX = "GDB_MEMLEAK_AGENT_"  # DEPTH, ON_ERROR=skip, BREAK_ALLOC=N, TEST_STOP (tests: SIGSTOP at the very end)
 
 ANCHOR = struct.Struct("<6Q")  # magic, version, region address, region size, stopped reason, stopped errno
-# Why a recorder records nothing (recorder.c OFF_*): the program runs on untracked, the region address is 0.
+ANCHOR_FIELDS = ("magic", "version", "region", "region_size", "stopped", "stopped_errno")
+# Why a recorder records nothing (agent/layout.h OFF_*): the program runs on untracked, the region address is 0.
 STOPPED_REASONS = {
     1: "it cannot map its memory",
     2: "it cannot create its thread key (pthread_key_create)",
@@ -48,7 +50,7 @@ STOPPED_REASONS = {
 
 HEADER_FIELDS = (
     "magic", "version", "header_size", "region_size",
-    "nshards", "shards_off", "shard_size", "slot_size",
+    "nshards", "shards_off", "shard_size", "record_size",
     "stack_shards", "stack_shards_off", "pool_off", "pool_capacity_words",
     "pool_used_words", "errors_off", "errors_capacity", "error_size",
     "error_count", "names_off", "names_size", "allocator_count",
@@ -64,20 +66,25 @@ HEADER = struct.Struct("<" + "".join("q" if name in _SIGNED else "Q" for name in
 BREAK_SEQ_OFFSET = HEADER_FIELDS.index("break_seq") * 8       # GDB writes N here for `break-alloc N`
 SKIP_BAD_FREES_OFFSET = HEADER_FIELDS.index("skip_bad_frees") * 8
 
-# struct ml_shard: lock, pad, table_off, capacity, used, allocs, frees, bytes_allocated, freed_ring_off, freed_head
-# (then the shard's free-record list and chunk, the recorder's own business)
+# struct ml_shard (then the shard's free-record list and chunk, the recorder's own business)
+SHARD_FIELDS = ("lock", "pad0", "table_off", "capacity", "used", "allocs", "frees", "bytes_allocated",
+                "freed_ring_off", "freed_head")
 SHARD = struct.Struct("<iI8Q56x")
 RECORDS_PER_READ = 1 << 15  # records read and filtered at a time (2 MiB): GDB never holds the whole area's bytes
-# struct ml_slot: addr, size, seq, time_ns, stack, tid, allocator, state, pad, free_stack, free_time_ns, free_tid
+# struct ml_record (a block's record): fields as SLOT_DTYPE_FIELDS names them
 SLOT = struct.Struct("<QQQQIIHBxIQI4x")
 SLOT_LIVE, SLOT_FREED = 1, 2
-# struct ml_error: type, addr, tid, time_ns, stack, allocator, alloc_stack, free_stack, block_size,
-# alloc_allocator, skip, seq (+ 4 spare words)
+# struct ml_error (+ 4 spare words)
+ERROR_FIELDS = ("type", "addr", "tid", "time_ns", "stack", "allocator", "alloc_stack", "free_stack", "block_size",
+                "alloc_allocator", "skip", "seq")
 ERROR = struct.Struct("<12Q32x")
-# struct ml_point: t_ns, live bytes, live blocks, highest bytes and blocks since the previous point
+# struct ml_point: time, live bytes and blocks, their highest values since the previous point
+POINT_FIELDS = ("t_ns", "bytes", "blocks", "peak_bytes", "peak_blocks")
 POINT = struct.Struct("<Q4q")
-ERROR_SKIP_OFFSET = 10 * 8  # GDB writes 1 here (on-error skip): the recorder does not perform the bad release
-ERROR_SEQ_INDEX = 11  # the error's number (from 1, per process and its vfork children) in a parsed record
+# GDB writes 1 here (on-error skip): the recorder does not perform the bad release
+ERROR_SKIP_OFFSET = ERROR_FIELDS.index("skip") * 8
+# the error's number (from 1, per process and its vfork children) in a parsed record
+ERROR_SEQ_INDEX = ERROR_FIELDS.index("seq")
 ERROR_TYPES = {1: ErrorType.DOUBLE_FREE, 2: ErrorType.INVALID_FREE, 3: ErrorType.MISMATCHED_FREE}
 UNKNOWN = (1 << 64) - 1
 UNWINDERS = {0: "return address only", 1: "libunwind", 2: "glibc backtrace()"}
@@ -112,7 +119,7 @@ def parse_header(data: bytes | bytearray) -> Header:
         raise AgentFormatError("gdb-memleak: no recorder header at the anchored address")
     if header.version != VERSION:
         raise AgentFormatError(f"gdb-memleak: recorder format {header.version}, this reader knows {VERSION}")
-    if header.slot_size != SLOT.size or header.shard_size != SHARD.size or header.error_size != ERROR.size:
+    if header.record_size != SLOT.size or header.shard_size != SHARD.size or header.error_size != ERROR.size:
         raise AgentFormatError("gdb-memleak: recorder record sizes differ from this reader's")
     return header
 

@@ -42,13 +42,14 @@ def _compile_unit_names(library: Path) -> str:
 
 @pytest.mark.slow
 def test_each_install_builds_a_library_naming_its_own_source(tmp_path: Path) -> None:
-    """Two installs of the same version (same recorder.c bytes) in other places: each library's debug info names
-    its own install's file, so GDB's `bt` and `list` show this install's source, and still work once the other
+    """Two installs of the same version (same recorder.c and parts) in other places: each library's debug info
+    names its own install's file, so GDB's `bt` and `list` show this install's source, and still work once the other
     install is removed."""
     first, second = tmp_path / "one" / "recorder.c", tmp_path / "two" / "recorder.c"
     for copy in (first, second):
         copy.parent.mkdir()
-        shutil.copy(build.SOURCE, copy)
+        for part in build.source_files():
+            shutil.copy(part, copy.parent / part.name)
     cache = tmp_path / "cache"
     built_first = build.ensure_built(first, cache)
     shutil.rmtree(first.parent)
@@ -56,3 +57,14 @@ def test_each_install_builds_a_library_naming_its_own_source(tmp_path: Path) -> 
     assert built_second != built_first
     names = _compile_unit_names(built_second)
     assert str(second) in names and str(first) not in names
+
+
+def test_a_changed_part_is_a_new_build(tmp_path: Path) -> None:
+    """recorder.c includes its parts: editing one (layout.h, table.c, ...) must not reuse a library built before."""
+    install = tmp_path / "install"
+    install.mkdir()
+    for part in build.source_files():
+        shutil.copy(part, install / part.name)
+    before = build.library_path(install / "recorder.c", tmp_path)
+    (install / "table.c").write_text((install / "table.c").read_text() + "\n/* changed */\n")
+    assert build.library_path(install / "recorder.c", tmp_path) != before

