@@ -31,10 +31,11 @@ from ..core.kinds import OnError
 from ..core.model import Block
 from ..core.procmaps import Mapping, load_bias, read_maps
 from ..core.table import AllocationTable
-from . import bad_call, exec_preload, recorder_events, stop_frame
+from . import bad_call, exec_preload, recorder_attach, recorder_events, settings, stop_frame
 from .announce import announce
 from .call_hooks import CallHooks
 from .engine import Clock, EngineEvents
+from .handcall import HandCallError
 from .engine_core import (
     CoreEngine,
     ExitHooks,
@@ -57,10 +58,13 @@ class AgentEngine(CoreEngine):
     name = "agent"
 
     def __init__(self, inferior: gdb.Inferior, table: AllocationTable, events: EngineEvents, clock: Clock, abi: Abi,
-                 depth: int, fall_back: Callable[[], None] | None) -> None:
+                 depth: int, fall_back: Callable[[], None] | None, from_start: bool = True) -> None:
         super().__init__(inferior, table, events, clock)
         self.abi, self.depth = abi, depth
         self.fall_back = fall_back
+        # a process already running: the recorder is brought in by hand (recorder_attach.py), and taken out at stop
+        self.from_start = from_start
+        self.attachment: recorder_attach.AttachedRecorder | None = None
         # mmap/munmap/shm*: rare calls the recorder does not see, tracked through GDB breakpoints (set with the
         # recorder's own: `_hook_recorder`)
         self.mapping_calls: CallHooks | None = None
@@ -85,6 +89,10 @@ class AgentEngine(CoreEngine):
             return
         self.pid = self.inferior.pid
         maps = read_maps(self.inferior.pid)
+        if not self.from_start:
+            if not self._attach():
+                return
+            maps = read_maps(self.inferior.pid)
         if self.library is None:
             self.library = fmt.recorder_library(maps)
             if self.library is not None:
@@ -104,7 +112,10 @@ class AgentEngine(CoreEngine):
         self.write_settings()
 
     def remove_hooks(self, last: bool) -> int:
-        """The recorder's breakpoints and the mapping calls' entries go when no forked relative still uses them."""
+        """The recorder's breakpoints and the mapping calls' entries go when no forked relative still uses them;
+        a recorder brought in by an attach is taken out (its table read first: the report keeps it)."""
+        if self.attachment is not None and self.attachment.attached:
+            self._detach()
         removed = len(self.breakpoints)
         if self.mapping_calls is not None:
             removed += self.mapping_calls.remove(last)
@@ -313,6 +324,42 @@ class AgentEngine(CoreEngine):
             call, regs = returned
             hooks.returned(call, regs[calls.result])
         return False
+
+    # -- a process already running ---------------------------------------------------------------------------------
+    def _attach(self) -> bool:
+        """Bring the recorder in and learn the heap as it is; False when it fell back (said why)."""
+        try:
+            self.attachment = recorder_attach.attach(self.inferior, self.depth, str(settings.on_error.value),
+                                                     self.events.break_alloc, self.attachment)
+        except recorder_attach.AttachError as exc:
+            self._fall_back(str(exc))
+            return False
+        self.library, self.synced = self.attachment.library, None
+        self.break_written = self.events.break_alloc or 0
+        if not self.breakpoints and not self._hook_recorder(read_maps(self.inferior.pid)):
+            return False
+        try:
+            adopted, why = recorder_attach.adopt_heap(self.inferior, self.attachment)
+        except (recorder_attach.AttachError, HandCallError) as exc:
+            adopted, why = 0, str(exc)
+        self.table.complete = why is None
+        self.preexisting = adopted
+        if why is not None:
+            announce(f"{self._program_name()}: {why}")
+        return True
+
+    def _detach(self) -> None:
+        """Read the table a last time, then give the process its allocator calls back."""
+        assert self.attachment is not None
+        if not self.inferior.pid or not procstat.running(self.inferior.pid):
+            self.attachment.attached = False
+            return
+        self.sync()
+        try:
+            recorder_attach.detach(self.inferior, self.attachment)
+        except recorder_attach.AttachError as exc:
+            announce(f"{self._program_name()}: {exc}")
+        self.anchor, self.region, self.synced = None, 0, None  # the table's memory is gone: nothing to read
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def _hook_recorder(self, maps: list[Mapping]) -> bool:

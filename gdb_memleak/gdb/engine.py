@@ -75,6 +75,7 @@ class Engine(ABC):
     """Tracks one inferior's allocator calls into `table`."""
 
     name = "?"
+    preexisting = 0  # blocks found live in glibc's heap when tracking started on a running process
 
     def __init__(self, inferior: gdb.Inferior, table: AllocationTable, events: EngineEvents, clock: Clock) -> None:
         self.inferior = inferior

@@ -27,10 +27,8 @@ def choose(setting: str, inferior: gdb.Inferior, complete: bool, preload: Preloa
     program = inferior.progspace.filename or ""
     name = os.path.basename(program) or "the program"
     why = None
-    if not complete and inferior.was_attached:
-        why = f"attached to {name}: the recorder is only preloaded into a program GDB starts"
-    elif not complete:
-        why = f"{name} was already running at `memleak start`: the recorder is only preloaded when GDB starts it"
+    if not complete:
+        why = _not_attachable(program, name)
     elif (own := own_allocators(program)) and only_libstdcxx_operators(program, own):
         return "agent", (f"gdb-memleak: {name} carries its own libstdc++: its {describe(own)} are recorded as the "
                          "malloc and free they call (a release by the wrong family is not reported).")
@@ -46,6 +44,17 @@ def choose(setting: str, inferior: gdb.Inferior, complete: bool, preload: Preloa
     if why is None:
         return "agent", None
     return "breakpoint", f"{why}: using the breakpoint engine."
+
+
+def _not_attachable(program: str, name: str) -> str | None:
+    """Why the recorder cannot be brought into `program` already running (recorder_attach.py), or None."""
+    if program and not fmt.is_dynamic(program):
+        return f"{name} is statically linked (the recorder cannot be loaded into it)"
+    own = own_allocators(program)
+    if own and not only_libstdcxx_operators(program, own):
+        return (f"{name} defines its own {describe(own)} (calls to {'it' if len(own) == 1 else 'them'} never reach "
+                "the recorder)")
+    return None
 
 
 def own_allocators(program: str) -> tuple[str, ...]:

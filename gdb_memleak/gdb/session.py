@@ -160,6 +160,10 @@ class Session:
         if not tracking.engine.active:
             tracking.table.complete = True  # no allocator loaded yet: nothing can have been allocated
             return f"gdb-memleak: process {inferior.pid}: allocator not loaded yet, tracking starts when it is."
+        found = tracking.engine.preexisting
+        if tracking.table.complete:
+            return (f"gdb-memleak: tracking process {inferior.pid} from now on; {found:,} blocks allocated before "
+                    "were found in its heap.")
         return (f"gdb-memleak: tracking process {inferior.pid} from now on "
                 "(blocks allocated before are unknown; their frees are counted as untracked).")
 
@@ -309,7 +313,8 @@ def new_engine(inferior: gdb.Inferior, abi: Abi, from_start: bool) -> EngineFact
             tracking.engine = breakpoint_engine(tracking, replaces="the recorder was not loaded")
             tracking.engine.start()
 
-        return agent_engine.AgentEngine(inferior, tracking.table, tracking, tracking.clock, abi, depth, fall_back)
+        return agent_engine.AgentEngine(inferior, tracking.table, tracking, tracking.clock, abi, depth, fall_back,
+                                        from_start)
 
     return recorder_engine
 
