@@ -21,11 +21,13 @@ static const uint8_t ML_FAMILY[A_COUNT] = {
 #undef ALLOCATOR
 };
 
-/* The function each hook forwards to (dlsym(RTLD_NEXT) of this name). */
+/* The function each hook forwards to (dlsym(RTLD_NEXT) of this name; "" for an id without a function). */
 static const char *const ML_SYMBOLS[A_COUNT] = {
 #define ALLOCATOR(id, label, family, symbol, hook, params, args) [id] = #symbol,
 #include "hooked.def"
 #undef ALLOCATOR
 };
+
+#define ML_FAMILY_ANY 3 /* a block adopted at an attach: whatever releases it matches */
 
 static inline uint8_t ml_family(unsigned allocator) { return ML_FAMILY[allocator]; }

@@ -179,6 +179,10 @@ static void test_stop_at_exit(void) {
 }
 
 __attribute__((constructor(101))) static void recorder_init(void) {
+    if (loaded_by_dlopen()) { /* attach mode (attach.c): nothing until memleak_agent_attach */
+        attach_mode_init();
+        return;
+    }
     const char *v = getenv(ENV_PREFIX "DEPTH");
     if (v && *v) {
         long d = strtol(v, NULL, 10);

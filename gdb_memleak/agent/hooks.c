@@ -245,6 +245,7 @@ static int nest_enter(void) { ts_set(ts_get() + TS_NEST); return 0; }
 #define HOOK_PAGE(sym, id, params, args) PAGE_HOOK(sym, id)
 #define HOOK_NEW(sym, id, params, args) NEW_HOOK(sym, id, params, args)
 #define HOOK_DELETE(sym, id, params, args) DELETE_HOOK(sym, id, params, args)
+#define HOOK_NONE(sym, id, params, args)
 #define ALLOCATOR(id, label, family, symbol, hook, params, args) HOOK_##hook(symbol, id, params, args)
 #include "hooked.def"
 #undef ALLOCATOR

@@ -3,7 +3,15 @@
 
 /* ---- initialisation --------------------------------------------------------------------------------------- */
 
-static void *resolve(const char *name) { return dlsym(RTLD_NEXT, name); }
+static int is_own(const void *f);
+
+/* The real function: the next definition after ours when preloaded; attached, the global scope's (what the
+ * program's calls bound to), never our own. */
+static void *resolve(const char *name) {
+    if (!attach_mode) return dlsym(RTLD_NEXT, name);
+    void *f = dlsym(RTLD_DEFAULT, name);
+    return is_own(f) ? NULL : f;
+}
 
 static void atfork_prepare(void);
 static void init_unwinder(void);

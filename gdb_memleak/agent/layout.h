@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define ML_MAGIC 0x314b41454c4d4447ULL /* "GDMLEAK1" little-endian */
-#define ML_VERSION 2
+#define ML_VERSION 3
 #define ML_SHARDS 64
 #define ML_STACK_SHARDS 64
 #define ML_MAX_DEPTH 64
@@ -130,12 +130,16 @@ struct ml_header {
     uint64_t records_off, records_capacity;
     _Atomic uint64_t records_used;       /* records handed out to shards (may pass the capacity: read the minimum) */
     _Atomic uint64_t blocks_dropped;     /* allocations not recorded (record area full) */
-    uint64_t pad[4];
+    _Atomic uint64_t untracked_frees;    /* releases of blocks the table never knew (complete == 0): performed */
+    volatile uint64_t complete;          /* 1: every live block is known (preloaded), an unknown release is an
+                                          * invalid free; 0 (attached): it is counted in untracked_frees */
+    uint64_t pad[2];
 };
 
 /* Why the recorder does not record (0: it does), in the anchor for GDB (core/agent_format.py STOPPED_REASONS says
- * them): the program then runs on untracked, as it would without the recorder; it is never killed. */
-enum { OFF_NONE, OFF_REGION, OFF_KEY, OFF_CHECK, OFF_FORK_COPY, OFF_ATFORK };
+ * them): the program then runs on untracked, as it would without the recorder; it is never killed. OFF_DETACHED:
+ * memleak_agent_detach was called (attach.c); OFF_REDIRECT: an attach could not write a GOT slot. */
+enum { OFF_NONE, OFF_REGION, OFF_KEY, OFF_CHECK, OFF_FORK_COPY, OFF_ATFORK, OFF_DETACHED, OFF_REDIRECT };
 
 /* What GDB looks up in the ELF symbol table: where the region is, or why there is none. */
 struct ml_anchor {

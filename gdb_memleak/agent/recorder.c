@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -58,4 +59,6 @@
 #include "table.c"         /* records, shard indexes, counters, errors */
 #include "fork.c"          /* fork handling */
 #include "hooks.c"         /* the interposed functions */
+#include "got.c"           /* attach mode: GOT slots redirected to the hooks, dlopen's new objects too */
+#include "attach.c"        /* attach mode: memleak_agent_attach / adopt / detach */
 #include "environment.c"   /* settings, preload propagation to exec'd programs */

@@ -80,6 +80,8 @@ static void *map_file(uint64_t *size) {
     return m;
 }
 
+static void lay_out(void *m, uint64_t size);
+
 /* Maps and lays out the region; 0 and errno set when no memory can be had (a small `ulimit -v`). */
 static int map_region(void) {
     int saved_errno = errno; /* the program sees the errno its own calls left */
@@ -104,8 +106,17 @@ static int map_region(void) {
     if (!region_shared) prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)m, 4096, (unsigned long)"gdb-memleak");
 #endif
     errno = saved_errno;
+    lay_out(m, size);
     H = m;
     base = m;
+    return 1;
+}
+
+/* Lays out an empty table in the `size` bytes at `m` (zero pages), without making it the region (the globals
+ * H and base are shadowed here: attach.c lays out memory that replaces the region in one step). */
+static void lay_out(void *m, uint64_t size) {
+    struct ml_header *H = m;
+    char *base = m;
     uint64_t off = 4096;
     H->magic = ML_MAGIC;
     H->version = ML_VERSION;
@@ -154,18 +165,18 @@ static int map_region(void) {
     for (int i = 0; i < ML_SHARDS; i++) {
         struct ml_shard *s = (struct ml_shard *)(base + H->shards_off) + i;
         s->capacity = 256;
-        s->table_off = region_alloc(s->capacity * sizeof(struct ml_index_entry));
+        s->table_off = atomic_fetch_add(&H->dyn_used, s->capacity * sizeof(struct ml_index_entry));
     }
     for (int i = 0; i < ML_STACK_SHARDS; i++) {
         struct ml_stack_shard *s = (struct ml_stack_shard *)(base + H->stack_shards_off) + i;
         s->capacity = 512;
-        s->table_off = region_alloc((s->capacity + 1) * 8);
+        s->table_off = atomic_fetch_add(&H->dyn_used, ((s->capacity + 1) * 8 + 4095) & ~4095ULL);
         ((uint64_t *)(base + s->table_off))[0] = s->capacity;
     }
     H->start_ns = now_ns();
     H->depth = cfg_depth;
     H->pid = (uint64_t)getpid();
-    return 1;
+    H->complete = !attach_mode;
 }
 
 /* The laid-out region holds what the table needs: every part inside it, every shard with its first table. */

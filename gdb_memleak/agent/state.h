@@ -41,6 +41,7 @@ static int cfg_fault;           /* GDB_MEMLEAK_AGENT_FAULT (tests): a failure to
 static int (*unw_bt)(void **, int);
 static uint64_t cfg_depth = ML_DEFAULT_DEPTH;
 static int cfg_test_stop;
+static int attach_mode;         /* loaded by dlopen into a running process: records only between attach and detach */
 static const char *saved_preload;   /* our library's path as it was in LD_PRELOAD */
 static const char *saved_env[8];    /* our GDB_MEMLEAK_AGENT_* entries, re-added for exec'd programs */
 static int saved_env_count;

@@ -281,6 +281,17 @@ static int report_error(int type, uint64_t addr, unsigned allocator, void *ret, 
     return type == ERR_MISMATCHED || !e->skip;
 }
 
+static int operator_half_native(const struct ml_record *block, void *ret);
+
+/* Attached: allocations numbered up to this one were made while the slots were being redirected, when a call of
+ * the same thread could still go natively (another allocator's slot not yet written): the address of a block
+ * freed through a hook may have been handed out again unseen. A release of such a block known freed, or of
+ * another family, is counted untracked, not reported. */
+static _Atomic uint64_t transition_seq;
+static inline int in_attach_transition(uint64_t seq) {
+    return seq <= atomic_load_explicit(&transition_seq, memory_order_relaxed);
+}
+
 /* Record a release of `ptr`; returns whether the real release should be performed. */
 static inline __attribute__((always_inline)) int record_free(void *ptr, unsigned allocator, void *ret) {
     int was_busy = busy_enter();
@@ -294,7 +305,8 @@ static inline __attribute__((always_inline)) int record_free(void *ptr, unsigned
     int perform = 1;
     if (record && record->state == ST_LIVE) {
         uint64_t size = record->size;
-        int mismatched = ml_family(record->allocator) != ml_family(allocator);
+        int mismatched = ml_family(record->allocator) != ml_family(allocator)
+                         && ml_family(record->allocator) != ML_FAMILY_ANY;
         record->state = ST_FREED;
         record->free_stack = stack;
         record->free_time_ns = t;
@@ -304,14 +316,17 @@ static inline __attribute__((always_inline)) int record_free(void *ptr, unsigned
         remember_freed(s, record);
         spin_unlock(&s->lock);
         add_live(-1, -(int64_t)size, t);
-        if (UNLIKELY(mismatched)) report_error(ERR_MISMATCHED, addr, allocator, ret, &copy);
+        if (UNLIKELY(mismatched) && !in_attach_transition(copy.seq) && !operator_half_native(&copy, ret))
+            report_error(ERR_MISMATCHED, addr, allocator, ret, &copy);
     } else {
         struct ml_record copy;
-        int known = record != NULL;
+        int known = record != NULL, untracked = !H->complete && (!known || in_attach_transition(record->seq));
         if (known) copy = *record;
-        s->frees++; /* valgrind counts the bad free too */
+        if (!untracked) s->frees++; /* valgrind counts the bad free too */
         spin_unlock(&s->lock);
-        if (known || !maybe_dropped(h)) /* a block the full table could not record is released silently */
+        if (untracked) /* attached: a block from before the attach (or one glibc made without a GOT call) */
+            atomic_fetch_add_explicit(&H->untracked_frees, 1, memory_order_relaxed);
+        else if (known || !maybe_dropped(h)) /* a block the full table could not record is released silently */
             perform = report_error(known ? ERR_DOUBLE : ERR_INVALID, addr, allocator, ret, known ? &copy : NULL);
     }
     busy_leave(was_busy);

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .live import LiveColumns
 
 MAGIC = 0x314B41454C4D4447  # "GDMLEAK1"
-VERSION = 2
+VERSION = 3
 ANCHOR_SYMBOL = "memleak_agent"
 ERROR_FUNCTION = "memleak_agent_error"          # called with the error record (first argument) on a bad release
 BREAK_ALLOC_FUNCTION = "memleak_agent_break_alloc"  # called with a copy of the record when allocation N is made
@@ -46,6 +46,8 @@ STOPPED_REASONS = {
     3: "a check of its memory failed",
     4: "the copy of its table for this forked process failed",
     5: "it cannot register its fork handlers (pthread_atfork)",
+    6: "it was detached",
+    7: "it cannot redirect the program's allocator calls (a GOT slot could not be written)",
 }
 
 HEADER_FIELDS = (
@@ -59,7 +61,7 @@ HEADER_FIELDS = (
     "dyn_used", "stacks_dropped", "freed_per_shard",
     "timeline_off", "timeline_capacity", "timeline_count", "timeline_interval_ns", "timeline_due_ns",
     "timeline_hi_bytes", "timeline_hi_blocks", "timeline_lock",
-    "records_off", "records_capacity", "records_used", "blocks_dropped",
+    "records_off", "records_capacity", "records_used", "blocks_dropped", "untracked_frees", "complete",
 )
 _SIGNED = {"live_blocks", "live_bytes", "peak_blocks", "peak_bytes", "timeline_hi_bytes", "timeline_hi_blocks"}
 HEADER = struct.Struct("<" + "".join("q" if name in _SIGNED else "Q" for name in HEADER_FIELDS))
@@ -88,7 +90,7 @@ ERROR_SEQ_INDEX = ERROR_FIELDS.index("seq")
 ERROR_TYPES = {1: ErrorType.DOUBLE_FREE, 2: ErrorType.INVALID_FREE, 3: ErrorType.MISMATCHED_FREE}
 UNKNOWN = (1 << 64) - 1
 UNWINDERS = {0: "return address only", 1: "libunwind", 2: "glibc backtrace()"}
-FAMILIES = {"0": "malloc", "1": "new", "2": "new[]"}
+FAMILIES = {"0": "malloc", "1": "new", "2": "new[]", "3": "any"}  # any: adopted at an attach, any release matches
 
 assert HEADER.size == len(HEADER_FIELDS) * 8 and SHARD.size == 128 and SLOT.size == 64 and ERROR.size == 128
 
@@ -253,7 +255,8 @@ class AgentSnapshot:
         return Counters(allocs=sum(s.allocs for s in self.shards), frees=sum(s.frees for s in self.shards),
                         bytes_allocated=sum(s.bytes_allocated for s in self.shards),
                         live_blocks=h.live_blocks, live_bytes=h.live_bytes, peak_blocks=h.peak_blocks,
-                        peak_bytes=h.peak_bytes, failed_allocs=h.failed_allocs)
+                        peak_bytes=h.peak_bytes, failed_allocs=h.failed_allocs,
+                        untracked_frees=h.untracked_frees)
 
     @property
     def last_seq(self) -> int:

@@ -86,7 +86,7 @@ class AllocationTable:
             self.freed[address] = FreedBlock(block, pcs, thread, now)
             if len(self.freed) > self.freed_history:
                 self.freed.popitem(last=False)
-            if block.family == family:
+            if block.family in (family, "any"):  # "any": a block adopted at an attach
                 return None
             error = HeapError(ErrorType.MISMATCHED_FREE, address, thread, now, pcs, allocator, alloc_pcs=block.pcs,
                               block_size=block.size, alloc_allocator=block.allocator)
