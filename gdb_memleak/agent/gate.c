@@ -21,6 +21,7 @@ EXPORT __attribute__((noinline, used)) void memleak_agent_gate(void) {
 /* Close the gate (if recording) and give the calls already inside time to leave: 0, or -1 when the recorder is
  * not recording (nothing to hold: its hooks only forward). Called again while held, it only waits again. */
 EXPORT __attribute__((noinline, used)) int memleak_agent_hold(void) {
+    if (atomic_load(&recording_off)) return -1;
     int expected = 2;
     if (!atomic_compare_exchange_strong(&init_state, &expected, INIT_HELD) && expected != INIT_HELD) return -1;
     struct timespec settle = {0, HOLD_SETTLE_NS};

@@ -135,7 +135,12 @@ static void init_recorder(void) {
 /* First hooked call (or the constructor). Reentrant calls made while the set-up runs (dlsym's own calloc) are
  * served by the arena: its thread counts as busy; other threads wait (sleeping: it may take milliseconds). */
 static void ensure_init(void) {
-    if (LIKELY(atomic_load_explicit(&init_state, memory_order_acquire) == 2)) return;
+    int state = atomic_load_explicit(&init_state, memory_order_acquire);
+    if (LIKELY(state == 2)) return;
+    if (state == INIT_HELD) {  /* GDB is reading glibc's heap (gate.c) */
+        memleak_agent_gate();
+        return;
+    }
     int expected = 0;
     if (atomic_compare_exchange_strong(&init_state, &expected, 1)) {
         atomic_store_explicit(&init_owner, (uintptr_t)pthread_self(), memory_order_relaxed);

@@ -54,6 +54,7 @@
 #include "state.h"         /* process and per-thread state, helpers */
 #include "arena.c"         /* the recorder's own memory */
 #include "region.c"        /* mapping and laying out the region */
+#include "gate.c"          /* holding every hooked call while GDB reads glibc's heap (attach) */
 #include "init.c"          /* first-call initialisation */
 #include "stacks.c"        /* stack capture and the stack pool */
 #include "table.c"         /* records, shard indexes, counters, errors */

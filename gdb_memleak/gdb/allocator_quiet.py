@@ -97,17 +97,24 @@ def _classify(thread: gdb.InferiorThread, recorder: str | None) -> ThreadState:
         if frame is None:
             break
         try:
-            if frame.name() == GATE_FUNCTION:
-                held = True
-                break
             if _allocator_frame(frame, recorder):
-                busy = True
+                held = _waits_at_gate(frame, recorder)
+                busy = not held
                 break
             frame = frame.older()
         except gdb.error:
             log.debug("thread %d: frames end early", thread.num, exc_info=True)
             break
     return ThreadState(thread, busy, held, in_syscall)
+
+
+def _waits_at_gate(frame: gdb.Frame | None, recorder: str | None) -> bool:
+    """Whether the recorder's frames from `frame` on (its gate's own helpers first) lead to the gate."""
+    while frame is not None and recorder is not None and gdb.solib_name(frame.pc()) == recorder:
+        if frame.name() == GATE_FUNCTION:
+            return True
+        frame = frame.older()
+    return False
 
 
 def _after_syscall(inferior: gdb.Inferior, pc: int) -> bool:

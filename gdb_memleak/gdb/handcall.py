@@ -53,6 +53,14 @@ TRAMPOLINE = bytes.fromhex(
 DONE_OFFSET = len(TRAMPOLINE) - 3
 
 
+_RUNNING: list[int] = []  # threads making a call by hand now (GDB's events meanwhile must not start another)
+
+
+def running() -> bool:
+    """Whether a call by hand is under way: the stops and new objects GDB reports meanwhile are its own."""
+    return bool(_RUNNING)
+
+
 class HandCallError(Exception):
     """A call by hand could not be made or did not return; the message is one line."""
 
@@ -100,7 +108,11 @@ def call_function(address: int, args: Sequence[int] = (), *, data: bytes = b"",
         breakpoint = gdb.Breakpoint(f"*0x{done:x}", internal=True)
         breakpoint.silent = True
         breakpoint.thread = thread.num
-        value = _run_to(done, thread, inferior)
+        _RUNNING.append(thread.num)
+        try:
+            value = _run_to(done, thread, inferior)
+        finally:
+            _RUNNING.pop()
     finally:
         if breakpoint is not None and breakpoint.is_valid():
             breakpoint.delete()

@@ -20,7 +20,7 @@ from ..core.kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
 from ..core.procstat import cmdline, let_go, stat_fields
 from ..core.report import ProcessReport
 from ..core.table import AllocationTable
-from . import agent_engine, announce, engine_choice, preload, recorder_events, settings
+from . import agent_engine, announce, engine_choice, handcall, preload, recorder_events, settings
 from .breakpoint_engine import BreakpointEngine
 from .engine import Clock
 from .fatal import read_fatal_signal
@@ -137,7 +137,7 @@ class Session:
         return [prog] + (gdb.string_to_argv(str(args)) if args else [])
 
     def install(self, tracking: Tracking) -> None:
-        if tracking.engine.fully_hooked:
+        if tracking.engine.fully_hooked or handcall.running():  # the recorder's own dlopen by hand: not now
             return
         tracking.engine.start()
         tracking.refresh_maps()
