@@ -348,6 +348,10 @@ class AgentEngine(CoreEngine):
             announce(f"{self._program_name()}: {why}")
         return True
 
+    def before_detach(self) -> None:
+        if self.attachment is not None and self.attachment.attached:
+            self._detach()
+
     def _detach(self) -> None:
         """Read the table a last time, then give the process its allocator calls back."""
         assert self.attachment is not None
@@ -357,7 +361,7 @@ class AgentEngine(CoreEngine):
         self.sync()
         try:
             recorder_attach.detach(self.inferior, self.attachment)
-        except recorder_attach.AttachError as exc:
+        except (recorder_attach.AttachError, gdb.error) as exc:
             announce(f"{self._program_name()}: {exc}")
         self.anchor, self.region, self.synced = None, 0, None  # the table's memory is gone: nothing to read
 

@@ -51,6 +51,8 @@ TRAMPOLINE = bytes.fromhex(
     "ebfd"          # jmp done
 )
 DONE_OFFSET = len(TRAMPOLINE) - 3
+BACK_OFFSET = len(TRAMPOLINE)
+JUMP_BACK = bytes.fromhex("ff2500000000")  # back: jmp [rip + 0], the address in the next 8 bytes
 
 
 _RUNNING: list[int] = []  # threads making a call by hand now (GDB's events meanwhile must not start another)
@@ -91,14 +93,15 @@ def call_function(address: int, args: Sequence[int] = (), *, data: bytes = b"",
     low = new_rsp - 8  # the callee's return address lands at new_rsp - 8
     stack_before = bytes(inferior.read_memory(low, rsp - low))
     entry = entry_point()
-    code_before = bytes(inferior.read_memory(entry, len(TRAMPOLINE)))
+    code = TRAMPOLINE + JUMP_BACK + saved["rip"].to_bytes(8, "little")
+    code_before = bytes(inferior.read_memory(entry, len(code)))
     values = list(args)
     for index in data_args:
         values[index] = data_address + values[index]
     done = entry + DONE_OFFSET
     breakpoint = None
     try:
-        inferior.write_memory(entry, TRAMPOLINE)
+        inferior.write_memory(entry, code)
         inferior.write_memory(area, bytes(XSAVE_AREA))
         if data:
             inferior.write_memory(data_address, data)
@@ -109,20 +112,56 @@ def call_function(address: int, args: Sequence[int] = (), *, data: bytes = b"",
         breakpoint.silent = True
         breakpoint.thread = thread.num
         _RUNNING.append(thread.num)
-        try:
-            value = _run_to(done, thread, inferior)
-        finally:
-            _RUNNING.pop()
+        value = _run_to(done, thread, inferior)
     finally:
         if breakpoint is not None and breakpoint.is_valid():
             breakpoint.delete()
-        if inferior.is_valid() and inferior.pid:
-            inferior.write_memory(entry, code_before)
-            inferior.write_memory(low, stack_before)
-            if thread.is_valid():
-                thread.switch()
-                _write_registers(saved)
+        try:
+            if inferior.is_valid() and inferior.pid:
+                inferior.write_memory(low, stack_before)
+                if thread.is_valid():
+                    thread.switch()
+                    _return_to(saved, entry + BACK_OFFSET, thread, inferior)
+                inferior.write_memory(entry, code_before)
+        finally:
+            if _RUNNING:
+                _RUNNING.pop()
     return HandCallResult(value, data_address if data else 0)
+
+
+def _return_to(saved: dict[str, int], back: int, thread: gdb.InferiorThread, inferior: gdb.Inferior) -> None:
+    """Put the thread back as it was. Where a breakpoint sits at its pc (the user's, at which it stopped), GDB must
+    also see it stopped there, or the next `continue` reports that breakpoint again instead of stepping over it:
+    the thread jumps back to its pc (every register restored) and stops at a breakpoint of ours, the others at
+    that address disabled meanwhile (no second hit, no commands run)."""
+    pc = saved["rip"]
+    others = [b for b in gdb.breakpoints() if b.enabled and _at(b, pc)]
+    if not others:
+        _write_registers(saved)
+        return
+    for b in others:
+        b.enabled = False
+    arrival = gdb.Breakpoint(f"*0x{pc:x}", internal=True)
+    arrival.silent, arrival.thread = True, thread.num
+    try:
+        _write_registers({**saved, "rip": back})
+        for _ in range(MAX_FOREIGN_STOPS):
+            gdb.execute("continue", to_string=True)
+            if not thread.is_valid() or not inferior.pid or gdb.selected_thread() == thread:
+                break
+    finally:
+        arrival.delete()
+        for b in others:
+            if b.is_valid():
+                b.enabled = True
+
+
+def _at(breakpoint: gdb.Breakpoint, pc: int) -> bool:
+    try:
+        locations = breakpoint.locations  # GDB 13
+    except AttributeError:
+        return False
+    return any(location.address == pc and location.enabled for location in locations)
 
 
 def entry_point() -> int:

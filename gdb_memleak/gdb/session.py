@@ -270,6 +270,12 @@ class Session:
         self.break_alloc = number
         recorder_events.break_alloc_changed(number)
 
+    def before_detach(self) -> None:
+        """GDB is about to detach from the selected process: an engine that changed the process undoes it."""
+        tracking = self.current()
+        if tracking is not None and not tracking.finished and tracking.pid == gdb.selected_inferior().pid:
+            tracking.engine.before_detach()
+
     def detach(self, tracking: Tracking | None, seconds: float, early: bool = False) -> None:
         """End of an attach window of `seconds` (`early`: an interrupt ended it first): classify and report the
         blocks allocated in it, remove every breakpoint, and let the process run on without us."""
@@ -373,4 +379,22 @@ def connect() -> None:
     gdb.events.new_inferior.connect(SESSION.on_new_inferior)
     gdb.events.stop.connect(SESSION.on_stop)
     gdb.events.exited.connect(SESSION.on_exited)
+    _hook_detach()
+
+
+#: GDB runs a user command named hook-detach before every `detach`: the moment a recorder brought in by an attach
+#: gives the process its own allocator calls back (GDB has no Python event before a detach)
+HOOK_DETACH = ("define hook-detach\n"
+               "python from gdb_memleak.gdb.session import SESSION; SESSION.before_detach()\n"
+               "end")
+
+
+def _hook_detach() -> None:
+    """Define hook-detach, unless the user has one (theirs stays: then `memleak stop` before `detach` does it)."""
+    try:
+        if gdb.execute("show user hook-detach", to_string=True).strip():
+            return
+    except gdb.error:
+        pass
+    gdb.execute(HOOK_DETACH, to_string=True)
 

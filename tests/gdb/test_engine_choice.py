@@ -105,24 +105,31 @@ def test_recorder_that_cannot_be_built_falls_back_with_one_line(built_targets: P
     assert len(engine_lines(demo.stderr)) == 1
 
 
-def test_cli_attach_uses_the_breakpoint_engine_and_says_so(built_targets: Path, tmp_path: Path):
+def test_cli_attach_uses_the_recorder_silently(built_targets: Path, tmp_path: Path):
     proc = subprocess.Popen([str(built_targets / "attach_loop"), "150"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     pid = int(proc.stdout.readline().split()[1])  # "ready PID"
     run = run_cli(["--pid", str(pid), "--duration", "0.5"], tmp_path)
+    maps = Path(f"/proc/{pid}/maps").read_text()  # the recorder stays loaded (idle) after the detach
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and rest == "finished 150\n"
-    assert engine_lines(run.stderr) == ["gdb-memleak: attached to attach_loop: the recorder is only preloaded into "
-                                        "a program GDB starts: using the breakpoint engine."], run.stderr
+    assert engine_lines(run.stderr) == [], run.stderr
+    assert RECORDER in maps, run.stderr
     assert run.process()["totals"]["allocs"] >= 5
 
 
-def test_memleak_start_mid_run_uses_the_breakpoint_engine_and_says_so(built_targets: Path):
+def test_memleak_start_mid_run_uses_the_recorder_silently(built_targets: Path):
     run = run_gdb(["break main", "run", "memleak start", "memleak status", "continue"], built_targets / "seed_demo")
-    said = ["gdb-memleak: seed_demo was already running at `memleak start`: the recorder is only preloaded when GDB "
-            "starts it: using the breakpoint engine."]
-    assert engine_lines(run.stderr) == said, run.stderr
-    assert "using the breakpoint engine" not in run.stdout
+    assert engine_lines(run.stderr) == [], run.stderr
+    assert re.search(r"^ *engine: agent \(in-process recorder .*librecorder", run.stdout, re.M), run.stdout
+    assert "Double free" in run.stdout, run.stdout
+
+
+def test_attach_to_a_static_binary_uses_the_breakpoint_engine_and_says_so(built_targets: Path):
+    run = run_gdb(["break main", "run", "memleak start", "memleak status", "kill"],
+                  built_targets / "shapes_static")
+    assert engine_lines(run.stderr) == ["gdb-memleak: shapes_static is statically linked (the recorder cannot be "
+                                        "loaded into it): using the breakpoint engine."], run.stderr
     assert re.search(r"^ *hooked: malloc ", run.stdout, re.M), run.stdout  # the breakpoint engine's status
 
 
