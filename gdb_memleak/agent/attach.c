@@ -4,12 +4,11 @@
  * Loaded that way, the constructor only finds the real functions (global scope) and records nothing (recording_off
  * = OFF_DETACHED, the anchor's region 0 and stopped 0: never started); nothing in the environment is touched. */
 
-extern __typeof(malloc) ml_own_malloc __attribute__((alias("malloc"), visibility("hidden"), copy(malloc)));
-
 /* Whether this library was dlopen()ed rather than preloaded: the global scope's malloc is not ours. */
 static int loaded_by_dlopen(void) {
-    void *global = dlsym(RTLD_DEFAULT, "malloc");
-    return global && global != (void *)ml_own_malloc;
+    Dl_info global, own;
+    void *f = dlsym(RTLD_DEFAULT, "malloc");
+    return f && dladdr(f, &global) && dladdr((void *)loaded_by_dlopen, &own) && global.dli_fbase != own.dli_fbase;
 }
 
 static int atfork_registered, unwinder_ready;

@@ -13,7 +13,7 @@ import pytest
 
 from gdb_memleak.agent import build
 
-PROGRAMS = Path(__file__).resolve().parent / "programs"
+PROGRAMS = Path(__file__).resolve().parent / "attach_programs"  # not programs/: each .c there is a whole program
 
 
 @pytest.fixture(scope="module")

@@ -69,8 +69,46 @@ static struct ml_anchor *anchor;
 
 typedef struct { uint64_t allocs, frees, untracked, errors; int64_t live; } Figures;
 
-static Figures figures() {
+static Figures figures(void) {
     Figures f = {0};
+    struct ml_header *h = (struct ml_header *)anchor->region;
+    if (!h) return f;
+    struct ml_shard *s = (struct ml_shard *)((char *)h + h->shards_off);
+    for (int i = 0; i < ML_SHARDS; i++) f.allocs += s[i].allocs, f.frees += s[i].frees;
+    f.untracked = h->untracked_frees;
+    f.errors = h->error_count;
+    f.live = h->live_blocks;
+    return f;
+}
+
+static void pause_all(void) {
+    pause_wanted = 1;
+    while (paused != THREADS) usleep(100);
+}
+
+static void resume_all(void) { pause_wanted = 0; }
+
+static const char *object_of(void *f) {
+    Dl_info info;
+    return f && dladdr(f, &info) && info.dli_fname ? info.dli_fname : "?";
+}
+
+/* The address the program's own GOT gives for malloc (taken in PIC code: a GLOB_DAT slot, read now). */
+static void *(*volatile malloc_now)(size_t);
+static const char *malloc_object(void) {
+    malloc_now = malloc;
+    return object_of((void *)malloc_now);
+}
+
+static bool memfd_open(void) {
+    DIR *d = opendir("/proc/self/fd");
+    bool found = false;
+    char path[300], link[256];
+    for (struct dirent *e; d && (e = readdir(d));) {
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n > 0) { link[n] = 0; found |= strstr(link, "gdb-memleak") != NULL; }
+    }
     if (d) closedir(d);
     return found;
 }
