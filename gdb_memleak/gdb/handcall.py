@@ -73,6 +73,14 @@ class HandCallResult:
     data_address: int      # where `data` was while the call ran (0 without data)
 
 
+def _displaced_stepping_off() -> str:
+    """Turn displaced stepping off; return the setting to put back. GDB steps another thread over its breakpoint
+    in a buffer at the entry point, our trampoline's place: that copy would overwrite the trampoline mid-call."""
+    value = gdb.parameter("displaced-stepping")  # None for auto
+    gdb.execute("set displaced-stepping off", to_string=True)
+    return "on" if value is True else "off" if value is False else "auto"
+
+
 def call_function(address: int, args: Sequence[int] = (), *, data: bytes = b"",
                   data_args: Sequence[int] = ()) -> HandCallResult:
     """Call the function at `address` on the selected thread (stopped) with integer `args`; `data` is written on
@@ -100,6 +108,7 @@ def call_function(address: int, args: Sequence[int] = (), *, data: bytes = b"",
         values[index] = data_address + values[index]
     done = entry + DONE_OFFSET
     breakpoint = None
+    displaced = _displaced_stepping_off()
     try:
         inferior.write_memory(entry, code)
         inferior.write_memory(area, bytes(XSAVE_AREA))
@@ -126,6 +135,7 @@ def call_function(address: int, args: Sequence[int] = (), *, data: bytes = b"",
         finally:
             if _RUNNING:
                 _RUNNING.pop()
+            gdb.execute(f"set displaced-stepping {displaced}", to_string=True)
     return HandCallResult(value, data_address if data else 0)
 
 
