@@ -36,7 +36,8 @@ def test_a_call_in_a_thread_blocked_in_read_returns_and_the_read_goes_on(built_t
         def state():
             sp = int(gdb.parse_and_eval("$rsp"))
             registers = gdb.execute("info registers general", to_string=True)
-            return gdb.execute("bt", to_string=True), registers, bytes(gdb.selected_inferior().read_memory(sp, 256))  # main is near the stack top
+            stack = bytes(gdb.selected_inferior().read_memory(sp, 256))  # main's frame is near the stack's top
+            return gdb.execute("bt", to_string=True), registers, stack
         before = state()
         result = handcall.call_function(int(gdb.parse_and_eval("(long)&bump")), [2])
         print("value", result.value, "counter", int(gdb.parse_and_eval("counter")))
