@@ -77,6 +77,7 @@ class AgentEngine(CoreEngine):
         self.names: list[tuple[str, str]] = []
         self.threads: dict[int, int] = {}   # kernel tid -> GDB thread number, as threads were seen
         self.trimmed: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self.recorder_code = (0, 0)  # the recorder library's mapped range: its frames never show in a stack
         self.syncs, self.sync_seconds = 0, 0.0
         self.break_written: int | None = None
         # (the recorder's change mark, the table's blocks) at the last read: equal means nothing to read again
@@ -89,7 +90,7 @@ class AgentEngine(CoreEngine):
             return
         self.pid = self.inferior.pid
         maps = read_maps(self.inferior.pid)
-        if not self.from_start:
+        if not self.from_start and (self.attachment is None or not self.attachment.attached):
             if not self._attach():
                 return
             maps = read_maps(self.inferior.pid)
@@ -377,6 +378,8 @@ class AgentEngine(CoreEngine):
             return False
         bias = load_bias(maps, path, symbols.e_type, symbols.min_vaddr)
         self.anchor = fmt.anchor_address(maps)
+        own = [m for m in maps if m.path == path]
+        self.recorder_code = (min(m.start for m in own), max(m.end for m in own)) if own else (0, 0)
         for name, handler in ((fmt.ERROR_FUNCTION, AgentEngine.on_heap_error),
                               (fmt.BREAK_ALLOC_FUNCTION, AgentEngine.on_break_alloc)):
             value = symbols.function(name)
@@ -444,11 +447,12 @@ class AgentEngine(CoreEngine):
         """End a stack at main or a thread's entry, as the breakpoint engine's walk does (cached per stack)."""
         done = self.trimmed.get(pcs)
         if done is None:
-            done = pcs
-            for i, pc in enumerate(pcs):
+            low, high = self.recorder_code
+            done = tuple(pc for pc in pcs if not low <= pc < high)  # its dlopen hook's frame (attached)
+            for i, pc in enumerate(done):
                 symbol = minimal_symbol(pc - 1)
                 if symbol is not None and symbol[0].split("@")[0] in ROOT_FUNCTIONS:
-                    done = pcs[:i + 1]
+                    done = done[:i + 1]
                     break
             self.trimmed[pcs] = done
         return done

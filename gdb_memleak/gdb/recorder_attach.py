@@ -60,7 +60,7 @@ def attach(inferior: gdb.Inferior, depth: int, on_error: str, break_alloc: int |
                     try:
                         library = str(build.ensure_built())
                     except build.BuildError as exc:
-                        raise AttachError(str(exc)) from None
+                        raise AttachError(str(exc).removeprefix("gdb-memleak: ")) from None
                     inject.load_library(inferior, library)
                     maps = read_maps(inferior.pid)
                     present = fmt.recorder_library(maps)
