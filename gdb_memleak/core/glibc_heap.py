@@ -16,20 +16,11 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Callable
 
+from .glibc_mmapped import ALIGN, CHUNK_HEADER, FLAGS, IS_MMAPPED, MINSIZE, PREV_INUSE, Reader, mmapped_blocks
 from .procmaps import Mapping
 
-Reader = Callable[[int, int], bytes | bytearray | memoryview]
-
-PREV_INUSE, IS_MMAPPED, NON_MAIN_ARENA = 1, 2, 4
-FLAGS = 7
-MINSIZE = 32
-ALIGN = 16
-CHUNK_HEADER = 16       # prev_size and size: the user's block starts 16 bytes into its chunk
-RECORDER_PATHS = ("gdb-memleak", "librecorder")  # the recorder's own mappings are never the program's heap
 MAX_LIST = 1 << 24      # a free list longer than this is a cycle (corrupt memory), not a list
-PROBE_WINDOW = 1 << 20  # mmapped chunks are looked for a page at a time, read this many bytes at once
 
 
 @dataclass(frozen=True)
@@ -109,7 +100,6 @@ class _Walker:
         self.roots = roots
         # per heap walked: its in-use blocks (address, usable size), ascending, before the free lists are taken out
         self.segments: list[tuple[list[int], list[int]]] = []
-        self.mmapped: list[tuple[int, int]] = []  # (address, usable size)
         self.heaps: list[tuple[int, int]] = []    # [start, end) of every heap walked: no mmapped chunks in them
         self.free: set[int] = set()
         self.status: str | None = None
@@ -239,78 +229,6 @@ class _Walker:
             self.follow(int.from_bytes(raw[at:at + 8], "little"), 0, "tcache")
 
     # -- mmapped chunks ---------------------------------------------------------------------------------------
-    def walk_mmapped(self) -> None:
-        for mapping in self.roots.mappings:
-            if not candidate_mapping(mapping):
-                continue
-            for start, end in outside(mapping.start, mapping.end, self.heaps):
-                try:
-                    self.probe(start, end)
-                except Exception:  # an unreadable mapping (it went away, or is not backed): nothing of malloc's
-                    continue
-
-    def probe(self, start: int, end: int) -> None:
-        """Consecutive mmapped chunks: each starts a page whose header says IS_MMAPPED with prev_size 0, or lies
-        `prev_size` bytes into it when memalign moved it to an aligned address."""
-        page = self.layout.page_size
-        at = start
-        window_start, window = -1, memoryview(b"").cast("Q")
-        while at + CHUNK_HEADER <= end:
-            if not window_start <= at < window_start + 8 * len(window):
-                window_start = at
-                window = memoryview(bytes(self.memory.read(at, min(PROBE_WINDOW, end - at)))).cast("Q")
-            index = (at - window_start) >> 3
-            prev_size, head = window[index], window[index + 1]
-            size = head & ~FLAGS
-            if prev_size == 0 and head & FLAGS == IS_MMAPPED and size and at + size <= end:
-                chunk, chunk_size = self.aligned_inside(at, size, end)
-                if chunk_size or size % page == 0:
-                    if not chunk_size:
-                        chunk, chunk_size = at, size
-                    self.mmapped.append((chunk + CHUNK_HEADER, chunk_size - CHUNK_HEADER))
-                    at = (chunk + chunk_size + page - 1) & -page
-                    continue
-            at += page
-
-    def aligned_inside(self, mapping: int, size: int, end: int) -> tuple[int, int]:
-        """The chunk memalign placed inside an mmapped chunk (its header at `mapping` left as it was): the first
-        header at an aligned offset L whose prev_size is L and whose size ends the mapping on a page. (0, 0) when
-        there is none."""
-        page = self.layout.page_size
-        alignment = 2 * ALIGN
-        while alignment <= size:
-            chunk = ((mapping + CHUNK_HEADER + alignment - 1) & -alignment) - CHUNK_HEADER
-            if chunk - mapping < MINSIZE:
-                chunk += alignment
-            lead = chunk - mapping
-            if lead < size:
-                header = bytes(self.memory.read(chunk, CHUNK_HEADER))
-                prev_size = int.from_bytes(header[:8], "little")
-                head = int.from_bytes(header[8:], "little")
-                inner = head & ~FLAGS
-                if prev_size == lead and head & FLAGS == IS_MMAPPED and inner and (lead + inner) % page == 0 \
-                        and chunk + inner <= end:
-                    return chunk, inner
-            alignment *= 2
-        return 0, 0
-
-
-def candidate_mapping(mapping: Mapping) -> bool:
-    """An anonymous read-write mapping, not a stack and not the recorder's: where mmapped chunks can be."""
-    if not mapping.perms.startswith("rw"):
-        return False
-    if any(name in mapping.path for name in RECORDER_PATHS):
-        return False
-    return mapping.path == "" or mapping.path.startswith("[anon:")
-
-
-def outside(start: int, end: int, heaps: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The parts of [start, end) outside the heaps: the kernel merges an mmapped chunk's mapping with an adjacent
-    arena heap's into one line of /proc/PID/maps."""
-    parts = [(start, end)]
-    for low, high in heaps:
-        parts = [piece for a, b in parts for piece in ((a, min(b, low)), (max(a, high), b)) if piece[0] < piece[1]]
-    return parts
 
 
 def walk(read: Reader, layout: GlibcLayout, roots: HeapRoots) -> HeapWalk:
@@ -324,10 +242,10 @@ def walk(read: Reader, layout: GlibcLayout, roots: HeapRoots) -> HeapWalk:
             if address:
                 own.add(address - CHUNK_HEADER)
                 walker.tcache(address)
-        walker.walk_mmapped()
+        mmapped = sorted(mmapped_blocks(read, roots.mappings, walker.heaps, layout.page_size))
     except (OSError, ValueError, IndexError, TypeError) as error:  # memory that is not what the layout says
         walker.problem(f"the heap could not be read ({error})")
-    mmapped = sorted(walker.mmapped)
+        mmapped = []
     walker.segments.append(([a for a, _ in mmapped], [s for _, s in mmapped]))
     return _result(walker.segments, {chunk + CHUNK_HEADER for chunk in walker.free | own}, walker.status)
 
