@@ -6,10 +6,11 @@ tcache, fastbins and the other bins, after malloc_trim.
 The recorder, started with the program, saw every allocation: its live table is the oracle for the addresses. Sizes:
 the walk gives usable sizes, the recorder requested ones; for the program's own blocks the program reports
 malloc_usable_size, which the walk must equal; for the others the usable size follows from the request (heap chunk
-or mmapped chunk), except for aligned allocations (memalign's family, and the loader's TLS blocks), whose chunk
-depends on where the alignment fell: there the walk's size is at least the request. glibc's own chunks (each
-thread's tcache_perthread_struct) are never returned to the program: the recorder never sees them and the walk
-leaves them out, so the sets are compared whole.
+or mmapped chunk; 16 bytes more when glibc hands out a free chunk whole because the rest would be too small for a
+chunk), except for aligned allocations (memalign's family), whose chunk depends on where the alignment fell: there
+the walk's size is at least the request. glibc's own chunks (each thread's tcache_perthread_struct) are never
+returned to the program: the recorder never sees them and the walk leaves them out, so the sets are compared whole,
+nothing excluded (the recorder, preloaded, is ready before the program's and the loader's first malloc).
 """
 
 from __future__ import annotations
@@ -84,15 +85,13 @@ def test_each_block_has_its_usable_size(stages, stage):
     wrong = []
     for address, request, allocator in data["recorded"]:
         size = walked[address]
-        if allocator in ALIGNED or allocator.startswith("ld-"):
+        if allocator in ALIGNED:
             ok = size >= request
-        else:
-            ok = size in (heap_usable(request), mmapped_usable(request))
+        else:  # a chunk taken whole from a bin when the rest would be under MINSIZE: 16 bytes more
+            ok = size in (heap_usable(request), heap_usable(request) + 16, mmapped_usable(request))
         if not ok:
             wrong.append((hex(address), request, allocator, size))
-    # the loader's TLS blocks (one per thread, aligned) are the only blocks made by an allocator not named memalign's
-    # family whose size is not the request's: at most one per thread created
-    assert len(wrong) <= 4 and all(request == wrong[0][1] for _, request, _, _ in wrong), wrong
+    assert not wrong, wrong
 
 
 @pytest.mark.slow
