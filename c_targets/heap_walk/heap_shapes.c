@@ -3,7 +3,8 @@
  *   1 single-threaded mixed sizes
  *   2 four threads alive, each with its own arena (one grows past a 64 MB heap: heaps chained, fenceposts)
  *   3 big mmapped blocks: malloc, calloc, realloc (mremap), memalign/aligned_alloc/posix_memalign, large alignments
- *   4 after many frees: tcache full, fastbins, unsorted, small and large bins (every other block freed)
+ *   4 after many frees: tcache full, fastbins, unsorted, small and large bins (every other block freed, then
+ *     a large malloc sorts the unsorted chunks into bins, then small frees fill fastbins and others the unsorted bin)
  *   5 after malloc_trim(0)
  * At each checkpoint `program_ptrs`/`program_usable` hold the program's own live blocks and malloc_usable_size. */
 #define _GNU_SOURCE
@@ -108,6 +109,16 @@ int main(void) {
         slot[13000 + i] = malloc((size_t)(40000 + i * 100));
     free(slot[7000]);
     slot[7000] = NULL;
+    for (int i = 0; i < 200; i++)  /* fastbins: more small frees than their (full) tcache bins take */
+        slot[14000 + i] = malloc((size_t)(24 + (i % 8) * 8));
+    for (int i = 0; i < 200; i += 2) {
+        free(slot[14000 + i]);
+        slot[14000 + i] = NULL;
+    }
+    for (int i = 1; i < 800; i += 4) {  /* the unsorted bin: too big for tcache once merged with a freed neighbour */
+        free(slot[8000 + i]);
+        slot[8000 + i] = NULL;
+    }
     reached(4);
 
     /* 5: malloc_trim gives free pages back and shrinks the heaps */

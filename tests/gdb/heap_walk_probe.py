@@ -19,6 +19,20 @@ def program_blocks(inferior: gdb.Inferior) -> list[list[int]]:
             for i in range(count)]
 
 
+def bins() -> dict[str, int]:
+    """How many of the main arena's fastbins, small and large bins are non-empty, whether the unsorted bin is, and
+    how many of this thread's tcache bins hold chunks: the shape the checkpoint claims."""
+    arena = gdb.parse_and_eval("main_arena")
+    lists = arena["bins"]
+    base = int(gdb.parse_and_eval("(unsigned long)&main_arena.bins[0]"))
+    nonempty = [i for i in range(1, 127) if int(lists[2 * i - 2]) != base + 8 * (2 * i - 2) - 16]  # bin_at(i)
+    tcache = gdb.parse_and_eval("'malloc.c'::tcache")
+    return {"fastbins": sum(1 for i in range(10) if int(arena["fastbinsY"][i])),
+            "unsorted": int(1 in nonempty), "small": sum(2 <= i < 64 for i in nonempty),
+            "large": sum(i >= 64 for i in nonempty),
+            "tcache": sum(1 for i in range(64) if int(tcache["counts"][i])) if int(tcache) else 0}
+
+
 def report() -> None:
     inferior = gdb.selected_inferior()
     stage = int(gdb.selected_frame().read_var("stage"))
@@ -34,7 +48,7 @@ def report() -> None:
     else:
         out = {"stage": stage, "status": walk.status, "walk": [list(p) for p in zip(walk.addresses, walk.sizes)],
                "recorded": recorded, "program": program_blocks(inferior),
-               "engine": type(tracking.engine).__name__, "selection_kept": kept}
+               "engine": type(tracking.engine).__name__, "selection_kept": kept, "bins": bins()}
     print("@@walk@@ " + json.dumps(out))
 
 

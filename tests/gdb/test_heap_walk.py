@@ -108,11 +108,11 @@ def test_the_threads_arenas_and_a_second_heap_are_walked(stages):
 
 
 @pytest.mark.slow
-def test_the_program_frees_reach_the_bins_and_trim_keeps_the_walk_whole(stages):
-    """Stage 4 frees half of 4,000 blocks of three size ranges (tcache, fastbins, small and large bins) and half of
-    stage 1's; stage 5 frees more and trims: the live counts follow the program's."""
-    assert len(stages[4]["walk"]) < len(stages[3]["walk"]) + 4000
-    assert len(stages[5]["walk"]) == len(stages[4]["walk"]) - 2000
+def test_after_the_frees_every_kind_of_free_list_holds_chunks(stages):
+    """Stage 4 is what it claims: the walk above left out chunks in tcache, fastbins, the unsorted, small and large
+    bins of the main arena (counted from glibc's own structures at the checkpoint)."""
+    free_lists = stages[4]["bins"]
+    assert all(free_lists[kind] > 0 for kind in ("tcache", "fastbins", "unsorted", "small", "large")), free_lists
 
 
 def test_without_libcs_debug_info_the_walk_says_so_in_one_line(tmp_path: Path):
