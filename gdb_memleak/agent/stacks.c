@@ -93,7 +93,7 @@ static inline __attribute__((always_inline)) uint32_t capture_stack(void *ret) {
     if (depth > ML_MAX_DEPTH) depth = ML_MAX_DEPTH;
     if (depth < 1) depth = 1;
     void **pcs = buf;
-    if (depth > 1 && atomic_load_explicit(&init_state, memory_order_acquire) == 2 && H->unwinder) {
+    if (depth > 1 && atomic_load_explicit(&init_state, memory_order_acquire) >= 2 && H->unwinder) {
         int saved = errno; /* libunwind's address checks (a read and a write on its pipe) may set it */
         int got = unw_bt ? unw_bt(buf, depth + 6) : backtrace(buf, depth + 6);
         errno = saved;

@@ -31,7 +31,7 @@ static void *cxx_real[A_COUNT]; /* real C++ operators, resolved on first use (li
 
 static struct ml_header *H;
 static char *base;              /* == (char *)H */
-static atomic_int init_state;   /* 0 none, 1 running, 2 done */
+static atomic_int init_state;   /* 0 none, 1 running, 2 done, 3 held (gate.c) */
 static atomic_int recording_off; /* OFF_*, nonzero once the recorder stopped: the hooks only forward */
 static int cfg_fault;           /* GDB_MEMLEAK_AGENT_FAULT (tests): a failure to simulate, FAULT_* bits */
 #define FAULT_REGION 1

@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
@@ -163,29 +162,27 @@ def _mark(private_dir: str | None, name: str) -> None:
             pass
 
 
-def _attach_window(pid: int, duration: float, session, private_dir: str | None) -> None:
-    """Attach, track for `duration` seconds (or until the CLI is interrupted), report what was allocated meanwhile
-    and is still live, detach."""
-    ended_early = os.path.join(private_dir, "end-window") if private_dir else ""
+def _attach_window(pid: int, duration: float, session, private_dir: str, fatal: frozenset[str]) -> None:
+    """Attach, track for `duration` seconds (the CLI ends the window: runner.py) or until the CLI is interrupted,
+    report what is known and still live, detach."""
+    ended = os.path.join(private_dir, "end-window")
     gdb.execute(f"attach {pid}", to_string=True)
     session.start()
-    window = threading.Timer(duration, os.kill, (pid, signal.SIGINT))
-    window.start()
-    try:
+    _mark(private_dir, "window-open")
+    gdb.execute("continue", to_string=True)
+    while gdb.selected_inferior().pid:
+        name = _stop_signal()
+        if name == "SIGINT" and os.path.exists(ended):
+            _quiet("handle SIGINT nopass")  # our SIGINT: GDB would deliver it on detach
+            _mark(private_dir, "reporting")
+            early = not os.path.exists(os.path.join(private_dir, "window-over"))
+            session.detach(session.current(), duration, early=early)
+            return
+        if name in fatal:  # the program crashes: reported as a run's end is
+            _follow_to_the_end(session, private_dir)
+            return
+        # another signal the catchpoints stop at (SIGUSR1, SIGTERM ...): the program gets it, as without GDB
         gdb.execute("continue", to_string=True)
-        while gdb.selected_inferior().pid:
-            name = _stop_signal()
-            if name == "SIGINT" and (window.finished.is_set() or os.path.exists(ended_early)):
-                _quiet("handle SIGINT nopass")  # our SIGINT: GDB would deliver it on detach
-                _mark(private_dir, "reporting")
-                session.detach(session.current(), duration, early=not window.finished.is_set())
-                return
-            if name != "SIGINT":  # a fatal signal, or the end: same as a run
-                _follow_to_the_end(session, private_dir)
-                return
-            gdb.execute("continue", to_string=True)
-    finally:
-        window.cancel()
 
 
 def _run(config: dict) -> int:
@@ -222,7 +219,8 @@ def _run(config: dict) -> int:
         progress.start()
     try:
         if config.get("pid"):
-            _attach_window(int(config["pid"]), float(config["duration"]), SESSION, config.get("private_dir"))
+            _attach_window(int(config["pid"]), float(config["duration"]), SESSION, config["private_dir"],
+                           frozenset(FATAL_SIGNALS))
         else:
             SESSION.start()
             SESSION.end_at_exit = True  # processes are let go at their `_exit` (Tracking.exiting)

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ DETACH_GRACE = 10.0  # seconds a GDB asked to detach and quit has before it is k
 PID_FILE = "program.pid"      # the program's pid (the shim writes it before exec)
 REPORTING = "reporting"       # the driver is making the final report: the program no longer runs
 END_WINDOW = "end-window"     # --pid: the CLI asks the driver to end the tracking window now
+WINDOW_OPEN = "window-open"   # --pid: the driver started tracking (the window's time counts from then)
+WINDOW_OVER = "window-over"   # --pid: the window ended because its time was up (not an interrupt)
 
 
 @dataclass
@@ -144,6 +147,22 @@ class Run:
             _send(pid, signal.SIGKILL)
         self._kill_gdb()
 
+    def _end_window(self, duration: float) -> None:
+        """--pid: once the driver says tracking started, wait `duration` seconds, then end the window as an
+        interrupt would. Timed here, not in GDB: a Python thread in GDB only runs when GDB runs Python code, and a
+        process tracked by the recorder may make GDB stop for nothing at all."""
+        while not os.path.exists(self._path(WINDOW_OPEN)):
+            if self.proc is None or self.proc.poll() is not None:
+                return
+            time.sleep(0.02)
+        time.sleep(duration)
+        pid = self.program_pid()
+        if self.aborted is not None or self.received or pid is None or self.reporting():
+            return
+        Path(self._path(WINDOW_OVER)).touch()
+        Path(self._path(END_WINDOW)).touch()
+        _send(pid, signal.SIGINT)
+
     def _kill_gdb(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
@@ -160,6 +179,9 @@ class Run:
             self.proc = subprocess.Popen(  # preexec_fn is safe: the CLI runs no other thread
                 self.launch.gdb_argv, env=env, stdout=subprocess.DEVNULL, pass_fds=tuple(pass_fds),
                 preexec_fn=_in_gdb_child)
+            if self.launch.attach_pid:
+                threading.Thread(target=self._end_window, args=(float(self.launch.config["duration"]),),
+                                 daemon=True).start()
             status = self._wait(self.proc)
         finally:
             for s, handler in previous.items():

@@ -26,7 +26,7 @@ class LeakFilter:
     now: float = 0.0
 
     def admits(self, block: Block) -> bool:
-        if block.seq <= self.since_seq:
+        if block.seq <= self.since_seq and self.since_seq:  # seq 0: live before tracking started (an attach)
             return False
         return self.older_than is None or self.now - block.time >= self.older_than
 

@@ -19,6 +19,9 @@ from .timeline import Timeline
 DEFAULT_FREED_HISTORY = 100_000
 
 
+#: the family of a block found live when tracking started (core/pre_tracking.py): any release matches it
+ANY_FAMILY = "any"
+
 class AllocationTable:
     """One process's heap as seen through its allocator calls.
 
@@ -42,6 +45,7 @@ class AllocationTable:
         self._recorded: Counters | None = None  # the counters of the last recording loaded, as the recorder has them
         # why the table may be stale or short (the recorder's table could not be read); None when it is whole
         self.read_error: str | None = None
+        self.heap_walked = False  # the blocks live when tracking started on a running process are in (glibc's heap)
 
     # -- events -------------------------------------------------------------------------------------------------
     def on_alloc(self, address: int, size: int, allocator: str, thread: int, pcs: tuple[int, ...],
@@ -86,7 +90,7 @@ class AllocationTable:
             self.freed[address] = FreedBlock(block, pcs, thread, now)
             if len(self.freed) > self.freed_history:
                 self.freed.popitem(last=False)
-            if block.family in (family, "any"):  # "any": a block adopted at an attach
+            if block.family in (family, ANY_FAMILY):
                 return None
             error = HeapError(ErrorType.MISMATCHED_FREE, address, thread, now, pcs, allocator, alloc_pcs=block.pcs,
                               block_size=block.size, alloc_allocator=block.allocator)
@@ -174,6 +178,7 @@ class AllocationTable:
         child.reset_mark = self.reset_mark  # the child's copy of the recorder holds the blocks before it too
         child._recorded = self._recorded
         child.mappings = self.mappings.fork()
+        child.heap_walked = self.heap_walked
         return child
 
     def reset(self, now: float = 0.0) -> None:

@@ -35,7 +35,6 @@ from . import bad_call, exec_preload, recorder_attach, recorder_events, settings
 from .announce import announce
 from .call_hooks import CallHooks
 from .engine import Clock, EngineEvents
-from .handcall import HandCallError
 from .engine_core import (
     CoreEngine,
     ExitHooks,
@@ -45,6 +44,7 @@ from .engine_core import (
     maps_without,
     serving_malloc,
 )
+from .handcall import HandCallError
 from .log import log
 from .mapping_hooks import MappingHooks
 from .resolve import locate
@@ -343,21 +343,18 @@ class AgentEngine(CoreEngine):
             adopted, why = recorder_attach.adopt_heap(self.inferior, self.attachment)
         except (recorder_attach.AttachError, HandCallError) as exc:
             adopted, why = 0, str(exc)
-        self.table.complete = why is None
+        self.table.heap_walked = why is None
         self.preexisting = adopted
         if why is not None:
             announce(f"{self._program_name()}: {why}")
         return True
 
-    def before_detach(self) -> None:
-        if self.attachment is not None and self.attachment.attached:
-            self._detach()
-
     def _detach(self) -> None:
         """Read the table a last time, then give the process its allocator calls back."""
         assert self.attachment is not None
-        if not self.inferior.pid or not procstat.running(self.inferior.pid):
-            self.attachment.attached = False
+        threads = self.inferior.threads() if self.inferior.is_valid() and self.inferior.pid else ()
+        if not threads or not procstat.running(self.inferior.pid) or not all(t.is_stopped() for t in threads):
+            self.attachment.attached = False  # gone, detached already, or running: nothing can be called in it
             return
         self.sync()
         try:
@@ -378,8 +375,8 @@ class AgentEngine(CoreEngine):
             return False
         bias = load_bias(maps, path, symbols.e_type, symbols.min_vaddr)
         self.anchor = fmt.anchor_address(maps)
-        own = [m for m in maps if m.path == path]
-        self.recorder_code = (min(m.start for m in own), max(m.end for m in own)) if own else (0, 0)
+        mapped = [m for m in maps if m.path == path]
+        self.recorder_code = (min(m.start for m in mapped), max(m.end for m in mapped)) if mapped else (0, 0)
         for name, handler in ((fmt.ERROR_FUNCTION, AgentEngine.on_heap_error),
                               (fmt.BREAK_ALLOC_FUNCTION, AgentEngine.on_break_alloc)):
             value = symbols.function(name)

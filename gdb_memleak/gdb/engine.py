@@ -136,9 +136,6 @@ class Engine(ABC):
         c = self.table.counters
         return self.events_seen(), c.live_blocks, c.live_bytes
 
-    def before_detach(self) -> None:
-        """GDB detaches from the process now (it is stopped): leave it as it would run without the tool."""
-
     def status(self) -> list[str]:
         """Lines for `memleak status`: what is hooked, what it cost."""
         return []

@@ -16,6 +16,7 @@ released); the library stays loaded, and a later attach reuses it with an empty 
 from __future__ import annotations
 
 import os
+from array import array
 from dataclasses import dataclass, field
 
 import gdb
@@ -24,13 +25,13 @@ from ..agent import build
 from ..core import agent_format as fmt
 from ..core.kinds import OnError
 from ..core.procmaps import Mapping, read_maps
-from . import allocator_quiet, inject
+from . import allocator_quiet, heapwalk, inject
 from .handcall import HandCallError, call_function
 from .log import log
 
 RTLD_POINTERS = {"__rtld_malloc": "malloc", "__rtld_free": "free", "__rtld_calloc": "calloc",
                  "__rtld_realloc": "realloc"}
-HOLD_ATTEMPTS = 50
+HOLD_ATTEMPTS = 10
 PROT_RW, MAP_PRIVATE_ANON = 0x3, 0x22
 
 
@@ -43,6 +44,9 @@ class AttachedRecorder:
     library: str
     rtld_saved: list[tuple[int, bytes]] = field(default_factory=list)
     attached: bool = False
+    # the heap's live blocks just before the recorder was loaded: what the loader allocated for it (its link map,
+    # names, libunwind's) is live after, and is the tool's, not the program's
+    before_load: frozenset[int] | None = None
 
     def function(self, maps: list[Mapping], name: str) -> int:
         return inject.exported(maps, self.library, name)
@@ -61,12 +65,17 @@ def attach(inferior: gdb.Inferior, depth: int, on_error: str, break_alloc: int |
                         library = str(build.ensure_built())
                     except build.BuildError as exc:
                         raise AttachError(str(exc).removeprefix("gdb-memleak: ")) from None
+                    before = heapwalk.walk(inferior)
                     inject.load_library(inferior, library)
                     maps = read_maps(inferior.pid)
                     present = fmt.recorder_library(maps)
                     if present is None:
                         raise AttachError("the recorder loaded but is not in the process's mappings")
-                loaded = AttachedRecorder(present)
+                    loaded = AttachedRecorder(present)
+                    if not isinstance(before, str) and before.status is None:
+                        loaded.before_load = frozenset(before.addresses)
+                else:
+                    loaded = AttachedRecorder(present)
             flags = 1 if on_error == OnError.SKIP.value else 0
             reason = call_function(loaded.function(maps, "memleak_agent_attach"),
                                    [depth, flags, break_alloc or 0]).value
@@ -105,8 +114,6 @@ def detach(inferior: gdb.Inferior, loaded: AttachedRecorder) -> None:
 def adopt_heap(inferior: gdb.Inferior, loaded: AttachedRecorder) -> tuple[int, str | None]:
     """Hold the allocator, walk glibc's heap, enter what is live into the recorder's table, let go: (blocks
     entered, why the heap before the attach is not (wholly) known or None)."""
-    from . import heapwalk
-
     maps = read_maps(inferior.pid)
     hold, release = (loaded.function(maps, name) for name in ("memleak_agent_hold", "memleak_agent_release"))
     with borrowed_thread(inferior) as caller:
@@ -115,28 +122,38 @@ def adopt_heap(inferior: gdb.Inferior, loaded: AttachedRecorder) -> tuple[int, s
         try:
             for _ in range(HOLD_ATTEMPTS):
                 states = allocator_quiet.thread_states(inferior, loaded.library)
-                if not any(s.busy for s in states if s.thread != caller):
+                busy = [s.thread for s in states if s.busy and s.thread != caller]
+                if not busy:
                     break
-                call_function(hold)
+                for thread in busy:  # run it to the end of its call (GDB may leave a thread stopped otherwise)
+                    allocator_quiet.run_out(thread, loaded.library)
+                caller.switch()
             else:
                 return 0, "a thread stayed inside the allocator: blocks allocated before tracking started are unknown"
             found = heapwalk.walk(inferior)
             if isinstance(found, str):
                 return 0, found
-            return _enter(inferior, maps, loaded, found), found.status
+            if found.status is not None:
+                return 0, (f"glibc's heap could not be read whole ({found.status}): blocks allocated before "
+                           "tracking started are unknown")
+            addresses, sizes = found.addresses, found.sizes
+            if loaded.before_load is not None:  # the loader's blocks for the recorder left out (see before_load)
+                kept = [i for i, a in enumerate(addresses) if a in loaded.before_load]
+                addresses, sizes = [addresses[i] for i in kept], [sizes[i] for i in kept]
+                loaded.before_load = None
+            return _enter(inferior, maps, loaded, addresses, sizes), None
         finally:
             call_function(release)
 
 
-def _enter(inferior: gdb.Inferior, maps: list[Mapping], loaded: AttachedRecorder, found) -> int:
-    import numpy as np
-
-    count = len(found.addresses)
+def _enter(inferior: gdb.Inferior, maps: list[Mapping], loaded: AttachedRecorder, addresses: list[int],
+           sizes: list[int]) -> int:
+    count = len(addresses)
     if not count:
         return 0
-    pairs = np.empty((count, 2), dtype="<u8")
-    pairs[:, 0] = found.addresses
-    pairs[:, 1] = found.sizes
+    pairs = array("Q", bytes(16 * count))  # (address, size) pairs, as memleak_agent_adopt reads them
+    pairs[0::2] = array("Q", addresses)
+    pairs[1::2] = array("Q", sizes)
     data = pairs.tobytes()
     size = (len(data) + 4095) & ~4095
     buffer = inject.call_libc(maps, "mmap", [0, size, PROT_RW, MAP_PRIVATE_ANON, 0xFFFFFFFFFFFFFFFF, 0])
@@ -153,7 +170,7 @@ def _enter(inferior: gdb.Inferior, maps: list[Mapping], loaded: AttachedRecorder
 def _redirect_loader(inferior: gdb.Inferior, maps: list[Mapping], loaded: AttachedRecorder) -> list[tuple[int, bytes]]:
     """ld.so's pointers to libc's allocator (they bypass every GOT) now point at the recorder's hooks; the old
     values are kept. Without libc's debug symbols nothing is written: the loader's own blocks stay unknown."""
-    saved = []
+    saved: list[tuple[int, bytes]] = []
     for pointer, function in RTLD_POINTERS.items():
         try:
             address = int(gdb.parse_and_eval(f"(unsigned long)&{pointer}"))

@@ -14,13 +14,14 @@ from typing import TextIO
 
 import gdb
 
+from ..core import pre_tracking
 from ..core.abi import ABIS, Abi
 from ..core.allocators import DEFAULT_ALLOCATORS, MAPPING_HOOKS
 from ..core.kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
 from ..core.procstat import cmdline, let_go, stat_fields
 from ..core.report import ProcessReport
 from ..core.table import AllocationTable
-from . import agent_engine, announce, engine_choice, handcall, preload, recorder_events, settings
+from . import agent_engine, announce, engine_choice, handcall, heapwalk, preload, recorder_events, settings
 from .breakpoint_engine import BreakpointEngine
 from .engine import Clock
 from .fatal import read_fatal_signal
@@ -160,8 +161,10 @@ class Session:
         if not tracking.engine.active:
             tracking.table.complete = True  # no allocator loaded yet: nothing can have been allocated
             return f"gdb-memleak: process {inferior.pid}: allocator not loaded yet, tracking starts when it is."
+        if tracking.engine.name == "breakpoint":  # the recorder walks and adopts the heap itself
+            tracking.engine.preexisting = walk_into_table(tracking, inferior)
         found = tracking.engine.preexisting
-        if tracking.table.complete:
+        if tracking.table.heap_walked:
             return (f"gdb-memleak: tracking process {inferior.pid} from now on; {found:,} blocks allocated before "
                     "were found in its heap.")
         return (f"gdb-memleak: tracking process {inferior.pid} from now on "
@@ -270,12 +273,6 @@ class Session:
         self.break_alloc = number
         recorder_events.break_alloc_changed(number)
 
-    def before_detach(self) -> None:
-        """GDB is about to detach from the selected process: an engine that changed the process undoes it."""
-        tracking = self.current()
-        if tracking is not None and not tracking.finished and tracking.pid == gdb.selected_inferior().pid:
-            tracking.engine.before_detach()
-
     def detach(self, tracking: Tracking | None, seconds: float, early: bool = False) -> None:
         """End of an attach window of `seconds` (`early`: an interrupt ended it first): classify and report the
         blocks allocated in it, remove every breakpoint, and let the process run on without us."""
@@ -283,8 +280,9 @@ class Session:
             tracking.report.result.detached = True
             window = (f"{tracking.now():.1f} s (ended early by an interrupt; the window was {seconds:g} s)" if early
                       else f"{seconds:g} s")
-            tracking.report.notes.append(f"attached for {window}: only blocks allocated in that window are "
-                                         "known; the process was detached and runs on")
+            known = ("blocks live at the attach (glibc's heap walked) and those allocated in that window are known"
+                     if tracking.table.heap_walked else "only blocks allocated in that window are known")
+            tracking.report.notes.append(f"attached for {window}: {known}; the process was detached and runs on")
             tracking.scan()
             tracking.finish()  # before detaching: GDB reports a detached inferior as exited
         self.stop()
@@ -292,6 +290,20 @@ class Session:
 
     def finished_reports(self) -> list[ProcessReport]:
         return [t.report for t in self.ended]
+
+
+def walk_into_table(tracking: Tracking, inferior: gdb.Inferior) -> int:
+    """The breakpoint engine on a running process: glibc's heap walked now, its live blocks entered (pre_tracking);
+    how many. Why not, when it cannot be done, in one line."""
+    found = heapwalk.walk(inferior)
+    if isinstance(found, str):
+        announce.announce(f"gdb-memleak: {found}")
+        return 0
+    if found.status is not None:
+        announce.announce(f"gdb-memleak: glibc's heap could not be read whole ({found.status}): blocks allocated "
+                          "before tracking started are unknown")
+        return 0
+    return pre_tracking.adopt(tracking.table, found.addresses, found.sizes, tracking.now())
 
 
 def stopped_thread(event: gdb.StopEvent) -> gdb.InferiorThread | None:
@@ -379,22 +391,4 @@ def connect() -> None:
     gdb.events.new_inferior.connect(SESSION.on_new_inferior)
     gdb.events.stop.connect(SESSION.on_stop)
     gdb.events.exited.connect(SESSION.on_exited)
-    _hook_detach()
-
-
-#: GDB runs a user command named hook-detach before every `detach`: the moment a recorder brought in by an attach
-#: gives the process its own allocator calls back (GDB has no Python event before a detach)
-HOOK_DETACH = ("define hook-detach\n"
-               "python from gdb_memleak.gdb.session import SESSION; SESSION.before_detach()\n"
-               "end")
-
-
-def _hook_detach() -> None:
-    """Define hook-detach, unless the user has one (theirs stays: then `memleak stop` before `detach` does it)."""
-    try:
-        if gdb.execute("show user hook-detach", to_string=True).strip():
-            return
-    except gdb.error:
-        pass
-    gdb.execute(HOOK_DETACH, to_string=True)
 

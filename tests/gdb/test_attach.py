@@ -24,8 +24,10 @@ def test_cli_attach_window_reports_and_detaches_leaving_the_program_to_finish(bu
     process = run.process()
     assert process["pid"] == pid and process["exit"] is None
     assert process["totals"]["allocs"] >= 5 and process["errors"] == []
-    assert process["in_use_at_exit"]["blocks"] == 1            # the block of the current round, still held
-    assert "untracked frees: 1" in run.stderr                    # the block allocated before attaching
+    # the block of the current round, still held (and the previous one if the window ended between its malloc and
+    # its free), and stdout's buffer, live since before the attach (the heap walk found it)
+    assert process["in_use_at_exit"]["blocks"] in (2, 3), process["in_use_at_exit"]
+    assert "untracked frees" not in run.stderr                   # the block allocated before attaching is known
     assert "detached (still running)" in run.stderr
     assert run.returncode == 0
 
@@ -41,7 +43,7 @@ def test_interactive_attach_start_stop_detach_leaves_no_breakpoint_behind(built_
     assert proc.returncode == 0 and rest == "finished 150\n", run.stderr
     assert "tracking process" in run.stdout and "from now on" in run.stdout
     assert "Invalid free" not in run.stdout and "Traceback" not in run.stderr
-    assert "untracked frees: 1" in run.stdout
+    assert "untracked frees" not in run.stdout  # the block allocated before attaching was found by the heap walk
     after_stop = run.stdout.split("breakpoints removed")[1]
     assert not any(line.split()[1:2] == ["breakpoint"] for line in after_stop.splitlines()
                    if line.startswith("-")), after_stop

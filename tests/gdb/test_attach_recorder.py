@@ -9,7 +9,9 @@ its own sizes; late_dlopen.c loads a library after the attach.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -60,8 +62,6 @@ def when_recording(pid: int, then: int, timeout: float = 120.0) -> None:
 
 
 def cli_window(pid: int, tmp_path: Path, seconds: float, signal_when_recording: int | None = None):
-    import threading
-
     sender = None
     if signal_when_recording is not None:
         sender = threading.Thread(target=when_recording, args=(pid, signal_when_recording))
@@ -70,6 +70,13 @@ def cli_window(pid: int, tmp_path: Path, seconds: float, signal_when_recording: 
     if sender is not None:
         sender.join()
     return run
+
+
+def _link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # closed meanwhile
+        return ""
 
 
 def leak_groups(process: dict, line: str) -> list[dict]:
@@ -86,28 +93,35 @@ def test_attach_while_threads_allocate_records_exactly_what_they_did_after(progr
     proc, pid = start(str(programs / "attach_threads"), str(THREADS), str(COUNTED))
     run = cli_window(pid, tmp_path, 3.0, signal_when_recording=10)  # SIGUSR1: the counted allocations
     maps = Path(f"/proc/{pid}/maps").read_text()
-    fds = sorted(os.listdir(f"/proc/{pid}/fd"))
+    fds = [target for fd in os.listdir(f"/proc/{pid}/fd") if (target := _link(f"/proc/{pid}/fd/{fd}"))]
     proc.terminate()
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and rest == "done\nfinished\n", run.stderr
     assert "using the breakpoint engine" not in run.stderr, run.stderr
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # the leaks it made before the attach (default --error-exitcode)
     process = run.process()
     assert process["errors"] == [], process["errors"]
+    # attach_threads leaks 5 blocks of 200 bytes before anything else: found by the heap walk, definitely lost
+    # (one may still be referenced from a register or the stack, as under valgrind)
+    before = [leak for leak in process["leaks"] if leak["allocator"] == "allocated before tracking started"]
+    definite = [leak for leak in before if leak["kind"] == "definite"]
+    assert definite and definite[0]["bytes"] in (800, 1000) and definite[0]["stack"] == [], before
     counted = leak_groups(process, "attach_threads.c:63")
     assert sum(leak["blocks"] for leak in counted) == THREADS * COUNTED // 2, counted
     assert {leak["bytes"] // leak["blocks"] for leak in counted} <= {COUNTED_SIZE + i for i in range(THREADS)}
     assert process["totals"]["allocs"] >= THREADS * COUNTED
     # detached: the recorder stays loaded, idle; its table's memory and any descriptor of it are gone
     assert "librecorder" in maps and "memfd:gdb-memleak" not in maps, maps
-    assert not any("gdb-memleak" in os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds if fd.isdigit())
+    assert not any("gdb-memleak" in target for target in fds), fds
 
 
 def test_detach_then_attach_again_frees_of_the_first_windows_blocks_confuse_nothing(programs: Path,
                                                                                       tmp_path: Path):
     proc, pid = start(str(programs / "attach_threads"), str(THREADS), str(COUNTED))
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
     first = cli_window(pid, tmp_path / "first", 2.0, signal_when_recording=10)
-    assert first.returncode == 0, first.stderr
+    assert first.returncode in (0, 1) and first.report is not None, first.stderr
     # the second window: the process frees the first window's blocks (SIGTERM) and exits while attached
     second = cli_window(pid, tmp_path / "second", 30.0, signal_when_recording=15)
     rest, _ = proc.communicate(timeout=60)
@@ -133,10 +147,13 @@ def test_library_loaded_after_the_attach_is_recorded(programs: Path, tmp_path: P
 
 def test_interactive_attach_stop_detach_leaves_the_process_native(programs: Path):
     proc, pid = start(str(programs / "attach_threads"), str(THREADS), str(COUNTED))
-    interrupt = (f"python import threading, os, signal; "
-                 f"threading.Timer(1.0, os.kill, ({pid}, signal.SIGINT)).start()")
-    run = run_gdb(["memleak start", "set var phase = 1", interrupt, "continue", "memleak status",
+    # the interrupt comes from here: a Python thread inside GDB only runs when GDB runs Python code, and under
+    # the recorder GDB may not stop at all until it comes
+    sender = threading.Thread(target=when_recording, args=(pid, signal.SIGINT))
+    sender.start()
+    run = run_gdb(["memleak start", "set var phase = 1", "continue", "memleak status",
                    "memleak stop", "detach"], load="gdbinit.sample", cwd=ROOT, extra=["-p", str(pid)])
+    sender.join()
     maps = Path(f"/proc/{pid}/maps").read_text()
     proc.terminate()
     rest, _ = proc.communicate(timeout=60)
@@ -146,16 +163,17 @@ def test_interactive_attach_stop_detach_leaves_the_process_native(programs: Path
     assert "Traceback" not in run.stderr and "internal error" not in run.stdout, run.stderr
 
 
-def test_bare_detach_gives_the_allocator_calls_back_too(programs: Path):
+def test_bare_detach_leaves_the_recorder_recording_and_the_program_unharmed(programs: Path):
+    """Without `memleak stop`, GDB's own `detach` cannot be followed by calls into the process: the recorder
+    keeps recording (README), and the program runs on as it would."""
     proc, pid = start(str(programs / "attach_threads"), str(THREADS), str(COUNTED))
     run = run_gdb(["memleak start", "detach"], load="gdbinit.sample", cwd=ROOT, extra=["-p", str(pid)])
-    maps = Path(f"/proc/{pid}/maps").read_text()
     os.kill(pid, 10)
     time.sleep(0.5)
     proc.terminate()
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and rest == "done\nfinished\n", run.stdout + run.stderr
-    assert "librecorder" in maps and "memfd:gdb-memleak" not in maps, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
 
 
 def test_recorder_that_cannot_be_built_falls_back_to_the_breakpoint_engine_with_one_line(programs: Path,
