@@ -5,7 +5,19 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-from tests.conftest import ROOT, run_gdb
+import pytest
+
+from tests.conftest import ROOT, TARGETS, run_gdb
+
+
+@pytest.fixture(scope="module")
+def built_targets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """c_targets/handcall/*.c, compiled here (a _O2 name optimised, as the Makefile would)."""
+    out = tmp_path_factory.mktemp("handcall")
+    for source in sorted((TARGETS / "handcall").glob("*.c")):
+        flags = ["-O2"] if source.stem.endswith("_O2") else ["-O0", "-fno-omit-frame-pointer"]
+        subprocess.run(["gcc", "-g", *flags, "-pthread", "-o", str(out / source.stem), str(source)], check=True)
+    return out
 
 
 def start(binary: Path, args: list[str]) -> subprocess.Popen:
