@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
     double start = now(), next = start + 0.05;
     unsigned long i = 0;
     for (;;) {
-        for (int k = 0; k < 4096; k++, i++) {
+        for (int k = 0; k < 256; k++, i++) {
             void *p = malloc(16 + (i & 255));
             ESCAPE(p);
             free(p);
