@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import gdb
 
 from .log import log
+from .threadstop import each_thread
 
 #: glibc's allocator functions by their (debug or minimal) names: the entry points, their __libc_/__GI_ aliases
 #: and the internals they call (_int_malloc, sysmalloc, malloc_consolidate, tcache_init, arena_get2 ...)
@@ -35,18 +36,8 @@ class ThreadState:
 
 
 def thread_states(inferior: gdb.Inferior, recorder: str | None) -> list[ThreadState]:
-    """Every live thread of `inferior` (stopped), classified; the selected thread is selected again after."""
-    selected = gdb.selected_thread()
-    states = []
-    try:
-        for thread in inferior.threads():
-            if not thread.is_valid() or thread.is_exited():
-                continue
-            thread.switch()
-            states.append(_classify(thread, recorder))
-    finally:
-        if selected is not None and selected.is_valid():
-            selected.switch()
+    """Every live thread of `inferior` (stopped), classified; the selected thread and frame are selected again."""
+    states = [_classify(thread, recorder) for thread in each_thread(inferior)]
     return states
 
 

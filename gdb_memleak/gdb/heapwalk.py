@@ -8,6 +8,7 @@ nothing in the program is called. Memory is read through /proc/PID/mem.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import gdb
@@ -16,6 +17,7 @@ from ..core.agent_format import AgentFormatError, ProcMemory
 from ..core.glibc_heap import GlibcLayout, HeapRoots, HeapWalk
 from ..core.glibc_heap import walk as walk_heap
 from ..core.procmaps import read_maps
+from .threadstop import each_thread
 
 NO_SYMBOLS = ("glibc's debug symbols are missing (install libc6-dbg): blocks allocated before tracking started are "
               "unknown")
@@ -80,25 +82,12 @@ def thread_tcaches(inferior: gdb.Inferior) -> tuple[int, ...] | str:
     """Each live thread's `tcache` (0 where it is not set up yet). The thread and frame selected before are selected
     again. A thread whose tcache cannot be read makes the walk wrong (its tcache's chunks would count as blocks):
     one line says so instead."""
-    selected = gdb.selected_thread()
-    try:
-        frame: gdb.Frame | None = gdb.selected_frame()
-    except gdb.error:
-        frame = None
     values = []
-    try:
-        for thread in inferior.threads():
-            if not thread.is_valid() or thread.is_exited():
-                continue
-            thread.switch()
+    with contextlib.closing(each_thread(inferior)) as threads:  # closed at once: the selection comes back now
+        for thread in threads:
             try:
                 values.append(int(gdb.parse_and_eval(TCACHE)))
             except gdb.error as error:
                 return f"the tcache of thread {thread.num} cannot be read ({error}): blocks allocated before " \
                        "tracking started are unknown"
-    finally:
-        if selected is not None and selected.is_valid():
-            selected.switch()
-            if frame is not None and frame.is_valid():
-                frame.select()
     return tuple(values)

@@ -15,7 +15,6 @@ released); the library stays loaded, and a later attach reuses it with an empty 
 
 from __future__ import annotations
 
-import os
 from array import array
 from dataclasses import dataclass, field
 
@@ -215,8 +214,3 @@ class borrowed_thread:
     def __exit__(self, *exc: object) -> None:
         if self.selected is not None and self.selected.is_valid():
             self.selected.switch()
-
-
-def recorder_path_of(maps: list[Mapping]) -> str | None:
-    path = fmt.recorder_library(maps)
-    return path if path and os.path.exists(path) else None

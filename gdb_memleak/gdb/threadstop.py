@@ -13,6 +13,7 @@ already halted everything.
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 
 import gdb
 
@@ -59,3 +60,24 @@ def halt_process(inferior: gdb.Inferior) -> None:
 def _stopped(pid: int, lwp: int) -> bool:
     fields = stat_fields(pid, lwp)
     return fields is None or fields[0] in STOPPED_STATES
+
+
+def each_thread(inferior: gdb.Inferior) -> Generator[gdb.InferiorThread, None, None]:
+    """Every live thread of `inferior`, each selected while the caller looks at it; the thread and frame selected
+    before are selected again afterwards (also when the caller stops early)."""
+    selected = gdb.selected_thread()
+    try:
+        frame: gdb.Frame | None = gdb.selected_frame()
+    except gdb.error:
+        frame = None
+    try:
+        for thread in inferior.threads():
+            if not thread.is_valid() or thread.is_exited():
+                continue
+            thread.switch()
+            yield thread
+    finally:
+        if selected is not None and selected.is_valid():
+            selected.switch()
+            if frame is not None and frame.is_valid():
+                frame.select()
