@@ -1,11 +1,13 @@
 """Reads the findings a C target declares about itself (`// expect: ...` comments), so adding a case is one file.
 
 Grammar (one directive per comment; the comment's line is the line it refers to):
-  // expect: leak bytes=B [blocks=N] [kind=K] [suppressed]
+  // expect: leak bytes=B [blocks=N] [kind=K] [suppressed] [per=NAME]
                                         unfreed blocks allocated at this line; K (valgrind's verdict on them)
                                         is definite, indirect, possible or reachable; absent means any kind.
                                         `suppressed`: gdb-memleak's default suppressions hide them (a thread's
                                         DTV): listed only with --no-default-suppressions (suppressed_leaks)
+                                        `per=NAME`: B and N for each NAME the run made (a server's leaking
+                                        request: the test knows how many it sent; leak_per)
   // expect: double_free tag=T           the bad (second) free; `// mark: alloc tag=T`, `// mark: free tag=T`
   // expect: invalid_free                free of a pointer no allocator returned
   // expect: mismatched_free             release by the wrong family (new[] with delete, malloc with delete, ...)
@@ -58,6 +60,7 @@ class Expected:
     source: Path
     leaks: dict[int, tuple[int, int]] = field(default_factory=dict)     # line -> (bytes, blocks)
     leak_kinds: dict[int, str] = field(default_factory=dict)            # line -> kind, for lines that declare one
+    leak_per: dict[int, str] = field(default_factory=dict)              # line -> NAME its figures are per (per=)
     suppressed_leaks: dict[int, tuple[int, int, str | None]] = field(default_factory=dict)  # hidden by the defaults
     double_frees: dict[str, int] = field(default_factory=dict)          # tag -> line of the bad free
     marks: dict[tuple[str, str], int] = field(default_factory=dict)     # (alloc|free, tag) -> line
@@ -138,6 +141,8 @@ def parse(source: Path) -> Expected:
             expected.leaks[number] = (int(f["bytes"]), int(f.get("blocks", 1)))
             if "kind" in f:
                 expected.leak_kinds[number] = f["kind"]
+            if "per" in f:
+                expected.leak_per[number] = f["per"]
         elif words[0] == "double_free":
             expected.double_frees[f["tag"]] = number
         elif words[0] == "invalid_free":

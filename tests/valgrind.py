@@ -47,9 +47,13 @@ def _num(text: str) -> int:
 
 
 def heap_figures(argv: list[str], timeout: int = 300) -> HeapFigures:
-    proc = run(["--run-libc-freeres=no", "--run-cxx-freeres=no", *argv], timeout=timeout)
-    in_use, total = IN_USE.search(proc.stderr), TOTAL.search(proc.stderr)
-    assert in_use and total, proc.stderr[-2000:]
+    return parse_heap_figures(run(["--run-libc-freeres=no", "--run-cxx-freeres=no", *argv], timeout=timeout).stderr)
+
+
+def parse_heap_figures(stderr: str) -> HeapFigures:
+    """The HEAP SUMMARY figures in valgrind's output `stderr`."""
+    in_use, total = IN_USE.search(stderr), TOTAL.search(stderr)
+    assert in_use and total, stderr[-2000:]
     return HeapFigures(_num(total.group(1)), _num(total.group(2)), _num(total.group(3)),
                        _num(in_use.group(1)), _num(in_use.group(2)))
 
@@ -98,8 +102,11 @@ def leak_summary_with_heuristics(argv: list[str], heuristics: str = "all",
     """(valgrind's LEAK SUMMARY as leak_summary gives it, its "of which reachable via heuristic" figures for every
     heuristic, 0/0 for those it does not list), run with LEAK_FLAGS and --leak-check-heuristics=`heuristics`."""
     flags = [*LEAK_FLAGS, f"--leak-check-heuristics={heuristics}"]
-    proc = run([*flags, *argv], timeout=timeout)
-    err = proc.stderr
+    return parse_leak_summary(run([*flags, *argv], timeout=timeout).stderr)
+
+
+def parse_leak_summary(err: str) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+    """The LEAK SUMMARY and heuristic figures (as leak_summary_with_heuristics gives them) in valgrind's output."""
     head = err.rfind("LEAK SUMMARY:")
     figures = {name: (0, 0) for name in HEURISTICS}
     if head < 0:
