@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ SERVER_SOURCE = TARGETS / "server" / "server.c"
 CLI = [sys.executable, "-m", "gdb_memleak.cli.main"]
 #: how the server takes SIGTERM/SIGINT/SIGHUP: a handler in the main thread, or a signalfd (every thread blocks them)
 SIGNAL_MODES = {"handler": [], "signalfd": ["--signalfd"]}
-STARTUP_SECONDS = 120  # a server (under valgrind, under GDB) not listening by then has failed: not a timing test
+LIVE_REPORT_END = re.compile(r"^gdb-memleak: end of live report \d+\b", re.M)  # the last line of a live report
+STARTUP_SECONDS = 120  # a server not listening by then (or reports not made) has failed: not a timing test
 T = TypeVar("T")
 
 
@@ -43,6 +45,13 @@ class Load:
     get: int
     echo: int
     stats: int
+
+
+def server_define(name: str) -> int:
+    """A numeric `#define NAME N` of server.c (its cache's size: CACHE_MAX)."""
+    m = re.search(rf"^#define {name} (\d+)$", SERVER_SOURCE.read_text(), re.M)
+    assert m, name
+    return int(m.group(1))
 
 
 def drive(built_targets: Path, sock: Path, seconds: float, rate: float, *options: str) -> Load:
@@ -88,15 +97,15 @@ def _connectable(sock: Path, ended: threading.Event) -> bool:
     return False
 
 
-def driven(built_targets: Path, sock: Path, run: Callable[[], T], *options: str) -> tuple[T, Load]:
+def driven(built_targets: Path, sock: Path, run: Callable[[], T], rate: float, *options: str) -> tuple[T, Load]:
     """`run()` (a server under valgrind or the CLI: it returns when the server has ended) while a thread waits for
-    the server to accept connections and drives it with `options` (as fast as answered), which end with -q."""
+    the server to accept connections and drives it at `rate` with `options`, which end with -q."""
     loads: list[Load] = []
     ended = threading.Event()
 
     def load() -> None:
         if _connectable(sock, ended):
-            loads.append(drive(built_targets, sock, 0, 0, *options))
+            loads.append(drive(built_targets, sock, 0, rate, *options))
 
     thread = threading.Thread(target=load, daemon=True)
     thread.start()
@@ -166,6 +175,20 @@ def quit_server(sock: Path, proc: subprocess.Popen) -> int:
     """QUIT, then the exit status of `proc` (the server, or the tool running it)."""
     assert ask(sock, "QUIT") == "BYE"
     return proc.wait(timeout=300)
+
+
+def live_reports(log: Path) -> int:
+    """How many live reports the CLI whose stderr is `log` has finished."""
+    return len(LIVE_REPORT_END.findall(log.read_text()))
+
+
+def await_live_reports(log: Path, count: int, proc: subprocess.Popen) -> None:
+    """Waits until `count` live reports are finished (the CLI `proc` still running)."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while live_reports(log) < count:
+        assert proc.poll() is None, f"the CLI ended after {live_reports(log)} live reports:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"{live_reports(log)} live reports, not {count}:\n{log.read_text()}"
+        time.sleep(0.05)
 
 
 def summary_of(process: dict) -> dict[str, tuple[int, int]]:
