@@ -32,6 +32,7 @@ SIGNAL_MODES = {"handler": [], "signalfd": ["--signalfd"]}
 LIVE_REPORT_END = re.compile(r"^gdb-memleak: end of live report \d+\b", re.M)  # the last line of a live report
 STARTUP_SECONDS = 120  # a server not listening by then (or reports not made) has failed: not a timing test
 T = TypeVar("T")
+R = TypeVar("R", bound="Repeating")
 
 
 @dataclass(frozen=True)
@@ -118,25 +119,40 @@ def driven(built_targets: Path, sock: Path, run: Callable[[], T], rate: float, *
     return result, loads[0]
 
 
-class Loader:
-    """The driver run again and again, in a thread, until stopped: load for as long as a tool takes."""
+class Repeating:
+    """`step()` done again and again in a thread while the `with` block runs (and once more if it was under way)."""
 
-    def __init__(self, built_targets: Path, sock: Path, rate: float) -> None:
-        self.loads: list[Load] = []
+    def __init__(self, pause: float = 0.0) -> None:
+        self.pause = pause
         self.stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(built_targets, sock, rate), daemon=True)
+        self._thread = threading.Thread(target=self._repeat, daemon=True)
 
-    def _run(self, built_targets: Path, sock: Path, rate: float) -> None:
-        while not self.stopping.is_set():
-            self.loads.append(drive(built_targets, sock, 0.5, rate))
+    def step(self) -> None:
+        raise NotImplementedError
 
-    def __enter__(self) -> Loader:
+    def _repeat(self) -> None:
+        while not self.stopping.wait(self.pause):
+            self.step()
+
+    def __enter__(self: R) -> R:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stopping.set()
         self._thread.join(timeout=600)
+
+
+class Loader(Repeating):
+    """The driver run again and again (half a second each) at `rate`: load for as long as a tool takes."""
+
+    def __init__(self, built_targets: Path, sock: Path, rate: float) -> None:
+        super().__init__()
+        self.built_targets, self.sock, self.rate = built_targets, sock, rate
+        self.loads: list[Load] = []
+
+    def step(self) -> None:
+        self.loads.append(drive(self.built_targets, self.sock, 0.5, self.rate))
 
     def failed(self) -> int:
         return sum(load.failed for load in self.loads)

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +28,7 @@ from server_harness import (
     SIGNAL_MODES,
     Load,
     Loader,
+    Repeating,
     ask,
     await_live_reports,
     drive,
@@ -188,37 +188,27 @@ def test_usr1_gives_a_live_report_and_the_server_keeps_serving(built_targets: Pa
     assert summary_of(process)["definite"] == expected_at_exit(before.login + after.login)["definite"]
 
 
-class JsonWatcher:
-    """Reads a file again and again, in a thread, as a tool watching a report would: every text it finds must be
-    a whole JSON document (a file not there yet is not a failure)."""
+class JsonWatcher(Repeating):
+    """Reads a file again and again, as a tool watching a report would: every text it finds must be a whole JSON
+    document (a file not there yet is not a failure). A short pause between reads: a rewrite takes milliseconds."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__(pause=0.0005)
         self.path = path
         self.seen: set[str] = set()
         self.broken: list[str] = []
-        self.stopping = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def _watch(self) -> None:
-        while not self.stopping.wait(0.0005):  # a short pause: a rewrite takes milliseconds
+    def step(self) -> None:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return
+        if text not in self.seen:
             try:
-                text = self.path.read_text()
-            except FileNotFoundError:
-                continue
-            if text not in self.seen:
-                try:
-                    json.loads(text)
-                except ValueError:
-                    self.broken.append(text)
-                self.seen.add(text)
-
-    def __enter__(self) -> JsonWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self._thread.join(timeout=60)
+                json.loads(text)
+            except ValueError:
+                self.broken.append(text)
+            self.seen.add(text)
 
 
 def test_json_file_is_never_seen_half_written(built_targets: Path, sock: Path, tmp_path: Path):
