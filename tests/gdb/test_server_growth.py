@@ -188,6 +188,21 @@ def test_usr1_gives_a_live_report_and_the_server_keeps_serving(built_targets: Pa
     assert summary_of(process)["definite"] == expected_at_exit(before.login + after.login)["definite"]
 
 
+@pytest.mark.parametrize("mode", SIGNAL_MODES)
+def test_sigterm_to_the_cli_shuts_the_server_down_as_quit_does(built_targets: Path, sock: Path, tmp_path: Path,
+                                                               mode: str):
+    """SIGTERM to the CLI goes to the program (as a service manager stopping it): the server takes it through its
+    handler or its signalfd, shuts down cleanly, and the report is the one at QUIT."""
+    with cli_serving(built_targets, sock, tmp_path, mode=mode) as cli:
+        load = drive(built_targets, sock, 0, 0, "-n", "50")
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(timeout=300) == 1  # leaks found
+    assert load.failed == 0, load
+    process = read_report(tmp_path / "report.json")["processes"][0]
+    assert process["exit"] == {"code": 0}
+    assert summary_of(process)["definite"] == expected_at_exit(load.login)["definite"]
+
+
 class JsonWatcher(Repeating):
     """Reads a file again and again, as a tool watching a report would: every text it finds must be a whole JSON
     document (a file not there yet is not a failure). A short pause between reads: a rewrite takes milliseconds."""
