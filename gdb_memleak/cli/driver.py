@@ -44,6 +44,10 @@ TERMINATING = frozenset({"SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGPIPE", "S
                          "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGXFSZ", "SIGIO", "SIGPWR"})
 
 
+#: --pid: the signal that stops the attached process for the end of the window or a live report (runner.py)
+STOP_SIGNAL = "SIGSTOP"
+
+
 def _quiet(command: str) -> None:
     """A setting this GDB may not have (older versions): the run goes on without it."""
     from gdb_memleak.gdb.log import log
@@ -168,23 +172,32 @@ def _mark(private_dir: str | None, name: str) -> None:
             pass
 
 
-def _attach_window(pid: int, duration: float, session, private_dir: str, fatal: frozenset[str]) -> None:
+def _attach_window(pid: int, duration: float, session, private_dir: str, fatal: frozenset[str],
+                   live: LiveReports, report_now: Callable[[], None]) -> None:
     """Attach, track for `duration` seconds (the CLI ends the window: runner.py) or until the CLI is interrupted,
-    report what is known and still live, detach."""
+    report what is known and still live, detach. The CLI ends the window, and a live report is asked for, with a
+    SIGSTOP to the process (`STOP_SIGNAL`): caught here and never delivered while the window is open (GDB runs an
+    attached process in all-stop mode, where its own `interrupt` would send the process group a SIGINT)."""
     ended = os.path.join(private_dir, "end-window")
     gdb.execute(f"attach {pid}", to_string=True)
     session.start()
+    gdb.execute(f"catch signal {STOP_SIGNAL}", to_string=True)
+    gdb.breakpoints()[-1].silent = True
+    _quiet(f"handle {STOP_SIGNAL} nopass")
+    live.stop_with = lambda: os.kill(pid, getattr(signal, STOP_SIGNAL))
     _mark(private_dir, "window-open")
     gdb.execute("continue", to_string=True)
     while gdb.selected_inferior().pid:
         name = _stop_signal()
-        if name == "SIGINT" and os.path.exists(ended):
-            _quiet("handle SIGINT nopass")  # our SIGINT: GDB would deliver it on detach
+        if name == STOP_SIGNAL and os.path.exists(ended):
             _mark(private_dir, "reporting")
+            live.stop()
             early = not os.path.exists(os.path.join(private_dir, "window-over"))
             session.detach(session.current(), duration, early=early)
             return
-        if name in fatal:  # the program crashes: reported as a run's end is
+        if name == STOP_SIGNAL and live.due():
+            report_now()
+        elif name in fatal:  # the program crashes: reported as a run's end is
             _follow_to_the_end(session, private_dir)
             return
         # another signal the catchpoints stop at (SIGUSR1, SIGTERM ...): the program gets it, as without GDB
@@ -225,7 +238,7 @@ def _run(config: dict) -> int:
     try:
         if config.get("pid"):
             _attach_window(int(config["pid"]), float(config["duration"]), SESSION, config["private_dir"],
-                           frozenset(FATAL_SIGNALS))
+                           frozenset(FATAL_SIGNALS), live, lambda: _report_live(live, config))
         else:
             SESSION.start()
             SESSION.end_at_exit = True  # processes are let go at their `_exit` (Tracking.exiting)

@@ -5,7 +5,9 @@ How the program is stopped for a report: a thread of GDB's Python waits on the p
 each SIGUSR1 (cli/runner.py), or for the interval to pass, then posts `interrupt -a` to GDB's main thread
 (`gdb.post_event`: GDB's event loop runs it while it waits for the program). In non-stop mode GDB stops each thread
 with its own SIGSTOP, which no signal mask or `sigwait` of the program can hold back, and the program never sees a
-signal. The driver's `continue -a` then returns; it asks `due()`, makes the report, and continues.
+signal. The driver's `continue -a` then returns; it asks `due()`, makes the report, and continues. An attached
+process (`--pid`, all-stop mode, where `interrupt` would send a SIGINT) is stopped with a SIGSTOP the driver
+catches and discards instead.
 
 The thread calls no other `gdb` API (GDB is not thread-safe): `post_event` is the one call meant for threads.
 """
@@ -33,6 +35,9 @@ class LiveReports:
         self.count = 0
         self.closed = threading.Event()
         self._thread: threading.Thread | None = None
+        # how a report stops the program: GDB's `interrupt -a` (a started program runs in non-stop mode: GDB stops
+        # each thread with its own SIGSTOP); an attached process in all-stop mode gets one SIGSTOP (cli/driver.py)
+        self.stop_with: Callable[[], None] = lambda: gdb.post_event(_interrupt_all)
 
     @property
     def enabled(self) -> bool:
@@ -68,7 +73,7 @@ class LiveReports:
                 continue
             if not self.requested.is_set():
                 self.requested.set()
-                gdb.post_event(_interrupt_all)
+                self.stop_with()
 
     def due(self) -> bool:
         """Whether a report was asked for since the last one (the driver's loop asks after each `continue -a`)."""

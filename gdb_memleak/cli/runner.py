@@ -10,7 +10,9 @@ GDB runs in its own process group, so a signal sent to the CLI's group (`kill -I
 Ctrl-C typed while the program runs goes straight to the program: GDB hands the terminal to the program's process
 group while it runs and gives it back to the CLI's group when the program stops.
 With `--pid`, the first interrupt ends the tracking window early (the report is written and the process detached
-and left running), a second one detaches at once without a report.
+and left running), a second one detaches at once without a report. The window is ended by a SIGSTOP to the
+process, which GDB catches and discards: no mask or `sigwait` of the program holds it back, and the program never
+sees it (a SIGINT would reach a server that waits for it in `sigwait` or a signalfd, and shut it down).
 SIGUSR1 is the CLI's own: each asks for a live report (cli/live.py), through a pipe GDB reads; the program never
 gets it.
 """
@@ -41,6 +43,7 @@ EXEC_SHIM = os.path.join(PACKAGE_DIR, "cli", "exec_shim.py")
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
 DETACH_GRACE = 10.0  # seconds a GDB asked to detach and quit has before it is killed
+WINDOW_STOP = signal.SIGSTOP  # --pid: how the CLI stops the process to end the window (cli/driver.py discards it)
 
 #: files the driver and the shim leave in the run's private directory for the CLI
 PID_FILE = "program.pid"      # the program's pid (the shim writes it before exec)
@@ -133,7 +136,7 @@ class Run:
             self.abort(signum)
         elif self.launch.attach_pid:
             Path(self._path(END_WINDOW)).touch()
-            _send(pid, signal.SIGINT)  # stops it under GDB; the driver sees the window has ended
+            _send(pid, WINDOW_STOP)  # stops it under GDB; the driver sees the window has ended
         elif not self.reporting():
             _send(pid, signum)
         # else: the program is gone and the report is being written: let it finish
@@ -159,8 +162,7 @@ class Run:
 
     def _end_window(self, duration: float) -> None:
         """--pid: once the driver says tracking started, wait `duration` seconds, then end the window as an
-        interrupt would. Timed here, not in GDB: a Python thread in GDB only runs when GDB runs Python code, and a
-        process tracked by the recorder may make GDB stop for nothing at all."""
+        interrupt would."""
         while not os.path.exists(self._path(WINDOW_OPEN)):
             if self.proc is None or self.proc.poll() is not None:
                 return
@@ -171,7 +173,7 @@ class Run:
             return
         Path(self._path(WINDOW_OVER)).touch()
         Path(self._path(END_WINDOW)).touch()
-        _send(pid, signal.SIGINT)
+        _send(pid, WINDOW_STOP)
 
     def _kill_gdb(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -93,3 +93,19 @@ def test_report_every_must_be_a_positive_number_of_seconds(built_targets: Path, 
                           text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("gdb-memleak: error: --report-every"), proc.stderr
+
+
+def test_attach_window_reports_live_and_ends_without_a_signal_the_program_could_take(built_targets: Path):
+    """--pid: live reports in the window, and its end, stop the process with a SIGSTOP GDB discards: live_ticker
+    blocks SIGINT (a SIGINT would stay pending, and the window would never end) and dies of SIGUSR1."""
+    target = subprocess.Popen([str(built_targets / "live_ticker"), "60", "50"], stdout=subprocess.PIPE, text=True)
+    pid = int(target.stdout.readline().split()[1])
+    cli = subprocess.run([*CLI, "--pid", str(pid), "--duration", "1.2", "--report-every", "0.4"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=120)
+    out, _ = target.communicate(timeout=60)
+    assert cli.returncode in (0, 1), cli.stderr
+    assert target.returncode == 0 and out.splitlines()[-1] == "ticked 60", (target.returncode, out)
+    assert len(LIVE.findall(cli.stderr)) >= 2, cli.stderr
+    assert "note: attached for 1.2 s" in cli.stderr, cli.stderr
+    lost = _figures(cli.stderr)
+    assert lost == sorted(lost) and lost[-1] > 0, lost
