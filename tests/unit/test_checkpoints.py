@@ -21,6 +21,7 @@ from gdb_memleak.core.reports.json import build_json
 from gdb_memleak.core.reports.text import render_growing, render_leak_summary, render_leaks, render_report
 from gdb_memleak.core.symbols import Symbolizer
 from gdb_memleak.core.table import AllocationTable
+from html_pages import embedded_data, render_html
 
 pytest.importorskip("numpy")
 
@@ -232,3 +233,13 @@ def test_increased_is_valgrinds_any_of_direct_indirect_blocks():
     assert Delta(0, 16, 0).increased          # indirect up, direct down as much
     assert not Delta(-16, 0, -1).increased and Delta(-16, 0, -1).changed
     assert not Delta(0, 0, 0).changed
+
+
+def test_the_html_page_embeds_the_growing_stacks_samples_for_the_timeline(program: Program):
+    for _ in range(4):
+        program.step(cache=False)
+        program.stop(KINDS).checkpoint(program.now)
+    data = embedded_data(render_html([program.report]))["processes"][0]
+    [(site, allocator, rate, samples)] = data["timeline"]["growth"]
+    assert data["frames"][site][0] == "handle_request" and allocator == "malloc" and rate == 16.0
+    assert samples == [[1.0, 16, 1], [2.0, 32, 2], [3.0, 48, 3], [4.0, 64, 4]]

@@ -32,6 +32,7 @@ HELP = "write a self-contained HTML report (flame graph, timeline, leak table) t
 ASSETS = Path(__file__).resolve().parent
 SOURCE_CONTEXT = 3        # lines either side of the first user frame in a table row's source excerpt
 MAX_SOURCES = 2000        # source excerpts per process (the rest of the rows show their stack only)
+GROWTH_LINES = 5          # the fastest-growing stacks drawn on the timeline
 ERROR_TITLES = {"double_free": "double free", "invalid_free": "invalid free", "mismatched_free": "mismatched free"}
 _FORMATTER_CLASS = "src"
 
@@ -171,8 +172,20 @@ def process_data(report: ProcessReport, options: ReportOptions) -> dict:
         "timeline": {
             "points": [[round(p.time, 6), p.bytes, p.blocks, p.peak_bytes, p.peak_blocks] for p in timeline.series()],
             "marks": [[m.name, round(m.time, 6), m.bytes, m.blocks] for m in timeline.marks],
+            "growth": growth_data(report, tree),
         },
     }
+
+
+def growth_data(report: ProcessReport, tree: StackTree) -> list[list]:
+    """The fastest-growing stacks (core/growth.py), each as [site frame (-1: none), allocator, bytes/s, its samples
+    [[time, bytes, blocks], ...]]: the timeline draws their live bytes over the checkpoints."""
+    lines = []
+    for g in report.growing()[:GROWTH_LINES]:
+        site = report.site(g.pcs)
+        lines.append([tree.frame_id(site) if site else -1, g.allocator, round(g.rate, 3),
+                      [[round(s.time, 6), s.bytes, s.blocks] for s in g.history]])
+    return lines
 
 
 def error_data(report: ProcessReport, error: HeapError, tree: StackTree) -> dict:
