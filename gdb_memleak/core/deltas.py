@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from .grouping import LeakGroup
@@ -24,12 +24,11 @@ LossKey = tuple[str, str, tuple[int, ...]]  # kind, allocator, allocation stack
 
 INCREASED = "increased"
 CHANGED = "changed"
-MODES = (INCREASED, CHANGED)
 
 
-@dataclass(frozen=True)
-class Figures:
-    """A loss record's size at a checkpoint: direct bytes, bytes lost through it, blocks."""
+class Figures(NamedTuple):
+    """A loss record's size at a checkpoint: direct bytes, bytes lost through it, blocks (a tuple: a checkpoint
+    keeps one per loss record, tens of thousands in a large program)."""
 
     bytes: int
     indirect_bytes: int
@@ -39,8 +38,7 @@ class Figures:
 NONE = Figures(0, 0, 0)
 
 
-@dataclass(frozen=True)
-class Delta:
+class Delta(NamedTuple):
     """A loss record's change since the baseline. `bytes` counts what is lost through it too, as valgrind's first
     figure does ("80 (+80) (16 (+16) direct, 64 (+64) indirect) bytes in 1 (+1) blocks")."""
 
@@ -65,24 +63,9 @@ class Delta:
         return {"bytes": self.bytes, "indirect_bytes": self.indirect_bytes, "blocks": self.blocks}
 
 
-def key_of(group: LeakGroup) -> LossKey:
-    return (group.kind, group.allocator, group.pcs)
-
-
-def figures_of(group: LeakGroup) -> Figures:
-    return Figures(group.bytes, group.indirect_bytes, group.blocks)
-
-
 def records(groups: Iterable[LeakGroup]) -> dict[LossKey, Figures]:
     """Every loss record's figures (what a checkpoint keeps)."""
-    return {key_of(g): figures_of(g) for g in groups}
-
-
-def delta(now: Figures, before: Figures | None) -> Delta:
-    before = before or NONE
-    direct = now.bytes - before.bytes
-    indirect = now.indirect_bytes - before.indirect_bytes
-    return Delta(direct + indirect, indirect, now.blocks - before.blocks)
+    return {(g.kind, g.allocator, g.pcs): Figures(g.bytes, g.indirect_bytes, g.blocks) for g in groups}
 
 
 def selected_by(group: LeakGroup, mode: str | None) -> bool:
@@ -102,13 +85,16 @@ class Checkpoint:
     records: Mapping[LossKey, Figures]
 
     def delta_of(self, group: LeakGroup) -> Delta:
-        return delta(figures_of(group), self.records.get(key_of(group)))
+        """The record's change since this checkpoint (from nothing when it had no such record)."""
+        before = self.records.get((group.kind, group.allocator, group.pcs), NONE)
+        indirect = group.indirect_bytes - before.indirect_bytes
+        return Delta(group.bytes - before.bytes + indirect, indirect, group.blocks - before.blocks)
 
     def gone(self, now: Iterable[LossKey]) -> dict[LossKey, Delta]:
         """The records this checkpoint had that are empty now, as deltas down to zero."""
         present = set(now)
-        return {key: delta(NONE, before) for key, before in self.records.items()
-                if key not in present and before.blocks}
+        return {key: Delta(-before.bytes - before.indirect_bytes, -before.indirect_bytes, -before.blocks)
+                for key, before in self.records.items() if key not in present and before.blocks}
 
 
 class Baselines:
@@ -116,6 +102,10 @@ class Baselines:
 
     def __init__(self) -> None:
         self._kept: list[Checkpoint] = []
+
+    @property
+    def latest_state(self) -> Hashable | None:
+        return self._kept[-1].state if self._kept else None
 
     def record(self, state: Hashable, time: float, figures: Mapping[LossKey, Figures]) -> None:
         """A checkpoint at `state`; a second one at the same state replaces the first (nothing happened between)."""

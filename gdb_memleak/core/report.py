@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .deltas import Baselines, Checkpoint, LossKey, records
+from .gc_pause import gc_paused
 from .grouping import LeakGroup
 from .growth import Growing, GrowthHistory, stack_sums
 from .heuristics import summary as heuristics_summary
@@ -56,6 +57,7 @@ class ProcessReport:
     baselines: Baselines = field(default_factory=Baselines)
     growth: GrowthHistory = field(default_factory=GrowthHistory)
     _sampled_at: tuple | None = field(default=None, init=False, repr=False)  # the table at the last growth sample
+    _deltas_of: tuple | None = field(default=None, init=False, repr=False)  # (groups, baseline) deltas were set for
 
     @property
     def suppressions(self) -> SuppressionList:
@@ -81,12 +83,15 @@ class ProcessReport:
         growth sample (once per state of the table) and the loss records the baseline of the next reports. Reports
         made at this same state still compare with the checkpoint before, so this may be called before or after
         rendering them."""
+        state, table_state = self.state(), self._table_state()
+        if self.baselines.latest_state == state:
+            return  # nothing happened since the last checkpoint
         groups = self.table.blocks.leak_groups(self.kinds, self.leaders, None)  # the grouping reports reuse
-        table_state = self._table_state()
-        if table_state != self._sampled_at:
-            self.growth.sample(now, stack_sums(groups))
-            self._sampled_at = table_state
-        self.baselines.record(self.state(), now, records(groups))
+        with gc_paused():  # a tuple or two per loss record
+            if table_state != self._sampled_at:
+                self.growth.sample(now, stack_sums(groups))
+                self._sampled_at = table_state
+            self.baselines.record(state, now, records(groups))
 
     def baseline(self) -> Checkpoint | None:
         """The checkpoint the loss records are compared with now (None: none yet)."""
@@ -106,7 +111,11 @@ class ProcessReport:
         base = self.baseline() if where is None or where.every_block else None
         for group in groups:
             group.suppressed_by = self._suppressed(group.pcs, suppressions)
-            group.delta = base.delta_of(group) if base is not None else None
+        if self._deltas_of is None or self._deltas_of[0] is not groups or self._deltas_of[1] is not base:
+            with gc_paused():  # the same groups (the columns' cache) against the same baseline: done already
+                for group in groups:
+                    group.delta = base.delta_of(group) if base is not None else None
+            self._deltas_of = (groups, base)
         return groups
 
     def _suppressed(self, pcs: tuple[int, ...], suppressions: SuppressionList) -> object | None:

@@ -8,16 +8,14 @@ numbers, not a few hundred thousand pre-drawn boxes.
 
 from __future__ import annotations
 
-import gc
 import html
 import io
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
 from ... import __version__
+from ..gc_pause import gc_paused
 from ..kinds import KINDS, LABELS, ORDER, UNFREED
 from ..model import Frame, HeapError
 from ..report import LeakFilter, ProcessReport
@@ -216,20 +214,7 @@ def render_page(reports: Sequence[ProcessReport], options: ReportOptions) -> str
         title=html.escape(_title(reports)), style=style, data=_script_json(data), script=script)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The page's data is ~10^6 small objects that all live until it is written and form no cycles: collection
-    passes over them would cost a third of the build for nothing."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def write(reports: Sequence[ProcessReport], out: TextIO, options: ReportOptions | None = None) -> None:
-    with _gc_paused():
+    with gc_paused():  # the page's data is ~10^6 small objects that live until it is written
         page = render_page(reports, options or ReportOptions())
     out.write(page)
