@@ -93,6 +93,11 @@ class ProcessReport:
                 self._sampled_at = table_state
             self.baselines.record(state, now, records(groups))
 
+    def forget_checkpoints(self) -> None:
+        """`memleak reset`: the table starts again, so do its baselines and growth samples."""
+        self.baselines, self.growth = Baselines(), GrowthHistory()
+        self._sampled_at = self._deltas_of = None
+
     def baseline(self) -> Checkpoint | None:
         """The checkpoint the loss records are compared with now (None: none yet)."""
         return self.baselines.baseline(self.state())

@@ -244,7 +244,8 @@ Usage: memleak status"""
 
 
 class MemleakReset(gdb.Command):
-    """Forget every recorded block and counter; keep tracking. Later frees of forgotten blocks are untracked.
+    """Forget every recorded block and counter, and the checkpoints (deltas, growth); keep tracking. Later frees of
+forgotten blocks are untracked.
 
 Usage: memleak reset"""
 
@@ -255,6 +256,7 @@ Usage: memleak reset"""
         _no_arguments("memleak reset", argument)
         tracking = _selected_tracking(None)
         tracking.engine.reset()
+        tracking.report.forget_checkpoints()
         SESSION.out().write("gdb-memleak: table cleared.\n")
 
 

@@ -243,3 +243,12 @@ def test_the_html_page_embeds_the_growing_stacks_samples_for_the_timeline(progra
     [(site, allocator, rate, samples)] = data["timeline"]["growth"]
     assert data["frames"][site][0] == "handle_request" and allocator == "malloc" and rate == 16.0
     assert samples == [[1.0, 16, 1], [2.0, 32, 2], [3.0, 48, 3], [4.0, 64, 4]]
+
+
+def test_a_reset_forgets_the_baselines_and_the_growth_samples(program: Program):
+    for _ in range(3):
+        program.step()
+        program.stop(KINDS).checkpoint(program.now)
+    program.report.forget_checkpoints()  # `memleak reset`
+    assert len(program.report.growth) == 0 and program.report.baseline() is None
+    assert set(deltas(program.report).values()) == {None}
