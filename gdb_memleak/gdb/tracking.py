@@ -184,7 +184,8 @@ class Tracking:
         self.engine.sync()
         self.settle_shared_memory()
         self.report.warm()
-        self.checkpoint()
+        if self.shares_memory_with is None:  # a vfork child's table is its parent's
+            self.checkpoint()
         session = self.session
         if not self.reported and settings.report_at_exit.value and self.shares_memory_with is None:
             options = ReportOptions(color=session.use_color(), where=LeakFilter(kinds=session.shown_kinds),
