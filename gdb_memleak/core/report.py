@@ -116,8 +116,9 @@ class ProcessReport:
         base = self.baseline() if where is None or where.every_block else None
         for group in groups:
             group.suppressed_by = self._suppressed(group.pcs, suppressions)
+        # the same groups (the columns' cache) against the same baseline: their deltas are set already
         if self._deltas_of is None or self._deltas_of[0] is not groups or self._deltas_of[1] is not base:
-            with gc_paused():  # the same groups (the columns' cache) against the same baseline: done already
+            with gc_paused():
                 for group in groups:
                     group.delta = base.delta_of(group) if base is not None else None
             self._deltas_of = (groups, base)
