@@ -92,6 +92,7 @@ class LiveReports:
             tracking.refresh_maps()
             tracking.scan()
             tracking.report.warm()
+            tracking.checkpoint()  # a growth sample, and the baseline of the next report's deltas
         seconds = max((t.now() for t in trackings), default=0.0)
         out.write(f"\ngdb-memleak: live report {self.count} at {seconds:.1f} s (the program runs on)\n")
         render(out)
