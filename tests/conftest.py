@@ -142,6 +142,14 @@ def built_targets() -> Path:
     return TARGETS / "bin"
 
 
+def compile_target(source: Path, directory: Path) -> Path:
+    """A C target outside the corpus `make` builds (a subdirectory's, built by its own tests), with its flags."""
+    program = directory / source.stem
+    subprocess.run(["gcc", "-g", "-O0", "-fno-omit-frame-pointer", "-pthread", "-o", str(program), str(source)],
+                   check=True)
+    return program
+
+
 @pytest.fixture(scope="session")
 def recorder_library(tmp_path_factory: pytest.TempPathFactory, built_targets: Path) -> Path:
     """The recorder, built once for the session into a cache of its own: tests without GDB preload it themselves."""

@@ -111,6 +111,11 @@ def _summary(source: Path, number: int, f: dict[str, str]) -> dict[str, tuple[in
     return _figures(f, SUMMARY_KINDS)
 
 
+def defines(source: Path) -> dict[str, int]:
+    """The target's numeric `#define NAME N` lines (the figures a target's header states its findings in)."""
+    return {name: int(value) for name, value in re.findall(r"^#define (\w+) (\d+)$", source.read_text(), re.M)}
+
+
 def parse(source: Path) -> Expected:
     expected = Expected(source)
     for number, line in enumerate(source.read_text().splitlines(), start=1):

@@ -9,17 +9,19 @@ Quits GDB with the CLI's exit status: the program's own, or `error_exitcode` whe
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 import gdb
 
 if TYPE_CHECKING:  # imported at run time only once the loader has made the package importable
+    from gdb_memleak.cli.live import LiveReports
     from gdb_memleak.core.report import ProcessReport
     from gdb_memleak.core.reports import ReportOptions, Writer
 
@@ -40,6 +42,10 @@ NON_STOP = "set non-stop on"
 #: about to kill the program, the report is made first, while its memory is still there
 TERMINATING = frozenset({"SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGPIPE", "SIGALRM", "SIGUSR1", "SIGUSR2",
                          "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGXFSZ", "SIGIO", "SIGPWR"})
+
+
+#: --pid: the signal that stops the attached process for the end of the window or a live report (runner.py)
+STOP_SIGNAL = "SIGSTOP"
 
 
 def _quiet(command: str) -> None:
@@ -108,10 +114,12 @@ def _note_signal(event: gdb.StopEvent) -> None:
             _SIGNALLED.append(thread)
 
 
-def _follow_to_the_end(session, private_dir: str | None) -> None:
+def _follow_to_the_end(session, private_dir: str | None, live: LiveReports | None = None,
+                       report_now: Callable[[], None] | None = None) -> None:
     """Continue until every process has ended; at a signal that kills one, report first (memory still there), then
     let the signal be delivered, so the process dies of it as natively (its parent's wait status, a core dump as
-    the limits allow). A signal the program handles or ignores is simply passed on."""
+    the limits allow). A signal the program handles or ignores is simply passed on. When `live` says a live report
+    is due (it stopped every thread), `report_now` makes it before the processes go on."""
     from gdb_memleak.core.procstat import running, wait_status
     from gdb_memleak.gdb.session import FATAL_SIGNALS
     from gdb_memleak.gdb.threadstop import non_stop as in_non_stop_mode
@@ -138,6 +146,8 @@ def _follow_to_the_end(session, private_dir: str | None) -> None:
         alive = [inferior for inferior in gdb.inferiors() if running(inferior.pid)]
         if not alive:
             return
+        if live is not None and report_now is not None and live.due():
+            report_now()
         if gdb.selected_inferior() not in alive:
             gdb.execute(f"inferior {alive[0].num}", to_string=True)
         gdb.execute("continue -a" if non_stop else "continue", to_string=True)
@@ -162,23 +172,32 @@ def _mark(private_dir: str | None, name: str) -> None:
             pass
 
 
-def _attach_window(pid: int, duration: float, session, private_dir: str, fatal: frozenset[str]) -> None:
+def _attach_window(pid: int, duration: float, session, private_dir: str, fatal: frozenset[str],
+                   live: LiveReports, report_now: Callable[[], None]) -> None:
     """Attach, track for `duration` seconds (the CLI ends the window: runner.py) or until the CLI is interrupted,
-    report what is known and still live, detach."""
+    report what is known and still live, detach. The CLI ends the window, and a live report is asked for, with a
+    SIGSTOP to the process (`STOP_SIGNAL`): caught here and never delivered while the window is open (GDB runs an
+    attached process in all-stop mode, where its own `interrupt` would send the process group a SIGINT)."""
     ended = os.path.join(private_dir, "end-window")
     gdb.execute(f"attach {pid}", to_string=True)
     session.start()
+    gdb.execute(f"catch signal {STOP_SIGNAL}", to_string=True)
+    gdb.breakpoints()[-1].silent = True
+    _quiet(f"handle {STOP_SIGNAL} nopass")
+    live.stop_with = lambda: os.kill(pid, getattr(signal, STOP_SIGNAL))
     _mark(private_dir, "window-open")
     gdb.execute("continue", to_string=True)
     while gdb.selected_inferior().pid:
         name = _stop_signal()
-        if name == "SIGINT" and os.path.exists(ended):
-            _quiet("handle SIGINT nopass")  # our SIGINT: GDB would deliver it on detach
+        if name == STOP_SIGNAL and os.path.exists(ended):
             _mark(private_dir, "reporting")
+            live.stop()
             early = not os.path.exists(os.path.join(private_dir, "window-over"))
             session.detach(session.current(), duration, early=early)
             return
-        if name in fatal:  # the program crashes: reported as a run's end is
+        if name == STOP_SIGNAL and live.due():
+            report_now()
+        elif name in fatal:  # the program crashes: reported as a run's end is
             _follow_to_the_end(session, private_dir)
             return
         # another signal the catchpoints stop at (SIGUSR1, SIGTERM ...): the program gets it, as without GDB
@@ -190,8 +209,6 @@ def _run(config: dict) -> int:
     root = 0
     try:
         from gdb_memleak.cli.progress import Progress
-        from gdb_memleak.core.report import LeakFilter
-        from gdb_memleak.core.reports import WRITERS, ReportOptions
         from gdb_memleak.gdb import settings
         from gdb_memleak.gdb.session import FATAL_SIGNALS, SESSION
     except ImportError:
@@ -217,28 +234,27 @@ def _run(config: dict) -> int:
     progress = Progress(SESSION, SESSION.stream.fileno()) if config.get("progress") else None
     if progress is not None:
         progress.start()
+    live = _live_reports(config)
     try:
         if config.get("pid"):
             _attach_window(int(config["pid"]), float(config["duration"]), SESSION, config["private_dir"],
-                           frozenset(FATAL_SIGNALS))
+                           frozenset(FATAL_SIGNALS), live, lambda: _report_live(live, config))
         else:
             SESSION.start()
             SESSION.end_at_exit = True  # processes are let go at their `_exit` (Tracking.exiting)
             _quiet(NON_STOP)
             gdb.execute("run", to_string=True)
             root = gdb.inferiors()[0].pid  # the program started (its forked children end in any order)
-            _follow_to_the_end(SESSION, config.get("private_dir"))
+            _follow_to_the_end(SESSION, config.get("private_dir"), live, lambda: _report_live(live, config))
     except gdb.error as exc:
         SESSION.stream.write(f"gdb-memleak: error: {exc}\n")
         return 2
     finally:
+        live.stop()
         if progress is not None:
             progress.finish()
     reports = SESSION.finished_reports()
-    options = ReportOptions(where=LeakFilter(kinds=SESSION.shown_kinds), error_kinds=SESSION.error_kinds)
-    written = [_write_file(f"--{key}", config[key], writer, reports, options, SESSION.stream)
-               for key, writer in WRITERS.items() if config.get(key)]  # files list what the report lists
-    if not reports or not all(written):
+    if not reports or not _write_files(config, reports):
         return 2
     # the exit status is the program's own: its last image's (after an exec), not that of a child ending later
     result = next((r.result for r in reversed(reports) if r.result.pid == root), reports[-1].result)
@@ -249,17 +265,76 @@ def _run(config: dict) -> int:
     return config["error_exitcode"] if found and config["error_exitcode"] else status
 
 
+def _live_reports(config: dict) -> LiveReports:
+    """The live reports asked for (`--report-every`, and SIGUSR1 through the CLI's pipe), started. The pipe's end
+    is GDB's alone: the program, which GDB forks, must not inherit it."""
+    from gdb_memleak.cli.live import LiveReports
+
+    fd = config.get("report_fd")
+    if fd is not None:
+        os.set_inheritable(fd, False)
+    every = config.get("report_every")
+    live = LiveReports(fd, float(every) if every else None)
+    live.start()
+    return live
+
+
+def _report_live(live: LiveReports, config: dict) -> None:
+    """A live report of every process being tracked, the requested files rewritten with the processes that ended
+    and those still running."""
+    from gdb_memleak.core.reports.text import render_report
+    from gdb_memleak.gdb.session import SESSION
+
+    running = [t for t in SESSION.tracking.values() if t.alive and t.shares_memory_with is None and not t.reported]
+    options = SESSION.report_options()
+
+    def render(out: TextIO) -> None:
+        for tracking in running:
+            render_report(tracking.report, out, options)
+
+    reports = SESSION.finished_reports() + [t.report for t in running]
+    live.report(running, render, SESSION.out(), lambda: _write_files(config, reports))
+
+
+def _write_files(config: dict, reports: Sequence[ProcessReport]) -> bool:
+    """Every file the run was asked for (they list what the report lists); whether all were written."""
+    from gdb_memleak.core.report import LeakFilter
+    from gdb_memleak.core.reports import WRITERS, ReportOptions
+    from gdb_memleak.gdb.session import SESSION
+
+    options = ReportOptions(where=LeakFilter(kinds=SESSION.shown_kinds), error_kinds=SESSION.error_kinds)
+    return all([_write_file(f"--{key}", config[key], writer, reports, options, SESSION.out())
+                for key, writer in WRITERS.items() if config.get(key)])
+
+
 def _write_file(option: str, path: str, writer: Writer, reports: Sequence[ProcessReport], options: ReportOptions,
                 stream: TextIO) -> bool:
-    """One requested file; when it fails while being written (a full disk, /dev/full: every check made before the
-    run passed), one line names it after the report and the run exits 2. Whether it was written."""
+    """One requested file, replaced whole: written beside it under a temporary name, then renamed over it, so a
+    reader (a tool watching a file live reports rewrite) never sees it half written. A path that is not a regular
+    file (/dev/stdout, a FIFO) or whose directory cannot take the temporary file is written in place. When it fails
+    (a full disk, /dev/full: every check made before the run passed), one line names it and the run exits 2.
+    Whether it was written."""
+    temporary = _beside(path)
     try:
-        with open(path, "w") as f:
+        with open(temporary or path, "w") as f:
             writer.write(reports, f, options)
+        if temporary:
+            os.replace(temporary, path)
     except OSError as exc:
+        if temporary:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
         stream.write(f"gdb-memleak: error: cannot write {option} {path}: {exc.strerror or exc}\n")
         return False
     return True
+
+
+def _beside(path: str) -> str | None:
+    """A temporary name in `path`'s directory for an atomic replace, or None when `path` must be written in place."""
+    directory, name = os.path.split(os.path.abspath(path))
+    if os.path.exists(path) and not os.path.isfile(path) or not os.access(directory, os.W_OK | os.X_OK):
+        return None
+    return os.path.join(directory, f".{name}.{os.getpid()}.tmp")
 
 
 def _profiled(config: dict) -> int:

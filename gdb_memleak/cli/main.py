@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="attach to a running process instead of starting PROG")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="with --pid: how long to track before reporting and detaching (default 10)")
+    parser.add_argument("--report-every", type=float, metavar="SECONDS",
+                        help="while the program runs, print a live report (leak kinds, changes since the last "
+                             "report, what keeps growing) every SECONDS and rewrite the output files; the program "
+                             "runs on. `kill -USR1` of the gdb-memleak process asks for one at any time (the "
+                             "program never gets that signal)")
     parser.add_argument("--engine", choices=ENGINES,  # default: $GDB_MEMLEAK_ENGINE, checked in main()
                         help="auto (default; or $GDB_MEMLEAK_ENGINE): agent when it can, else breakpoint, saying "
                              "why in one line; agent: an in-process recorder (allocation-heavy programs at "
@@ -198,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine = opts.engine or engine_from_environment()
     except ValueError as exc:
         return error(str(exc))
+    if opts.report_every is not None and not opts.report_every > 0:
+        return error("--report-every must be a positive number of seconds")
     duration = DEFAULT_DURATION if opts.duration is None else opts.duration
     if duration <= 0:
         return error("--duration must be positive")
@@ -223,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = {**{k: os.path.abspath(v) if v else None for k, v in outputs.items()},
               "depth": opts.depth, "error_exitcode": opts.error_exitcode, "loader": LOADER,
               "argv": report_argv, "error_kinds": sorted(opts.errors_for_leak_kinds),
-              "pid": opts.pid, "duration": duration, "progress": sys.stderr.isatty(),
+              "pid": opts.pid, "duration": duration, "report_every": opts.report_every,
+              "progress": sys.stderr.isatty(),
               "shown_kinds": sorted(opts.show_leak_kinds),
               "errors_for_mappings": ",".join(sorted(opts.errors_for_mappings)) or "none", "on_error": opts.on_error,
               "engine": engine, "heuristics": heuristics_text(opts.leak_check_heuristics),

@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any
 
+from .gdb_threads import signals_blocked
+
 MIN_ROWS = 3
 
 
@@ -90,7 +92,8 @@ class Progress(threading.Thread):
 
     def start(self) -> None:
         self.line.reserve()  # now, before the program can write anything
-        super().start()
+        with signals_blocked():  # SIGCHLD is GDB's main thread's (cli/gdb_threads.py)
+            super().start()
 
     def run(self) -> None:
         last_events, last_time = 0, time.monotonic()

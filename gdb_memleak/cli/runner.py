@@ -10,11 +10,16 @@ GDB runs in its own process group, so a signal sent to the CLI's group (`kill -I
 Ctrl-C typed while the program runs goes straight to the program: GDB hands the terminal to the program's process
 group while it runs and gives it back to the CLI's group when the program stops.
 With `--pid`, the first interrupt ends the tracking window early (the report is written and the process detached
-and left running), a second one detaches at once without a report.
+and left running), a second one detaches at once without a report. The window is ended by a SIGSTOP to the
+process, which GDB catches and discards: no mask or `sigwait` of the program holds it back, and the program never
+sees it (a SIGINT would reach a server that waits for it in `sigwait` or a signalfd, and shut it down).
+SIGUSR1 is the CLI's own: each asks for a live report (cli/live.py), through a pipe GDB reads; the program never
+gets it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -38,6 +43,7 @@ EXEC_SHIM = os.path.join(PACKAGE_DIR, "cli", "exec_shim.py")
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
 DETACH_GRACE = 10.0  # seconds a GDB asked to detach and quit has before it is killed
+WINDOW_STOP = signal.SIGSTOP  # --pid: how the CLI stops the process to end the window (cli/driver.py discards it)
 
 #: files the driver and the shim leave in the run's private directory for the CLI
 PID_FILE = "program.pid"      # the program's pid (the shim writes it before exec)
@@ -95,6 +101,7 @@ class Run:
         self.proc: subprocess.Popen | None = None
         self.received: list[int] = []
         self.aborted: int | None = None
+        self.report_requests: int | None = None  # the pipe's write end: SIGUSR1 asks GDB for a live report
 
     # -- files shared with the driver and the shim -----------------------------------------------------------
     def _path(self, name: str) -> str:
@@ -114,6 +121,12 @@ class Run:
         return os.path.exists(self._path(REPORTING)) or (pid is not None and not running(pid))
 
     # -- signals ----------------------------------------------------------------------------------------------
+    def on_report_request(self, signum: int, frame: FrameType | None) -> None:
+        """SIGUSR1: a live report now (a byte on the pipe; a full pipe already holds enough requests)."""
+        if self.report_requests is not None:
+            with contextlib.suppress(OSError):
+                os.write(self.report_requests, b"!")
+
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
         if self.aborted is not None:
@@ -123,7 +136,7 @@ class Run:
             self.abort(signum)
         elif self.launch.attach_pid:
             Path(self._path(END_WINDOW)).touch()
-            _send(pid, signal.SIGINT)  # stops it under GDB; the driver sees the window has ended
+            _send(pid, WINDOW_STOP)  # stops it under GDB; the driver sees the window has ended
         elif not self.reporting():
             _send(pid, signum)
         # else: the program is gone and the report is being written: let it finish
@@ -149,8 +162,7 @@ class Run:
 
     def _end_window(self, duration: float) -> None:
         """--pid: once the driver says tracking started, wait `duration` seconds, then end the window as an
-        interrupt would. Timed here, not in GDB: a Python thread in GDB only runs when GDB runs Python code, and a
-        process tracked by the recorder may make GDB stop for nothing at all."""
+        interrupt would."""
         while not os.path.exists(self._path(WINDOW_OPEN)):
             if self.proc is None or self.proc.poll() is not None:
                 return
@@ -161,7 +173,7 @@ class Run:
             return
         Path(self._path(WINDOW_OVER)).touch()
         Path(self._path(END_WINDOW)).touch()
-        _send(pid, signal.SIGINT)
+        _send(pid, WINDOW_STOP)
 
     def _kill_gdb(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -175,6 +187,7 @@ class Run:
     # -- the run ----------------------------------------------------------------------------------------------
     def start(self, env: dict[str, str], pass_fds: Sequence[int]) -> int:
         previous = {s: signal.signal(s, self.on_signal) for s in INTERRUPTS}
+        previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, self.on_report_request)
         try:
             self.proc = subprocess.Popen(  # preexec_fn is safe: the CLI runs no other thread
                 self.launch.gdb_argv, env=env, stdout=subprocess.DEVNULL, pass_fds=tuple(pass_fds),
@@ -199,12 +212,15 @@ def run(launch: Launch) -> int:
     """GDB's own stdout is discarded (the report goes to stderr); the program gets the real stdout through the
     shim (fd passed by number). The private directory is removed however the run ends."""
     stdout_fd = os.dup(1)
+    requests, request_end = os.pipe()  # SIGUSR1 -> a live report: read in GDB (cli/live.py), written here
+    os.set_blocking(request_end, False)
     try:
         with tempfile.TemporaryDirectory(prefix="gdb-memleak-") as private_dir:
             env_file = os.path.join(private_dir, "environment.json")
             with open(env_file, "w") as f:
                 json.dump(launch.environment, f)
-            config = {**launch.config, "private_dir": private_dir, "environment_file": env_file}
+            config = {**launch.config, "private_dir": private_dir, "environment_file": env_file,
+                      "report_fd": requests}
             env = {**launch.environment, **launch.gdb_environment}
             env.update(
                 SHELL=write_shim(private_dir),
@@ -214,6 +230,9 @@ def run(launch: Launch) -> int:
                                              "shell": launch.environment.get("SHELL"),
                                              "signals": launch.signals.as_json(),
                                              "pid_file": os.path.join(private_dir, PID_FILE)}))
-            return Run(launch, private_dir).start(env, (stdout_fd,))
+            run = Run(launch, private_dir)
+            run.report_requests = request_end
+            return run.start(env, (stdout_fd, requests))
     finally:
-        os.close(stdout_fd)
+        for fd in (stdout_fd, requests, request_end):
+            os.close(fd)

@@ -11,6 +11,7 @@ from .scan import KIND_OF_STATE, KindArray
 from .symbols import Symbolizer, SystemFilter
 
 if TYPE_CHECKING:
+    from .deltas import Delta
     from .live import LiveColumns
 
 
@@ -28,6 +29,7 @@ class LeakGroup:
     suppressed_by: object | None = None  # the Suppression matching this group's stack, if any
     indirect_bytes: int = 0   # definite groups: what is indirectly lost through their blocks (valgrind's
     indirect_blocks: int = 0  # "80 (16 direct, 64 indirect) bytes in 1 blocks are definitely lost")
+    delta: Delta | None = None  # the change since the previous checkpoint (core/deltas.py); None: no baseline
 
     @property
     def total_bytes(self) -> int:

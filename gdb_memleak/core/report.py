@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from .deltas import Baselines, Checkpoint, LossKey, records
+from .gc_pause import gc_paused
 from .grouping import LeakGroup
+from .growth import Growing, GrowthHistory, stack_sums
 from .heuristics import summary as heuristics_summary
 from .kinds import KINDS, ORDER, UNFREED, LeakKind
 from .mappings import DEFAULT_MAPPING_ERROR_KINDS, MappingTable
@@ -24,6 +27,11 @@ class LeakFilter:
     since_seq: int = 0
     older_than: float | None = None
     now: float = 0.0
+
+    @property
+    def every_block(self) -> bool:
+        """Admits every block whatever its number or age (kinds aside): the loss records a checkpoint keeps."""
+        return not self.since_seq and self.older_than is None
 
     def admits(self, block: Block) -> bool:
         if block.seq <= self.since_seq and self.since_seq:  # seq 0: live before tracking started (an attach)
@@ -44,10 +52,59 @@ class ProcessReport:
     # where the active suppressions come from: set once when the report is made (the GDB settings, the CLI's
     # files), read at each render so a `set memleak suppressions` applies to every listing at once
     suppression_source: Callable[[], SuppressionList] = SuppressionList
+    scans: int = 0  # reachability scans classified so far (`classify`): part of the state a checkpoint is at
+    # the loss records at the last checkpoints (deltas) and each stack's live figures at every checkpoint (growth)
+    baselines: Baselines = field(default_factory=Baselines)
+    growth: GrowthHistory = field(default_factory=GrowthHistory)
+    _sampled_at: tuple | None = field(default=None, init=False, repr=False)  # the table at the last growth sample
+    _deltas_of: tuple | None = field(default=None, init=False, repr=False)  # (groups, baseline) deltas were set for
 
     @property
     def suppressions(self) -> SuppressionList:
         return self.suppression_source()
+
+    def classify(self, kinds: Mapping[int, LeakKind], leaders: dict[int, int], heuristics: dict[int, str]) -> None:
+        """Take a reachability scan's verdicts: each block's kind, the definite block each indirect one is lost
+        through, the blocks a heuristic reached."""
+        self.kinds, self.leaders, self.heuristics = kinds, leaders, heuristics
+        self.scans += 1
+
+    # -- checkpoints: deltas and growth -----------------------------------------------------------------------------
+    def _table_state(self) -> tuple:
+        c = self.table.counters
+        return (self.table.last_seq, c.allocs, c.frees, c.untracked_frees, c.live_blocks, c.live_bytes)
+
+    def state(self) -> tuple:
+        """What the loss records depend on: the table's events and the scan that classified them."""
+        return (*self._table_state(), self.scans)
+
+    def checkpoint(self, now: float) -> None:
+        """A report, check or snapshot at `now` (seconds since tracking began): each stack's live figures become a
+        growth sample (once per state of the table) and the loss records the baseline of the next reports. Reports
+        made at this same state still compare with the checkpoint before, so this may be called before or after
+        rendering them."""
+        state, table_state = self.state(), self._table_state()
+        if self.baselines.latest_state == state:
+            return  # nothing happened since the last checkpoint
+        groups = self.table.blocks.leak_groups(self.kinds, self.leaders, None)  # the grouping reports reuse
+        with gc_paused():  # a tuple or two per loss record
+            if table_state != self._sampled_at:
+                self.growth.sample(now, stack_sums(groups))
+                self._sampled_at = table_state
+            self.baselines.record(state, now, records(groups))
+
+    def forget_checkpoints(self) -> None:
+        """`memleak reset`: the table starts again, so do its baselines and growth samples."""
+        self.baselines, self.growth = Baselines(), GrowthHistory()
+        self._sampled_at = self._deltas_of = None
+
+    def baseline(self) -> Checkpoint | None:
+        """The checkpoint the loss records are compared with now (None: none yet)."""
+        return self.baselines.baseline(self.state())
+
+    def growing(self) -> list[Growing]:
+        """The allocation stacks whose live bytes keep growing over the checkpoints, fastest first."""
+        return self.growth.ranking()
 
     def kind_of(self, block: Block) -> LeakKind:
         return self.kinds.get(block.address, UNFREED) if self.kinds is not None else UNFREED
@@ -55,9 +112,35 @@ class ProcessReport:
     def _groups(self, where: LeakFilter | None) -> list[LeakGroup]:
         groups = self.table.blocks.leak_groups(self.kinds, self.leaders, where)
         suppressions = self.suppressions
+        # deltas compare whole loss records: a listing of some blocks (a snapshot's, an age's) has none
+        base = self.baseline() if where is None or where.every_block else None
         for group in groups:
-            group.suppressed_by = suppressions.match(self.frames(group.pcs)) if len(suppressions) else None
+            group.suppressed_by = self._suppressed(group.pcs, suppressions)
+        # the same groups (the columns' cache) against the same baseline: their deltas are set already
+        if self._deltas_of is None or self._deltas_of[0] is not groups or self._deltas_of[1] is not base:
+            with gc_paused():
+                for group in groups:
+                    group.delta = base.delta_of(group) if base is not None else None
+            self._deltas_of = (groups, base)
         return groups
+
+    def _suppressed(self, pcs: tuple[int, ...], suppressions: SuppressionList) -> object | None:
+        return suppressions.match(self.frames(pcs)) if len(suppressions) else None
+
+    def gone_groups(self, where: LeakFilter | None = None) -> list[LeakGroup]:
+        """The unsuppressed loss records of the kinds asked for that the baseline had and that are empty now, each
+        with no block and its delta down to zero (valgrind's `changed` lists them once)."""
+        base = self.baseline()
+        if base is None or (where is not None and not where.every_block):
+            return []
+        gone = base.gone(self._record_keys())
+        suppressions = self.suppressions
+        return [LeakGroup(kind, allocator, pcs, delta=change) for (kind, allocator, pcs), change in gone.items()
+                if (where is None or where.kinds is None or kind in where.kinds)
+                and self._suppressed(pcs, suppressions) is None]
+
+    def _record_keys(self) -> list[LossKey]:
+        return [(g.kind, g.allocator, g.pcs) for g in self.table.blocks.leak_groups(self.kinds, self.leaders, None)]
 
     def leak_groups(self, where: LeakFilter | None = None) -> list[LeakGroup]:
         """Unsuppressed groups of the kinds asked for, by kind (valgrind's order) then size."""
@@ -70,13 +153,16 @@ class ProcessReport:
 
     def leak_summary(self) -> dict[str, dict[str, int]]:
         """valgrind's LEAK SUMMARY: bytes and blocks per kind, suppressed apart ("unfreed" only when unscanned)."""
-        summary = {k: {"bytes": 0, "blocks": 0} for k in KINDS + ("suppressed",)}
-        for group in self._groups(None):
-            key = "suppressed" if group.suppressed_by is not None else group.kind
-            entry = summary.setdefault(key, {"bytes": 0, "blocks": 0})
-            entry["bytes"] += group.bytes
-            entry["blocks"] += group.blocks
-        return summary
+        return _summary((g.kind, g.suppressed_by is not None, g.bytes, g.blocks) for g in self._groups(None))
+
+    def baseline_summary(self) -> dict[str, dict[str, int]] | None:
+        """The LEAK SUMMARY at the baseline (its records under today's suppressions), None without one."""
+        base = self.baseline()
+        if base is None:
+            return None
+        suppressions = self.suppressions
+        return _summary((kind, self._suppressed(pcs, suppressions) is not None, f.bytes, f.blocks)
+                        for (kind, _, pcs), f in base.records.items())
 
     def heuristic_summary(self) -> dict[str, dict[str, int]]:
         """valgrind's "of which reachable via heuristic" figures: bytes and blocks per heuristic (every heuristic,
@@ -136,3 +222,13 @@ class ProcessReport:
         for pcs in self.mappings.all_pcs():
             self.symbolizer.warm(pcs)
         self.fatal_frames()
+
+
+def _summary(records: Iterable[tuple[str, bool, int, int]]) -> dict[str, dict[str, int]]:
+    """Bytes and blocks per kind of (kind, suppressed, bytes, blocks) records, the suppressed ones apart."""
+    summary = {k: {"bytes": 0, "blocks": 0} for k in KINDS + ("suppressed",)}
+    for kind, suppressed, nbytes, nblocks in records:
+        entry = summary.setdefault("suppressed" if suppressed else kind, {"bytes": 0, "blocks": 0})
+        entry["bytes"] += nbytes
+        entry["blocks"] += nblocks
+    return summary

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gdb
 
 from ..argtypes import count, kind_set, seconds
+from ..core.deltas import CHANGED, INCREASED
 from ..core.grouping import select
 from ..core.kinds import DEFAULT_SHOWN
 from ..core.report import LeakFilter
@@ -13,6 +14,7 @@ from ..core.reports.text import (
     plural,
     render_by_line,
     render_errors,
+    render_growing,
     render_leak_summary,
     render_leaks,
     render_mappings,
@@ -39,16 +41,25 @@ def _selected_tracking(pid: int | None) -> Tracking:
 class Leaks(gdb.Command):
     """List unfreed heap blocks grouped by leak kind, then allocation stack, largest first.
 
-Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes N] [--stack]
-             [--since SNAPSHOT] [--older-than SECONDS] [--gen-suppressions] [--json FILE] [--html FILE]
+Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--increased | --changed] [--top N] [--min-bytes N]
+             [--stack] [--since SNAPSHOT] [--older-than SECONDS] [--gen-suppressions] [--json FILE] [--html FILE]
              [--pid N]
+       leaks --growing [--check] [--top N] [--stack] [--pid N]
        leaks --mappings | --shm [--stack] [--pid N]
 
   --by-line            group by the source line of the first frame in your code and show that line
   --kind K[,K]         leak kinds to list: definite, indirect, possible, reachable (default: definite,possible,
                        like valgrind; blocks not classified yet are listed as unfreed)
   --all                every kind
-  --check              run the reachability scan now (the process must be stopped), then list
+  --check              run the reachability scan now (the process must be stopped), then list; a checkpoint
+  --increased          only the loss records that grew since the previous checkpoint (`memleak check`, `leaks
+                       --check`, `memleak snapshot`, a report), as valgrind's `leak_check ... increased`; each
+                       record shows its change: "32 (+16) bytes in 2 (+1) blocks"
+  --changed            only the loss records that changed since then, those now empty included
+                       ("0 (-16) bytes in 0 (-1) blocks")
+  --growing            instead of loss records: the allocation stacks whose live bytes keep growing over the
+                       checkpoints (rose in most of the last 8, still rising, most of the gain still live), fastest
+                       first, with their rate in bytes/s; needs 3 checkpoints
   --top N              show only the first N groups (listed by kind, then largest first)
   --min-bytes N        hide groups smaller than N bytes
   --stack              show each group's full allocation stack
@@ -69,6 +80,10 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
         self.parser.add_argument("--kind", type=kind_set)
         self.parser.add_argument("--all", action="store_true")
         self.parser.add_argument("--check", action="store_true")
+        changes = self.parser.add_mutually_exclusive_group()
+        changes.add_argument("--increased", dest="changes", action="store_const", const=INCREASED)
+        changes.add_argument("--changed", dest="changes", action="store_const", const=CHANGED)
+        changes.add_argument("--growing", action="store_true")
         self.parser.add_argument("--top", type=count)
         self.parser.add_argument("--min-bytes", type=count, default=0)
         self.parser.add_argument("--stack", action="store_true")
@@ -88,18 +103,24 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes
         tracking = _selected_tracking(args.pid)
         if args.check:
             _check(tracking)
+            tracking.checkpoint()
         report = tracking.report
         out = SESSION.out()
+        if args.growing:
+            render_growing(report, out, ReportOptions(top=args.top, stack=args.stack))
+            return
         if args.mappings or args.shm:
             tracking.settle_shared_memory()
             render_mappings(report, out, ReportOptions(stack=args.stack), regions=args.mappings, shm=args.shm)
             return
         _check_suppressions()
+        if args.changes and args.by_line:
+            raise gdb.GdbError(f"leaks: --{args.changes} lists loss records, not lines (drop --by-line)")
         where = LeakFilter(kinds=None if args.all else (args.kind if args.kind is not None else DEFAULT_SHOWN),
                            since_seq=_snapshot(args.since)[0] if args.since else 0,
                            older_than=args.older_than, now=tracking.now())
         options = ReportOptions(top=args.top, min_bytes=args.min_bytes, stack=args.stack, color=SESSION.use_color(),
-                                where=where)
+                                where=where, changes=args.changes)
         if args.by_line:
             render_by_line(report, out, options)
         else:
@@ -223,7 +244,8 @@ Usage: memleak status"""
 
 
 class MemleakReset(gdb.Command):
-    """Forget every recorded block and counter; keep tracking. Later frees of forgotten blocks are untracked.
+    """Forget every recorded block and counter, and the checkpoints (deltas, growth); keep tracking. Later frees of
+forgotten blocks are untracked.
 
 Usage: memleak reset"""
 
@@ -234,6 +256,7 @@ Usage: memleak reset"""
         _no_arguments("memleak reset", argument)
         tracking = _selected_tracking(None)
         tracking.engine.reset()
+        tracking.report.forget_checkpoints()
         SESSION.out().write("gdb-memleak: table cleared.\n")
 
 
@@ -257,20 +280,32 @@ Usage: memleak errors"""
 class MemleakCheck(gdb.Command):
     """Run the reachability scan now and print the leak summary and leaks (like valgrind's `monitor leak_check`).
 
-Usage: memleak check
-The process must be stopped. Blocks are classified as definitely, indirectly or possibly lost, or still reachable."""
+Usage: memleak check [--increased | --changed]
+The process must be stopped. Blocks are classified as definitely, indirectly or possibly lost, or still reachable.
+Each check is a checkpoint: loss records show their change since the previous one ("32 (+16) bytes in 2 (+1)
+blocks"), and each allocation stack's live bytes are sampled for `leaks --growing`.
+  --increased   only the loss records that grew since the previous checkpoint (valgrind's `leak_check increased`),
+                and the LEAK SUMMARY's changes
+  --changed     only those that changed, the ones now empty included (valgrind's `leak_check changed`)"""
 
     def __init__(self) -> None:
         super().__init__("memleak check", gdb.COMMAND_DATA)
+        self.parser = CommandParser("memleak check", "Run the reachability scan now.")
+        changes = self.parser.add_mutually_exclusive_group()
+        changes.add_argument("--increased", dest="changes", action="store_const", const=INCREASED)
+        changes.add_argument("--changed", dest="changes", action="store_const", const=CHANGED)
 
     def invoke(self, argument: str, from_tty: bool) -> None:
-        _no_arguments("memleak check", argument)
+        args = self.parser.parse(argument)
+        if args is None:
+            return
         tracking = _selected_tracking(None)
         _check(tracking)
+        tracking.checkpoint()
         _check_suppressions()
         out = SESSION.out()
-        render_leaks(tracking.report, out, ReportOptions(color=SESSION.use_color()))
-        render_leak_summary(tracking.report, out)
+        render_leaks(tracking.report, out, ReportOptions(color=SESSION.use_color(), changes=args.changes))
+        render_leak_summary(tracking.report, out, deltas=args.changes is not None)
 
 
 class MemleakSkip(gdb.Command):
@@ -342,7 +377,8 @@ a named global, a thread's stack frame, or another block."""
 class MemleakSnapshot(gdb.Command):
     """Remember this moment (the last allocation number) under NAME, for `leaks --since NAME`.
 
-Usage: memleak snapshot [NAME]      (default names: s1, s2, ...)"""
+Usage: memleak snapshot [NAME]      (default names: s1, s2, ...)
+A snapshot is a checkpoint too: the baseline of the next deltas, a sample for `leaks --growing`."""
 
     def __init__(self) -> None:
         super().__init__("memleak snapshot", gdb.COMMAND_DATA)
@@ -354,6 +390,7 @@ Usage: memleak snapshot [NAME]      (default names: s1, s2, ...)"""
         tracking = _selected_tracking(None)
         name = words[0] if words else f"s{len(SESSION.snapshots) + 1}"
         tracking.engine.sync()  # the recorder engine's table is only current once read from the program
+        tracking.checkpoint()
         seq = tracking.report.table.last_seq
         SESSION.snapshots[name] = (seq, tracking.now())
         tracking.report.table.timeline.mark(name, tracking.now())  # drawn on the HTML report's timeline

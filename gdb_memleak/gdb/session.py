@@ -19,7 +19,8 @@ from ..core.abi import ABIS, Abi
 from ..core.allocators import DEFAULT_ALLOCATORS, MAPPING_HOOKS
 from ..core.kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
 from ..core.procstat import cmdline, let_go, stat_fields
-from ..core.report import ProcessReport
+from ..core.report import LeakFilter, ProcessReport
+from ..core.reports import ReportOptions
 from ..core.table import AllocationTable
 from . import agent_engine, announce, engine_choice, handcall, heapwalk, preload, recorder_events, settings
 from .breakpoint_engine import BreakpointEngine
@@ -74,6 +75,11 @@ class Session:
                 and os.environ.get("TERM", "dumb") != "dumb"
         except RuntimeError:
             return False
+
+    def report_options(self) -> ReportOptions:
+        """How a whole report is drawn (at a process's end, a live report): the kinds and errors the user chose."""
+        return ReportOptions(color=self.use_color(), where=LeakFilter(kinds=self.shown_kinds),
+                             error_kinds=self.error_kinds, mapping_error_kinds=settings.mapping_error_kinds())
 
     # -- tracking -----------------------------------------------------------------------------------------------
     def current(self, inferior: gdb.Inferior | None = None) -> Tracking | None:

@@ -17,8 +17,7 @@ from ..core.mappings import read_sysvipc
 from ..core.model import Block, HeapError, ProcessResult
 from ..core.procmaps import Mapping, read_maps
 from ..core.procstat import parent_in_vfork
-from ..core.report import LeakFilter, ProcessReport
-from ..core.reports import ReportOptions
+from ..core.report import ProcessReport
 from ..core.reports.text import render_error, render_report
 from ..core.scan import ScanResult
 from ..core.symbols import Symbolizer, SystemFilter
@@ -166,25 +165,31 @@ class Tracking:
         finally:
             heap.close()
         give_back_free_memory()
-        self.report.kinds = result.kinds
-        self.report.leaders = result.leader  # verdicts: indirect blocks -> their definite leader
-        self.report.heuristics = result.heuristics  # blocks reached through a pointer a heuristic accepted
+        # verdicts: each block's kind, indirect blocks -> their definite leader, blocks a heuristic reached
+        self.report.classify(result.kinds, result.leader, result.heuristics)
         self.last_scan = result
         log.debug("process %d: scan of %d blocks read %d bytes", self.pid, len(result.kinds), result.scanned_bytes)
         return result
 
+    def checkpoint(self) -> None:
+        """A report, check or snapshot now: a growth sample of every allocation stack, and the loss records become
+        the baseline of the next report's deltas (core/report.py ProcessReport.checkpoint; the table as last read)."""
+        self.report.checkpoint(self.now())
+
     # -- the end ------------------------------------------------------------------------------------------------
     def conclude(self) -> None:
-        """Symbolize what the report needs and print it once (also at a fatal signal, before the process dies)."""
-        self.engine.sync()
+        """Symbolize what the report needs and print it once (also at a fatal signal, before the process dies); the
+        end is a checkpoint too, so the report's GROWING section has its last sample. After an exec the old image's
+        memory is gone: its table is as read at the exec call."""
+        if not self.exec_pending:
+            self.engine.sync()
         self.settle_shared_memory()
         self.report.warm()
+        if self.shares_memory_with is None:  # a vfork child's table is its parent's
+            self.checkpoint()
         session = self.session
         if not self.reported and settings.report_at_exit.value and self.shares_memory_with is None:
-            options = ReportOptions(color=session.use_color(), where=LeakFilter(kinds=session.shown_kinds),
-                                    error_kinds=session.error_kinds,
-                                    mapping_error_kinds=settings.mapping_error_kinds())
-            render_report(self.report, session.out(), options)
+            render_report(self.report, session.out(), session.report_options())
         self.reported = True
 
     def settle_shared_memory(self) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import expectations
-from conftest import ROOT, TARGETS
+from conftest import ROOT, TARGETS, compile_target, run_gdb
 from html_pages import Chromium, Page, chromium, embedded_data, render_html, synthetic_report
 
 SEED = expectations.parse(TARGETS / "seed_demo.c")
@@ -286,3 +286,27 @@ def test_table_shows_indirect_bytes_like_leaks_and_sorts_by_the_total(page: Page
     row.click()
     assert "160 (16 direct, 144 indirect) bytes in 1 block are definitely lost" in \
         page.page.inner_text("#leaks tbody tr.detail")
+
+
+# -- what keeps growing: its lines over the timeline ----------------------------------------------------------------
+GROWTH_SOURCE = TARGETS / "growth" / "growth_steps.c"
+GROWTH = expectations.defines(GROWTH_SOURCE)
+
+
+def test_timeline_draws_the_line_of_the_stack_that_keeps_growing(page: Page, tmp_path: Path):
+    """growth_steps checked at each of its steps, then `leaks --html`: the leak's live bytes at every checkpoint
+    as one rising line in the timeline's growth panel; the cache, which stopped growing, has none."""
+    program = compile_target(GROWTH_SOURCE, tmp_path)
+    path = tmp_path / "growth.html"
+    steps = ["memleak check", "continue"] * (GROWTH["STEPS"] - 1)
+    run = run_gdb(["set memleak engine breakpoint", "memleak start", "break step_done", "run", *steps,
+                   "memleak check", f"leaks --html {path}"], program)
+    assert path.exists(), run.stdout + run.stderr
+    page.open(path)
+    line = page.page.locator("#timeline g.growth")
+    assert line.count() == 1 and line.get_attribute("data-site") == "leak_one"
+    assert line.locator("text").text_content().startswith("leak_one (")
+    heights = [float(y) for y in page.page.eval_on_selector_all("#timeline g.growth circle",
+                                                                "cs => cs.map(c => c.getAttribute('cy'))")]
+    assert len(heights) == GROWTH["STEPS"]
+    assert heights == sorted(heights, reverse=True) and heights[0] > heights[-1]  # rising: y grows downwards

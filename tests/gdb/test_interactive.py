@@ -328,7 +328,8 @@ def test_leaks_json_writes_the_report_schema(leak_sites_session):
     assert sorted((leak["kind"], leak["bytes"], leak["blocks"]) for leak in process["leaks"]) == \
         sorted((kind, b, n) for b, n, kind in expected_leaks(LEAK_SITES).values())
     for leak in process["leaks"]:
-        assert set(leak) == {"kind", "bytes", "blocks", "indirect_bytes", "indirect_blocks", "allocator", "stack"}
+        assert set(leak) == {"kind", "bytes", "blocks", "indirect_bytes", "indirect_blocks", "allocator", "stack",
+                             "delta"}
         assert set(leak["stack"][0]) == {"pc", "function", "file", "line", "object", "inline"}
     assert process["leak_summary"] == {kind: {"bytes": b, "blocks": n} for kind, (b, n) in
                                        LEAK_SITES.summary.items()}
@@ -514,7 +515,9 @@ def test_user_call_allocation_site_is_not_attributed_to_the_executable_at_a_bogu
     ("leaks --older-than -1", "leaks: argument --older-than: must not be negative (see `help leaks`)"),
     ("leaks --older-than x", "leaks: argument --older-than: not a number of seconds: 'x' (see `help leaks`)"),
     ("memleak check", "gdb-memleak: no allocation data for this inferior: use `memleak start`, then `run`."),
-    ("memleak check now", "memleak check: takes no arguments (see `help memleak check`)"),
+    ("memleak check now", "memleak check: unrecognized arguments: now (see `help memleak check`)"),
+    ("memleak check --increased --changed", "memleak check: argument --changed: not allowed with argument "
+                                            "--increased (see `help memleak check`)"),
     ("memleak break-alloc", "memleak break-alloc: expects one allocation number or `off` "
                             "(see `help memleak break-alloc`)"),
     ("memleak break-alloc 0", "memleak break-alloc: allocation numbers start at 1"),
@@ -526,8 +529,8 @@ def test_user_call_allocation_site_is_not_attributed_to_the_executable_at_a_bogu
 ], ids=["leaks-before-run", "top-not-a-number", "top-negative", "unknown-option", "start-with-argument",
         "errors-before-run", "depth-0", "on-error-bogus", "system-objects-bad-regex", "kind-unknown",
         "older-than-negative", "older-than-not-a-number", "check-before-run", "check-with-argument",
-        "break-alloc-without-number", "break-alloc-0", "break-alloc-not-a-number", "block-without-address",
-        "snapshot-two-names", "suppressions-missing-file"])
+        "check-increased-and-changed", "break-alloc-without-number", "break-alloc-0", "break-alloc-not-a-number",
+        "block-without-address", "snapshot-two-names", "suppressions-missing-file"])
 def test_wrong_arguments_give_a_one_line_error_without_traceback(built_targets: Path, command: str, error: str):
     run = run_gdb([command], built_targets / "clean")
     assert run.stderr.splitlines() == [error]
@@ -554,12 +557,15 @@ def test_rejected_setting_keeps_the_previous_value(built_targets: Path, setting:
 
 
 @pytest.mark.parametrize("command, usage", [
-    ("help leaks", ["Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--top N] [--min-bytes N] [--stack]",
-                    "[--since SNAPSHOT] [--older-than SECONDS] [--gen-suppressions] [--json FILE] [--html FILE]",
-                    "[--pid N]"]),
+    ("help leaks", ["Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--increased | --changed] [--top N] "
+                    "[--min-bytes N]",
+                    "[--stack] [--since SNAPSHOT] [--older-than SECONDS] [--gen-suppressions] [--json FILE] "
+                    "[--html FILE]",
+                    "[--pid N]",
+                    "leaks --growing [--check] [--top N] [--stack] [--pid N]"]),
     ("help memleak", ["Usage: memleak start|stop|status|reset|errors|check|skip|break-alloc|block|snapshot"]),
     ("help memleak start", ["Usage: memleak start"]),
-    ("help memleak check", ["Usage: memleak check"]),
+    ("help memleak check", ["Usage: memleak check [--increased | --changed]"]),
     ("help memleak break-alloc", ["Usage: memleak break-alloc N|off"]),
     ("help memleak block", ["Usage: memleak block ADDR"]),
     ("help memleak snapshot", ["Usage: memleak snapshot [NAME]      (default names: s1, s2, ...)"]),
@@ -578,7 +584,7 @@ def test_help_leaks_documents_every_option():
     run = run_gdb(["help leaks"])
     for option in ("--by-line", "--kind K[,K]", "--all", "--check", "--top N", "--min-bytes N", "--stack",
                    "--since SNAPSHOT", "--older-than SECONDS", "--gen-suppressions", "--json FILE", "--html FILE",
-                   "--pid N", "--mappings", "--shm"):
+                   "--pid N", "--mappings", "--shm", "--increased", "--changed", "--growing"):
         assert re.search(rf"^  {re.escape(option)}\s+\S", run.stdout, re.M), option
 
 

@@ -228,12 +228,16 @@ def test_json_top_level_schema(json_doc):
     assert len(json_doc["processes"]) == 2
     for process in json_doc["processes"]:
         assert set(process) == {"pid", "argv", "exit", "totals", "in_use_at_exit", "leaks", "errors", "leak_summary",
-                                "reachable_via_heuristic", "mappings", "shm", "fatal_signal", "incomplete"}
+                                "reachable_via_heuristic", "mappings", "shm", "fatal_signal", "incomplete",
+                                "growth"}
+        assert process["growth"] == []  # no checkpoint: nothing sampled
         assert process["incomplete"] is None  # the table was read whole
         assert set(process["totals"]) == {"allocs", "frees", "bytes_allocated"}
         assert set(process["in_use_at_exit"]) == {"bytes", "blocks"}
         for leak in process["leaks"]:
-            assert set(leak) == {"kind", "bytes", "blocks", "indirect_bytes", "indirect_blocks", "allocator", "stack"}
+            assert set(leak) == {"kind", "bytes", "blocks", "indirect_bytes", "indirect_blocks", "allocator", "stack",
+                                 "delta"}
+            assert leak["delta"] is None  # no checkpoint: no baseline
             assert all(set(frame) == FRAME_KEYS for frame in leak["stack"])
         for error in process["errors"]:
             assert set(error) == {"type", "address", "allocator", "stack", "alloc_stack", "free_stack",
@@ -249,7 +253,7 @@ def test_json_process_values(json_doc):
     assert process["in_use_at_exit"] == {"bytes": 30, "blocks": 1}
     assert process["leaks"] == [{"kind": "unfreed", "bytes": 30, "blocks": 1, "indirect_bytes": 0,
                                  "indirect_blocks": 0, "allocator": "malloc",
-                                 "stack": [frame_dict(MAKE_LEAK), frame_dict(MAIN)]}]
+                                 "stack": [frame_dict(MAKE_LEAK), frame_dict(MAIN)], "delta": None}]
     assert process["errors"] == [{
         "type": "double_free",
         "address": f"0x{A:x}",

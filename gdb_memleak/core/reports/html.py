@@ -8,16 +8,14 @@ numbers, not a few hundred thousand pre-drawn boxes.
 
 from __future__ import annotations
 
-import gc
 import html
 import io
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
 from ... import __version__
+from ..gc_pause import gc_paused
 from ..kinds import KINDS, LABELS, ORDER, UNFREED
 from ..model import Frame, HeapError
 from ..report import LeakFilter, ProcessReport
@@ -32,6 +30,7 @@ HELP = "write a self-contained HTML report (flame graph, timeline, leak table) t
 ASSETS = Path(__file__).resolve().parent
 SOURCE_CONTEXT = 3        # lines either side of the first user frame in a table row's source excerpt
 MAX_SOURCES = 2000        # source excerpts per process (the rest of the rows show their stack only)
+GROWTH_LINES = 5          # the fastest-growing stacks drawn on the timeline
 ERROR_TITLES = {"double_free": "double free", "invalid_free": "invalid free", "mismatched_free": "mismatched free"}
 _FORMATTER_CLASS = "src"
 
@@ -171,8 +170,20 @@ def process_data(report: ProcessReport, options: ReportOptions) -> dict:
         "timeline": {
             "points": [[round(p.time, 6), p.bytes, p.blocks, p.peak_bytes, p.peak_blocks] for p in timeline.series()],
             "marks": [[m.name, round(m.time, 6), m.bytes, m.blocks] for m in timeline.marks],
+            "growth": growth_data(report, tree),
         },
     }
+
+
+def growth_data(report: ProcessReport, tree: StackTree) -> list[list]:
+    """The fastest-growing stacks (core/growth.py), each as [site frame (-1: none), allocator, bytes/s, its samples
+    [[time, bytes, blocks], ...]]: the timeline draws their live bytes over the checkpoints."""
+    lines = []
+    for g in report.growing()[:GROWTH_LINES]:
+        site = report.site(g.pcs)
+        lines.append([tree.frame_id(site) if site else -1, g.allocator, round(g.rate, 3),
+                      [[round(s.time, 6), s.bytes, s.blocks] for s in g.history]])
+    return lines
 
 
 def error_data(report: ProcessReport, error: HeapError, tree: StackTree) -> dict:
@@ -203,20 +214,7 @@ def render_page(reports: Sequence[ProcessReport], options: ReportOptions) -> str
         title=html.escape(_title(reports)), style=style, data=_script_json(data), script=script)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The page's data is ~10^6 small objects that all live until it is written and form no cycles: collection
-    passes over them would cost a third of the build for nothing."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def write(reports: Sequence[ProcessReport], out: TextIO, options: ReportOptions | None = None) -> None:
-    with _gc_paused():
+    with gc_paused():  # the page's data is ~10^6 small objects that live until it is written
         page = render_page(reports, options or ReportOptions())
     out.write(page)

@@ -292,15 +292,39 @@
     return { of, count: Math.max(placed.length, 1) };
   }
 
+  // The stacks that keep growing (core/growth.py): each one's live bytes at the checkpoints, a line per stack in a
+  // panel of its own scale below the heap's, with a legend (site, rate) in its top-left corner.
+  const GROWTH_COLORS = 5;  // .growth.g0 .. .g4 in the style sheet
+  function growthPanel(out, p, growth, y0, PH, X, ML, W, MR) {
+    const max = growth.reduce((a, g) => g[3].reduce((b, q) => Math.max(b, q[1]), a), 1);
+    const Y = (v) => y0 + PH - v / max * (PH - 4);
+    growth.forEach(([site, allocator, rate, samples], i) => {
+      const label = (site >= 0 ? frameText(p.frames[site]) : '??') + ' (' + allocator + '): +' + human(rate) + '/s';
+      const d = samples.map((q, j) => (j ? 'L' : 'M') + X(q[0]).toFixed(1) + ',' + Y(q[1]).toFixed(1)).join('');
+      const name = site >= 0 ? p.frames[site][0] : '??', live = plural(samples[samples.length - 1][1], 'byte');
+      out.push('<g class="growth g' + (i % GROWTH_COLORS) + '" data-site="' + esc(name) + '"><title>' +
+        esc(label + ', ' + live + ' live') + '</title><path d="' + d + '"/>' +
+        samples.map((q) => '<circle cx="' + X(q[0]).toFixed(1) + '" cy="' + Y(q[1]).toFixed(1) + '" r="2"/>').join('') +
+        '<text x="' + (ML + 6) + '" y="' + (y0 + 12 + i * LABEL_ROW) + '">' + esc(label) + '</text></g>');
+    });
+    out.push('<line class="axis" x1="' + ML + '" y1="' + (y0 + PH) + '" x2="' + (W - MR) + '" y2="' + (y0 + PH) + '"/>',
+      '<line class="axis" x1="' + ML + '" y1="' + y0 + '" x2="' + ML + '" y2="' + (y0 + PH) + '"/>',
+      '<text x="' + (ML - 6) + '" y="' + (Y(max) + 4) + '" text-anchor="end">' + esc(human(max)) + '</text>',
+      '<text x="' + (ML - 6) + '" y="' + (y0 + PH) + '" text-anchor="end">0</text>',
+      '<text x="' + (ML - 6) + '" y="' + (y0 + PH / 2 + 4) + '" text-anchor="end">growing</text>');
+  }
+
   function drawTimeline() {
     const p = state.model.p, el = $('timeline'), pts = p.timeline.points, marks = p.timeline.marks;
+    const growth = p.timeline.growth || [];
     if (!pts.length) {
       el.innerHTML = '<p class="empty">No samples: no allocation or free was tracked.</p>';
       return;
     }
     const W = Math.max(el.clientWidth || 900, 300), ML = 64, MR = 14, PH = 110, GAP = 26;
     let t0 = Infinity, t1 = -Infinity;
-    for (const t of pts.map((q) => q[0]).concat(marks.map((q) => q[1]), p.errors.map((e) => e.time))) {
+    const sampled = [].concat(...growth.map((g) => g[3].map((q) => q[0])));
+    for (const t of pts.map((q) => q[0]).concat(marks.map((q) => q[1]), p.errors.map((e) => e.time), sampled)) {
       t0 = Math.min(t0, t); t1 = Math.max(t1, t);
     }
     const span = t1 > t0 ? t1 - t0 : 1;
@@ -308,7 +332,7 @@
     const errors = p.errors.slice(0, MAX_MARKS);
     const rows = labelRows(el, W, marks.map((q) => [q[1], q[0], false]).concat(errors.map((e) => [e.time, e.title,
       true])), X);
-    const TOP = 18 + (rows.count - 1) * LABEL_ROW, H = TOP + 2 * PH + GAP + 24;
+    const NP = growth.length ? 3 : 2, TOP = 18 + (rows.count - 1) * LABEL_ROW, H = TOP + NP * PH + (NP - 1) * GAP + 24;
     const out = ['<svg width="' + W + '" height="' + H + '" viewBox="0 0 ' + W +
       ' ' + H + '">'];
     const panels = [['bytes', 1, 3, TOP, human], ['blocks', 2, 4, TOP + PH + GAP, humanCount]];
@@ -331,7 +355,8 @@
       '<text x="' + (ML - 6) + '" y="' + (y0 + PH) + '" text-anchor="end">0</text>',
       '<text x="' + (ML - 6) + '" y="' + (y0 + PH / 2 + 4) + '" text-anchor="end">' + label + '</text>');
     }
-    const axisY = TOP + 2 * PH + GAP;
+    if (growth.length) growthPanel(out, p, growth, TOP + 2 * (PH + GAP), PH, X, ML, W, MR);
+    const axisY = TOP + NP * PH + (NP - 1) * GAP;
     for (let i = 0; i <= 5; i++) {
       const t = t0 + span * i / 5;
       out.push('<text x="' + X(t).toFixed(1) + '" y="' + (axisY + 16) + '" text-anchor="' +

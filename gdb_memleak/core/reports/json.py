@@ -31,7 +31,8 @@ def process_json(report: ProcessReport) -> dict:
         "totals": {"allocs": c.allocs, "frees": c.frees, "bytes_allocated": c.bytes_allocated},
         "in_use_at_exit": {"bytes": c.live_bytes, "blocks": c.live_blocks},
         "leaks": [{"kind": g.kind, "bytes": g.bytes, "blocks": g.blocks, "indirect_bytes": g.indirect_bytes,
-                   "indirect_blocks": g.indirect_blocks, "allocator": g.allocator, "stack": stack(g.pcs)}
+                   "indirect_blocks": g.indirect_blocks, "allocator": g.allocator, "stack": stack(g.pcs),
+                   "delta": g.delta.to_json() if g.delta is not None else None}
                   for g in report.leak_groups()],
         "leak_summary": report.leak_summary(),
         "reachable_via_heuristic": report.heuristic_summary(),
@@ -41,6 +42,7 @@ def process_json(report: ProcessReport) -> dict:
                    for e in report.table.errors],
         **mappings_json(report),
         "fatal_signal": fatal_json(report),
+        "growth": [{**g.to_json(), "stack": stack(g.pcs)} for g in report.growing()],
     }
 
 

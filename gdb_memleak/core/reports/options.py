@@ -15,6 +15,8 @@ class ReportOptions:
     top: int | None = None            # only the first N groups of a listing
     min_bytes: int = 0                # hide groups smaller than this
     stack: bool = False               # full allocation stacks in listings
+    changes: str | None = None        # "increased" / "changed": only the loss records that did since the previous
+                                      # checkpoint (core/deltas.py), and the LEAK SUMMARY's deltas
     color: bool = False               # pygments/ANSI colours (only where GDB itself would colour)
     where: LeakFilter | None = field(default_factory=lambda: LeakFilter(kinds=DEFAULT_SHOWN))
     error_kinds: frozenset[str] = DEFAULT_ERROR_KINDS   # leak kinds the verdict counts as errors

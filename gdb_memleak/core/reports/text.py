@@ -5,7 +5,9 @@ from __future__ import annotations
 import shlex
 from typing import Any, Sequence, TextIO
 
+from ..deltas import CHANGED, selected_by
 from ..grouping import LeakGroup, LineGroup, group_by_line, select
+from ..growth import MIN_SAMPLES, WINDOW
 from ..kinds import LABELS, ORDER, UNFREED, LeakKind
 from ..mappings import DEFAULT_MAPPING_ERROR_KINDS, flags_text, prot_text
 from ..model import Frame, HeapError
@@ -29,15 +31,30 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
+def change(n: int | None) -> str:
+    """valgrind's delta after a figure, " (+16)" or " (-16)"; nothing when there is no baseline."""
+    return "" if n is None else f" ({n:+,})"
+
+
 def sizes(group: LeakGroup | LineGroup) -> str:
-    """valgrind's loss-record size: "80 (16 direct, 64 indirect)" when blocks are lost through the group."""
-    if not group.indirect_bytes:
-        return f"{group.bytes:,}"
-    return f"{group.total_bytes:,} ({group.bytes:,} direct, {group.indirect_bytes:,} indirect)"
+    """valgrind's loss-record size: "80 (16 direct, 64 indirect)" when blocks are lost through the group, with the
+    deltas since the previous checkpoint when there is one: "80 (+80) (16 (+16) direct, 64 (+64) indirect)"."""
+    d = getattr(group, "delta", None)  # a line's groups have none
+    total = f"{group.total_bytes:,}{change(d.bytes if d else None)}"
+    if not group.indirect_bytes and not (d and d.indirect_bytes):
+        return total
+    return (f"{total} ({group.bytes:,}{change(d.direct_bytes if d else None)} direct, "
+            f"{group.indirect_bytes:,}{change(d.indirect_bytes if d else None)} indirect)")
 
 
 def amount(group: LeakGroup | LineGroup) -> str:
-    return plural(group.bytes, "byte") if not group.indirect_bytes else f"{sizes(group)} bytes"
+    return f"{sizes(group)} byte{'' if group.total_bytes == 1 and not group.indirect_bytes else 's'}"
+
+
+def block_count(group: LeakGroup) -> str:
+    """Its blocks, and their delta when there is a baseline: "1 (+1) block"."""
+    d = group.delta
+    return f"{group.blocks:,}{change(d.blocks if d else None)} block{'' if group.blocks == 1 else 's'}"
 
 
 def describe(frame: Frame) -> str:
@@ -138,13 +155,19 @@ def render_errors(report: ProcessReport, out: TextIO) -> None:
 LABEL_WIDTH = max(len(label) for label in LABELS.values())
 
 
-def render_leak_summary(report: ProcessReport, out: TextIO) -> None:
+def render_leak_summary(report: ProcessReport, out: TextIO, deltas: bool = False) -> None:
+    """valgrind's LEAK SUMMARY; with `deltas` (a check of what increased or changed) each figure's change since the
+    previous checkpoint too, as valgrind prints them then: "definitely lost: 48 (+16) bytes in 3 (+1) blocks"."""
     summary = report.leak_summary()
+    before = report.baseline_summary() if deltas else None
     out.write("\nLEAK SUMMARY:\n")
     for key, entry in summary.items():
         if key == UNFREED and not entry["blocks"]:
             continue
-        out.write(f"  {LABELS[key]:>{LABEL_WIDTH}}: {entry['bytes']:,} bytes in {entry['blocks']:,} blocks\n")
+        was = before.get(key, {"bytes": 0, "blocks": 0}) if before is not None else None
+        nbytes, nblocks = (f"{entry[f]:,}{change(entry[f] - was[f] if was is not None else None)}"
+                           for f in ("bytes", "blocks"))
+        out.write(f"  {LABELS[key]:>{LABEL_WIDTH}}: {nbytes} bytes in {nblocks} blocks\n")
         if key == LeakKind.REACHABLE:
             render_heuristics(report, out)
 
@@ -165,26 +188,35 @@ def render_leaks(report: ProcessReport, out: TextIO, options: ReportOptions | No
     groups = report.leak_groups(options.where)
     total_bytes = sum(g.bytes for g in groups)
     total_blocks = sum(g.blocks for g in groups)
-    chosen = select(groups, options.top, options.min_bytes)
+    listed = [g for g in groups if selected_by(g, options.changes)]
+    if options.changes == CHANGED:
+        listed += report.gone_groups(options.where)
+    chosen = select(listed, options.top, options.min_bytes)
     kinds = options.where.kinds if options.where is not None else None
     ordered = sorted(kinds, key=lambda kind: ORDER.get(kind, len(ORDER))) if kinds is not None else []
-    shown = "all kinds" if kinds is None else ", ".join(LABELS[k] for k in ordered)
+    kinds_shown = "all kinds" if kinds is None else ", ".join(LABELS[k] for k in ordered)
     out.write(f"\nLEAKS: {plural(total_bytes, 'byte')} in {plural(total_blocks, 'block')} from "
-              f"{plural(len(groups), 'allocation stack')} ({shown})")
+              f"{plural(len(groups), 'allocation stack')} ({kinds_shown})")
     out.write(f" (showing {len(chosen)})\n" if len(chosen) != len(groups) else "\n")
+    if options.changes:
+        base = report.baseline()
+        out.write(f"  loss records that {options.changes} since the previous check (at {base.time:.3f} s)\n"
+                  if base is not None else "  no earlier check: every loss record is new\n")
     if not chosen:
         return
     if options.stack:
         for group in chosen:
-            out.write(f"\n{amount(group)} in {plural(group.blocks, 'block')} are {LABELS[group.kind]}, "
-                      f"allocated by {group.allocator} (first is allocation #{group.first_seq})\n")
+            first = f"first is allocation #{group.first_seq}" if group.blocks else "none left"
+            out.write(f"\n{amount(group)} in {block_count(group)} are {LABELS[group.kind]}, "
+                      f"allocated by {group.allocator} ({first})\n")
             render_stack(report.frames(group.pcs), out)
         return
     rows = []
     for group in chosen:
         site = report.site(group.pcs)
-        rows.append([LABELS[group.kind], sizes(group), group.blocks, group.allocator, f"#{group.first_seq}",
-                     describe(site) if site else "??"])
+        blocks = group.blocks if group.delta is None else f"{group.blocks:,}{change(group.delta.blocks)}"
+        rows.append([LABELS[group.kind], sizes(group), blocks, group.allocator,
+                     f"#{group.first_seq}" if group.blocks else "-", describe(site) if site else "??"])
     # bytes are text ("80 (16 direct, 64 indirect)" for a loss record with indirect bytes), right-aligned as numbers
     out.write(tabulate(rows, headers=["kind", "bytes", "blocks", "allocator", "first", "allocated at"],
                        tablefmt="simple", intfmt=",",
@@ -227,16 +259,12 @@ def render_mappings(report: ProcessReport, out: TextIO, options: ReportOptions |
         found = m.leaked_regions()
         out.write(f"\nMAPPINGS: {plural(sum(r.length for r in found), 'byte')} in {plural(len(found), 'region')} "
                   "mapped and never unmapped\n")
-        if options.stack:
-            for r in found:
-                out.write(f"\n{plural(r.length, 'byte')} at 0x{r.start:x} {prot_text(r.prot)} {flags_text(r.flags)} "
-                          f"({r.backing}), mapped by {r.call}\n")
-                render_stack(report.frames(r.pcs), out)
-        elif found:
-            rows = [[f"0x{r.start:x}", r.length, prot_text(r.prot), flags_text(r.flags), r.backing, r.call,
-                     _site(report, r.pcs)] for r in found]
-            out.write(tabulate(rows, headers=["address", "bytes", "prot", "flags", "backing", "call", "mapped at"],
-                               tablefmt="simple", intfmt=",") + "\n")
+        _stacks_or_table(report, out, options.stack, [(
+            f"{plural(r.length, 'byte')} at 0x{r.start:x} {prot_text(r.prot)} {flags_text(r.flags)} ({r.backing}), "
+            f"mapped by {r.call}", r.pcs,
+            [f"0x{r.start:x}", r.length, prot_text(r.prot), flags_text(r.flags), r.backing, r.call,
+             _site(report, r.pcs)]) for r in found],
+            headers=["address", "bytes", "prot", "flags", "backing", "call", "mapped at"], intfmt=",")
     if shm:
         segments, objects = m.leaked_segments(), m.leaked_objects()
         out.write(f"\nSHARED MEMORY: {plural(len(segments), 'System V segment')} never marked for removal, "
@@ -244,28 +272,67 @@ def render_mappings(report: ProcessReport, out: TextIO, options: ReportOptions |
         entries: list[tuple[str, str, str, int | None, tuple[int, ...]]] = [
             ("sysv", f"shmid {s.shmid}", f"0x{s.key:08x}", s.size, s.pcs) for s in segments]
         entries += [("posix", o.name, "", o.size, o.pcs) for o in objects]
-        if options.stack:
-            for kind, name, key, size, pcs in entries:
-                out.write(f"\n{kind} {name}{' key ' + key if key else ''}: "
-                          f"{plural(size, 'byte') if size is not None else 'size unknown'}, created at:\n")
-                render_stack(report.frames(pcs), out)
-        elif entries:
-            rows = [[kind, name, key, size if size is not None else "?", _site(report, pcs)]
-                    for kind, name, key, size, pcs in entries]
-            out.write(tabulate(rows, headers=["type", "name", "key", "bytes", "created at"], tablefmt="simple",
-                               intfmt=",") + "\n")
+        _stacks_or_table(report, out, options.stack, [(
+            f"{kind} {name}{' key ' + key if key else ''}: "
+            f"{plural(size, 'byte') if size is not None else 'size unknown'}, created at:", pcs,
+            [kind, name, key, size if size is not None else "?", _site(report, pcs)])
+            for kind, name, key, size, pcs in entries],
+            headers=["type", "name", "key", "bytes", "created at"], intfmt=",")
+
+
+def _stacks_or_table(report: ProcessReport, out: TextIO, stack: bool,
+                     entries: list[tuple[str, tuple[int, ...], list]], **table: Any) -> None:
+    """A listing of (heading, stack, row) entries: with `stack` each heading and its full stack, else one table row
+    per entry (`table`: tabulate's headers and formats); nothing for no entries."""
+    if stack:
+        for heading, pcs, _ in entries:
+            out.write(f"\n{heading}\n")
+            render_stack(report.frames(pcs), out)
+    elif entries:
+        out.write(tabulate([row for _, _, row in entries], tablefmt="simple", **table) + "\n")
+
+
+def render_growing(report: ProcessReport, out: TextIO, options: ReportOptions | None = None) -> None:
+    """The allocation stacks whose live bytes keep growing over the checkpoints (core/growth.py), fastest first:
+    rate, live bytes and blocks now, in how many of the window's intervals they rose, where allocated."""
+    options = options or ReportOptions()
+    samples = len(report.growth)
+    if samples < MIN_SAMPLES:
+        out.write(f"\nGROWING: needs {MIN_SAMPLES} checkpoints (`memleak check`, `leaks --check`, `memleak snapshot`, "
+                  f"a report); {samples} so far\n")
+        return
+    every = report.growing()
+    chosen = select(every, options.top)
+    times = report.growth.times
+    window = list(times)[-WINDOW:]
+    out.write(f"\nGROWING: {plural(len(every), 'allocation stack')} whose live bytes keep growing (the last "
+              f"{len(window)} of {samples} samples, {window[-1] - window[0]:.3f} s)")
+    out.write(f" (showing {len(chosen)})\n" if len(chosen) != len(every) else "\n")
+    if report.growth.pushed_out:
+        out.write(f"  following the {report.growth.max_stacks:,} largest stacks ({report.growth.pushed_out:,} "
+                  "smaller ones left out)\n")
+    # figures as written ("+64.0": the sign says it is a rate), right-aligned as numbers
+    _stacks_or_table(report, out, options.stack, [(
+        f"{g.rate:+,.1f} bytes/s: {plural(g.bytes, 'byte')} in {plural(g.blocks, 'block')} live, grew in {g.grew} of "
+        f"{g.samples - 1} intervals, allocated by {g.allocator}", g.pcs,
+        [f"{g.rate:+,.1f}", f"{g.bytes:,}", f"{g.blocks:,}", f"{g.grew} of {g.samples - 1}", g.allocator,
+         _site(report, g.pcs)]) for g in chosen],
+        headers=["bytes/s", "live bytes", "blocks", "grew", "allocator", "allocated at"], disable_numparse=True,
+        colalign=("right", "right", "right", "left", "left", "left"))
 
 
 def render_report(report: ProcessReport, out: TextIO, options: ReportOptions | None = None) -> None:
-    """The end-of-run report: header, heap summary, heap errors, leaks, leak summary, then mappings and shared
-    memory left behind (only when there are some)."""
+    """The end-of-run report (and a live one): header, heap summary, heap errors, leaks, leak summary, then the
+    stacks that keep growing, mappings and shared memory left behind (each only when there are some)."""
     options = options or ReportOptions()
     out.write("\n")
     render_header(report, out)
     render_summary(report, out)
     render_errors(report, out)
     render_leaks(report, out, options)
-    render_leak_summary(report, out)
+    render_leak_summary(report, out, deltas=options.changes is not None)
+    if len(report.growth) >= MIN_SAMPLES and report.growing():
+        render_growing(report, out, options)
     left = report.mappings.counts()
     if any(left.values()):
         render_mappings(report, out, options, regions=bool(left["mappings"]), shm=bool(left["sysv"] or left["posix"]))
