@@ -48,13 +48,6 @@ class Load:
     stats: int
 
 
-def server_define(name: str) -> int:
-    """A numeric `#define NAME N` of server.c (its cache's size: CACHE_MAX)."""
-    m = re.search(rf"^#define {name} (\d+)$", SERVER_SOURCE.read_text(), re.M)
-    assert m, name
-    return int(m.group(1))
-
-
 def drive(built_targets: Path, sock: Path, seconds: float, rate: float, *options: str) -> Load:
     """server_load with `options` (-c CLIENTS, -n REQUESTS, -q) against the server at `sock`; its exit status is
     not checked here (a test asserts `failed`)."""

@@ -21,6 +21,7 @@ import pytest
 import expectations
 import valgrind
 from conftest import ROOT, run_cli
+from gdb_memleak.core.growth import WINDOW
 from server_harness import (
     CLI,
     LIVE_REPORT_END,
@@ -36,7 +37,6 @@ from server_harness import (
     live_reports,
     quit_server,
     read_report,
-    server_define,
     serving,
     stats,
     summary_of,
@@ -108,13 +108,7 @@ def test_server_at_quit_gives_valgrinds_verdicts(built_targets: Path, sock: Path
     assert [(d["stack"][0]["function"], d["stack"][0]["line"]) for d in definite] == [("session_new", session_line())]
 
 
-#: known: the CLI ends an attach window by sending SIGINT to the process (cli/runner.py), which GDB sees only when a
-#: thread takes it; a server taking its signals through a signalfd (or sigwait) reads it and shuts down
-ATTACH_SIGINT = pytest.mark.xfail(strict=True, reason="the attach window ends with a SIGINT the server reads")
-
-
-@pytest.mark.parametrize("mode", [pytest.param(mode, marks=[ATTACH_SIGINT] if mode == "signalfd" else [])
-                                  for mode in SIGNAL_MODES])
+@pytest.mark.parametrize("mode", SIGNAL_MODES)
 def test_attach_under_load_leaves_the_server_serving(built_targets: Path, sock: Path, tmp_path: Path, mode: str):
     report = tmp_path / "attach.json"
     with serving([str(built_targets / "server"), *SIGNAL_MODES[mode], str(sock)], tmp_path / "server.log") as server:
@@ -140,8 +134,7 @@ def functions(stack: list[dict]) -> list[str | None]:
     return [frame["function"] for frame in stack]
 
 
-GROWTH_WINDOW = 8  # core/growth.py WINDOW: the samples a ranking looks at
-CACHE_MAX = server_define("CACHE_MAX")
+CACHE_MAX = expectations.defines(SERVER_SOURCE)["CACHE_MAX"]
 
 
 def test_growth_ranking_names_the_leak_first_not_the_cache(built_targets: Path, sock: Path, tmp_path: Path,
@@ -153,7 +146,7 @@ def test_growth_ranking_names_the_leak_first_not_the_cache(built_targets: Path, 
             assert ask(sock, f"GET fill{key}").startswith("OK ")
         assert stats(sock)["cache_entries"] == CACHE_MAX
         with Loader(built_targets, sock, 40) as loader:
-            await_live_reports(tmp_path / "cli.log", live_reports(tmp_path / "cli.log") + GROWTH_WINDOW + 1, cli)
+            await_live_reports(tmp_path / "cli.log", live_reports(tmp_path / "cli.log") + WINDOW + 1, cli)
             report = read_report(tmp_path / "report.json")
         assert loader.failed() == 0, loader.loads
         assert quit_server(sock, cli) == 1  # leaks found
