@@ -5,8 +5,8 @@ the recorder with live reports, the breakpoint engine) and under valgrind, as ra
 Each configuration starts `bin/server SOCKET` (under the tool), waits for "listening", runs `bin/server_load -c
 CLIENTS SOCKET SECONDS 0` (every client sends its next request as soon as the last is answered), reads the requests
 answered from the driver's closing line, and ends the server with QUIT. The mix is the driver's (a LOGIN, which
-leaks, in ten; half GETs of a 64-entry cache; ECHO, STATS): about 12 allocator calls per request. Each figure is
-the median of --repeat rounds, run interleaved so machine noise hits all alike.
+leaks, in ten; half GETs of a 64-entry cache; ECHO, STATS): about 8 allocations and as many frees per request.
+Each figure is the median of --repeat rounds, run interleaved so machine noise hits all alike.
 
 Usage: python bench/server_throughput.py [--seconds S] [--clients C] [--repeat R] [--every SECONDS]
 """
