@@ -8,6 +8,7 @@ carries no request, and it is one connection in every run, so runs of one shape 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import select
@@ -59,9 +60,10 @@ def drive(built_targets: Path, sock: Path, seconds: float, rate: float, *options
     return Load(*(int(g) for g in m.groups()))
 
 
-def ask(sock: Path, line: str) -> str:
+def ask(sock: Path, line: str, timeout: float | None = None) -> str:
     """One request on its own connection; the answer without its newline."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
         s.connect(str(sock))
         s.sendall(line.encode() + b"\n")
         answer = b""
@@ -178,6 +180,14 @@ def serving(command: list[str], log: Path) -> Iterator[subprocess.Popen]:
                 proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def quit_if_serving(sock: Path) -> None:
+    """After a test: a server still listening at `sock` (its tool was killed, a test failed before QUIT) is told to
+    QUIT, so no server outlives its test (the server removes its socket when it ends)."""
+    if sock.exists():
+        with contextlib.suppress(OSError, AssertionError):
+            ask(sock, "QUIT", timeout=10)
 
 
 def quit_server(sock: Path, proc: subprocess.Popen) -> int:

@@ -35,6 +35,7 @@ from server_harness import (
     drive,
     driven,
     live_reports,
+    quit_if_serving,
     quit_server,
     read_report,
     serving,
@@ -51,7 +52,11 @@ SHAPE = (100, "-c", "1", "-n", "200", "-q")
 def short_socket() -> Iterator[Path]:
     """A short socket path: a UNIX socket's must fit in 108 bytes, and pytest's temporary directories can be long."""
     with tempfile.TemporaryDirectory(prefix="server-") as directory:
-        yield Path(directory) / "socket"
+        path = Path(directory) / "socket"
+        try:
+            yield path
+        finally:
+            quit_if_serving(path)
 
 
 @pytest.fixture
