@@ -185,6 +185,7 @@ def _attach_window(pid: int, duration: float, session, private_dir: str, fatal: 
     gdb.breakpoints()[-1].silent = True
     _quiet(f"handle {STOP_SIGNAL} nopass")
     live.stop_with = lambda: os.kill(pid, getattr(signal, STOP_SIGNAL))
+    live.start()  # only now: a SIGSTOP before the catchpoint would stop the process for good
     _mark(private_dir, "window-open")
     gdb.execute("continue", to_string=True)
     while gdb.selected_inferior().pid:
@@ -243,6 +244,7 @@ def _run(config: dict) -> int:
             SESSION.start()
             SESSION.end_at_exit = True  # processes are let go at their `_exit` (Tracking.exiting)
             _quiet(NON_STOP)
+            live.start()  # its requests interrupt the program once it runs (before, `interrupt -a` does nothing)
             gdb.execute("run", to_string=True)
             root = gdb.inferiors()[0].pid  # the program started (its forked children end in any order)
             _follow_to_the_end(SESSION, config.get("private_dir"), live, lambda: _report_live(live, config))
@@ -266,17 +268,16 @@ def _run(config: dict) -> int:
 
 
 def _live_reports(config: dict) -> LiveReports:
-    """The live reports asked for (`--report-every`, and SIGUSR1 through the CLI's pipe), started. The pipe's end
-    is GDB's alone: the program, which GDB forks, must not inherit it."""
+    """The live reports asked for (`--report-every`, and SIGUSR1 through the CLI's pipe), not started yet (the
+    caller starts them once the program runs: requests made before wait in the pipe). The pipe's end is GDB's alone:
+    the program, which GDB forks, must not inherit it."""
     from gdb_memleak.cli.live import LiveReports
 
     fd = config.get("report_fd")
     if fd is not None:
         os.set_inheritable(fd, False)
     every = config.get("report_every")
-    live = LiveReports(fd, float(every) if every else None)
-    live.start()
-    return live
+    return LiveReports(fd, float(every) if every else None)
 
 
 def _report_live(live: LiveReports, config: dict) -> None:
