@@ -9,22 +9,55 @@
  * dropped addresses, and the unused tails of the pool and record area. As the pool and the record area fill,
  * their used part is marked MADV_DODUMP ahead of use, in steps that grow with it (a few dozen calls up to
  * millions of blocks): a core's size follows the table's. A mapping laid over the region (a forked child's copy)
- * is marked again (dump_apply); blank memory left in its place (detach, a failed fork copy) is never dumped. */
-
-#define DUMP_STEP (2ULL << 20) /* least step, and alignment of step ends: whole huge pages stay in one mapping */
-
-static _Atomic uint64_t dump_pool_end, dump_records_end; /* region offsets up to which each area is dumped */
+ * is marked again (dump_apply); blank memory left in its place (detach, a failed fork copy) is never dumped.
+ * The recorder's arena (arena.c: 4 MiB of its .bss, mostly never used) is dumped the same way, up to its use. */
 
 #ifndef MADV_DONTDUMP /* before Linux 3.4: cores hold the region whole */
 #define MADV_DONTDUMP (-1)
 #define MADV_DODUMP (-1)
 #endif
 
-static void dump_advise(uint64_t off, uint64_t len, int advice) {
+/* An area that fills from its start: [start, start + size), dumped up to `end` bytes, in steps of at least `step`
+ * (and ending on a multiple of it: with 2 MiB, whole huge pages stay in one mapping). */
+struct dump_area {
+    char *start;
+    uint64_t size, step;
+    _Atomic uint64_t end;
+};
+
+static struct dump_area dump_pool = {.step = 2ULL << 20}, dump_records = {.step = 2ULL << 20};
+
+static void dump_advise(char *at, uint64_t len, int advice) {
     if (!len || advice < 0) return;
     int saved = errno;
-    madvise(base + off, len, advice);
+    madvise(at, len, advice);
     errno = saved;
+}
+
+/* `a` is dumped up to its mark, the rest of it is not (`start` and `size` on page boundaries). */
+static void dump_area_apply(struct dump_area *a) {
+    uint64_t end = atomic_load(&a->end);
+    dump_advise(a->start, end, MADV_DODUMP);
+    dump_advise(a->start + end, a->size - end, MADV_DONTDUMP);
+}
+
+/* Make `a` dumped up to `used` bytes, a step ahead (a quarter of what it holds, at least `step`). Concurrent callers
+ * may mark overlapping ranges (harmless); the mark moves only once its range is marked, so a thread that sees the
+ * mark past its data knows that data is in any later core. */
+static __attribute__((noinline)) void dump_extend(struct dump_area *a, uint64_t used) {
+    if (used > a->size) used = a->size;
+    uint64_t at = atomic_load(&a->end);
+    while (used > at) {
+        uint64_t step = at / 4 > a->step ? at / 4 : a->step;
+        uint64_t to = (((uint64_t)(uintptr_t)a->start + used + step) & ~(a->step - 1)) - (uint64_t)(uintptr_t)a->start;
+        if (to > a->size) to = a->size;
+        dump_advise(a->start + at, to - at, MADV_DODUMP);
+        if (atomic_compare_exchange_weak(&a->end, &at, to)) return; /* else `at` is the mark another thread set */
+    }
+}
+
+static inline void dump_reach(struct dump_area *a, uint64_t used) {
+    if (UNLIKELY(used > atomic_load_explicit(&a->end, memory_order_relaxed))) dump_extend(a, used);
 }
 
 /* The start of the region a core holds whole: header, shard arrays, names, error ring, timeline. */
@@ -32,48 +65,28 @@ static uint64_t dump_head(void) {
     return (H->timeline_off + H->timeline_capacity * sizeof(struct ml_point) + 4095) & ~4095ULL;
 }
 
-/* The region's marks as the areas' ends say: all of it excluded, then the head and each area's dumped part. */
+/* The region's marks as the areas' ends say: the head dumped, the pool and record area up to their marks, the rest
+ * (indexes, rings, what lies past the record area) never. */
 static void dump_apply(void) {
-    dump_advise(0, H->region_size, MADV_DONTDUMP);
-    dump_advise(0, dump_head(), MADV_DODUMP);
-    dump_advise(H->pool_off, atomic_load(&dump_pool_end) - H->pool_off, MADV_DODUMP);
-    dump_advise(H->records_off, atomic_load(&dump_records_end) - H->records_off, MADV_DODUMP);
+    dump_advise(base, H->region_size, MADV_DONTDUMP);
+    dump_advise(base, dump_head(), MADV_DODUMP);
+    dump_area_apply(&dump_pool);
+    dump_area_apply(&dump_records);
 }
 
 /* A region just laid out: nothing of its areas used yet. */
 static void dump_start(void) {
-    atomic_store(&dump_pool_end, H->pool_off);
-    atomic_store(&dump_records_end, H->records_off);
+    dump_pool.start = base + H->pool_off;
+    dump_pool.size = H->pool_capacity_words * 8;
+    dump_records.start = base + H->records_off;
+    dump_records.size = H->records_capacity * sizeof(struct ml_record);
+    atomic_store(&dump_pool.end, 0);
+    atomic_store(&dump_records.end, 0);
     dump_apply();
 }
 
-/* The area [area_off, area_end) is dumped up to *mark; make it reach `used` (a region offset), a step ahead.
- * Concurrent callers may mark overlapping ranges (harmless); the mark moves only once its range is marked, so a
- * thread that sees the mark past its data knows that data is in any later core. */
-static __attribute__((noinline)) void dump_extend(_Atomic uint64_t *mark, uint64_t area_off, uint64_t area_end,
-                                                  uint64_t used) {
-    if (used > area_end) used = area_end;
-    uint64_t at = atomic_load(mark);
-    while (used > at) {
-        uint64_t step = (at - area_off) / 4 > DUMP_STEP ? (at - area_off) / 4 : DUMP_STEP;
-        uint64_t to = (((uint64_t)(uintptr_t)base + used + step) & ~(DUMP_STEP - 1)) - (uint64_t)(uintptr_t)base;
-        if (to > area_end) to = area_end;
-        dump_advise(at, to - at, MADV_DODUMP);
-        if (atomic_compare_exchange_weak(mark, &at, to)) return; /* else `at` is the mark another thread set */
-    }
-}
-
 /* Before words [.., words) of the pool are written. */
-static inline void dump_pool_words(uint64_t words) {
-    uint64_t used = H->pool_off + words * 8;
-    if (UNLIKELY(used > atomic_load_explicit(&dump_pool_end, memory_order_relaxed)))
-        dump_extend(&dump_pool_end, H->pool_off, H->pool_off + H->pool_capacity_words * 8, used);
-}
+static inline void dump_pool_words(uint64_t words) { dump_reach(&dump_pool, words * 8); }
 
 /* Before records [.., records) of the record area are written. */
-static inline void dump_records(uint64_t records) {
-    uint64_t used = H->records_off + records * sizeof(struct ml_record);
-    if (UNLIKELY(used > atomic_load_explicit(&dump_records_end, memory_order_relaxed)))
-        dump_extend(&dump_records_end, H->records_off, H->records_off + H->records_capacity * sizeof(struct ml_record),
-                    used);
-}
+static inline void dump_records_used(uint64_t records) { dump_reach(&dump_records, records * sizeof(struct ml_record)); }

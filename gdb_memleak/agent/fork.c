@@ -116,7 +116,7 @@ static void fork_copy_missing(void) {
         != base)
         munmap(base, size);
     else
-        dump_advise(0, size, MADV_DONTDUMP); /* blank: nothing in it for a core */
+        dump_advise(base, size, MADV_DONTDUMP); /* blank: nothing in it for a core */
     stop_recording(OFF_FORK_COPY, fork_copy_errno);
     errno = saved;
 }
