@@ -35,16 +35,19 @@ def core_pattern_problem() -> str | None:
     return None
 
 
-def _allow_core() -> None:
-    resource.setrlimit(resource.RLIMIT_CORE, (CORE_LIMIT, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+def kernel_core(argv: list[str], cwd: Path, env: dict[str, str] | None = None, limit: int = CORE_LIMIT,
+                coredump_filter: int | None = None) -> tuple[int, Path | None]:
+    """Runs `argv` in `cwd` with core dumps allowed up to `limit` bytes (and with `coredump_filter`, else the one it
+    inherits): its wait status, and the core file it dumped there (the one new `core*` file), if any."""
 
+    def allow_core() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (limit, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+        if coredump_filter is not None:  # inherited through the exec
+            Path("/proc/self/coredump_filter").write_text(f"0x{coredump_filter:x}")
 
-def kernel_core(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[int, Path | None]:
-    """Runs `argv` in `cwd` with core dumps allowed up to CORE_LIMIT: its wait status, and the core file it dumped
-    there (the one new `core*` file), if any."""
     before = set(cwd.glob("core*"))
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=_allow_core)
+                            preexec_fn=allow_core)
     _, status = os.waitpid(proc.pid, 0)
     proc.returncode = 0  # reaped here: Popen must not wait for it again
     cores = sorted(set(cwd.glob("core*")) - before)

@@ -33,9 +33,12 @@ def core_problem(core: str, program: str) -> str | None:
     """Why `core` cannot be read as a core of `program` (one line), or None."""
     try:
         with open_core(core) as image:
-            executable = image.executable()
+            executable, missing = image.executable(), image.missing
     except CoreFileError as exc:
         return str(exc)
+    if missing:
+        return (f"{core} is cut short: {missing:,} bytes of its memory are missing (written under a core size "
+                "limit, `ulimit -c`, or onto a full disk)")
     if executable is None:
         return None  # no NT_FILE note saying it: GDB decides
     executable = executable.removesuffix(" (deleted)")

@@ -68,6 +68,7 @@ class CoreFile:
     args: str = ""          # the command line, as the kernel kept it (80 bytes at most)
     signal: int = 0         # the signal that dumped it (0: none, e.g. a `gcore` of a stopped process)
     signal_code: int | None = None
+    missing: int = 0        # bytes its segments say it holds past its end: a core cut short (RLIMIT_CORE, a full disk)
     _data: mmap.mmap | None = None
     _starts: list[int] = field(default_factory=list)
 
@@ -152,15 +153,17 @@ def parse(path: str, data: mmap.mmap | None) -> CoreFile:
         raise CoreFileError(f"{path}: a core of another architecture (x86-64 only)")
     if phoff + phnum * phentsize > len(data) or phentsize < PHDR.size:
         raise CoreFileError(f"{path}: truncated core file (its program headers are cut off)")
-    segments, notes = [], []
+    segments, notes, missing = [], [], 0
     for i in range(phnum):
         p_type, flags, offset, vaddr, _pa, filesz, memsz, _al = PHDR.unpack_from(data, phoff + i * phentsize)
         if p_type == PT_LOAD and memsz:
-            segments.append(Segment(vaddr, vaddr + memsz, offset, max(0, min(filesz, len(data) - offset)), flags))
+            held = max(0, min(filesz, len(data) - offset))
+            missing += filesz - held
+            segments.append(Segment(vaddr, vaddr + memsz, offset, held, flags))
         elif p_type == PT_NOTE:
             notes.append((offset, min(filesz, max(0, len(data) - offset))))
     segments.sort(key=lambda s: s.start)
-    core = CoreFile(path, segments, _data=data, _starts=[s.start for s in segments])
+    core = CoreFile(path, segments, missing=missing, _data=data, _starts=[s.start for s in segments])
     for offset, size in notes:
         _read_notes(core, bytes(data[offset:offset + size]))
     if not core.threads:

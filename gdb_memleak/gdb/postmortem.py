@@ -117,8 +117,8 @@ def read_table(image: CoreImage) -> RecordedTable:
     except fmt.AgentFormatError as exc:
         why = str(exc).removeprefix("gdb-memleak: ")
         raise PostMortemError(f"{path} does not hold the recorder's table whole ({why}): its memory was not dumped "
-                              "(the process's coredump_filter must keep bit 1, anonymous shared memory, as by "
-                              "default)") from None
+                              "whole (the process's coredump_filter must keep bit 1, anonymous shared memory, as by "
+                              "default, and `ulimit -c` let the core be written whole)") from None
     return RecordedTable(library, region, snapshot)
 
 

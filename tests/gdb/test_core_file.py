@@ -188,6 +188,28 @@ def test_a_core_without_the_recorders_table_is_one_line_in_gdb_and_exit_2_in_the
     assert cli.stderr.strip().count("\n") == 0 and "holds no recorder table" in cli.stderr, cli.stderr
 
 
+@pytest.mark.parametrize(("case", "limit", "coredump_filter", "said"), [
+    ("anonymous shared memory not dumped", cores.CORE_LIMIT, 0x31, "does not hold the recorder's table whole"),
+    ("a core cut short", 256 << 10, None, "is cut short"),
+])
+def test_a_kernel_core_without_the_whole_table_is_one_error_line_and_exit_2(
+        case: str, limit: int, coredump_filter: int | None, said: str, built_targets: Path, recorder_library: Path,
+        tmp_path: Path):
+    """coredump_filter 0x31: bit 1 (anonymous shared memory, the recorder's memfd) cleared; a core limit too low."""
+    if KERNEL_CORES:
+        pytest.skip(f"the kernel cannot write a core file here: {KERNEL_CORES}")
+    program = built_targets / "core_dump"
+    folder = tmp_path / "run"
+    folder.mkdir()
+    _, core = cores.kernel_core([str(program)], folder, env={**os.environ, "LD_PRELOAD": str(recorder_library)},
+                                limit=limit, coredump_filter=coredump_filter)
+    assert core is not None, list(folder.iterdir())
+    run = run_cli(["--core", str(core), str(program)], tmp_path)
+    assert run.returncode == 2 and run.report is None
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0] and lines[0].startswith("gdb-memleak: error:"), run.stderr
+
+
 @pytest.mark.parametrize("case", ["not a core", "another program's core", "no program", "with --pid",
                                   "with arguments"])
 def test_bad_core_input_is_one_error_line_and_exit_2(case: str, gcore_run: tuple[Path, dict, Path],

@@ -132,3 +132,11 @@ def test_what_is_no_core_is_one_line_naming_the_file(data: bytes, said: str, tmp
 def test_a_missing_file_is_one_line(tmp_path: Path):
     with pytest.raises(CoreFileError, match="No such file"):
         open_core(str(tmp_path / "absent"))
+
+
+def test_a_core_cut_short_says_how_many_bytes_are_missing_and_reads_stop_there(tmp_path: Path):
+    path = tmp_path / "core"
+    path.write_bytes(build(SEGMENTS, NOTES)[:-100])  # the last segment (the library's data) loses its last bytes
+    with open_core(str(path)) as core:
+        assert core.missing == 100
+        assert core.pread(0x7F0000002000 + PAGE - 200, 200) == b"L" * 100
