@@ -47,17 +47,17 @@ def test_report_every_prints_reports_while_the_program_runs_on(built_targets: Pa
     assert run.process()["leaks"], run.report  # the final JSON is the whole run's
 
 
-def _start(built_targets: Path, args: list[str], *cli_args: str) -> tuple[subprocess.Popen, int]:
+def _start(spawn, built_targets: Path, args: list[str], *cli_args: str) -> tuple[subprocess.Popen, int]:
     """The CLI on live_ticker, in its own process group as from a shell; the program's pid from its first line."""
-    cli = subprocess.Popen([*CLI, "--error-exitcode", "0", *cli_args, str(built_targets / "live_ticker"), *args],
+    cli = spawn([*CLI, "--error-exitcode", "0", *cli_args, str(built_targets / "live_ticker"), *args],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, process_group=0)
     first = cli.stdout.readline()
     assert first.startswith("ticker "), first + cli.stderr.read()
     return cli, int(first.split()[1])
 
 
-def test_sigusr1_to_the_cli_gives_a_report_and_never_reaches_the_program(built_targets: Path):
-    cli, _ = _start(built_targets, ["120", "50"])
+def test_sigusr1_to_the_cli_gives_a_report_and_never_reaches_the_program(built_targets: Path, spawn):
+    cli, _ = _start(spawn, built_targets, ["120", "50"])
     err: list[str] = []
     reader = threading.Thread(target=lambda: err.extend(cli.stderr), daemon=True)
     reader.start()
@@ -77,10 +77,10 @@ def test_sigusr1_to_the_cli_gives_a_report_and_never_reaches_the_program(built_t
     assert len(lost) == 3 and lost[0] <= lost[1] <= lost[2] == 120 * LEAK_SIZE, lost
 
 
-def test_output_files_are_replaced_whole_at_each_live_report(built_targets: Path, tmp_path: Path):
+def test_output_files_are_replaced_whole_at_each_live_report(built_targets: Path, tmp_path: Path, spawn):
     """A reader polling the JSON file while live reports rewrite it never finds it half written."""
     path = tmp_path / "live.json"
-    cli, _ = _start(built_targets, ["40", "50"], "--report-every", "0.1", "--json", str(path))
+    cli, _ = _start(spawn, built_targets, ["40", "50"], "--report-every", "0.1", "--json", str(path))
     versions: set[int] = set()
     while cli.poll() is None:
         try:
@@ -103,10 +103,10 @@ def test_report_every_must_be_a_positive_number_of_seconds(built_targets: Path, 
     assert proc.stderr.strip().splitlines()[-1].startswith("gdb-memleak: error: --report-every"), proc.stderr
 
 
-def test_attach_window_reports_live_and_ends_without_a_signal_the_program_could_take(built_targets: Path):
+def test_attach_window_reports_live_and_ends_without_a_signal_the_program_could_take(built_targets: Path, spawn):
     """--pid: live reports in the window, and its end, stop the process with a SIGSTOP GDB discards: live_ticker
     blocks SIGINT (a SIGINT would stay pending, and the window would never end) and dies of SIGUSR1."""
-    target = subprocess.Popen([str(built_targets / "live_ticker"), "200", "50"], stdout=subprocess.PIPE, text=True)
+    target = spawn([str(built_targets / "live_ticker"), "200", "50"], stdout=subprocess.PIPE, text=True)
     pid = int(target.stdout.readline().split()[1])
     cli = subprocess.run([*CLI, "--pid", str(pid), "--duration", "2", "--report-every", "0.4"], capture_output=True,
                          text=True, cwd=ROOT, timeout=120)
