@@ -19,10 +19,11 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,6 +171,24 @@ def gdb_calls_functions(built_targets: Path) -> None:
         pytest.fail(f"the probe for GDB's `call` could not run the program:\n{probe.stdout}{probe.stderr}")
     reason = next((line for line in probe.stderr.splitlines() if line.strip()), "the call printed no value")
     pytest.skip(f"GDB cannot call functions in the program on this host: {reason}")
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., subprocess.Popen]]:
+    """Starts processes (subprocess.Popen's arguments) that are killed when the test ends, if still running: a
+    failing assertion never leaves a target behind."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: Any, **kwargs: Any) -> subprocess.Popen:
+        proc = subprocess.Popen(*args, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in reversed(started):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
 
 
 @dataclass

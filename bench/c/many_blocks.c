@@ -1,5 +1,8 @@
-/* many_blocks N: N live 32-byte blocks; every other one is held by a global array (still reachable), the rest are
- * dropped (definitely lost). Used by bench/scan_vs_valgrind.py: the scan is timed at `ready()`. */
+/* many_blocks N [abort]: N live 32-byte blocks; every other one is held by a global array (still reachable), the
+ * rest are dropped (definitely lost). Used by bench/scan_vs_valgrind.py: the scan is timed at `ready()`. With
+ * `abort` (bench/core_dump_size.py) it then stops itself (SIGSTOP: a core is written with gcore, or it is
+ * continued) and aborts: the kernel dumps core as RLIMIT_CORE allows. */
+#include <signal.h>
 #include <stdlib.h>
 
 void **held;
@@ -18,5 +21,9 @@ int main(int argc, char **argv)
             held[nheld++] = p;
     }
     ready();
+    if (argc > 2) {
+        raise(SIGSTOP);
+        abort();
+    }
     return 0;
 }

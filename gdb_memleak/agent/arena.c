@@ -55,6 +55,23 @@ static void find_taken_segment(void) {
 
 static char arena[ML_ARENA_BYTES] __attribute__((aligned(64)));
 static atomic_size_t arena_used;
+static struct dump_area dump_arena = {.step = 64 << 10}; /* a core holds the arena up to its use (dump.c) */
+
+/* Before the arena's first `used` bytes are written (nothing to do before dump_arena_start has marked it). */
+static inline void dump_arena_used(size_t used) {
+    if (dump_arena.start && arena + used > dump_arena.start)
+        dump_reach(&dump_arena, (uint64_t)(arena + used - dump_arena.start));
+}
+
+/* The arena's whole pages, marked once (the constructor): dumped up to what is used, the rest never. */
+static void dump_arena_start(void) {
+    char *lo = (char *)(((uintptr_t)arena + 4095) & ~(uintptr_t)4095);
+    dump_arena.size = (((uintptr_t)(arena + sizeof arena)) & ~(uintptr_t)4095) - (uintptr_t)lo;
+    atomic_store(&dump_arena.end, 0);
+    dump_arena.start = lo;
+    dump_area_apply(&dump_arena);
+    dump_arena_used(atomic_load(&arena_used));
+}
 
 static int in_arena(const void *p) {
     return ((const char *)p >= arena && (const char *)p < arena + sizeof arena)
@@ -98,6 +115,7 @@ static void *arena_alloc(size_t size, size_t align) {
         if (m == MAP_FAILED) return NULL;
         return m + align;
     }
+    dump_arena_used(at + need);
     uintptr_t p = ((uintptr_t)(arena + at + 16) + align - 1) & ~(uintptr_t)(align - 1);
     ((size_t *)p)[-1] = size;
     return (void *)p;

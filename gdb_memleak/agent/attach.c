@@ -87,6 +87,7 @@ static void release_region(void) {
         return;
     }
     region_shared = 0;
+    dump_advise(base, size, MADV_DONTDUMP); /* blank: nothing in it for a core */
     sink = base;
     sink_size = size;
 }

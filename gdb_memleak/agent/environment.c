@@ -179,6 +179,7 @@ static void test_stop_at_exit(void) {
 }
 
 __attribute__((constructor(101))) static void recorder_init(void) {
+    dump_arena_start();
     if (loaded_by_dlopen()) { /* attach mode (attach.c): nothing until memleak_agent_attach */
         attach_mode_init();
         return;

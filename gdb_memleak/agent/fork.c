@@ -115,6 +115,8 @@ static void fork_copy_missing(void) {
     if (mmap(base, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0)
         != base)
         munmap(base, size);
+    else
+        dump_advise(base, size, MADV_DONTDUMP); /* blank: nothing in it for a core */
     stop_recording(OFF_FORK_COPY, fork_copy_errno);
     errno = saved;
 }
@@ -166,6 +168,7 @@ static void atfork_child(void) {
         return;
     }
     H->pid = (uint64_t)getpid();
+    dump_apply(); /* a new mapping over the region: its core marks are made again */
     if (fork_locked) unlock_all();
 }
 

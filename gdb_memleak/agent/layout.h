@@ -3,7 +3,8 @@
  * gdb_memleak/core/agent_format.py mirrors every struct here (keep ML_VERSION in step);
  * tests/agent/test_recorder_layout.py compiles this header alone and compares each field's offset and size with
  * the reader's formats. Names: a "record" is one block's 64 bytes in the record area, an "index entry" the
- * 16-byte {address, record number} pair in a shard's index. */
+ * 16-byte {address, record number} pair in a shard's index. A core dump holds only the parts GDB reads (dump.c):
+ * a new part GDB reads goes into dump.c's head or gets a dump area of its own. */
 #pragma once
 #include <stdatomic.h>
 #include <stdint.h>

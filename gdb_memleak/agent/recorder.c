@@ -52,6 +52,7 @@
 #include "layout.h"        /* the region's layout, shared with core/agent_format.py */
 #include "allocators.h"    /* allocator ids, names, families, symbols: from hooked.def, the one list */
 #include "state.h"         /* process and per-thread state, helpers */
+#include "dump.c"          /* what a core dump holds of the region and the arena */
 #include "arena.c"         /* the recorder's own memory */
 #include "region.c"        /* mapping and laying out the region */
 #include "gate.c"          /* holding every hooked call while GDB reads glibc's heap (attach) */

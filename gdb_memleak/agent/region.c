@@ -109,6 +109,7 @@ static int map_region(void) {
     lay_out(m, size);
     H = m;
     base = m;
+    dump_start();
     return 1;
 }
 

@@ -73,6 +73,7 @@ static uint32_t intern_stack(void *const *pcs, int n) {
         if (at + (uint64_t)n + 1 > H->pool_capacity_words || at + n + 1 > UINT32_MAX) {
             atomic_fetch_add(&H->stacks_dropped, 1);
         } else {
+            dump_pool_words(at + (uint64_t)n + 1);
             uint64_t *rec = (uint64_t *)(base + H->pool_off) + at;
             memcpy(rec + 1, pcs, (size_t)n * 8);
             rec[0] = (uint64_t)n;

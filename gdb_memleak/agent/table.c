@@ -62,6 +62,7 @@ static uint64_t record_take(struct ml_shard *s) {
         if (atomic_load_explicit(&H->records_used, memory_order_relaxed) >= H->records_capacity) return UINT64_MAX;
         uint64_t at = atomic_fetch_add(&H->records_used, ML_CHUNK);
         if (at + ML_CHUNK > H->records_capacity) return UINT64_MAX;
+        dump_records_used(at + ML_CHUNK);
         s->chunk_next = at;
         s->chunk_end = at + ML_CHUNK;
     }

@@ -185,6 +185,7 @@ def _attach_window(pid: int, duration: float, session, private_dir: str, fatal: 
     gdb.breakpoints()[-1].silent = True
     _quiet(f"handle {STOP_SIGNAL} nopass")
     live.stop_with = lambda: os.kill(pid, getattr(signal, STOP_SIGNAL))
+    live.start()  # only now: a SIGSTOP before the catchpoint would stop the process for good
     _mark(private_dir, "window-open")
     gdb.execute("continue", to_string=True)
     while gdb.selected_inferior().pid:
@@ -236,13 +237,18 @@ def _run(config: dict) -> int:
         progress.start()
     live = _live_reports(config)
     try:
-        if config.get("pid"):
+        if config.get("core"):
+            from gdb_memleak.cli.postmortem import read_core
+
+            read_core(config["core"], SESSION)
+        elif config.get("pid"):
             _attach_window(int(config["pid"]), float(config["duration"]), SESSION, config["private_dir"],
                            frozenset(FATAL_SIGNALS), live, lambda: _report_live(live, config))
         else:
             SESSION.start()
             SESSION.end_at_exit = True  # processes are let go at their `_exit` (Tracking.exiting)
             _quiet(NON_STOP)
+            live.start()  # its requests interrupt the program once it runs (before, `interrupt -a` does nothing)
             gdb.execute("run", to_string=True)
             root = gdb.inferiors()[0].pid  # the program started (its forked children end in any order)
             _follow_to_the_end(SESSION, config.get("private_dir"), live, lambda: _report_live(live, config))
@@ -258,6 +264,9 @@ def _run(config: dict) -> int:
         return 2
     # the exit status is the program's own: its last image's (after an exec), not that of a child ending later
     result = next((r.result for r in reversed(reports) if r.result.pid == root), reports[-1].result)
+    if config.get("core"):  # a core is read, not run: what it holds decides, not how the process ended
+        found = any(r.findings(SESSION.error_kinds, settings.mapping_error_kinds()) for r in reports)
+        return config["error_exitcode"] if found else 0
     if result.signal is not None:  # killed by a signal: 128+N like a shell; valgrind too dies of that signal
         return 128 + int(getattr(signal, result.signal, 9))
     status = result.exit_code if result.exit_code is not None else 0  # None: detached, the process runs on
@@ -266,17 +275,16 @@ def _run(config: dict) -> int:
 
 
 def _live_reports(config: dict) -> LiveReports:
-    """The live reports asked for (`--report-every`, and SIGUSR1 through the CLI's pipe), started. The pipe's end
-    is GDB's alone: the program, which GDB forks, must not inherit it."""
+    """The live reports asked for (`--report-every`, and SIGUSR1 through the CLI's pipe), not started yet (the
+    caller starts them once the program runs: requests made before wait in the pipe). The pipe's end is GDB's alone:
+    the program, which GDB forks, must not inherit it."""
     from gdb_memleak.cli.live import LiveReports
 
     fd = config.get("report_fd")
     if fd is not None:
         os.set_inheritable(fd, False)
     every = config.get("report_every")
-    live = LiveReports(fd, float(every) if every else None)
-    live.start()
-    return live
+    return LiveReports(fd, float(every) if every else None)
 
 
 def _report_live(live: LiveReports, config: dict) -> None:

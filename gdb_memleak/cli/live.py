@@ -37,7 +37,7 @@ class LiveReports:
         self._thread: threading.Thread | None = None
         # how a report stops the program: GDB's `interrupt -a` (a started program runs in non-stop mode: GDB stops
         # each thread with its own SIGSTOP); an attached process in all-stop mode gets one SIGSTOP (cli/driver.py)
-        self.stop_with: Callable[[], None] = lambda: gdb.post_event(_interrupt_all)
+        self.stop_with: Callable[[], None] = lambda: gdb.post_event(self._interrupt_all)
 
     @property
     def enabled(self) -> bool:
@@ -75,6 +75,14 @@ class LiveReports:
                 self.requested.set()
                 self.stop_with()
 
+    def _interrupt_all(self) -> None:
+        """In GDB's main thread: stop every thread of every process. When none runs yet (GDB is still starting
+        the program) the request is dropped: the next one comes with the next period or signal."""
+        try:
+            gdb.execute("interrupt -a", to_string=True)
+        except gdb.error:
+            self.requested.clear()
+
     def due(self) -> bool:
         """Whether a report was asked for since the last one (the driver's loop asks after each `continue -a`)."""
         return self.requested.is_set() and not self.closed.is_set()
@@ -85,6 +93,9 @@ class LiveReports:
         files rewritten. Requests made while one is pending are one request: a slow report never piles them up."""
         from gdb_memleak.gdb.threadstop import halt_process
 
+        if not trackings:  # the program is not tracked yet (GDB is still starting it): nothing to report
+            self.requested.clear()
+            return
         self.count += 1
         started = time.monotonic()
         for tracking in trackings:
@@ -101,11 +112,3 @@ class LiveReports:
         out.write(f"gdb-memleak: end of live report {self.count} (the program was paused {paused:.2f} s)\n")
         out.flush()
         self.requested.clear()
-
-
-def _interrupt_all() -> None:
-    """In GDB's main thread: stop every thread of every process (nothing to do when none runs)."""
-    try:
-        gdb.execute("interrupt -a", to_string=True)
-    except gdb.error:
-        pass

@@ -28,7 +28,7 @@ from ..argtypes import (
 )
 from ..core.heuristics import heuristics_text
 from ..gdbinit import gdbinit_line
-from . import caller, runner
+from . import caller, postmortem, runner
 from .formats import OUTPUT_FORMATS
 from .runner import Launch
 
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "or report it and let it happen (glibc usually aborts)")
     parser.add_argument("--pid", type=at_least_one, metavar="PID",
                         help="attach to a running process instead of starting PROG")
+    parser.add_argument("--core", metavar="CORE", help=postmortem.HELP)
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="with --pid: how long to track before reporting and detaching (default 10)")
     parser.add_argument("--report-every", type=float, metavar="SECONDS",
@@ -191,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.gdbinit:
         print(gdbinit_line())
         return 0
+    if opts.core and (problem := postmortem.usage_problem(opts)):
+        return error(problem)
     if opts.pid and opts.program:
         return error("give either --pid PID or a program to run, not both")
     if not opts.program and not opts.pid:
@@ -214,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = program.target if program else process_executable(opts.pid)
     except LookupError as exc:
         return error(str(exc))
+    if opts.core and (problem := postmortem.core_problem(opts.core, target)):
+        return error(problem)
     gdb = shutil.which(opts.gdb)
     if gdb is None:
         return error(f"{opts.gdb}: GDB not found (install gdb or pass --gdb PATH)")
@@ -231,7 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "depth": opts.depth, "error_exitcode": opts.error_exitcode, "loader": LOADER,
               "argv": report_argv, "error_kinds": sorted(opts.errors_for_leak_kinds),
               "pid": opts.pid, "duration": duration, "report_every": opts.report_every,
-              "progress": sys.stderr.isatty(),
+              "progress": sys.stderr.isatty() and not opts.core,
+              "core": os.path.abspath(opts.core) if opts.core else None,
               "shown_kinds": sorted(opts.show_leak_kinds),
               "errors_for_mappings": ",".join(sorted(opts.errors_for_mappings)) or "none", "on_error": opts.on_error,
               "engine": engine, "heuristics": heuristics_text(opts.leak_check_heuristics),

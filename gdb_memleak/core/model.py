@@ -100,6 +100,7 @@ class ProcessResult:
     detached: bool = False  # tracking ended by detaching: the process runs on
     exec_into: str | None = None  # the image was replaced by exec() of this program
     fatal: FatalSignal | None = None  # the signal that killed it: fault address, the thread's stack
+    core_file: str | None = None  # read from this core file (post-mortem): the process as it was dumped
 
     def exit_json(self) -> dict | None:
         """{"code": n}, {"signal": "SIGABRT"}, {"exec": "/new/image"}, or None while it still runs."""

@@ -12,7 +12,7 @@ from ..core.model import HeapError
 from ..core.procmaps import read_maps
 from ..core.table import AllocationTable
 from .access import RegisterReader
-from .heapscan import thread_states
+from .image import thread_states
 
 # "g + 8 in section .bss", "buf in section .data of /usr/lib/libx.so"
 _INFO_SYMBOL = re.compile(

@@ -441,18 +441,7 @@ class AgentEngine(CoreEngine):
         return lambda stack_id: self._trim(snapshot.stack(stack_id))
 
     def _trim(self, pcs: tuple[int, ...]) -> tuple[int, ...]:
-        """End a stack at main or a thread's entry, as the breakpoint engine's walk does (cached per stack)."""
-        done = self.trimmed.get(pcs)
-        if done is None:
-            low, high = self.recorder_code
-            done = tuple(pc for pc in pcs if not low <= pc < high)  # its dlopen hook's frame (attached)
-            for i, pc in enumerate(done):
-                symbol = minimal_symbol(pc - 1)
-                if symbol is not None and symbol[0].split("@")[0] in ROOT_FUNCTIONS:
-                    done = done[:i + 1]
-                    break
-            self.trimmed[pcs] = done
-        return done
+        return trim_stack(pcs, self.recorder_code, self.trimmed)
 
     def _learn_threads(self) -> None:
         try:
@@ -480,3 +469,19 @@ class AgentEngine(CoreEngine):
         except (gdb.error, gdb.MemoryError, fmt.AgentFormatError):
             log.debug("could not write break-alloc to the recorder", exc_info=True)
 
+
+def trim_stack(pcs: tuple[int, ...], recorder_code: tuple[int, int],
+               trimmed: dict[tuple[int, ...], tuple[int, ...]]) -> tuple[int, ...]:
+    """A recorded stack ended at main or a thread's entry, as the breakpoint engine's walk ends it, without the
+    recorder's own frames (`recorder_code`: its library's mapped range); cached per stack in `trimmed`."""
+    done = trimmed.get(pcs)
+    if done is None:
+        low, high = recorder_code
+        done = tuple(pc for pc in pcs if not low <= pc < high)  # its dlopen hook's frame (attached)
+        for i, pc in enumerate(done):
+            symbol = minimal_symbol(pc - 1)
+            if symbol is not None and symbol[0].split("@")[0] in ROOT_FUNCTIONS:
+                done = done[:i + 1]
+                break
+        trimmed[pcs] = done
+    return done

@@ -227,13 +227,7 @@ Usage: memleak status"""
             return
         engine = tracking.engine
         engine.sync()
-        if tracking.finished:
-            state = "ended"
-        elif tracking.report.result.signal:
-            state = f"reported at {tracking.report.result.signal} (the process has not ended yet)"
-        else:
-            state = f"tracking ({engine.name} engine)" if engine.active else "not tracking"
-        out.write(f"gdb-memleak: process {tracking.pid}: {state}\n")
+        out.write(f"gdb-memleak: process {tracking.pid}: {tracking.state()}\n")
         c = tracking.report.table.counters
         out.write(f"  live: {c.live_bytes:,} bytes in {c.live_blocks:,} blocks; "
                   f"peak: {c.peak_bytes:,} bytes in {c.peak_blocks:,} blocks\n")

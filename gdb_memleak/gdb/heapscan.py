@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import bisect
 import collections.abc
-import os
 import struct
 from array import array
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 import gdb
 
 from ..core.abi import Abi
 from ..core.heuristics import Heuristics
-from ..core.procmaps import Mapping, read_maps
+from ..core.procmaps import Mapping
 from ..core.scan import RootRegion, ScanResult, backend, numpy_backend, numpy_problem, scan, shared
 from .access import RegisterReader
 from .announce import announce
+from .image import LiveImage, ProcessImage, RawMemory, ThreadState
 
 if TYPE_CHECKING:
     from ..core.scan.numpy_heap import Blocks
@@ -35,35 +34,21 @@ CACHE_LIMIT = 1 << 30  # read a mapping whole (and slice blocks out of it) when 
 
 
 class ProcessMemory:
-    """core.scan.Memory over /proc/PID/mem: one read per mapping, blocks sliced from it."""
+    """core.scan.Memory over a process image's memory: one read per mapping, blocks sliced from it."""
 
-    def __init__(self, pid: int, maps: list[Mapping]) -> None:
+    def __init__(self, raw: RawMemory, maps: list[Mapping]) -> None:
         self.maps = sorted(maps, key=lambda m: m.start)
         self._starts = [m.start for m in self.maps]
         self._cache: dict[int, bytes] = {}
         self.piecewise: set[int] = set()  # mappings never read whole (a few roots beside big blocks: see root_regions)
         self._span = bytearray()  # read_span's buffer
-        try:
-            self._fd: int | None = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
-        except OSError:
-            self._fd = None
-        self._inferior = gdb.selected_inferior()
+        self._memory = raw
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._memory.close()
 
     def _raw(self, address: int, size: int) -> bytes:
-        if self._fd is not None:
-            try:
-                return os.pread(self._fd, size, address)
-            except OSError:
-                return b""
-        try:
-            return self._inferior.read_memory(address, size).tobytes()
-        except gdb.MemoryError:
-            return b""
+        return self._memory.pread(address, size)
 
     def read(self, address: int, size: int) -> bytes:
         i = bisect.bisect_right(self._starts, address) - 1
@@ -87,56 +72,14 @@ class ProcessMemory:
         if 0 <= i and address < self.maps[i].end and (data := self._cache.get(self.maps[i].start)) is not None:
             offset = address - self.maps[i].start
             return memoryview(data)[offset:offset + size]
-        if self._fd is None:
-            return self._raw(address, size)
         if len(self._span) < size:
             self._span = bytearray(max(size, len(self._span) * 2))
         view = memoryview(self._span)[:size]
-        try:
-            got = os.preadv(self._fd, [view], address)
-        except OSError:
-            got = 0
-        return view[:got]
+        return view[:self._memory.preadv(view, address)]
 
     def peek(self, addresses: Sequence[int], size: int) -> list[bytes]:
         """`size` bytes at each address, read directly (no mapping is read whole for them)."""
         return [self._raw(address, size) for address in addresses]
-
-
-@dataclass
-class ThreadState:
-    num: int
-    lwp: int
-    registers: tuple[int, ...]
-    sp: int
-    running: bool = False  # registers unreadable (see thread_states): `sp` only marks its stack, scanned whole
-
-
-def thread_states(inferior: gdb.Inferior, regs: RegisterReader) -> list[ThreadState]:
-    """Every live thread's registers, read without switching threads (this may run inside `stop()`). Inside stop()
-    GDB has not stopped the other threads yet: a running thread's registers cannot be read, so its whole stack
-    counts (found from its thread handle, glibc's struct pthread at the top of its stack mapping), a little more
-    than valgrind's stack-pointer-up; the batch CLI scans at exit only once every thread is stopped."""
-    sp_index = regs.abi.index(regs.abi.stack_pointer)
-    selected = gdb.selected_thread()
-    states = []
-    for thread in inferior.threads():
-        if not thread.is_valid() or thread.is_exited():
-            continue
-        values = regs.read_thread(thread.ptid[1], thread == selected)
-        if values is not None:
-            states.append(ThreadState(thread.num, thread.ptid[1], values, values[sp_index]))
-        elif (handle := _thread_handle(thread)) is not None:
-            states.append(ThreadState(thread.num, thread.ptid[1], (), handle, running=True))
-    return states
-
-
-def _thread_handle(thread: gdb.InferiorThread) -> int | None:
-    try:
-        handle = thread.handle()
-    except (gdb.error, RuntimeError):
-        return None
-    return int.from_bytes(handle, "little") or None if handle else None
 
 
 def thread_control_block(memory: ProcessMemory, mapping: Mapping, search: int = 64 << 10) -> int | None:
@@ -433,18 +376,21 @@ class HeapScan:
 
     def __init__(self, inferior: gdb.Inferior, blocks: collections.abc.Mapping[int, int], regs: RegisterReader,
                  glibc: bool = True, exiting: bool = False, hidden: tuple[tuple[int, int], ...] = (),
-                 arrays: Blocks | None = None, heuristics: frozenset[str] = frozenset()) -> None:
+                 arrays: Blocks | None = None, heuristics: frozenset[str] = frozenset(),
+                 image: ProcessImage | None = None) -> None:
         """`blocks`: address -> size. `arrays`: the same blocks as numpy_heap.Blocks (ascending starts), when the
         caller has them; then `blocks` is only looked up (one block, for `memleak block`), never iterated.
-        `heuristics`: the names of valgrind's leak-check heuristics to apply (core/heuristics.py)."""
+        `heuristics`: the names of valgrind's leak-check heuristics to apply (core/heuristics.py). `image`: where
+        the process is read (default: the live process)."""
         self.inferior = inferior
         self.blocks = blocks
+        image = image if image is not None else LiveImage(inferior)
         # the tool's own memory in the process (the recorder's) is not the program's: never a root
-        self.maps = [m for m in read_maps(inferior.pid) if not any(lo <= m.start < hi for lo, hi in hidden)]
-        self.threads = thread_states(inferior, regs)
+        self.maps = [m for m in image.maps() if not any(lo <= m.start < hi for lo, hi in hidden)]
+        self.threads = image.threads(inferior, regs)
         if exiting:
             exiting_thread(self.threads, gdb.selected_thread().ptid[1], exit_machinery_floor(), regs.abi)
-        self.raw = ProcessMemory(inferior.pid, self.maps)
+        self.raw = ProcessMemory(image.memory(), self.maps)
         self.arrays = arrays if arrays is not None else block_arrays(blocks)  # shared with the scan; None: no numpy
         starts = self.arrays.starts if self.arrays is not None else sorted(blocks)
         self.roots = root_regions(self.maps, starts, self.threads, self.raw, glibc, blocks)

@@ -22,7 +22,7 @@ from ..core.procstat import cmdline, let_go, stat_fields
 from ..core.report import LeakFilter, ProcessReport
 from ..core.reports import ReportOptions
 from ..core.table import AllocationTable
-from . import agent_engine, announce, engine_choice, handcall, heapwalk, preload, recorder_events, settings
+from . import agent_engine, announce, engine_choice, handcall, heapwalk, postmortem, preload, recorder_events, settings
 from .breakpoint_engine import BreakpointEngine
 from .engine import Clock
 from .fatal import read_fatal_signal
@@ -83,8 +83,13 @@ class Session:
 
     # -- tracking -----------------------------------------------------------------------------------------------
     def current(self, inferior: gdb.Inferior | None = None) -> Tracking | None:
+        """The tracking of `inferior` (default: the selected one); for a core file, the post-mortem tracking of
+        that core (gdb.GdbError, one line, when it holds no table)."""
         inferior = inferior or gdb.selected_inferior()
-        return self.tracking.get(inferior.num)
+        tracking = self.tracking.get(inferior.num)
+        if postmortem.is_core(inferior):
+            tracking = self.tracking[inferior.num] = postmortem.tracking_for(self, inferior, tracking)
+        return tracking
 
     def by_pid(self, pid: int) -> Tracking | None:
         for t in list(self.tracking.values()) + self.ended:
@@ -150,8 +155,11 @@ class Session:
         tracking.refresh_maps()
 
     def start(self) -> str:
-        self.armed = True
         inferior = gdb.selected_inferior()
+        if postmortem.is_core(inferior):
+            return ("gdb-memleak: a core file is loaded: nothing runs to track; `leaks`, `memleak errors` and "
+                    "`memleak check` read the recorder's table from it.")
+        self.armed = True
         if not inferior.pid:
             if settings.engine.value != "breakpoint":  # the recorder must be in the environment `run` uses
                 preload.prepare_environment(int(settings.depth.value), str(settings.on_error.value), self.break_alloc)
@@ -194,7 +202,7 @@ class Session:
             return
         progspace = event.new_objfile.progspace
         inferior = next((i for i in gdb.inferiors() if i.progspace == progspace), gdb.selected_inferior())
-        if not inferior.pid:
+        if not inferior.pid or postmortem.is_core(inferior):
             return
         tracking = self.current(inferior)
         if tracking is None or tracking.finished or tracking.pid != inferior.pid:
@@ -229,6 +237,9 @@ class Session:
         if tracking is None or tracking.finished:
             return
         result = tracking.report.result
+        if result.core_file:  # the core file was put away (`core-file`, `kill`, quit): no process ended
+            del self.tracking[event.inferior.num]
+            return
         if hasattr(event, "exit_code"):
             result.exit_code = int(event.exit_code)
         elif result.signal is None and let_go(tracking.pid):  # `detach`: GDB says "exited", with no exit code

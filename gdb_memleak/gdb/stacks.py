@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gdb
 
+from ..core.procmaps import Mapping
 from ..core.unwind import FrameKind, walk_frame_pointers
 from .access import StackReader
 from .log import log
@@ -11,10 +12,10 @@ from .symbolize import FrameClassifier, gdb_call_returns
 
 
 class StackCapture:
-    def __init__(self, inferior: gdb.Inferior, depth: int) -> None:
+    def __init__(self, inferior: gdb.Inferior, depth: int, maps: list[Mapping] | None = None) -> None:
         self.inferior = inferior
         self.depth = depth
-        self.classify = FrameClassifier(inferior)
+        self.classify = FrameClassifier(inferior, maps)
         self.fast = 0
         self.slow = 0
 

@@ -155,10 +155,12 @@ class FrameClassifier:
     """Per-PC verdict for the stack walks, cached: is this PC code, does its function end the stack, does it keep a
     frame pointer?"""
 
-    def __init__(self, inferior: gdb.Inferior) -> None:
+    def __init__(self, inferior: gdb.Inferior, maps: list[Mapping] | None = None) -> None:
+        """`maps`: the process's mappings, fixed (a core's); None: the live process's, read again as it loads."""
         self.inferior = inferior
         self._cache: dict[int, FrameKind] = {}
-        self._code = CodeRanges([])
+        self._fixed = maps is not None
+        self._code = CodeRanges(maps or [])
 
     def __call__(self, pc: int) -> FrameKind:
         kind = self._cache.get(pc)
@@ -170,6 +172,8 @@ class FrameClassifier:
         """In an executable mapping (/proc maps re-read when pc is not in the ones known: a library loaded since)."""
         if pc - 1 in self._code:
             return True
+        if self._fixed:
+            return False
         try:
             self._code = CodeRanges(read_maps(self.inferior.pid))
         except OSError:  # not a live local process (core file, remote target): trust GDB

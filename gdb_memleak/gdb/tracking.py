@@ -15,7 +15,7 @@ from ..core.abi import Abi
 from ..core.kinds import OnError, effective_action
 from ..core.mappings import read_sysvipc
 from ..core.model import Block, HeapError, ProcessResult
-from ..core.procmaps import Mapping, read_maps
+from ..core.procmaps import Mapping
 from ..core.procstat import parent_in_vfork
 from ..core.report import ProcessReport
 from ..core.reports.text import render_error, render_report
@@ -26,6 +26,7 @@ from . import addressinfo, bad_call, settings
 from .access import RegisterReader
 from .engine import Clock, Engine
 from .heapscan import HeapScan
+from .image import LiveImage, ProcessImage
 from .log import log
 from .numpy_guard import give_back_free_memory
 from .symbolize import GdbResolver
@@ -41,10 +42,11 @@ class Tracking:
 
     def __init__(self, session: Session, inferior: gdb.Inferior, table: AllocationTable, argv: list[str],
                  abi: Abi, make_engine: EngineFactory, clock: Clock,
-                 shares_memory_with: Tracking | None = None) -> None:
+                 shares_memory_with: Tracking | None = None, image: ProcessImage | None = None) -> None:
         self.session = session
         self.inferior_num = inferior.num
         self.abi = abi
+        self.image: ProcessImage = image if image is not None else LiveImage(inferior)  # or a core file's
         self.maps: list[Mapping] = []
         self.report = ProcessReport(ProcessResult(pid=inferior.pid, argv=argv), table,
                                     Symbolizer(GdbResolver(self.maps)), SystemFilter(settings.system_objects.value),
@@ -131,9 +133,20 @@ class Tracking:
         out.flush()
 
     # -- state --------------------------------------------------------------------------------------------------
+    def state(self) -> str:
+        """Where the tracking stands, for `memleak status`."""
+        result = self.report.result
+        if self.finished:
+            return "ended"
+        if result.core_file:
+            return f"as its core file {result.core_file} holds it" + (f" ({result.signal})" if result.signal else "")
+        if result.signal:
+            return f"reported at {result.signal} (the process has not ended yet)"
+        return f"tracking ({self.engine.name} engine)" if self.engine.active else "not tracking"
+
     def refresh_maps(self) -> None:
         try:
-            self.maps[:] = read_maps(self.pid)
+            self.maps[:] = self.image.maps()
         except OSError:
             log.debug("process %d: maps not readable", self.pid, exc_info=True)
 
@@ -151,7 +164,7 @@ class Tracking:
         sizes, arrays = self.table.blocks.scan_input()  # the recorder's columns: their arrays as they are
         return HeapScan(self.engine.inferior, sizes, self.regs, glibc=self.engine.glibc_malloc, exiting=exiting,
                         hidden=self.engine.hidden_memory(), arrays=arrays,
-                        heuristics=settings.enabled_heuristics())
+                        heuristics=settings.enabled_heuristics(), image=self.image)
 
     def scan(self, exiting: bool = False, watch: int | None = None) -> ScanResult | None:
         """Classify every live block (valgrind's leak kinds); with `watch` (a block's start), also find who points

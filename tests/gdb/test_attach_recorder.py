@@ -34,8 +34,18 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+_SPAWN: list = []  # the running test's `spawn` (conftest.py): a target a failed test leaves is killed
+
+
+@pytest.fixture(autouse=True)
+def _targets_end_with_the_test(spawn):
+    _SPAWN[:] = [spawn]
+    yield
+    _SPAWN.clear()
+
+
 def start(*argv: str) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, text=True)
+    proc = _SPAWN[0](list(argv), stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     ready = proc.stdout.readline()
     assert ready.startswith("ready "), ready

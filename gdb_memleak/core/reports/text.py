@@ -81,6 +81,9 @@ def render_header(report: ProcessReport, out: TextIO) -> None:
         how = f"replaced its image by exec of {r.exec_into}"
     else:
         how = "still running"
+    if r.core_file:
+        how = (f"{how}; read from its core file {r.core_file}" if r.signal
+               else f"as its core file {r.core_file} holds it")
     out.write(f"gdb-memleak: process {r.pid} ({prog}) {how}\n")
     if len(r.argv) > 1:  # as valgrind's "Command:" line: tells apart the runs of one program (make's cc1s)
         out.write(f"  command: {shlex.join(r.argv)}\n")
@@ -110,6 +113,7 @@ def render_summary(report: ProcessReport, out: TextIO) -> None:
     c = report.table.counters
     r = report.result
     when = "now" if r.exit_code is None and r.signal is None and r.exec_into is None else "at exit"
+    when = "in the core" if r.core_file and r.signal is None else when
     out.write("HEAP SUMMARY:\n")
     out.write(f"    in use {when}: {c.live_bytes:,} bytes in {c.live_blocks:,} blocks\n")
     out.write(f"  total heap usage: {c.allocs:,} allocs, {c.frees:,} frees, {c.bytes_allocated:,} bytes allocated\n")
