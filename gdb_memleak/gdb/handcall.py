@@ -11,7 +11,9 @@ The trampoline is written over the executable's entry point (`_start`, which nev
 The other threads of the process run while the call runs (in all-stop mode `continue` resumes them all): a lock the
 callee needs (the loader's, a malloc arena's) is released by its holder, never held by a stopped thread. A stop of
 another thread on the way (a breakpoint, a signal) is let go; the process exiting, or the call faulting, is one
-line (HandCallError), the latter with the thread put back and the signal discarded.
+line (HandCallError), the latter with the thread put back and the signal discarded. A signal sent to the process
+(kill, a timer) that the borrowed thread happens to take is held back during the call and queued for that thread
+once it is put back: the program gets it, just later, never inside the trampoline.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ RED_ZONE = 128
 XSAVE_AREA = 16384  # XSAVE with every component XCR0 enables, AMX tile data included (~11 KiB), 64-byte aligned
 STACK_MARGIN = 8192  # room the callee gets below our data (dlopen needs a few KiB)
 MAX_FOREIGN_STOPS = 1000
+#: signals the callee's own instructions raise (si_code > 0: sent by the kernel for a fault): the call failed
+FAULTS = frozenset({"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGSYS"})
 
 # rbx: the XSAVE area (zeroed, 64-byte aligned); r12: the function; arguments in the SysV registers; rsp 16-aligned.
 TRAMPOLINE = bytes.fromhex(
@@ -108,6 +112,7 @@ def call_function(address: int, args: Sequence[int] = (), *, data: bytes = b"",
         values[index] = data_address + values[index]
     done = entry + DONE_OFFSET
     breakpoint = None
+    deferred: list[str] = []  # signals sent to the process that the borrowed thread took during the call
     displaced = _displaced_stepping_off()
     try:
         inferior.write_memory(entry, code)
@@ -121,7 +126,7 @@ def call_function(address: int, args: Sequence[int] = (), *, data: bytes = b"",
         breakpoint.silent = True
         breakpoint.thread = thread.num
         _RUNNING.append(thread.num)
-        value = _run_to(done, thread, inferior)
+        value = _run_to(done, thread, inferior, deferred)
     finally:
         if breakpoint is not None and breakpoint.is_valid():
             breakpoint.delete()
@@ -136,7 +141,17 @@ def call_function(address: int, args: Sequence[int] = (), *, data: bytes = b"",
             if _RUNNING:
                 _RUNNING.pop()
             gdb.execute(f"set displaced-stepping {displaced}", to_string=True)
+            _queue(deferred, thread)
     return HandCallResult(value, data_address if data else 0)
+
+
+def _queue(names: list[str], thread: gdb.InferiorThread) -> None:
+    """Give the thread, put back, the signals held back during the call (delivered when it next runs); one whose
+    `handle` says nopass is dropped, as GDB would have dropped it."""
+    for name in names:
+        if thread.is_valid() and _passing(name):
+            thread.switch()
+            gdb.execute(f"queue-signal {name}", to_string=True)
 
 
 def _return_to(saved: dict[str, int], back: int, thread: gdb.InferiorThread, inferior: gdb.Inferior) -> None:
@@ -183,10 +198,13 @@ def entry_point() -> int:
     return int(match.group(1), 16)
 
 
-def _run_to(done: int, thread: gdb.InferiorThread, inferior: gdb.Inferior) -> int:
-    """Resume until `thread` reaches `done`; its rax then. Stops of other threads are let go."""
+def _run_to(done: int, thread: gdb.InferiorThread, inferior: gdb.Inferior, deferred: list[str]) -> int:
+    """Resume until `thread` reaches `done`; its rax then. Stops of other threads are let go; a signal sent to the
+    process that `thread` takes is held back (`deferred`), a fault of its own ends the call."""
+    held: str | None = None
     for _ in range(MAX_FOREIGN_STOPS):
-        gdb.execute("continue", to_string=True)
+        _continue(without=held)
+        held = None
         if not inferior.is_valid() or not inferior.pid:
             raise HandCallError("the process exited during a call made by hand")
         if not thread.is_valid():
@@ -196,13 +214,17 @@ def _run_to(done: int, thread: gdb.InferiorThread, inferior: gdb.Inferior) -> in
         frame = gdb.newest_frame()
         if frame.pc() == done:
             return int(frame.read_register("rax")) & 0xFFFFFFFFFFFFFFFF
-        if reporting == thread:
-            name = _stop_signal()
-            if name is not None and name != "SIGTRAP":
-                where = frame.pc()
-                _discard_signal(done, name)
-                raise HandCallError(f"the function called by hand got {name} at 0x{where:x}")
-        log.debug("call by hand: another thread's stop let go")
+        name = _stop_signal() if reporting == thread else None
+        if name is None or name == "SIGTRAP":
+            log.debug("call by hand: another thread's stop let go")
+        elif _raised_by_the_call(name, inferior.pid):
+            where = frame.pc()
+            _write_registers({"rip": done})
+            _continue(without=name)
+            raise HandCallError(f"the function called by hand got {name} at 0x{where:x}")
+        else:
+            deferred.append(name)
+            held = name
     raise HandCallError("a call by hand did not return")
 
 
@@ -218,18 +240,37 @@ def _stop_signal() -> str | None:
         return str(number)
 
 
-def _discard_signal(done: int, name: str) -> None:
-    """The borrowed thread faulted: resume it at `done` without the signal (`handle nopass` for that one resume),
-    so the program never sees a signal it did not cause."""
-    before = gdb.execute(f"info signals {name}", to_string=True).splitlines()
-    passing = next((line.split()[3] for line in before if line.startswith(name)), "Yes") == "Yes"
-    _write_registers({"rip": done})
-    gdb.execute(f"handle {name} nopass", to_string=True)
+def _raised_by_the_call(name: str, pid: int) -> bool:
+    """Whether the signal came from the callee's own execution: a fault the kernel raised (si_code > 0), or an
+    abort() (raised by the process itself); not one another process or a timer sent."""
+    try:
+        code = int(gdb.parse_and_eval("$_siginfo.si_code"))
+        sender = int(gdb.parse_and_eval("$_siginfo._sifields._kill.si_pid"))
+    except gdb.error:
+        return True
+    if name in FAULTS:
+        return code > 0
+    return name == "SIGABRT" and code <= 0 and sender == pid
+
+
+def _passing(name: str) -> bool:
+    lines = gdb.execute(f"info signals {name}", to_string=True).splitlines()
+    return next((line.split()[3] for line in lines if line.startswith(name)), "Yes") == "Yes"
+
+
+def _continue(without: str | None = None) -> None:
+    """`continue`; with `without`, that signal is not given to the thread that stopped with it (`handle nopass`
+    for this one resume)."""
+    if without is None:
+        gdb.execute("continue", to_string=True)
+        return
+    passing = _passing(without)
+    gdb.execute(f"handle {without} nopass", to_string=True)
     try:
         gdb.execute("continue", to_string=True)
     finally:
         if passing:
-            gdb.execute(f"handle {name} pass", to_string=True)
+            gdb.execute(f"handle {without} pass", to_string=True)
 
 
 def _read_registers() -> dict[str, int]:

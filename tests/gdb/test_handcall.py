@@ -134,3 +134,19 @@ def test_the_process_exiting_during_a_call_is_one_line(built_targets: Path, tmp_
     """, tmp_path)
     assert "error: the process exited during a call made by hand\n" in out
     assert finish(proc) == ("", 5)
+
+
+def test_a_signal_sent_to_the_process_during_a_call_is_held_then_delivered(built_targets: Path, tmp_path: Path):
+    """The borrowed thread takes a SIGUSR1 another process sent while the called function runs: the call still
+    returns, and the program's handler runs once, after the thread is put back (not inside the trampoline)."""
+    proc = start(built_targets / "handcall_signal", [])
+    out = attach_and_run(proc, f"""
+        import os, signal, threading
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # SIGCHLD stays GDB's
+        threading.Timer(0.2, os.kill, ({proc.pid}, signal.SIGUSR1)).start()
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        result = handcall.call_function(int(gdb.parse_and_eval("(long)&spin")), [1500])
+        print("value", result.value, "handled during the call", int(gdb.parse_and_eval("handled")))
+    """, tmp_path)
+    assert "value 7 handled during the call 0" in out, out
+    assert finish(proc, "x\n") == ("handled 1 read 2\n", 0)
