@@ -296,12 +296,14 @@ def _report_live(live: LiveReports, config: dict) -> None:
     running = [t for t in SESSION.tracking.values() if t.alive and t.shares_memory_with is None and not t.reported]
     options = SESSION.report_options()
 
-    def render(out: TextIO) -> None:
-        for tracking in running:
+    def render(out: TextIO, shown: Sequence) -> None:
+        for tracking in shown:
             render_report(tracking.report, out, options)
 
-    reports = SESSION.finished_reports() + [t.report for t in running]
-    live.report(running, render, SESSION.out(), lambda: _write_files(config, reports))
+    def write(shown: Sequence) -> bool:
+        return _write_files(config, SESSION.finished_reports() + [t.report for t in shown])
+
+    live.report(running, render, SESSION.out(), write)
 
 
 def _write_files(config: dict, reports: Sequence[ProcessReport]) -> bool:

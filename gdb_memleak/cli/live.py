@@ -87,27 +87,35 @@ class LiveReports:
         """Whether a report was asked for since the last one (the driver's loop asks after each `continue -a`)."""
         return self.requested.is_set() and not self.closed.is_set()
 
-    def report(self, trackings: Sequence, render: Callable[[TextIO], None], out: TextIO,
-               write_files: Callable[[], object]) -> None:
-        """One live report: every process being tracked stopped and scanned, the report rendered, the requested
-        files rewritten. Requests made while one is pending are one request: a slow report never piles them up."""
+    def report(self, trackings: Sequence, render: Callable[[TextIO, Sequence], None], out: TextIO,
+               write_files: Callable[[Sequence], object]) -> None:
+        """One live report: every process being tracked that has recorded something stopped and scanned, the
+        report rendered, the requested files rewritten (`render` and `write_files` get those trackings). A process
+        with nothing recorded yet (between its exec and its first allocation, or GDB's start-up shim) is left out.
+        Requests made while one is pending are one request: a slow report never piles them up."""
         from gdb_memleak.gdb.threadstop import halt_process
 
-        if not trackings:  # the program is not tracked yet (GDB is still starting it): nothing to report
+        started = time.monotonic()
+        shown = []
+        for tracking in trackings:
+            halt_process(tracking.engine.inferior)
+            tracking.engine.sync()
+            table = tracking.table
+            if table.counters.allocs or table.errors or table.heap_walked:
+                shown.append(tracking)
+        if not shown:  # nothing recorded yet: nothing to report
             self.requested.clear()
             return
         self.count += 1
-        started = time.monotonic()
-        for tracking in trackings:
-            halt_process(tracking.engine.inferior)
+        for tracking in shown:
             tracking.refresh_maps()
             tracking.scan()
             tracking.report.warm()
             tracking.checkpoint()  # a growth sample, and the baseline of the next report's deltas
-        seconds = max((t.now() for t in trackings), default=0.0)
+        seconds = max(t.now() for t in shown)
         out.write(f"\ngdb-memleak: live report {self.count} at {seconds:.1f} s (the program runs on)\n")
-        render(out)
-        write_files()
+        render(out, shown)
+        write_files(shown)
         paused = time.monotonic() - started
         out.write(f"gdb-memleak: end of live report {self.count} (the program was paused {paused:.2f} s)\n")
         out.flush()
