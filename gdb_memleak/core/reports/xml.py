@@ -1,5 +1,6 @@
 """valgrind's XML output, protocol 4 (valgrind's docs/internals/xml-output-protocol4.txt), as memcheck writes it with
-`--xml=yes --xml-file=FILE`: what IDEs (Qt Creator, CLion, KDevelop) and CI converters read.
+`--xml=yes --xml-file=FILE`: what IDEs (Qt Creator, CLion, KDevelop) and CI converters (ValgrindCI,
+valgrind-codequality) read.
 
 One document is one process, as under valgrind: `%p` in the file name gives each process its own file (its pid;
 a process that execs ends with its last image's report, as valgrind's new image rewrites the file); without `%p`
