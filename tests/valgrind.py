@@ -150,6 +150,15 @@ def _user_frame(stack: list[dict], executable: str, source_dir: str | None) -> d
     return None
 
 
+def xml_document(args: list[str], timeout: int = 300) -> ET.Element:
+    """valgrind's `--xml=yes` document of a run with `args` (its options, then the program's argv)."""
+    with tempfile.TemporaryDirectory(prefix="vg-xml-") as tmp:
+        xml_path = os.path.join(tmp, "memcheck.xml")
+        proc = run(["--xml=yes", f"--xml-file={xml_path}", *args], timeout=timeout)
+        assert os.path.exists(xml_path), proc.stderr[-2000:]
+        return ET.parse(xml_path).getroot()
+
+
 def leak_records(argv: list[str], source_dir: str | Path | None = None, timeout: int = 300) -> list[dict]:
     """valgrind's loss records (run with LEAK_FLAGS, read from --xml=yes), in valgrind's order.
 
@@ -160,11 +169,7 @@ def leak_records(argv: list[str], source_dir: str | Path | None = None, timeout:
     """
     executable = _executable(argv[0])
     src = os.path.realpath(source_dir) if source_dir is not None else None
-    with tempfile.TemporaryDirectory(prefix="vg-leaks-") as tmp:
-        xml_path = os.path.join(tmp, "memcheck.xml")
-        proc = run([*LEAK_FLAGS, "--xml=yes", f"--xml-file={xml_path}", *argv], timeout=timeout)
-        assert os.path.exists(xml_path), proc.stderr[-2000:]
-        root = ET.parse(xml_path).getroot()
+    root = xml_document([*LEAK_FLAGS, *argv], timeout=timeout)
     records = []
     for error in root.iter("error"):
         kind = _XML_KINDS.get(error.findtext("kind") or "")

@@ -312,9 +312,11 @@ def _write_files(config: dict, reports: Sequence[ProcessReport]) -> bool:
     from gdb_memleak.core.reports import WRITERS, ReportOptions
     from gdb_memleak.gdb.session import SESSION
 
-    options = ReportOptions(where=LeakFilter(kinds=SESSION.shown_kinds), error_kinds=SESSION.error_kinds)
-    return all([_write_file(f"--{key}", config[key], writer, reports, options, SESSION.out())
-                for key, writer in WRITERS.items() if config.get(key)])
+    options = ReportOptions(where=LeakFilter(kinds=SESSION.shown_kinds), error_kinds=SESSION.error_kinds,
+                            command=config.get("command", ()))
+    return all([_write_file(f"--{key}", path, writer, part, options, SESSION.out())
+                for key, writer in WRITERS.items() if config.get(key)
+                for path, part in writer.files(config[key], reports)])
 
 
 def _write_file(option: str, path: str, writer: Writer, reports: Sequence[ProcessReport], options: ReportOptions,

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a program under GDB and report its memory leaks and heap errors (valgrind-style).",
         epilog="Example: gdb-memleak --json report.json -- ./prog arg1 arg2")
     for name, help_text in OUTPUT_FORMATS.items():
-        parser.add_argument(f"--{name}", metavar="FILE", help=help_text)
+        parser.add_argument(f"--{name}", dest=name, metavar="FILE", help=help_text.replace("%", "%%"))  # plain text
     parser.add_argument("--depth", type=at_least_one, default=16, metavar="N",
                         help="caller frames recorded per allocation (default 16)")
     parser.add_argument("--error-exitcode", type=exit_status, default=1, metavar="N",
@@ -186,8 +186,15 @@ def error(message: str) -> int:
     return EXIT_USAGE
 
 
+def own_options(argv: Sequence[str], opts: argparse.Namespace) -> list[str]:
+    """The options given to gdb-memleak itself, as typed: `argv` without the program and its arguments."""
+    own = list(argv[:len(argv) - len(opts.args) - (1 if opts.program else 0)])
+    return own[:-1] if own[-1:] == ["--"] else own
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     opts = parser.parse_args(argv)
     if opts.gdbinit:
         print(gdbinit_line())
@@ -242,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "errors_for_mappings": ",".join(sorted(opts.errors_for_mappings)) or "none", "on_error": opts.on_error,
               "engine": engine, "heuristics": heuristics_text(opts.leak_check_heuristics),
               "suppressions": [os.path.abspath(p) for p in opts.suppressions],
-              "default_suppressions": not opts.no_default_suppressions}
+              "default_suppressions": not opts.no_default_suppressions,
+              "command": [os.path.abspath(sys.argv[0]) if sys.argv[0] else "gdb-memleak", *own_options(argv, opts)]}
     environment = caller.environment()
     python_set = {k: v for k, v in os.environ.items() if environment.get(k) != v}  # PEP 538's LC_CTYPE: GDB's only
     launch = Launch(gdb_command(gdb, target), program.executable if program else target, report_argv, config,

@@ -29,6 +29,7 @@ class AddressInfo:
     block_size: int | None = None
     alloc_pcs: tuple[int, ...] = ()
     free_pcs: tuple[int, ...] = ()
+    allocator: str | None = None         # BLOCK/FREED: the function that allocated the block
     thread: int | None = None            # STACK: the thread number (as GDB numbers threads)
     symbol: str | None = None            # GLOBAL: the symbol covering it
     section: str | None = None

@@ -374,11 +374,9 @@ def error_from_record(record: tuple[int, ...], names: list[tuple[str, str]], sta
     type_ = ERROR_TYPES.get(kind, ErrorType.INVALID_FREE)
     error = HeapError(type_, addr, thread(tid), (time_ns - epoch_ns) / 1e9, stack(stack_id), names[allocator][0],
                       event=seq)
-    if type_ is ErrorType.DOUBLE_FREE:
-        error.alloc_pcs, error.free_pcs = stack(alloc_stack), stack(free_stack)
-        error.block_size = None if block_size == UNKNOWN else block_size
-    elif type_ is ErrorType.MISMATCHED_FREE:
+    if type_ in (ErrorType.DOUBLE_FREE, ErrorType.MISMATCHED_FREE):
         error.alloc_pcs = stack(alloc_stack)
+        error.free_pcs = stack(free_stack) if type_ is ErrorType.DOUBLE_FREE else ()
         error.block_size = None if block_size == UNKNOWN else block_size
         error.alloc_allocator = None if alloc_allocator == UNKNOWN else names[alloc_allocator][0]
     return error

@@ -69,7 +69,7 @@ class HeapError:
     alloc_pcs: tuple[int, ...] = ()
     free_pcs: tuple[int, ...] = ()
     block_size: int | None = None
-    alloc_allocator: str | None = None  # for mismatched_free: what allocated the block
+    alloc_allocator: str | None = None  # double_free, mismatched_free: what allocated the block
     address_info: AddressInfo | None = None  # for invalid_free: what the pointer is (gdb/addressinfo.py)
     event: int = 0  # the recorder's number for this error (from 1): one event, however often it is presented
 
@@ -95,6 +95,8 @@ class ProcessResult:
 
     pid: int
     argv: list[str] = field(default_factory=list)
+    ppid: int | None = None  # its parent's pid when tracking began (None: not known, as from a core file)
+    forked: bool = False  # a fork's child still in the image it inherited (it did not start that program)
     exit_code: int | None = None
     signal: str | None = None
     detached: bool = False  # tracking ended by detaching: the process runs on

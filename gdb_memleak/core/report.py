@@ -53,6 +53,7 @@ class ProcessReport:
     # files), read at each render so a `set memleak suppressions` applies to every listing at once
     suppression_source: Callable[[], SuppressionList] = SuppressionList
     scans: int = 0  # reachability scans classified so far (`classify`): part of the state a checkpoint is at
+    checked_at: float = 0.0  # seconds since tracking began at the last checkpoint: when the last report was made
     # the loss records at the last checkpoints (deltas) and each stack's live figures at every checkpoint (growth)
     baselines: Baselines = field(default_factory=Baselines)
     growth: GrowthHistory = field(default_factory=GrowthHistory)
@@ -83,6 +84,7 @@ class ProcessReport:
         growth sample (once per state of the table) and the loss records the baseline of the next reports. Reports
         made at this same state still compare with the checkpoint before, so this may be called before or after
         rendering them."""
+        self.checked_at = now
         state, table_state = self.state(), self._table_state()
         if self.baselines.latest_state == state:
             return  # nothing happened since the last checkpoint

@@ -101,7 +101,7 @@ class AllocationTable:
             c.frees += 1  # valgrind counts the bad free too
             error = HeapError(ErrorType.DOUBLE_FREE, address, thread, now, pcs, allocator,
                               alloc_pcs=previous.block.pcs, free_pcs=previous.free_pcs,
-                              block_size=previous.block.size)
+                              block_size=previous.block.size, alloc_allocator=previous.block.allocator)
         elif self.complete:
             c.frees += 1
             error = HeapError(ErrorType.INVALID_FREE, address, thread, now, pcs, allocator)

@@ -36,12 +36,13 @@ def describe(address: int, table: AllocationTable, inferior: gdb.Inferior,
     """Where `address` lies: a live block, a freed one, a stack, a global, another mapping, or nowhere."""
     block = table.block_containing(address)
     if block is not None:
-        return AddressInfo(address, Place.BLOCK, address - block.address, block.address, block.size, block.pcs)
+        return AddressInfo(address, Place.BLOCK, address - block.address, block.address, block.size, block.pcs,
+                           allocator=block.allocator)
     found = containing(address, ((f.block.address, f.block.size) for f in table.freed.values()))
     if found is not None:
         freed = table.freed[found[0]]
         return AddressInfo(address, Place.FREED, address - found[0], found[0], found[1], freed.block.pcs,
-                           freed.free_pcs)
+                           freed.free_pcs, allocator=freed.block.allocator)
     try:
         maps = read_maps(inferior.pid)
     except OSError:

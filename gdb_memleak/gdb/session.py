@@ -110,6 +110,7 @@ class Session:
         tracking = Tracking(self, inferior, AllocationTable(complete=from_start),
                             argv or self.argv or self._argv(inferior), abi,
                             new_engine(inferior, abi, from_start), Clock())
+        tracking.report.result.ppid = parent_pid(inferior.pid) if inferior.pid else None
         self.tracking[inferior.num] = tracking
         return tracking
 
@@ -128,6 +129,7 @@ class Session:
                             lambda t: parent.engine.fork(child, table, t), parent.clock,  # its table's times
                             shares_memory_with=parent if vfork else None)
         tracking.maps[:] = parent.maps
+        tracking.report.result.ppid, tracking.report.result.forked = parent.pid, True
         self.tracking[child.num] = tracking
         log.debug("process %d: %s of %d", child.pid, "vfork" if vfork else "fork", parent.pid)
 

@@ -1,9 +1,9 @@
-"""What every writer is told besides the reports: one options record for text, JSON, SARIF, folded and mtrace."""
+"""What every writer is told besides the reports: one options record for text, JSON, SARIF, folded, mtrace and XML."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..kinds import DEFAULT_ERROR_KINDS, DEFAULT_SHOWN
 from ..mappings import DEFAULT_MAPPING_ERROR_KINDS
@@ -23,3 +23,4 @@ class ReportOptions:
     mapping_error_kinds: frozenset[str] = DEFAULT_MAPPING_ERROR_KINDS  # mappings, sysv, posix: which count
     source_root: str | None = None    # SARIF: files under it get %SRCROOT%-relative URIs
     object_base: Callable[[str], int | None] | None = None   # mtrace: load address of an object
+    command: Sequence[str] = ()       # XML: gdb-memleak's own command line, its options only (valgrind's vargv)
