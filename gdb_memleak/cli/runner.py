@@ -102,6 +102,8 @@ class Run:
         self.received: list[int] = []
         self.aborted: int | None = None
         self.report_requests: int | None = None  # the pipe's write end: SIGUSR1 asks GDB for a live report
+        self.window_lock = threading.Lock()  # --pid: the window's stop is sent once (signal handler or timer)
+        self.window_stopped = False
 
     # -- files shared with the driver and the shim -----------------------------------------------------------
     def _path(self, name: str) -> str:
@@ -136,7 +138,9 @@ class Run:
             self.abort(signum)
         elif self.launch.attach_pid:
             Path(self._path(END_WINDOW)).touch()
-            _send(pid, WINDOW_STOP)  # stops it under GDB; the driver sees the window has ended
+            if os.path.exists(self._path(WINDOW_OPEN)):
+                self._stop_window(pid)
+            # else: GDB is still attaching (its catchpoint is not set yet): _end_window sends it once the window opens
         elif not self.reporting():
             _send(pid, signum)
         # else: the program is gone and the report is being written: let it finish
@@ -162,18 +166,31 @@ class Run:
 
     def _end_window(self, duration: float) -> None:
         """--pid: once the driver says tracking started, wait `duration` seconds, then end the window as an
-        interrupt would."""
+        interrupt would. An interrupt that came while GDB was still attaching ends it as soon as it opens: the stop
+        is never sent before the driver catches it (it would stop the process for good)."""
         while not os.path.exists(self._path(WINDOW_OPEN)):
             if self.proc is None or self.proc.poll() is not None:
                 return
             time.sleep(0.02)
-        time.sleep(duration)
         pid = self.program_pid()
+        if self.received:  # interrupted before the window opened: on_signal left the stop to us
+            if self.aborted is None and pid is not None and not self.reporting():
+                self._stop_window(pid)
+            return
+        time.sleep(duration)
         if self.aborted is not None or self.received or pid is None or self.reporting():
             return
         Path(self._path(WINDOW_OVER)).touch()
         Path(self._path(END_WINDOW)).touch()
-        _send(pid, WINDOW_STOP)
+        self._stop_window(pid)
+
+    def _stop_window(self, pid: int) -> None:
+        """Stop the process under GDB to end the window, once per run: a second SIGSTOP still pending when GDB
+        detaches would stop the process for good."""
+        with self.window_lock:
+            if not self.window_stopped:
+                self.window_stopped = True
+                _send(pid, WINDOW_STOP)
 
     def _kill_gdb(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
