@@ -191,3 +191,44 @@ def leak_records(argv: list[str], source_dir: str | Path | None = None, timeout:
             "function": user.get("function"), "stack": stack,
         })
     return records
+
+
+# --- suppressions --------------------------------------------------------------------------------------------------
+
+_USED = re.compile(r"^--\d+-- used_suppression:\s+(\d+) (.+) (\S+):(\d+)(?: suppressed: ([\d,]+) bytes in ([\d,]+) "
+                   r"blocks)?$", re.M)
+_HEAP_ERROR = re.compile(r"^==\d+== (Invalid free\(\) / delete / delete\[\] / realloc\(\)|Mismatched free\(\) / "
+                         r"delete / delete \[\])$", re.M)
+_BLOCK = re.compile(r"^\{\n.*?\n\}$", re.M | re.S)
+
+
+@dataclass(frozen=True)
+class SuppressedRun:
+    """What valgrind suppressed in one run: its LEAK SUMMARY, the heap errors it still showed, each suppression it
+    used as (name, count, file, line, bytes, blocks) from -v, and the blocks --gen-suppressions=all printed."""
+
+    summary: dict[str, tuple[int, int]]
+    heap_errors: int
+    used: frozenset[tuple[str, int, str, int, int, int]]
+    generated: tuple[str, ...]
+
+
+def suppressed_run(argv: list[str], suppressions: list[str] = (), generate: bool = False,
+                   timeout: int = 300) -> SuppressedRun:
+    """valgrind with LEAK_FLAGS and these --suppressions files, and -v (its used-suppression counts) or, with
+    `generate`, --gen-suppressions=all instead (-v would print the error list, blocks included, a second time)."""
+    flags = [*LEAK_FLAGS, *(f"--suppressions={path}" for path in suppressions)]
+    proc = run([*flags, "--gen-suppressions=all" if generate else "-v", *argv], timeout=timeout)
+    err = proc.stderr
+    head = err.rfind("LEAK SUMMARY:")
+    assert head >= 0, err[-2000:]
+    summary = {}
+    for key, label in _SUMMARY_LINES.items():
+        m = re.compile(rf"^==\d+==\s+{label}: ([\d,]+) bytes in ([\d,]+) blocks$", re.M).search(err, head)
+        summary[key] = (_num(m.group(1)), _num(m.group(2))) if m else (0, 0)
+    used = frozenset((m.group(2), int(m.group(1)), m.group(3), int(m.group(4)), _num(m.group(5) or "0"),
+                      _num(m.group(6) or "0")) for m in _USED.finditer(err))
+    generated = tuple(sorted(_BLOCK.findall("\n".join(line for line in err.splitlines()
+                                                    if not line.startswith(("==", "--"))))))
+    shown = _HEAP_ERROR.findall(err, 0, err.find("HEAP SUMMARY:"))  # -v lists them again after it
+    return SuppressedRun(summary, len(shown), used, generated)

@@ -52,13 +52,19 @@ def cached_elf_symbols(path: str, mtime: float) -> ElfSymbols | None:
         return None
 
 
-def read_elf_symbols(path: str) -> ElfSymbols:
+def read_elf_file(path: str) -> bytes:
+    """The whole file, checked to be a 64-bit little-endian ELF object (ElfError otherwise)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
         raise ElfError(f"{path}: {exc.strerror}") from exc
-    return parse_elf_symbols(data, path)
+    _check(data, path)
+    return data
+
+
+def read_elf_symbols(path: str) -> ElfSymbols:
+    return parse_elf_symbols(read_elf_file(path), path)
 
 
 def _check(data: bytes, path: str) -> None:

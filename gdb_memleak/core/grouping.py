@@ -13,6 +13,7 @@ from .symbols import Symbolizer, SystemFilter
 if TYPE_CHECKING:
     from .deltas import Delta
     from .live import LiveColumns
+    from .suppressions import AnySuppression
 
 
 @dataclass
@@ -26,7 +27,7 @@ class LeakGroup:
     blocks: int = 0
     first_seq: int = 0
     addresses: Any = field(default_factory=list)  # list[int]; an int64 array for groups of columns
-    suppressed_by: object | None = None  # the Suppression matching this group's stack, if any
+    suppressed_by: AnySuppression | None = None  # the suppression matching this loss record, if any
     indirect_bytes: int = 0   # definite groups: what is indirectly lost through their blocks (valgrind's
     indirect_blocks: int = 0  # "80 (16 direct, 64 indirect) bytes in 1 blocks are definitely lost")
     delta: Delta | None = None  # the change since the previous checkpoint (core/deltas.py); None: no baseline

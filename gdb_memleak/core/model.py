@@ -15,6 +15,8 @@ class Frame:
 
     One PC stands for several entries when the compiler inlined calls there: each inlined function is an entry
     with `inline` set (same pc), innermost first, followed by the function they were inlined into.
+    `address` is where the call is in the object file (its link-time address, pc - 1 unbiased): what the object's
+    own symbol tables are searched with (valgrind's function names, core/elf_names.py); None when not known.
     """
 
     pc: int
@@ -23,6 +25,7 @@ class Frame:
     line: int | None = None
     object: str = "??"
     inline: bool = False
+    address: int | None = None
 
     @property
     def location(self) -> str:

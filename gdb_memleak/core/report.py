@@ -13,8 +13,8 @@ from .growth import Growing, GrowthHistory, stack_sums
 from .heuristics import summary as heuristics_summary
 from .kinds import KINDS, ORDER, UNFREED, LeakKind
 from .mappings import DEFAULT_MAPPING_ERROR_KINDS, MappingTable
-from .model import Block, Frame, ProcessResult
-from .suppressions import SuppressionList
+from .model import Block, Frame, HeapError, ProcessResult
+from .suppressions import AnySuppression, SuppressionList
 from .symbols import Symbolizer, SystemFilter
 from .table import AllocationTable
 
@@ -40,6 +40,16 @@ class LeakFilter:
 
 
 @dataclass
+class UsedSuppression:
+    """What one suppression hid in a report: valgrind's used-suppression count, and the bytes and blocks of the
+    loss records among them."""
+
+    count: int = 0
+    bytes: int = 0
+    blocks: int = 0
+
+
+@dataclass
 class ProcessReport:
     result: ProcessResult
     table: AllocationTable
@@ -59,6 +69,8 @@ class ProcessReport:
     growth: GrowthHistory = field(default_factory=GrowthHistory)
     _sampled_at: tuple | None = field(default=None, init=False, repr=False)  # the table at the last growth sample
     _deltas_of: tuple | None = field(default=None, init=False, repr=False)  # (groups, baseline) deltas were set for
+    # id(error) -> (the suppression list, the error, the suppression hiding it or None)
+    _error_verdicts: dict[int, tuple] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def suppressions(self) -> SuppressionList:
@@ -117,7 +129,7 @@ class ProcessReport:
         # deltas compare whole loss records: a listing of some blocks (a snapshot's, an age's) has none
         base = self.baseline() if where is None or where.every_block else None
         for group in groups:
-            group.suppressed_by = self._suppressed(group.pcs, suppressions)
+            group.suppressed_by = self._suppressed(group.kind, group.allocator, group.pcs, suppressions)
         # the same groups (the columns' cache) against the same baseline: their deltas are set already
         if self._deltas_of is None or self._deltas_of[0] is not groups or self._deltas_of[1] is not base:
             with gc_paused():
@@ -126,8 +138,44 @@ class ProcessReport:
             self._deltas_of = (groups, base)
         return groups
 
-    def _suppressed(self, pcs: tuple[int, ...], suppressions: SuppressionList) -> object | None:
-        return suppressions.match(self.frames(pcs)) if len(suppressions) else None
+    def _suppressed(self, kind: str, allocator: str, pcs: tuple[int, ...],
+                    suppressions: SuppressionList) -> AnySuppression | None:
+        return suppressions.match(self.frames(pcs), kind, allocator) if len(suppressions) else None
+
+    # -- heap errors: valgrind's Memcheck:Free entries suppress them ------------------------------------------------
+    def error_suppression(self, error: HeapError) -> AnySuppression | None:
+        """The suppression hiding this bad release, if any (decided once per error and suppression list)."""
+        suppressions = self.suppressions
+        if not len(suppressions):
+            return None
+        known = self._error_verdicts.get(id(error))
+        if known is None or known[0] is not suppressions or known[1] is not error:
+            known = self._error_verdicts[id(error)] = (
+                suppressions, error, suppressions.match_error(self.frames(error.pcs), error.allocator))
+        return known[2]
+
+    def errors(self) -> list[HeapError]:
+        """The heap errors no suppression hides, in the order they happened."""
+        return [e for e in self.table.errors if self.error_suppression(e) is None]
+
+    def suppressed_errors(self) -> list[HeapError]:
+        return [e for e in self.table.errors if self.error_suppression(e) is not None]
+
+    def used_suppressions(self) -> list[tuple[AnySuppression, UsedSuppression]]:
+        """Each suppression that hid something, in the list's order, with what it hid: a loss record counts once
+        (with its blocks, and its bytes with those lost through it), an error each time it happened, as valgrind
+        counts them."""
+        used: dict[AnySuppression, UsedSuppression] = {}
+        for group in self._groups(None):
+            if group.suppressed_by is not None:
+                entry = used.setdefault(group.suppressed_by, UsedSuppression())
+                entry.count, entry.bytes, entry.blocks = entry.count + 1, entry.bytes + group.total_bytes, \
+                    entry.blocks + group.blocks
+        for error in self.table.errors:
+            hidden_by = self.error_suppression(error)
+            if hidden_by is not None:
+                used.setdefault(hidden_by, UsedSuppression()).count += 1
+        return [(s, used[s]) for s in self.suppressions if s in used]
 
     def gone_groups(self, where: LeakFilter | None = None) -> list[LeakGroup]:
         """The unsuppressed loss records of the kinds asked for that the baseline had and that are empty now, each
@@ -139,7 +187,7 @@ class ProcessReport:
         suppressions = self.suppressions
         return [LeakGroup(kind, allocator, pcs, delta=change) for (kind, allocator, pcs), change in gone.items()
                 if (where is None or where.kinds is None or kind in where.kinds)
-                and self._suppressed(pcs, suppressions) is None]
+                and self._suppressed(kind, allocator, pcs, suppressions) is None]
 
     def _record_keys(self) -> list[LossKey]:
         return [(g.kind, g.allocator, g.pcs) for g in self.table.blocks.leak_groups(self.kinds, self.leaders, None)]
@@ -163,8 +211,8 @@ class ProcessReport:
         if base is None:
             return None
         suppressions = self.suppressions
-        return _summary((kind, self._suppressed(pcs, suppressions) is not None, f.bytes, f.blocks)
-                        for (kind, _, pcs), f in base.records.items())
+        return _summary((kind, self._suppressed(kind, allocator, pcs, suppressions) is not None, f.bytes, f.blocks)
+                        for (kind, allocator, pcs), f in base.records.items())
 
     def heuristic_summary(self) -> dict[str, dict[str, int]]:
         """valgrind's "of which reachable via heuristic" figures: bytes and blocks per heuristic (every heuristic,
@@ -202,7 +250,7 @@ class ProcessReport:
                  mapping_kinds: frozenset[str] = DEFAULT_MAPPING_ERROR_KINDS) -> bool:
         """Heap errors always count; leaks count when their kind is in `error_kinds` and they are not suppressed;
         mappings and shared memory left behind when their kind is in `mapping_kinds`."""
-        return (bool(self.table.errors) or any(g.kind in error_kinds for g in self.leak_groups())
+        return (bool(self.errors()) or any(g.kind in error_kinds for g in self.leak_groups())
                 or bool(self.mapping_findings(mapping_kinds)))
 
     @property

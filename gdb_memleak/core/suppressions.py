@@ -1,4 +1,6 @@
-"""Leak suppressions: LeakSanitizer's `leak:PATTERN` lines, and `frames:` lines naming the allocating frames.
+"""Suppressions: valgrind's suppression files (valgrind_supp.py), LeakSanitizer's `leak:PATTERN` lines, and
+`frames:` lines naming the allocating frames. A file is read as valgrind's when its first line that is not blank or
+a comment is `{`, else as LeakSanitizer's; files of both kinds can be given together.
 
 A `leak:PATTERN` suppresses a leak when PATTERN matches the function name, the source file or the object (module) of
 any frame of its allocation stack. In PATTERN `*` matches any run of characters; a leading `^` anchors it at the
@@ -24,10 +26,12 @@ import os
 import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Iterable, Iterator, Union
+from typing import ClassVar, Iterable, Iterator, Union
 
 from .model import Frame
-from .symbols import SystemFilter
+from .symbols import OFFSET_NAME, RAW_ADDRESS, UNNAMED, SystemFilter
+from .valgrind_stack import DEFAULT_NUM_CALLERS, StackView
+from .valgrind_supp import SyntaxProblem, ValgrindSuppression, looks_like_valgrind, parse_valgrind
 
 DEFAULT_SOURCE = "<default>"
 
@@ -67,9 +71,6 @@ frames: ... ; fun:*_dl_allocate_tls* obj:*/ld-linux*.so* ; obj:*/libc.so.6
 frames: ... ; fun:_dl_non_dynamic_init*
 """
 
-_RAW_ADDRESS = re.compile(r"^0x[0-9a-fA-F]+$")
-_OFFSET_SUFFIX = re.compile(r"^(?P<name>.+)\+0x[0-9a-fA-F]+$")
-_UNNAMED = frozenset({"", "??", "<function called from gdb>"})
 # Functions that only pass an allocation through: a generated suppression names the caller instead.
 _ALLOCATOR_NAMES = re.compile(
     r"^(operator new|operator delete|_Zn[wa]|_Zd[la]|(__libc_)?(malloc|calloc|realloc|reallocarray|memalign|"
@@ -94,6 +95,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
 class Suppression:
     """`leak:PATTERN`: LSan's form, matching any frame of the stack."""
 
+    later_first: ClassVar[bool] = False  # LeakSanitizer credits the first matching line
     pattern: str
     source: str = DEFAULT_SOURCE
     line: int = 0
@@ -108,6 +110,16 @@ class Suppression:
 
     def matches_stack(self, frames: list[Frame]) -> bool:
         return any(self.matches(frame) for frame in frames)
+
+    def matches_leak(self, view: StackView, leak_kind: str | None) -> bool:
+        return self.matches_stack(view.frames)
+
+    def matches_error(self, view: StackView) -> bool:
+        return False  # LeakSanitizer's `leak:` is for leaks only
+
+    @property
+    def name(self) -> str:
+        return str(self)
 
     @property
     def where(self) -> str:
@@ -159,6 +171,7 @@ class FrameMatcher:
 class FrameSuppression:
     """`frames: M1 ; M2 ; ...`: anchored at the frame that called the allocator (None in `frames` is `...`)."""
 
+    later_first: ClassVar[bool] = False
     frames: tuple[FrameMatcher | None, ...]
     source: str = DEFAULT_SOURCE
     line: int = 0
@@ -178,6 +191,16 @@ class FrameSuppression:
 
         return walk(0, 0)
 
+    def matches_leak(self, view: StackView, leak_kind: str | None) -> bool:
+        return self.matches_stack(view.frames)
+
+    def matches_error(self, view: StackView) -> bool:
+        return False
+
+    @property
+    def name(self) -> str:
+        return str(self)
+
     @property
     def where(self) -> str:
         return f"{self.source}:{self.line}"
@@ -195,17 +218,30 @@ class FrameSuppression:
         return cls(matchers, source, line)
 
 
-AnySuppression = Union[Suppression, FrameSuppression]
+AnySuppression = Union[Suppression, FrameSuppression, ValgrindSuppression]
 
 
 class SuppressionList:
-    """Suppressions in the order given (first match wins, so a report can say which line hid a leak)."""
+    """Suppressions in the order given. One entry is credited with each thing suppressed (a report says which):
+    valgrind-format entries first, the last read first (valgrind puts each entry it reads in front of those read
+    before, so of two that match, the later one counts), then the others in order, first match winning.
 
-    def __init__(self, suppressions: Iterable[AnySuppression] = ()) -> None:
+    `num_callers` is valgrind's --num-callers for its entries: how many addresses of a stack they see (the
+    allocator's own frame included) and how many of their frame lines count."""
+
+    def __init__(self, suppressions: Iterable[AnySuppression] = (), num_callers: int = DEFAULT_NUM_CALLERS) -> None:
         self._items: list[AnySuppression] = list(suppressions)
+        self._order: list[AnySuppression] | None = None
+        self.num_callers = num_callers
 
     @classmethod
     def parse(cls, text: str, source: str) -> SuppressionList:
+        """Either format, told by the content."""
+        if looks_like_valgrind(text):
+            try:
+                return cls(parse_valgrind(text, source))
+            except SyntaxProblem as problem:
+                raise SuppressionError(f"{source}:{problem.line}: {problem}") from None
         items: list[AnySuppression] = []
         for number, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
@@ -247,13 +283,26 @@ class SuppressionList:
 
     def extend(self, other: Iterable[AnySuppression]) -> None:
         self._items.extend(other)
+        self._order = None
 
-    def match(self, frames: list[Frame]) -> AnySuppression | None:
-        """The first suppression matching the stack (innermost frame first), or None."""
-        for suppression in self._items:
-            if suppression.matches_stack(frames):
-                return suppression
-        return None
+    def _search_order(self) -> list[AnySuppression]:
+        if self._order is None:
+            later_first = [s for s in reversed(self._items) if s.later_first]
+            self._order = later_first + [s for s in self._items if not s.later_first]
+        return self._order
+
+    def match(self, frames: list[Frame], kind: str | None = None,
+              allocator: str | None = None) -> AnySuppression | None:
+        """The first suppression matching a loss record of `kind` allocated by `allocator` at `frames` (innermost
+        first, from the allocator's caller), or None. LeakSanitizer's lines ignore kind and allocator."""
+        view = StackView(frames, allocator, self.num_callers)
+        return next((s for s in self._search_order() if s.matches_leak(view, kind)), None)
+
+    def match_error(self, frames: list[Frame], allocator: str) -> AnySuppression | None:
+        """The first suppression matching a bad release (double, invalid or mismatched) by `allocator` at `frames`:
+        valgrind's Memcheck:Free entries."""
+        view = StackView(frames, allocator, self.num_callers)
+        return next((s for s in self._search_order() if s.matches_error(view)), None)
 
     def __iter__(self) -> Iterator[AnySuppression]:
         return iter(self._items)
@@ -268,14 +317,14 @@ class SuppressionList:
 def _stable_name(frame: Frame) -> str | None:
     """What to put in a pattern for this frame, or None when its name is only an address."""
     name = frame.function or ""
-    if name in _UNNAMED or _RAW_ADDRESS.match(name):
+    if name in UNNAMED or RAW_ADDRESS.match(name):
         return None
     return name
 
 
 def _pattern_for(name: str, frame: Frame) -> str:
     """`^name$`; for a minimal-symbol name `sym+0x1a` (no debug info) `^sym+0x`, matching any offset in sym."""
-    offset = _OFFSET_SUFFIX.match(name)
+    offset = OFFSET_NAME.match(name)
     if offset and offset.group("name") != os.path.basename(frame.object or ""):
         return f"^{offset.group('name')}+0x"
     return f"^{name}$"

@@ -12,6 +12,12 @@ DEFAULT_SYSTEM_OBJECTS = r"^/(usr/)?lib(32|64|x32)?/|linux-vdso|^\[vdso\]"
 # into the user's own object, inlined or not, yet the line a leak is shown at is the user's call, not the header's.
 DEFAULT_SYSTEM_SOURCES = r"^/usr/(local/)?include/"
 
+# How a frame without debug information is named (gdb/symbolize.py): its ELF symbol and the offset in it
+# (`malloc+0x1a`), else its object's file name and the offset in that (`libfoo.so+0x1234`), else its address
+OFFSET_NAME = re.compile(r"^(?P<name>.+)\+0x[0-9a-fA-F]+$")
+RAW_ADDRESS = re.compile(r"^0x[0-9a-fA-F]+$")
+UNNAMED = frozenset({"", "??", "<function called from gdb>"})  # no name at all, or GDB's own call's frame
+
 # A resolver gives one Frame, or several for a PC where calls were inlined (innermost first, the physical
 # function last).
 Resolver = Callable[[int], Frame | Sequence[Frame]]

@@ -10,10 +10,11 @@ from ..core.grouping import select
 from ..core.kinds import DEFAULT_SHOWN
 from ..core.report import LeakFilter
 from ..core.reports import WRITERS, ReportOptions
+from ..core.reports.suppression_blocks import error_block, leak_block
 from ..core.reports.text import (
     plural,
     render_by_line,
-    render_errors,
+    render_error,
     render_growing,
     render_leak_summary,
     render_leaks,
@@ -26,6 +27,8 @@ from .argparsing import CommandParser
 from .blockinfo import describe_block
 from .session import SESSION
 from .tracking import Tracking
+
+GEN_FORMATS = ("valgrind", "lsan")
 
 
 def _selected_tracking(pid: int | None) -> Tracking:
@@ -65,7 +68,8 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--increased | --chang
   --stack              show each group's full allocation stack
   --since SNAPSHOT     only blocks allocated after `memleak snapshot SNAPSHOT`
   --older-than SECONDS only blocks allocated at least SECONDS ago
-  --gen-suppressions   print a suppression entry (LeakSanitizer format) for each listed leak
+  --gen-suppressions   print a suppression for each listed leak: a valgrind-format block, as valgrind's
+                       --gen-suppressions=all prints it; `--gen-suppressions=lsan`: a LeakSanitizer `leak:` line
   --json FILE          also write the JSON report of this process to FILE
   --html FILE          also write the HTML report (flame graph, timeline, table) of this process to FILE
   --pid N              report on process N (default: the selected inferior's process)
@@ -89,7 +93,7 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--increased | --chang
         self.parser.add_argument("--stack", action="store_true")
         self.parser.add_argument("--since", metavar="SNAPSHOT")
         self.parser.add_argument("--older-than", type=seconds, metavar="SECONDS")
-        self.parser.add_argument("--gen-suppressions", action="store_true")
+        self.parser.add_argument("--gen-suppressions", nargs="?", const="valgrind", choices=GEN_FORMATS)
         self.parser.add_argument("--json", metavar="FILE")
         self.parser.add_argument("--html", metavar="FILE")
         self.parser.add_argument("--pid", type=count)
@@ -129,7 +133,8 @@ Usage: leaks [--by-line] [--kind K[,K]] [--all] [--check] [--increased | --chang
             out.write("\n")
             for group in select(report.leak_groups(where), args.top, args.min_bytes):
                 out.write(f"# {plural(group.bytes, 'byte')} in {plural(group.blocks, 'block')} ({group.kind})\n")
-                out.write(generate(report.frames(group.pcs)) + "\n")
+                out.write(leak_block(report, group) if args.gen_suppressions == "valgrind"
+                          else generate(report.frames(group.pcs)) + "\n")
         for name, path in (("json", args.json), ("html", args.html)):
             if path:
                 try:
@@ -234,7 +239,9 @@ Usage: memleak status"""
         render_summary(tracking.report, out)
         for line in engine.status():
             out.write(f"  {line}\n")
-        out.write(f"  heap errors: {len(tracking.report.table.errors)}\n")
+        hidden = len(tracking.report.suppressed_errors())
+        out.write(f"  heap errors: {len(tracking.report.errors())}" + (f" ({hidden} suppressed)" if hidden else "")
+                  + "\n")
 
 
 class MemleakReset(gdb.Command):
@@ -255,20 +262,34 @@ Usage: memleak reset"""
 
 
 class MemleakErrors(gdb.Command):
-    """List the heap errors seen (double and invalid frees) with their stacks.
+    """List the heap errors seen (double, invalid and mismatched frees) with their stacks.
 
-Usage: memleak errors"""
+Usage: memleak errors [--gen-suppressions]
+Errors a suppression hides (valgrind's Memcheck:Free entries) are counted, not listed.
+  --gen-suppressions   after each error, the valgrind-format block that suppresses it"""
 
     def __init__(self) -> None:
         super().__init__("memleak errors", gdb.COMMAND_DATA)
+        self.parser = CommandParser("memleak errors", "List the heap errors seen.")
+        self.parser.add_argument("--gen-suppressions", action="store_true")
 
     def invoke(self, argument: str, from_tty: bool) -> None:
-        _no_arguments("memleak errors", argument)
-        tracking = _selected_tracking(None)
+        args = self.parser.parse(argument)
+        if args is None:
+            return
+        _check_suppressions()
+        report = _selected_tracking(None).report
         out = SESSION.out()
-        if not tracking.report.table.errors:
+        errors, hidden = report.errors(), len(report.suppressed_errors())
+        if not errors:
             out.write("gdb-memleak: no heap errors.\n")
-        render_errors(tracking.report, out)
+        for error in errors:
+            out.write("\n")
+            render_error(report, error, out)
+            if args.gen_suppressions:
+                out.write(error_block(report, error))
+        if hidden:
+            out.write(f"gdb-memleak: {plural(hidden, 'heap error')} hidden by suppressions.\n")
 
 
 class MemleakCheck(gdb.Command):

@@ -161,11 +161,13 @@ class ReportAtExit(_Param):
 
 
 class Suppressions(_Param):
-    """Suppression files (LeakSanitizer format, `leak:PATTERN` lines), separated by ':'.
+    """Suppression files, separated by ':': valgrind's (`{ name / Memcheck:Leak / fun:... }` entries, read as
+    valgrind reads them) or LeakSanitizer's (`leak:PATTERN` lines), told apart by their content.
 
-    Leaks whose stack matches an entry are counted as suppressed instead of listed."""
+    Loss records whose stack matches an entry are counted as suppressed instead of listed; heap errors matching a
+    Memcheck:Free entry are neither printed nor stopped at, and do not count."""
 
-    set_doc = "Set the suppression files (LeakSanitizer format), separated by ':'."
+    set_doc = "Set the suppression files (valgrind or LeakSanitizer format), separated by ':'."
     show_doc = "Show the suppression files and the entries in use."
     short = "suppressions"
     value: str

@@ -99,21 +99,23 @@ class GdbResolver:
             return [Frame(pc, GDB_CALL, None, None, obj)]
         file, line = source_line(look)
         symbols = function_symbols(look)
+        address = self._elf_address(look, obj)
         if not symbols:
-            return [Frame(pc, self._unnamed(pc, obj), file, line, obj)]
-        file, line = self._innermost_line(look, obj, len(symbols), file, line)
+            return [Frame(pc, self._unnamed(pc, obj), file, line, obj, address=address)]
+        file, line = self._innermost_line(address, obj, len(symbols), file, line)
         frames = []
         for i, symbol in enumerate(symbols):
             inline = i < len(symbols) - 1
-            frames.append(Frame(pc, symbol.print_name, file, line, obj, inline=inline))
+            frames.append(Frame(pc, symbol.print_name, file, line, obj, inline=inline, address=address))
             if inline:  # the caller's line is the inlined call's site
                 file = symbol.symtab.fullname() if symbol.symtab is not None and symbol.line else None
                 line = symbol.line or None
         return frames
 
-    def _innermost_line(self, look: int, obj: str, frames: int, file: str | None, line: int | None) -> SourceLine:
-        """addr2line's (file, line) for the innermost frame at `look` when it sees `frames` frames there too."""
-        address = self._elf_address(look, obj)
+    def _innermost_line(self, address: int | None, obj: str, frames: int, file: str | None,
+                        line: int | None) -> SourceLine:
+        """addr2line's (file, line) for the innermost frame at `address` (the object's own address of the call)
+        when it sees `frames` frames there too."""
         rows = self.lines.lines(obj, address) if address is not None else None
         if not rows or len(rows) != frames or rows[0][1] is None:
             return file, line

@@ -110,8 +110,13 @@ class Tracking:
         self.report.warm()
 
     def heap_error(self, error: HeapError) -> OnError:
-        """Print the error now (from stop()); returns what happens to the call."""
+        """Print the error now (from stop()); returns what happens to the call. One a suppression hides is not
+        printed and never stops the program: the call is skipped as valgrind skips it (unless `memleak on-error
+        report` lets bad calls happen)."""
         addressinfo.annotate(error, self.table, self.engine.inferior, self.regs)  # verdicts: what the pointer is
+        if self.report.error_suppression(error) is not None:
+            report = OnError(settings.on_error.value) is OnError.REPORT
+            return effective_action(OnError.REPORT if report else OnError.SKIP, error.type)
         out = self.session.out()
         out.write("\ngdb-memleak: ")
         render_error(self.report, error, out)

@@ -947,8 +947,8 @@ def test_gen_suppressions_entries_loaded_as_a_file_count_those_leaks_as_suppress
                                                                                     tmp_path: Path):
     src = GLOBAL_HELD.source
     exe = built_targets / "global_held"
-    first = run_gdb(["memleak start", "run", mark("gen"), "leaks --gen-suppressions",
-                     mark("gen-all"), "leaks --all --gen-suppressions"], exe)
+    first = run_gdb(["memleak start", "run", mark("gen"), "leaks --gen-suppressions=lsan",
+                     mark("gen-all"), "leaks --all --gen-suppressions=lsan"], exe)
     no_traceback(first)
     out = sections(first.stdout)
     generated = _generated(out["gen"])

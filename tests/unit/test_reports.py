@@ -229,7 +229,7 @@ def test_json_top_level_schema(json_doc):
     for process in json_doc["processes"]:
         assert set(process) == {"pid", "argv", "exit", "totals", "in_use_at_exit", "leaks", "errors", "leak_summary",
                                 "reachable_via_heuristic", "mappings", "shm", "fatal_signal", "incomplete",
-                                "growth"}
+                                "growth", "suppressions_used"}
         assert process["growth"] == []  # no checkpoint: nothing sampled
         assert process["incomplete"] is None  # the table was read whole
         assert set(process["totals"]) == {"allocs", "frees", "bytes_allocated"}

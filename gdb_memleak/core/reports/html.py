@@ -148,7 +148,7 @@ def process_data(report: ProcessReport, options: ReportOptions) -> dict:
         groups.append([ORDER.get(group.kind, ORDER[UNFREED]), group.allocator, group.bytes, group.blocks,
                        group.first_seq, tree.node(frames), tree.frame_id(site) if site else -1,
                        sources.excerpt(site), group.indirect_bytes, group.indirect_blocks])
-    errors = [error_data(report, error, tree) for error in report.table.errors]
+    errors = [error_data(report, error, tree) for error in report.errors()]
     shown = options.where.kinds if options.where is not None else None
     c = report.table.counters
     timeline = report.table.timeline

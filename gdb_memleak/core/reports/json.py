@@ -39,7 +39,9 @@ def process_json(report: ProcessReport) -> dict:
         "errors": [{"type": e.type, "address": f"0x{e.address:x}", "allocator": e.allocator, "stack": stack(e.pcs),
                     "alloc_stack": stack(e.alloc_pcs), "free_stack": stack(e.free_pcs),
                     "address_info": e.address_info.to_json(stack) if e.address_info is not None else None}
-                   for e in report.table.errors],
+                   for e in report.errors()],
+        "suppressions_used": [{"name": s.name, "where": s.where, "count": used.count, "bytes": used.bytes,
+                               "blocks": used.blocks} for s, used in report.used_suppressions()],
         **mappings_json(report),
         "fatal_signal": fatal_json(report),
         "growth": [{**g.to_json(), "stack": stack(g.pcs)} for g in report.growing()],

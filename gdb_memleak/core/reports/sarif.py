@@ -19,6 +19,7 @@ from urllib.parse import quote
 from ... import __version__
 from ..model import Frame, HeapError
 from ..report import ProcessReport
+from ..suppressions import AnySuppression
 from .options import ReportOptions
 
 FORMAT = "sarif"
@@ -120,9 +121,7 @@ def leak_result(report: ProcessReport, group, source_root: str | None = None) ->
         "properties": {"pid": report.result.pid, "bytes": group.bytes, "blocks": group.blocks,
                        "allocator": group.allocator, "firstAllocation": group.first_seq},
     }
-    if group.suppressed_by is not None:
-        result["suppressions"] = [{"kind": "external",
-                                   "justification": f"{group.suppressed_by} ({group.suppressed_by.where})"}]
+    _mark_suppressed(result, group.suppressed_by)
     return result
 
 
@@ -157,7 +156,13 @@ def error_result(report: ProcessReport, error: HeapError, source_root: str | Non
     }
     if related:
         result["relatedLocations"] = related
+    _mark_suppressed(result, report.error_suppression(error))
     return result
+
+
+def _mark_suppressed(result: dict, suppression: AnySuppression | None) -> None:
+    if suppression is not None:
+        result["suppressions"] = [{"kind": "external", "justification": f"{suppression.name} ({suppression.where})"}]
 
 
 def fatal_result(report: ProcessReport, source_root: str | None = None) -> dict | None:
@@ -194,7 +199,7 @@ def build_sarif(reports: Sequence[ProcessReport], tool_version: str = __version_
         fatal = fatal_result(report, source_root)
         if fatal is not None:
             results.append(fatal)
-        for error in report.table.errors:
+        for error in report.table.errors:  # suppressed ones too, marked as such (as suppressed leaks are)
             results.append(error_result(report, error, source_root))
         for group in report.leak_groups() + report.suppressed_groups():
             results.append(leak_result(report, group, source_root))

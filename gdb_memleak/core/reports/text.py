@@ -151,7 +151,8 @@ def render_error(report: ProcessReport, error: HeapError, out: TextIO) -> None:
 
 
 def render_errors(report: ProcessReport, out: TextIO) -> None:
-    for error in report.table.errors:
+    """The heap errors no suppression hides."""
+    for error in report.errors():
         out.write("\n")
         render_error(report, error, out)
 
@@ -350,11 +351,12 @@ def verdict(report: ProcessReport, error_kinds: frozenset[str],
     summary = report.leak_summary()
     counted = [k for k in summary if k in error_kinds and summary[k]["blocks"]]
     mapped = report.mapping_findings(mapping_kinds)
-    if not report.table.errors and not counted and not mapped:
+    errors = len(report.errors())
+    if not errors and not counted and not mapped:
         return "no heap errors, no leaks of the kinds that count as errors"
     leaks = ", ".join(f"{summary[k]['bytes']:,} bytes {LABELS[k]}" for k in counted) or "no counted leaks"
     left = "".join(f"; {plural(n, MAPPING_LABELS[kind][0])} {MAPPING_LABELS[kind][1]}" for kind, n in mapped.items())
-    return f"{plural(len(report.table.errors), 'heap error')}; {leaks}{left}"
+    return f"{plural(errors, 'heap error')}; {leaks}{left}"
 
 
 def write(reports: Sequence[ProcessReport], out: TextIO, options: ReportOptions | None = None) -> None:
