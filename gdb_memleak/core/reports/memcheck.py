@@ -17,7 +17,6 @@ contexts, its loss records and its words.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..addressinfo import AddressInfo, Place
 from ..allocators import DEFAULT_ALLOCATORS, AllocatorSpec
@@ -78,7 +77,7 @@ class ErrorContext:
 def error_contexts(report: ProcessReport) -> list[ErrorContext]:
     """The report's heap errors merged into memcheck's contexts, in the order of their first occurrence."""
     contexts: dict[tuple, ErrorContext] = {}
-    for number, error in enumerate(report.table.errors):
+    for number, error in enumerate(report.errors()):
         kind = ERROR_KINDS[ErrorType(error.type)]
         key = (kind, error.allocator, error.pcs[:CONTEXT_FRAMES])
         if key in contexts:
@@ -116,18 +115,6 @@ def loss_records(report: ProcessReport) -> list[LossRecord]:
                     key=lambda g: (g.total_bytes, ORDER.get(g.kind, len(ORDER)), g.blocks, g.first_seq))
     hidden = {id(g) for g in suppressed}
     return [LossRecord(g, i, len(groups), id(g) in hidden) for i, g in enumerate(groups, 1)]
-
-
-def suppression_counts(records: Sequence[LossRecord]) -> dict[str, int]:
-    """How many loss records each suppression hid, by its name (a valgrind-format entry's own, else the entry as
-    written and where), in the order first used."""
-    counts: dict[str, int] = {}
-    for record in records:
-        used = record.group.suppressed_by
-        if record.suppressed and used is not None:
-            name = getattr(used, "name", None) or f"{used} ({getattr(used, 'where', '?')})"
-            counts[name] = counts.get(name, 0) + 1
-    return counts
 
 
 # -- what the pointer of a bad free is: memcheck's auxiliary lines, each followed by its stack (or none) ----------

@@ -32,7 +32,7 @@ from typing import Sequence, TextIO
 from ... import __version__
 from ..model import Frame
 from ..report import ProcessReport
-from .memcheck import ERROR_WHAT, allocator_function, aux_lines, error_contexts, loss_records, suppression_counts
+from .memcheck import ERROR_WHAT, allocator_function, aux_lines, error_contexts, loss_records
 from .options import ReportOptions
 
 FORMAT = "xml-file"
@@ -151,7 +151,7 @@ def body(report: ProcessReport, options: ReportOptions) -> str:
     parts.append("\n" + status("FINISHED", report.checked_at))
     records = loss_records(report)
     shown = options.where.kinds if options.where is not None else None
-    unique = len(report.table.errors)
+    unique = len(report.errors())
     for record in records:
         group = record.group
         if record.suppressed or (shown is not None and group.kind not in shown):
@@ -164,8 +164,8 @@ def body(report: ProcessReport, options: ReportOptions) -> str:
         unique += 1
     pairs = "".join(f"  <pair>\n    <count>{c.count}</count>\n    <unique>0x{c.unique:x}</unique>\n  </pair>\n"
                     for c in reversed(contexts))  # valgrind lists the latest first
-    used = "".join(f"  <pair>\n    <count>{count}</count>\n    <name>{text(name)}</name>\n  </pair>\n"
-                   for name, count in suppression_counts(records).items())
+    used = "".join(f"  <pair>\n    <count>{counts.count}</count>\n    <name>{text(s.name)}</name>\n  </pair>\n"
+                   for s, counts in report.used_suppressions())
     parts.append(f"<errorcounts>\n{pairs}</errorcounts>\n\n<suppcounts>\n{used}</suppcounts>\n\n")
     return "".join(parts)
 
