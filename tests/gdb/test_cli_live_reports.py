@@ -47,29 +47,36 @@ def test_report_every_prints_reports_while_the_program_runs_on(built_targets: Pa
     assert run.process()["leaks"], run.report  # the final JSON is the whole run's
 
 
-def _start(spawn, built_targets: Path, args: list[str], *cli_args: str) -> tuple[subprocess.Popen, int]:
-    """The CLI on live_ticker, in its own process group as from a shell; the program's pid from its first line."""
+def _start(spawn, built_targets: Path, args: list[str], *cli_args: str) -> tuple[subprocess.Popen, threading.Thread,
+                                                                             list[str]]:
+    """The CLI on live_ticker, in its own process group as from a shell, once the program runs; its stderr lines
+    as they come, read all along by a thread (a pipe nobody reads blocks GDB once full)."""
     cli = spawn([*CLI, "--error-exitcode", "0", *cli_args, str(built_targets / "live_ticker"), *args],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, process_group=0)
-    first = cli.stdout.readline()
-    assert first.startswith("ticker "), first + cli.stderr.read()
-    return cli, int(first.split()[1])
-
-
-def test_sigusr1_to_the_cli_gives_a_report_and_never_reaches_the_program(built_targets: Path, spawn):
-    cli, _ = _start(spawn, built_targets, ["120", "50"])
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, process_group=0)
     err: list[str] = []
     reader = threading.Thread(target=lambda: err.extend(cli.stderr), daemon=True)
     reader.start()
+    first = cli.stdout.readline()
+    assert first.startswith("ticker "), first + "".join(err)
+    return cli, reader, err
+
+
+def _finish(cli: subprocess.Popen, reader: threading.Thread, err: list[str]) -> tuple[str, str]:
+    """The program's stdout and the CLI's whole stderr, once it has ended."""
+    out = cli.stdout.read()
+    cli.wait(timeout=120)
+    reader.join(timeout=60)
+    return out, "".join(err)
+
+
+def test_sigusr1_to_the_cli_gives_a_report_and_never_reaches_the_program(built_targets: Path, spawn):
+    cli, reader, err = _start(spawn, built_targets, ["120", "50"])
     for number in (1, 2):  # the next request once the report before it is out (requests made meanwhile are one)
         os.kill(cli.pid, signal.SIGUSR1)
         deadline = time.monotonic() + 60
         while not any(f"end of live report {number} " in line for line in err) and time.monotonic() < deadline:
             time.sleep(0.05)
-    out = cli.stdout.read()
-    cli.wait(timeout=120)
-    reader.join(timeout=60)
-    text = "".join(err)
+    out, text = _finish(cli, reader, err)
     assert cli.returncode == 0, text  # the program was not killed by SIGUSR1 (its default action)
     assert out.splitlines()[-1] == "ticked 120", out
     assert [m.group(1) for m in LIVE.finditer(text)] == ["1", "2"], text
@@ -80,7 +87,7 @@ def test_sigusr1_to_the_cli_gives_a_report_and_never_reaches_the_program(built_t
 def test_output_files_are_replaced_whole_at_each_live_report(built_targets: Path, tmp_path: Path, spawn):
     """A reader polling the JSON file while live reports rewrite it never finds it half written."""
     path = tmp_path / "live.json"
-    cli, _ = _start(spawn, built_targets, ["40", "50"], "--report-every", "0.1", "--json", str(path))
+    cli, reader, err = _start(spawn, built_targets, ["40", "50"], "--report-every", "0.1", "--json", str(path))
     versions: set[int] = set()
     while cli.poll() is None:
         try:
@@ -89,8 +96,8 @@ def test_output_files_are_replaced_whole_at_each_live_report(built_targets: Path
             continue
         report = json.loads(text)  # raises on a partial file
         versions.add(sum(leak["bytes"] for leak in report["processes"][0]["leaks"]))
-    out, err = cli.communicate(timeout=60)
-    assert cli.returncode == 0, err
+    _, text = _finish(cli, reader, err)
+    assert cli.returncode == 0, text
     assert len(versions) >= 2, versions  # rewritten while the program ran, not only at the end
     assert not [p for p in tmp_path.iterdir() if p.name != "live.json"], list(tmp_path.iterdir())  # no temporaries
 
