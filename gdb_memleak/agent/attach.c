@@ -12,8 +12,6 @@ static int loaded_by_dlopen(void) {
 }
 
 static int atfork_registered, unwinder_ready;
-static void *sink;           /* the detached region's address range, kept as blank memory (see detach) */
-static uint64_t sink_size;
 
 static uintptr_t cxx_runtime_base; /* libstdc++'s load address, when loaded */
 
@@ -73,12 +71,24 @@ static int attach_setup(int *err) {
     return OFF_NONE;
 }
 
-/* The region goes (its file's pages with its last mapping), its address range stays as private memory laid out
- * as an empty table, put in place in one mremap: a thread that was inside a hook at the detach finishes its call
- * writing there, never into unmapped memory (a few pages stay, until the next attach unmaps them). */
+static void drop_region(void) {
+    munmap(base, H->region_size);
+    H = NULL;
+    base = NULL;
+    region_shared = 0;
+}
+
+/* The region goes (recording_off set): unmapped, with its file's pages, once no call that saw recording on is
+ * inside (inflight.c). If one stays (the calling thread's own, interrupted; a thread stopped in one), the address
+ * range stays as private memory laid out as an empty table, put in place in one mremap: that call finishes
+ * writing there, never into unmapped memory, and `H` stays set: the next attach waits for it again. */
 static void release_region(void) {
     if (!H) return;
     uint64_t size = H->region_size;
+    if (calls_drained()) {
+        drop_region();
+        return;
+    }
     void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) return; /* the table stays (the hooks no longer write it) */
     lay_out(m, size);
@@ -88,8 +98,6 @@ static void release_region(void) {
     }
     region_shared = 0;
     dump_advise(base, size, MADV_DONTDUMP); /* blank: nothing in it for a core */
-    sink = base;
-    sink_size = size;
 }
 
 /* Starts recording: settings (what GDB_MEMLEAK_AGENT_* gives a preloaded recorder), the region, then every loaded
@@ -103,9 +111,10 @@ EXPORT int memleak_agent_attach(uint64_t depth, uint64_t flags, uint64_t break_s
     if (!atomic_load(&recording_off)) return walk_objects(0) ? 0 : OFF_REDIRECT;
     int saved_errno = errno, err = 0;
     cfg_depth = depth >= 1 && depth <= ML_MAX_DEPTH ? depth : ML_DEFAULT_DEPTH;
-    void *old_sink = sink;
-    int reason = attach_setup(&err);
-    if (old_sink && !reason) munmap(old_sink, sink_size), sink = NULL;
+    int reason = OFF_NONE;
+    if (H && !calls_drained()) reason = OFF_INFLIGHT; /* `H` must not change under a call inside the last region */
+    else if (H) drop_region();
+    if (!reason) reason = attach_setup(&err);
     if (!reason) {
         H->depth = cfg_depth;
         H->skip_bad_frees = flags & 1;
@@ -122,7 +131,7 @@ EXPORT int memleak_agent_attach(uint64_t depth, uint64_t flags, uint64_t break_s
     if (reason) {
         walk_objects(1);
         stop_recording(reason, err);
-        if (H && (void *)base != sink) release_region();
+        if (reason != OFF_INFLIGHT) release_region();
     }
     errno = saved_errno;
     return reason;
@@ -156,7 +165,8 @@ EXPORT int memleak_agent_adopt(const uint64_t *pairs, uint64_t n) {
 }
 
 /* Gives every written slot back, stops recording (calls through function pointers taken meanwhile pass straight
- * through) and releases the table's memory; the library stays loaded for a later attach, which starts empty. */
+ * through) and releases the table's memory once the calls inside have left (release_region: at most a second);
+ * the library stays loaded for a later attach, which starts empty. */
 EXPORT void memleak_agent_detach(void) {
     if (!attach_mode || atomic_load(&recording_off)) return;
     int saved_errno = errno;

@@ -131,6 +131,7 @@ static void fork_copy_drop(void) { /* in the parent */
 }
 
 static int fork_locked; /* the fork being made took every lock (see atfork_prepare) */
+static int fork_call = CALL_FORWARD; /* the fork being made, a call counted from prepare to parent (inflight.c) */
 
 static void lock_all(void) {
     for (int i = 0; i < ML_STACK_SHARDS; i++) spin_lock(&((struct ml_stack_shard *)(base + H->stack_shards_off))[i].lock);
@@ -142,7 +143,8 @@ static void lock_all(void) {
  * handler interrupted it and forks, through fork() or _Fork): it may hold one, and would wait for itself. */
 static void atfork_prepare(void) {
     fork_locked = 0;
-    if (!H || atomic_load(&recording_off)) return;
+    fork_call = call_enter();
+    if (!H || fork_call == CALL_FORWARD) return;
     fork_locked = !is_busy();
     if (fork_locked) lock_all();
     fork_copy_make();
@@ -155,14 +157,17 @@ static void unlock_all(void) {
 }
 
 static void atfork_parent(void) {
-    if (!H || atomic_load(&recording_off)) return;
-    fork_copy_drop();
-    if (fork_locked) unlock_all();
+    if (H && fork_call != CALL_FORWARD) {
+        fork_copy_drop();
+        if (fork_locked) unlock_all();
+    }
+    call_leave(&fork_call);
 }
 
 static void atfork_child(void) {
     ts_set(ts_get() & 0xffff); /* a new process: its tid is new too */
-    if (!H || atomic_load(&recording_off)) return;
+    calls_forget();
+    if (!H || fork_call == CALL_FORWARD) return;
     if (!fork_copy_install()) {
         fork_copy_missing();
         return;

@@ -8,7 +8,8 @@
 EXPORT void *malloc(size_t size) {
     if (UNLIKELY(is_busy())) return arena_alloc(size, 16);
     ensure_init();
-    if (forward_only()) return R.malloc(size);
+    CALL_COUNTED(call);
+    if (forward_only(call)) return R.malloc(size);
     void *p = R.malloc(size);
     record_alloc(p, size, A_MALLOC, RET());
     return p;
@@ -21,7 +22,8 @@ EXPORT void *calloc(size_t n, size_t m) {
         return arena_alloc(total, 16); /* the arena is never reused: already zero */
     }
     ensure_init();
-    if (forward_only()) return R.calloc(n, m);
+    CALL_COUNTED(call);
+    if (forward_only(call)) return R.calloc(n, m);
     void *p = R.calloc(n, m);
     size_t total;
     if (__builtin_mul_overflow(n, m, &total)) total = 0;
@@ -46,7 +48,8 @@ EXPORT void free(void *p) {
     if (!p || in_arena(p)) return;
     if (UNLIKELY(is_busy())) { if (R.free) R.free(p); return; }
     ensure_init();
-    if (forward_only()) { R.free(p); return; }
+    CALL_COUNTED(call);
+    if (forward_only(call)) { R.free(p); return; }
     if (record_free(p, A_FREE, RET())) R.free(p);
     if (UNLIKELY(__atomic_load_n(&dlfo_taken, __ATOMIC_RELAXED) != NULL)
         && (uintptr_t)RET() - ldso_start < ldso_end - ldso_start)
@@ -109,7 +112,8 @@ EXPORT void *realloc(void *p, size_t size) {
         return q;
     }
     ensure_init();
-    if (forward_only()) return R.realloc(p, size);
+    CALL_COUNTED(call);
+    if (forward_only(call)) return R.realloc(p, size);
     return realloc_common(p, size, A_REALLOC, RET(), real_realloc2, size, 0);
 }
 
@@ -118,7 +122,8 @@ EXPORT void *reallocarray(void *p, size_t n, size_t m) {
     if (__builtin_mul_overflow(n, m, &total)) { errno = ENOMEM; return NULL; }
     if (UNLIKELY(is_busy())) return realloc(p, total);
     ensure_init();
-    if (forward_only()) return real_reallocarray3(p, n, m);
+    CALL_COUNTED(call);
+    if (forward_only(call)) return real_reallocarray3(p, n, m);
     return realloc_common(p, total, A_REALLOCARRAY, RET(), real_reallocarray3, n, m);
 }
 
@@ -130,7 +135,8 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size) {
         return 0;
     }
     ensure_init();
-    if (forward_only()) return R.posix_memalign(out, align, size);
+    CALL_COUNTED(call);
+    if (forward_only(call)) return R.posix_memalign(out, align, size);
     int rc = R.posix_memalign(out, align, size);
     record_alloc(rc == 0 ? *out : NULL, size, A_POSIX_MEMALIGN, RET());
     return rc;
@@ -140,7 +146,8 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size) {
     EXPORT void *name(size_t align, size_t size) {                                                             \
         if (UNLIKELY(is_busy())) return arena_alloc(size, align);                                                 \
         ensure_init();                                                                                         \
-        if (forward_only()) return R.name(align, size);                                                                \
+        CALL_COUNTED(call);                                                                                    \
+        if (forward_only(call)) return R.name(align, size);                                                    \
         void *p = R.name(align, size);                                                                         \
         record_alloc(p, size, id, RET());                                                                      \
         return p;                                                                                              \
@@ -150,7 +157,8 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size) {
     EXPORT void *name(size_t size) {                                                                           \
         if (UNLIKELY(is_busy())) return arena_alloc(size, 4096);                                                  \
         ensure_init();                                                                                         \
-        if (forward_only()) return R.name(size);                                                                       \
+        CALL_COUNTED(call);                                                                                    \
+        if (forward_only(call)) return R.name(size);                                                           \
         void *p = R.name(size);                                                                                \
         record_alloc(p, size, id, RET());                                                                      \
         return p;                                                                                              \
@@ -207,8 +215,8 @@ static void *cxx(unsigned id) {
 }
 
 /* A C++ hook only forwards: the recorder stopped, or the call is inside the recorder or another hooked operator. */
-static inline int cxx_forward_only(void) {
-    return UNLIKELY(atomic_load_explicit(&recording_off, memory_order_relaxed)) || (ts_get() & (TS_NEST_MASK | TS_BUSY));
+static inline int cxx_forward_only(int call) {
+    return UNLIKELY(call == CALL_FORWARD) || (ts_get() & (TS_NEST_MASK | TS_BUSY));
 }
 
 static void nest_leave(int *unused) { (void)unused; ts_set(ts_get() - TS_NEST); }
@@ -219,7 +227,8 @@ static int nest_enter(void) { ts_set(ts_get() + TS_NEST); return 0; }
     EXPORT void *sym params {                                                                                  \
         ensure_init();                                                                                         \
         void *ret = RET();                                                                                     \
-        if (cxx_forward_only()) return ((void *(*) params)cxx(id))args;                                       \
+        CALL_COUNTED(call);                                                                                    \
+        if (cxx_forward_only(call)) return ((void *(*) params)cxx(id))args;                                   \
         void *p;                                                                                               \
         {                                                                                                      \
             NESTED;                                                                                            \
@@ -233,7 +242,8 @@ static int nest_enter(void) { ts_set(ts_get() + TS_NEST); return 0; }
     EXPORT void sym params {                                                                                   \
         if (!p || in_arena(p)) return;                                                                         \
         ensure_init();                                                                                         \
-        if (cxx_forward_only()) { ((void (*) params)cxx(id))args; return; }                                   \
+        CALL_COUNTED(call);                                                                                    \
+        if (cxx_forward_only(call)) { ((void (*) params)cxx(id))args; return; }                               \
         if (!record_free(p, id, RET())) return;                                                                \
         NESTED;                                                                                                \
         ((void (*) params)cxx(id))args;                                                                        \

@@ -151,9 +151,3 @@ static void ensure_init(void) {
     unsigned round = 0;
     while (atomic_load_explicit(&init_state, memory_order_acquire) != 2) backoff(&round);
 }
-
-/* The hook only forwards the call: the recorder stopped, or the call is nested in a hooked C++ operator (the
- * operator records the block). */
-static inline int forward_only(void) {
-    return UNLIKELY(atomic_load_explicit(&recording_off, memory_order_relaxed)) || is_nested();
-}

@@ -139,8 +139,9 @@ struct ml_header {
 
 /* Why the recorder does not record (0: it does), in the anchor for GDB (core/agent_format.py STOPPED_REASONS says
  * them): the program then runs on untracked, as it would without the recorder; it is never killed. OFF_DETACHED:
- * memleak_agent_detach was called (attach.c); OFF_REDIRECT: an attach could not write a GOT slot. */
-enum { OFF_NONE, OFF_REGION, OFF_KEY, OFF_CHECK, OFF_FORK_COPY, OFF_ATFORK, OFF_DETACHED, OFF_REDIRECT };
+ * memleak_agent_detach was called (attach.c); OFF_REDIRECT: an attach could not write a GOT slot; OFF_INFLIGHT:
+ * an attach found a call from the previous one still inside the recorder (inflight.c). */
+enum { OFF_NONE, OFF_REGION, OFF_KEY, OFF_CHECK, OFF_FORK_COPY, OFF_ATFORK, OFF_DETACHED, OFF_REDIRECT, OFF_INFLIGHT };
 
 /* What GDB looks up in the ELF symbol table: where the region is, or why there is none. */
 struct ml_anchor {

@@ -57,6 +57,7 @@
 #include "region.c"        /* mapping and laying out the region */
 #include "gate.c"          /* holding every hooked call while GDB reads glibc's heap (attach) */
 #include "init.c"          /* first-call initialisation */
+#include "inflight.c"      /* attach mode: the calls inside, counted, waited for before the region goes */
 #include "stacks.c"        /* stack capture and the stack pool */
 #include "table.c"         /* records, shard indexes, counters, errors */
 #include "fork.c"          /* fork handling */

@@ -48,6 +48,7 @@ STOPPED_REASONS = {
     5: "it cannot register its fork handlers (pthread_atfork)",
     6: "it was detached",
     7: "it cannot redirect the program's allocator calls (a GOT slot could not be written)",
+    8: "a call from its previous attach is still inside it (a thread stopped in the allocator?)",
 }
 
 HEADER_FIELDS = (

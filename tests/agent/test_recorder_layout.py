@@ -27,7 +27,8 @@ SHARED = {
 # the reader takes the header's timeline lock (a 4-byte atomic_int) and the pad after it as one 8-byte word
 WIDER_IN_READER = {"timeline_lock": "pad_timeline"}
 # layout.h's OFF_* (the anchor's `stopped`), in the order of agent_format.STOPPED_REASONS' numbers
-STOP_REASONS = ("OFF_REGION", "OFF_KEY", "OFF_CHECK", "OFF_FORK_COPY", "OFF_ATFORK", "OFF_DETACHED", "OFF_REDIRECT")
+STOP_REASONS = ("OFF_REGION", "OFF_KEY", "OFF_CHECK", "OFF_FORK_COPY", "OFF_ATFORK", "OFF_DETACHED", "OFF_REDIRECT",
+                "OFF_INFLIGHT")
 NUMPY_SIZES = {"<u8": 8, "<u4": 4, "<u2": 2, "u1": 1}
 
 
