@@ -6,28 +6,17 @@ document and gdb-memleak's `--xml-file` document of the same program, give the s
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import valgrind
-from conftest import ROOT, TARGETS, run_cli
+from conftest import ROOT, TARGETS, console_script, run_cli
 
 # the oracle's settings (libc's and libstdc++'s own buffers left allocated at exit, as GDB sees them); valgrind's
 # default --show-leak-kinds and ours agree (definite and possible), so neither document lists reachable blocks
 ORACLE = ["--leak-check=full", "--run-libc-freeres=no", "--run-cxx-freeres=no", "--num-callers=50"]
-
-
-def consumer(name: str) -> str:
-    """The consumer's console script, beside this Python's (the venv scripts/dev made) or on PATH."""
-    script = Path(sys.executable).parent / name
-    found = str(script) if script.exists() else shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed: `scripts/dev test` installs the test extras (pyproject.toml)")
-    return found
 
 
 def xml_documents(program: Path, tmp_path: Path) -> dict[str, Path]:
@@ -42,15 +31,15 @@ def xml_documents(program: Path, tmp_path: Path) -> dict[str, Path]:
 
 def valgrind_ci(document: Path) -> str:
     """ValgrindCI's verdict: the number of errors, then per file of the corpus each line's error kinds and counts."""
-    run = subprocess.run([consumer("valgrind-ci"), str(document), "--source-dir", str(TARGETS), "--number-of-errors",
-                          "--summary"], capture_output=True, text=True, timeout=60, check=True)
+    run = subprocess.run([console_script("valgrind-ci"), str(document), "--source-dir", str(TARGETS),
+                          "--number-of-errors", "--summary"], capture_output=True, text=True, timeout=60, check=True)
     return run.stdout
 
 
 def code_quality(document: Path, tmp_path: Path) -> list[dict]:
     """valgrind-codequality's GitLab Code Quality findings, paths relative to the checkout."""
     output = tmp_path / f"{document.stem}.json"
-    subprocess.run([consumer("valgrind-codequality"), "-i", str(document), "-o", str(output), "-b", str(ROOT),
+    subprocess.run([console_script("valgrind-codequality"), "-i", str(document), "-o", str(output), "-b", str(ROOT),
                     "-r", str(ROOT), "-l", "error"], capture_output=True, text=True, timeout=60, check=True)
     return json.loads(output.read_text())
 
