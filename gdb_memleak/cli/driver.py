@@ -226,6 +226,8 @@ def _run(config: dict) -> int:
     settings.engine.value = config.get("engine", "auto")
     settings.default_suppressions.value = config["default_suppressions"]
     settings.suppressions.value = ":".join(config["suppressions"])
+    settings.num_callers = int(config.get("num_callers", settings.num_callers))
+    SESSION.gen_suppressions = bool(config.get("gen_suppressions"))
     SESSION.shown_kinds = frozenset(config["shown_kinds"])
     SESSION.error_kinds = frozenset(config["error_kinds"])
     settings.errors_for_mappings.value = config.get("errors_for_mappings", "sysv,posix")
@@ -313,7 +315,8 @@ def _write_files(config: dict, reports: Sequence[ProcessReport]) -> bool:
     from gdb_memleak.gdb.session import SESSION
 
     options = ReportOptions(where=LeakFilter(kinds=SESSION.shown_kinds), error_kinds=SESSION.error_kinds,
-                            command=config.get("command", ()))
+                            command=config.get("command", ()), gen_suppressions=SESSION.gen_suppressions,
+                            quiet=bool(config.get("quiet")), verbose=bool(config.get("verbose")))
     return all([_write_file(f"--{key}", path, writer, part, options, SESSION.out())
                 for key, writer in WRITERS.items() if config.get(key)
                 for path, part in writer.files(config[key], reports)])

@@ -16,5 +16,7 @@ OUTPUT_FORMATS: dict[str, str] = {
     "html": "write a self-contained HTML report (flame graph, timeline, leak table) to FILE",
     "xml-file": "write valgrind's XML (protocol 4, memcheck's --xml=yes) to FILE; %p in FILE: one file per process, "
                 "named by its pid (without %p: the process started only)",
+    "log-file": "write the report in valgrind's text layout (memcheck's --log-file: ==PID== lines) to FILE; %p in "
+                "FILE: one file per process, named by its pid",
 }
 

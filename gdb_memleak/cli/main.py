@@ -31,6 +31,7 @@ from ..gdbinit import gdbinit_line
 from . import caller, postmortem, runner
 from .formats import OUTPUT_FORMATS
 from .runner import Launch
+from .valgrind_options import NUM_CALLERS, OptionError, expand_log_name, translate
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOADER = os.path.join(PACKAGE_DIR, "load.py")
@@ -44,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gdb-memleak",
         description="Run a program under GDB and report its memory leaks and heap errors (valgrind-style).",
-        epilog="Example: gdb-memleak --json report.json -- ./prog arg1 arg2")
+        epilog="Example: gdb-memleak --json report.json -- ./prog arg1 arg2. valgrind's options are accepted too "
+               "(--leak-check=full, --num-callers=N, --gen-suppressions=all, --xml=yes, ...: see README)",
+        allow_abbrev=False)
     for name, help_text in OUTPUT_FORMATS.items():
         parser.add_argument(f"--{name}", dest=name, metavar="FILE", help=help_text.replace("%", "%%"))  # plain text
     parser.add_argument("--depth", type=at_least_one, default=16, metavar="N",
@@ -65,7 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--show-leak-kinds", type=kind_set, default="definite,possible", metavar="K[,K]",
                         help="leak kinds listed in the report (default definite,possible; all)")
     parser.add_argument("--suppressions", action="append", default=[], metavar="FILE",
-                        help="LeakSanitizer-format suppression file (leak:PATTERN lines); repeatable")
+                        help="valgrind suppression file, or LeakSanitizer-format (leak:PATTERN lines); repeatable")
+    parser.add_argument("--gen-suppressions", action="store_true",
+                        help="after each heap error and loss record, the valgrind suppression block that hides it "
+                             "(valgrind's --gen-suppressions=all)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="--log-file: only the heap errors and loss records (valgrind's -q)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="--log-file: the used-suppression counts too (valgrind's -v)")
+    parser.add_argument(NUM_CALLERS, type=at_least_one, default=12, help=argparse.SUPPRESS)  # valgrind's
     parser.add_argument("--no-default-suppressions", action="store_true",
                         help="do not use the built-in suppressions of libc/libstdc++ one-off allocations")
     parser.add_argument("--on-error", choices=["skip", "report"], default="skip",
@@ -192,10 +203,21 @@ def own_options(argv: Sequence[str], opts: argparse.Namespace) -> list[str]:
     return own[:-1] if own[-1:] == ["--"] else own
 
 
+def option_arities(parser: argparse.ArgumentParser) -> dict[str, bool]:
+    """Each option string of `parser` -> whether it takes a value (`--json FILE`: True; `--gdbinit`: False)."""
+    return {option: action.nargs != 0 for action in parser._actions for option in action.option_strings}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    opts = parser.parse_args(argv)
+    try:
+        translation = translate(argv, option_arities(parser))
+    except OptionError as exc:
+        return error(str(exc))
+    if (note := translation.note()) is not None:
+        print(note, file=sys.stderr)
+    opts = parser.parse_args(translation.args)
     if opts.gdbinit:
         print(gdbinit_line())
         return 0
@@ -233,7 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = suppression_problem(path)
         if problem:
             return error(problem)
-    outputs = {name: getattr(opts, name) for name in OUTPUT_FORMATS}
+    try:  # valgrind's %q{VAR} in its file names (%p: per process, in the driver)
+        outputs = {name: expand_log_name(path) if path else None
+                   for name in OUTPUT_FORMATS for path in [getattr(opts, name)]}
+    except OptionError as exc:
+        return error(str(exc))
     for name, path in outputs.items():
         problem = check_output_path(path) if path else None
         if problem:
@@ -250,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "engine": engine, "heuristics": heuristics_text(opts.leak_check_heuristics),
               "suppressions": [os.path.abspath(p) for p in opts.suppressions],
               "default_suppressions": not opts.no_default_suppressions,
+              "gen_suppressions": opts.gen_suppressions, "quiet": opts.quiet, "verbose": opts.verbose,
+              "num_callers": getattr(opts, NUM_CALLERS[2:].replace("-", "_")),
               "command": [os.path.abspath(sys.argv[0]) if sys.argv[0] else "gdb-memleak", *own_options(argv, opts)]}
     environment = caller.environment()
     python_set = {k: v for k, v in os.environ.items() if environment.get(k) != v}  # PEP 538's LC_CTYPE: GDB's only

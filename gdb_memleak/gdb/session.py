@@ -57,6 +57,7 @@ class Session:
         self.break_alloc: int | None = None   # `memleak break-alloc N`, read by every engine through its tracking
         self.shown_kinds: frozenset[str] = DEFAULT_SHOWN         # kinds the end-of-run report lists
         self.error_kinds: frozenset[str] = DEFAULT_ERROR_KINDS   # kinds its verdict counts as errors
+        self.gen_suppressions = False  # the batch CLI's --gen-suppressions: valgrind's blocks in the report
         self.snapshots: dict[str, tuple[int, float]] = {}  # name -> (last sequence number, time)
         # the batch CLI: each process stops at its `_exit` and is let go there (Tracking.exiting, end_at_exit)
         self.end_at_exit = False
@@ -79,7 +80,8 @@ class Session:
     def report_options(self) -> ReportOptions:
         """How a whole report is drawn (at a process's end, a live report): the kinds and errors the user chose."""
         return ReportOptions(color=self.use_color(), where=LeakFilter(kinds=self.shown_kinds),
-                             error_kinds=self.error_kinds, mapping_error_kinds=settings.mapping_error_kinds())
+                             error_kinds=self.error_kinds, mapping_error_kinds=settings.mapping_error_kinds(),
+                             gen_suppressions=self.gen_suppressions)
 
     # -- tracking -----------------------------------------------------------------------------------------------
     def current(self, inferior: gdb.Inferior | None = None) -> Tracking | None:

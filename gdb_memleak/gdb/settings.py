@@ -12,6 +12,7 @@ from ..core.heuristics import NAMES, parse_heuristics
 from ..core.mappings import parse_mapping_kinds
 from ..core.suppressions import DEFAULT_SUPPRESSIONS, SuppressionError, SuppressionList
 from ..core.symbols import DEFAULT_SYSTEM_OBJECTS
+from ..core.valgrind_stack import DEFAULT_NUM_CALLERS
 
 ON_ERROR_CHOICES = ["stop", "report", "skip"]
 
@@ -278,16 +279,20 @@ def mapping_error_kinds() -> frozenset[str]:
 _active: tuple[tuple, SuppressionList] | None = None
 
 
+#: valgrind's --num-callers for the suppression entries (the batch CLI's --num-callers=N; valgrind's default)
+num_callers = DEFAULT_NUM_CALLERS
+
+
 def active_suppressions() -> SuppressionList:
     """The built-in list (unless switched off) followed by every file of `set memleak suppressions`. Every report
     reads it when it renders; files are parsed again only when a setting or a file's mtime changed."""
     global _active
     params = register()
     files = params.suppressions.files()
-    key = (bool(params.default_suppressions.value), tuple((path, _mtime(path)) for path in files))
+    key = (bool(params.default_suppressions.value), tuple((path, _mtime(path)) for path in files), num_callers)
     if _active is not None and _active[0] == key:
         return _active[1]
-    result = SuppressionList()
+    result = SuppressionList(num_callers=num_callers)
     if params.default_suppressions.value:
         result.extend(SuppressionList.parse(DEFAULT_SUPPRESSIONS, "<default>"))
     for path in files:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, TextIO
 
 from ..report import ProcessReport
-from . import folded, html, json, mtrace, sarif, text, xml
+from . import folded, html, json, mtrace, sarif, text, valgrind_log, xml
 from .options import ReportOptions
 
 WriteFn = Callable[[Sequence[ProcessReport], TextIO, Optional[ReportOptions]], None]
@@ -31,6 +31,6 @@ class Writer:
 
 #: file formats the CLI (`--FORMAT FILE`) and `leaks` can write
 WRITERS: dict[str, Writer] = {m.FORMAT: Writer(m.FORMAT, m.HELP, m.write, getattr(m, "files", one_file))
-                              for m in (json, sarif, folded, mtrace, html, xml)}
+                              for m in (json, sarif, folded, mtrace, html, xml, valgrind_log)}
 
 __all__ = ["WRITERS", "ReportOptions", "Writer", "text"]

@@ -24,3 +24,6 @@ class ReportOptions:
     source_root: str | None = None    # SARIF: files under it get %SRCROOT%-relative URIs
     object_base: Callable[[str], int | None] | None = None   # mtrace: load address of an object
     command: Sequence[str] = ()       # XML: gdb-memleak's own command line, its options only (valgrind's vargv)
+    gen_suppressions: bool = False    # valgrind's --gen-suppressions=all: a suppression block after each record
+    quiet: bool = False               # valgrind's -q (--log-file): only the errors and loss records
+    verbose: bool = False             # valgrind's -v (--log-file): the used-suppression lines too

@@ -335,6 +335,10 @@ def render_report(report: ProcessReport, out: TextIO, options: ReportOptions | N
     render_summary(report, out)
     render_errors(report, out)
     render_leaks(report, out, options)
+    if options.gen_suppressions:  # valgrind's --gen-suppressions=all: a block for each error and record listed
+        from .suppression_blocks import all_blocks  # noqa: PLC0415 - only when asked for
+
+        out.write("".join(f"\n{block.rstrip()}\n" for block in all_blocks(report, options.where)))
     render_leak_summary(report, out, deltas=options.changes is not None)
     if len(report.growth) >= MIN_SAMPLES and report.growing():
         render_growing(report, out, options)
