@@ -120,7 +120,7 @@ def _shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def _exclusive(name: str) -> Iterator[Path]:
+def exclusive(name: str) -> Iterator[Path]:
     """Hold the run-wide lock `name` (one xdist worker at a time); yields the shared directory."""
     assert _shared_dir is not None, "the _shared_tmp fixture sets the shared directory first"
     with open(_shared_dir / f"{name}.lock", "w") as lock:
@@ -138,7 +138,7 @@ def engine(request: pytest.FixtureRequest) -> str:
 def built_targets() -> Path:
     if shutil.which("gdb") is None or shutil.which("make") is None:
         pytest.fail("gdb and make are required (the README's setup command installs them)")
-    with _exclusive("make"):  # two workers running make in one directory would race on the same outputs
+    with exclusive("make"):  # two workers running make in one directory would race on the same outputs
         subprocess.run(["make", "-s", "-j2", "-C", str(TARGETS)], check=True)
     return TARGETS / "bin"
 
@@ -149,6 +149,15 @@ def compile_target(source: Path, directory: Path) -> Path:
     subprocess.run(["gcc", "-g", "-O0", "-fno-omit-frame-pointer", "-pthread", "-o", str(program), str(source)],
                    check=True)
     return program
+
+
+def console_script(name: str) -> str:
+    """A command the venv installs (gdb-memleak, the test extras' tools), beside this Python or else on PATH."""
+    script = Path(sys.executable).parent / name
+    found = str(script) if script.exists() else shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: `scripts/dev test` installs the test extras (pyproject.toml)")
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -224,7 +233,7 @@ def cached_cli(args: list[str], env: dict[str, str] | None = None, timeout: int 
     key = (tuple(args), tuple(sorted((env or {}).items())))
     if key not in _CLI_RUNS:
         digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
-        with _exclusive(f"cli-{digest}") as shared:
+        with exclusive(f"cli-{digest}") as shared:
             folder = shared / f"cli-{digest}"
             saved = folder / "run.json"
             if saved.exists():
