@@ -195,6 +195,7 @@ def _attach_window(pid: int, duration: float, session, private_dir: str, fatal: 
             live.stop()
             early = not os.path.exists(os.path.join(private_dir, "window-over"))
             session.detach(session.current(), duration, early=early)
+            _not_left_stopped(pid)
             return
         if name == STOP_SIGNAL and live.due():
             report_now()
@@ -203,6 +204,25 @@ def _attach_window(pid: int, duration: float, session, private_dir: str, fatal: 
             return
         # another signal the catchpoints stop at (SIGUSR1, SIGTERM ...): the program gets it, as without GDB
         gdb.execute("continue", to_string=True)
+
+
+def _not_left_stopped(pid: int, seconds: float = 0.2) -> None:
+    """After the window's detach: a window stop the CLI sent again (runner.py `_insist`) that was still pending
+    when GDB let the process go stops it for good; it is continued (checked for a moment: the signal is taken when
+    the process next runs)."""
+    import time
+
+    from gdb_memleak.core.procstat import stat_fields
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        fields = stat_fields(pid)
+        if fields is None:
+            return
+        if fields[0] == "T":
+            os.kill(pid, signal.SIGCONT)
+            return
+        time.sleep(0.01)
 
 
 def _run(config: dict) -> int:

@@ -44,6 +44,7 @@ INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
 DETACH_GRACE = 10.0  # seconds a GDB asked to detach and quit has before it is killed
 WINDOW_STOP = signal.SIGSTOP  # --pid: how the CLI stops the process to end the window (cli/driver.py discards it)
+INSIST_AFTER = 10.0  # --pid: seconds after which a window stop the driver has not acted on is sent again
 
 #: files the driver and the shim leave in the run's private directory for the CLI
 PID_FILE = "program.pid"      # the program's pid (the shim writes it before exec)
@@ -185,12 +186,23 @@ class Run:
         self._stop_window(pid)
 
     def _stop_window(self, pid: int) -> None:
-        """Stop the process under GDB to end the window, once per run: a second SIGSTOP still pending when GDB
-        detaches would stop the process for good."""
+        """Stop the process under GDB to end the window: once, then again every INSIST_AFTER seconds while the
+        driver has not started the report (GDB may take a process-directed SIGSTOP for one of the SIGSTOPs it
+        sends its threads itself). One left pending at the detach would stop the process: the driver continues
+        a process it finds stopped after detaching (driver.py `_not_left_stopped`)."""
         with self.window_lock:
-            if not self.window_stopped:
-                self.window_stopped = True
-                _send(pid, WINDOW_STOP)
+            if self.window_stopped:
+                return
+            self.window_stopped = True
+            _send(pid, WINDOW_STOP)
+        threading.Thread(target=self._insist, args=(pid,), daemon=True).start()
+
+    def _insist(self, pid: int) -> None:
+        while True:
+            time.sleep(INSIST_AFTER)
+            if self.aborted is not None or self.proc is None or self.proc.poll() is not None or self.reporting():
+                return
+            _send(pid, WINDOW_STOP)
 
     def _kill_gdb(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
