@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+import programs  # noqa: E402
 from gdb_memleak.agent import build  # noqa: E402
 
 LIMIT = 4 << 30
@@ -115,9 +116,7 @@ def main() -> None:
           f"{'kernel s':>8}  {'--core read s':>13}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        program = folder / "many_blocks"
-        subprocess.run(["gcc", "-O1", "-g", "-o", str(program), str(ROOT / "bench" / "c" / "many_blocks.c")],
-                       check=True)
+        program = programs.build("many_blocks", folder)
         for blocks in (int(b) for b in options.blocks.split(",")):
             for recorder in (False, True):
                 env = {**os.environ, **({"LD_PRELOAD": str(library)} if recorder else {})}

@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+import programs  # noqa: E402
 from gdb_memleak.cli.main import LOADER, dependency_dirs  # noqa: E402
 
 TARGET = 1.0
@@ -71,9 +72,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        program = Path(tmp) / "live_million"
-        subprocess.run(["gcc", "-O1", "-g", "-o", str(program), str(ROOT / "bench" / "c" / "live_million.c")],
-                       check=True)
+        program = programs.build("live_million", tmp)
         script = Path(tmp) / "walk.gdb"
         script.write_text(INSIDE)
         target = subprocess.Popen([str(program), str(options.blocks)], stdout=subprocess.PIPE, text=True)

@@ -29,6 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import programs
 from recorder_vs_peers import build, timed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +61,7 @@ def main() -> int:
         print("gdb not found", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
-        program = os.path.join(tmp, "many_blocks")
-        subprocess.run(["gcc", "-O1", "-g", "-o", program, str(ROOT / "bench" / "c" / "many_blocks.c")], check=True)
+        program = str(programs.build("many_blocks", tmp))
         status = os.path.join(tmp, "gdb-status")
         wrapper = os.path.join(tmp, "gdb")
         Path(wrapper).write_text(WRAPPER.format(gdb=gdb, out=status))

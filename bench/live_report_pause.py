@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import programs
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "gdb_memleak.cli.main", "--error-exitcode", "0"]
 PAUSED = re.compile(r"the program was paused ([0-9.]+) s")
@@ -46,9 +48,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        program = Path(tmp) / "live_steady"
-        subprocess.run(["gcc", "-O1", "-g", "-o", str(program), str(ROOT / "bench" / "c" / "live_steady.c")],
-                       check=True)
+        program = programs.build("live_steady", tmp)
         print(f"live reports every {args.period:g} s over a {args.seconds:g} s loop "
               "(pause: measured by the driver; stalls: loop gaps > 5 ms seen by the program)")
         print(f"{'live blocks':>12} {'reports':>8} {'pause median':>13} {'pause max':>10} {'stalls':>7} "

@@ -28,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+import programs  # noqa: E402
 from gdb_memleak.agent import build  # noqa: E402
 
 CLI = [sys.executable, "-m", "gdb_memleak.cli.main", "--error-exitcode", "0"]
@@ -85,9 +86,7 @@ def main() -> int:
     library = build.ensure_built()
     with_engine = cli_has_engine_option()
     with tempfile.TemporaryDirectory(prefix="bench-recorder-") as tmp:
-        threads_bin = os.path.join(tmp, "threads_churn")
-        subprocess.run(["gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-pthread", "-o", threads_bin,
-                        str(ROOT / "bench" / "c" / "threads_churn.c")], check=True)
+        threads_bin = str(programs.build("threads_churn", tmp, "-O2", "-fno-omit-frame-pointer", "-pthread"))
         per_thread = opts.pairs // opts.threads
         Workload = tuple  # (argv for a size, full size, breakpoint engine's size)
         workloads: dict[str, Workload] = {}
