@@ -286,12 +286,11 @@ def _run(config: dict) -> int:
         return 2
     # the exit status is the program's own: its last image's (after an exec), not that of a child ending later
     result = next((r.result for r in reversed(reports) if r.result.pid == root), reports[-1].result)
-    if config.get("core"):  # a core is read, not run: what it holds decides, not how the process ended
-        found = any(r.findings(SESSION.error_kinds, settings.mapping_error_kinds()) for r in reports)
-        return config["error_exitcode"] if found else 0
-    if result.signal is not None:  # killed by a signal: 128+N like a shell; valgrind too dies of that signal
+    core = bool(config.get("core"))  # a core is read, not run: what it holds decides, not how the process ended
+    if result.signal is not None and not core:  # killed by a signal: 128+N like a shell; valgrind dies of it too
         return 128 + int(getattr(signal, result.signal, 9))
-    status = result.exit_code if result.exit_code is not None else 0  # None: detached, the process runs on
+    # None: detached, the process runs on
+    status = result.exit_code if result.exit_code is not None and not core else 0
     found = any(r.findings(SESSION.error_kinds, settings.mapping_error_kinds()) for r in reports)
     return config["error_exitcode"] if found and config["error_exitcode"] else status
 
