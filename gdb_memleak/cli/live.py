@@ -23,7 +23,7 @@ from typing import TextIO
 
 import gdb
 
-from .gdb_threads import signals_blocked
+from ..gdb.signal_mask import signals_blocked
 
 
 class LiveReports:

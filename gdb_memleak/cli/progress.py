@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from .gdb_threads import signals_blocked
+from ..gdb.signal_mask import signals_blocked
 
 MIN_ROWS = 3
 
@@ -92,7 +92,7 @@ class Progress(threading.Thread):
 
     def start(self) -> None:
         self.line.reserve()  # now, before the program can write anything
-        with signals_blocked():  # SIGCHLD is GDB's main thread's (cli/gdb_threads.py)
+        with signals_blocked():  # SIGCHLD is GDB's main thread's (gdb/signal_mask.py)
             super().start()
 
     def run(self) -> None:

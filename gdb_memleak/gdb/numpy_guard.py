@@ -16,11 +16,12 @@ import ctypes
 import importlib.abc
 import importlib.machinery
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
+
+from .signal_mask import signals_blocked
 
 #: thread-count settings of the BLAS libraries numpy may be built with (OpenBLAS, OpenMP builds, MKL, BLIS)
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
@@ -64,11 +65,8 @@ class MaskedLoader(importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
+        with signals_blocked():
             self.loader.exec_module(module)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def fixed_mmap_threshold(size: int = 8 << 20) -> None:
