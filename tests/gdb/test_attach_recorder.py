@@ -34,18 +34,9 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-_SPAWN: list = []  # the running test's `spawn` (conftest.py): a target a failed test leaves is killed
-
-
-@pytest.fixture(autouse=True)
-def _targets_end_with_the_test(spawn):
-    _SPAWN[:] = [spawn]
-    yield
-    _SPAWN.clear()
-
-
-def start(*argv: str) -> tuple[subprocess.Popen, int]:
-    proc = _SPAWN[0](list(argv), stdout=subprocess.PIPE, text=True)
+def start(spawn, *argv: str) -> tuple[subprocess.Popen, int]:
+    """The target, through the test's `spawn` (conftest.py: killed if the test fails before ending it)."""
+    proc = spawn(list(argv), stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     ready = proc.stdout.readline()
     assert ready.startswith("ready "), ready
@@ -99,8 +90,8 @@ def leak_groups(process: dict, line: str) -> list[dict]:
     return found
 
 
-def test_attach_while_threads_allocate_records_exactly_what_they_did_after(programs: Path, tmp_path: Path):
-    proc, pid = start(str(programs / "attach_threads"), str(THREADS), str(COUNTED))
+def test_attach_while_threads_allocate_records_exactly_what_they_did_after(spawn, programs: Path, tmp_path: Path):
+    proc, pid = start(spawn, str(programs / "attach_threads"), str(THREADS), str(COUNTED))
     run = cli_window(pid, tmp_path, 3.0, signal_when_recording=10)  # SIGUSR1: the counted allocations
     maps = Path(f"/proc/{pid}/maps").read_text()
     fds = [target for fd in os.listdir(f"/proc/{pid}/fd") if (target := _link(f"/proc/{pid}/fd/{fd}"))]
@@ -125,9 +116,9 @@ def test_attach_while_threads_allocate_records_exactly_what_they_did_after(progr
     assert not any("gdb-memleak" in target for target in fds), fds
 
 
-def test_detach_then_attach_again_frees_of_the_first_windows_blocks_confuse_nothing(programs: Path,
+def test_detach_then_attach_again_frees_of_the_first_windows_blocks_confuse_nothing(spawn, programs: Path,
                                                                                       tmp_path: Path):
-    proc, pid = start(str(programs / "attach_threads"), str(THREADS), str(COUNTED))
+    proc, pid = start(spawn, str(programs / "attach_threads"), str(THREADS), str(COUNTED))
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()
     first = cli_window(pid, tmp_path / "first", 2.0, signal_when_recording=10)
@@ -142,8 +133,8 @@ def test_detach_then_attach_again_frees_of_the_first_windows_blocks_confuse_noth
     assert leak_groups(process, "attach_threads.c:63") == []
 
 
-def test_library_loaded_after_the_attach_is_recorded(programs: Path, tmp_path: Path):
-    proc, pid = start(str(programs / "late_dlopen"), str(programs / "late_plugin.so"))
+def test_library_loaded_after_the_attach_is_recorded(spawn, programs: Path, tmp_path: Path):
+    proc, pid = start(spawn, str(programs / "late_dlopen"), str(programs / "late_plugin.so"))
     run = cli_window(pid, tmp_path, 2.0, signal_when_recording=10)
     proc.terminate()
     rest, _ = proc.communicate(timeout=60)
@@ -155,8 +146,8 @@ def test_library_loaded_after_the_attach_is_recorded(programs: Path, tmp_path: P
     assert [(leak["kind"], leak["bytes"]) for leak in kept] == [("reachable", 555)], process["leaks"]
 
 
-def test_interactive_attach_stop_detach_leaves_the_process_native(programs: Path):
-    proc, pid = start(str(programs / "attach_threads"), str(THREADS), str(COUNTED))
+def test_interactive_attach_stop_detach_leaves_the_process_native(spawn, programs: Path):
+    proc, pid = start(spawn, str(programs / "attach_threads"), str(THREADS), str(COUNTED))
     # the interrupt comes from here, once the program says "done": only `continue` (after `set var phase = 1`)
     # lets it get there, so the SIGINT cannot land in `memleak start` instead
     sender = threading.Thread(target=lambda: (proc.stdout.readline(), os.kill(pid, signal.SIGINT)))
@@ -173,10 +164,10 @@ def test_interactive_attach_stop_detach_leaves_the_process_native(programs: Path
     assert "Traceback" not in run.stderr and "internal error" not in run.stdout, run.stderr
 
 
-def test_bare_detach_leaves_the_recorder_recording_and_the_program_unharmed(programs: Path):
+def test_bare_detach_leaves_the_recorder_recording_and_the_program_unharmed(spawn, programs: Path):
     """Without `memleak stop`, GDB's own `detach` cannot be followed by calls into the process: the recorder
     keeps recording (README), and the program runs on as it would."""
-    proc, pid = start(str(programs / "attach_threads"), str(THREADS), str(COUNTED))
+    proc, pid = start(spawn, str(programs / "attach_threads"), str(THREADS), str(COUNTED))
     run = run_gdb(["memleak start", "detach"], load="gdbinit.sample", cwd=ROOT, extra=["-p", str(pid)])
     os.kill(pid, 10)
     time.sleep(0.5)
@@ -186,9 +177,9 @@ def test_bare_detach_leaves_the_recorder_recording_and_the_program_unharmed(prog
     assert "Traceback" not in run.stderr, run.stderr
 
 
-def test_recorder_that_cannot_be_built_falls_back_to_the_breakpoint_engine_with_one_line(programs: Path,
+def test_recorder_that_cannot_be_built_falls_back_to_the_breakpoint_engine_with_one_line(spawn, programs: Path,
                                                                                           tmp_path: Path):
-    proc, pid = start(str(programs / "late_dlopen"), str(programs / "late_plugin.so"))
+    proc, pid = start(spawn, str(programs / "late_dlopen"), str(programs / "late_plugin.so"))
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "CC": "/bin/false"}
     run = run_cli(["--pid", str(pid), "--duration", "0.5"], tmp_path, env=env)
     proc.send_signal(10)
